@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.accounts.models import Membership, Role, User, Workspace
+
+
+class LoginInput(serializers.Serializer):
+    username = serializers.CharField(max_length=254, help_text="Username or e-mail address.")
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class RefreshInput(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class LogoutInput(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
+
+
+class TokenPairOutput(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class UserOutput(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "first_name", "last_name"]
+
+
+class WorkspaceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "slug", "default_language", "timezone"]
+
+
+class WorkspaceInput(serializers.Serializer):
+    name = serializers.CharField(max_length=120, required=False)
+    default_language = serializers.ChoiceField(choices=["es", "en"], required=False)
+    timezone = serializers.CharField(max_length=64, required=False)
+
+    def validate_timezone(self, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise serializers.ValidationError("Unknown time zone.")
+        return value
+
+
+class MembershipBrief(serializers.ModelSerializer):
+    workspace = WorkspaceOutput()
+
+    class Meta:
+        model = Membership
+        fields = ["workspace", "role"]
+
+
+class MeOutput(serializers.Serializer):
+    user = UserOutput()
+    workspace = WorkspaceOutput(allow_null=True)
+    role = serializers.ChoiceField(choices=Role.choices, allow_null=True)
+    memberships = MembershipBrief(many=True)
+
+
+class MemberOutput(serializers.ModelSerializer):
+    user = UserOutput()
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "role", "created_at"]
+
+
+class MemberCreateInput(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
+    role = serializers.ChoiceField(choices=Role.choices)
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+
+class MemberUpdateInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)

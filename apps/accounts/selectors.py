@@ -1,0 +1,52 @@
+"""Reads for accounts: who a request acts for, and in which workspace."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from rest_framework.request import Request
+
+from apps.accounts.models import Membership, User, Workspace
+
+WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
+M = TypeVar("M", bound=Model)
+
+
+def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
+    """The membership a request acts through: the named workspace, else the user's first one."""
+    memberships = Membership.objects.select_related("workspace").filter(user=user)
+    if workspace_slug:
+        memberships = memberships.filter(workspace__slug=workspace_slug)
+    return memberships.order_by("created_at", "pk").first()
+
+
+def request_membership(request: Request | HttpRequest) -> Membership | None:
+    """Resolved once per request (header `X-Workspace: <slug>` picks among several)."""
+    cached: Membership | None = getattr(request, "_membership_cache", None)
+    if cached is not None:
+        return cached
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    membership = membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER) or None)  # type: ignore[arg-type]
+    request._membership_cache = membership  # type: ignore[union-attr]
+    return membership
+
+
+def request_workspace(request: Request | HttpRequest) -> Workspace:
+    membership = request_membership(request)
+    if membership is None:
+        # Permission classes turn this away first; reaching here is a programming error.
+        raise PermissionError("request has no workspace membership")
+    return membership.workspace
+
+
+def scoped(queryset: QuerySet[M], request: Request | HttpRequest, *, field: str = "workspace") -> QuerySet[M]:
+    """Every queryset a view serves goes through here, so another tenant's rows answer 404."""
+    return queryset.filter(**{field: request_workspace(request)})
+
+
+def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
+    return Membership.objects.filter(workspace=workspace).select_related("user").order_by("created_at", "pk")

@@ -1,0 +1,48 @@
+"""Celery application: queues, reliability defaults and the database beat scheduler."""
+
+from __future__ import annotations
+
+import os
+from celery import Celery, Task
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web")
+RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must stay above it
+
+
+class BaseTask(Task):  # type: ignore[misc]
+    """Every task retries transient failures with exponential backoff and jitter unless it says otherwise."""
+
+    retry_backoff = True
+    retry_backoff_max = RETRY_BACKOFF_MAX
+    retry_jitter = True
+    max_retries = 5
+
+
+app = Celery("chatbot", task_cls=BaseTask)
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,  # a task is removed from the queue only once it has finished...
+    task_reject_on_worker_lost=True,  # ...and goes back to it when its worker is killed
+    worker_prefetch_multiplier=1,
+    task_default_queue="default",
+    task_queues=[Queue(name) for name in QUEUES],
+    task_create_missing_queues=False,
+    broker_connection_retry_on_startup=True,
+    beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+    worker_hijack_root_logger=False,
+    timezone="UTC",
+)
+app.autodiscover_tasks()
+
+
+@app.task(name="chatbot.ping", queue="default")
+def ping() -> str:
+    return "pong"

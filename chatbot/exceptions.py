@@ -1,0 +1,97 @@
+"""One domain error hierarchy, turned into `{"error": {"code", "message"}}` in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A rule of the platform said no. `permanent` tells retrying code whether to try again."""
+
+    code = "error"
+    status_code = status.HTTP_400_BAD_REQUEST
+    permanent = True
+
+    def __init__(
+        self, message: str = "", *, code: str | None = None, details: Any = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        if code:
+            self.code = code
+        self.details = details
+        self.retry_after = retry_after
+
+
+class ValidationFailed(DomainError):
+    code = "invalid"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status_code = status.HTTP_403_FORBIDDEN
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status_code = status.HTTP_409_CONFLICT
+
+
+class Unauthorized(DomainError):
+    code = "not_authenticated"
+    status_code = status.HTTP_401_UNAUTHORIZED
+
+
+class TooManyRequests(DomainError):
+    code = "throttled"
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    permanent = False
+
+
+class TransientError(DomainError):
+    """Worth retrying later: an outside service is slow, down or asked us to slow down."""
+
+    code = "unavailable"
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    permanent = False
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        response = Response(_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, drf_exceptions.APIException):
+        return response
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = _body("invalid", "The request is not valid.", exc.detail)
+    else:
+        detail = exc.detail
+        code = detail.code if isinstance(detail, drf_exceptions.ErrorDetail) else exc.default_code
+        response.data = _body(str(code), str(detail) if not isinstance(detail, dict) else str(exc.default_detail))
+    return response

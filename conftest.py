@@ -1,0 +1,56 @@
+"""Suite-wide fixtures. Services the behaviour depends on (PostgreSQL, Redis) are taken from
+DATABASE_URL / REDIS_URL; their tests skip without them, except under REQUIRE_SERVICES=1 (CI),
+where a missing service fails the test instead."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing(what: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required here (REQUIRE_SERVICES=1) but not configured")
+    pytest.skip(f"needs {what}")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        _missing("REDIS_URL")
+    return url
+
+
+@pytest.fixture
+def postgres() -> None:
+    if connection.vendor != "postgresql":
+        _missing("PostgreSQL (DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher_and_clean_cache(settings: pytest.FixtureRequest) -> Iterator[None]:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+    _clear_cache()
+    yield
+    _clear_cache()
+
+
+def _clear_cache() -> None:
+    # django-redis's clear() would FLUSHDB; deleting our prefix leaves other users of the server alone.
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
