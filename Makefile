@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`. Each builds .venv from the lock file itself.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 from celery import Celery, Task
 from kombu import Queue
 
@@ -13,7 +14,7 @@ QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web")
 RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must stay above it
 
 
-class BaseTask(Task):  # type: ignore[misc]
+class BaseTask(Task):
     """Every task retries transient failures with exponential backoff and jitter unless it says otherwise."""
 
     retry_backoff = True
@@ -35,6 +36,8 @@ app.conf.update(
     task_default_queue="default",
     task_queues=[Queue(name) for name in QUEUES],
     task_create_missing_queues=False,
+    # Convention: a task's name starts with its queue ("outbound.message_send" runs on "outbound").
+    task_routes={f"{name}.*": {"queue": name} for name in QUEUES},
     broker_connection_retry_on_startup=True,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
     worker_hijack_root_logger=False,
@@ -43,6 +46,6 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
-@app.task(name="chatbot.ping", queue="default")
+@app.task(name="default.ping")
 def ping() -> str:
     return "pong"

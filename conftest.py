@@ -40,7 +40,6 @@ def _fast_hasher_and_clean_cache(settings: pytest.FixtureRequest) -> Iterator[No
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     _clear_cache()
     yield
-    _clear_cache()
 
 
 def _clear_cache() -> None:

@@ -15,12 +15,17 @@ from rest_framework.views import exception_handler
 class DomainError(Exception):
     """A rule of the platform said no. `permanent` tells retrying code whether to try again."""
 
-    code = "error"
-    status_code = status.HTTP_400_BAD_REQUEST
+    code: str = "error"
+    status_code: int = status.HTTP_400_BAD_REQUEST
     permanent = True
 
     def __init__(
-        self, message: str = "", *, code: str | None = None, details: Any = None, retry_after: int | None = None
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        details: Any = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message or self.code)
         self.message = message or self.code
@@ -36,27 +41,27 @@ class ValidationFailed(DomainError):
 
 class NotFound(DomainError):
     code = "not_found"
-    status_code = status.HTTP_404_NOT_FOUND
+    status_code: int = status.HTTP_404_NOT_FOUND
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    status_code = status.HTTP_403_FORBIDDEN
+    status_code: int = status.HTTP_403_FORBIDDEN
 
 
 class Conflict(DomainError):
     code = "conflict"
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
 
 
 class Unauthorized(DomainError):
     code = "not_authenticated"
-    status_code = status.HTTP_401_UNAUTHORIZED
+    status_code: int = status.HTTP_401_UNAUTHORIZED
 
 
 class TooManyRequests(DomainError):
     code = "throttled"
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    status_code: int = status.HTTP_429_TOO_MANY_REQUESTS
     permanent = False
 
 
@@ -64,7 +69,7 @@ class TransientError(DomainError):
     """Worth retrying later: an outside service is slow, down or asked us to slow down."""
 
     code = "unavailable"
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code: int = status.HTTP_503_SERVICE_UNAVAILABLE
     permanent = False
 
 
@@ -85,13 +90,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
-    response = exception_handler(exc, context)
-    if response is None or not isinstance(exc, drf_exceptions.APIException):
-        return response
+    drf_response = exception_handler(exc, context)
+    if drf_response is None or not isinstance(exc, drf_exceptions.APIException):
+        return drf_response
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = _body("invalid", "The request is not valid.", exc.detail)
+        drf_response.data = _body("invalid", "The request is not valid.", exc.detail)
     else:
         detail = exc.detail
         code = detail.code if isinstance(detail, drf_exceptions.ErrorDetail) else exc.default_code
-        response.data = _body(str(code), str(detail) if not isinstance(detail, dict) else str(exc.default_detail))
-    return response
+        message = str(detail) if isinstance(detail, str) else str(exc.default_detail)
+        drf_response.data = _body(str(code), message)
+    return drf_response

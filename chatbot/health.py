@@ -52,4 +52,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
             results[name] = "ok"
     failing = [name for name, result in results.items() if result != "ok"]
     status = 503 if failing else 200
-    return JsonResponse({"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status)
+    return JsonResponse(
+        {"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status
+    )

@@ -39,6 +39,7 @@ if not JWT_SECRET:
 if len(JWT_SECRET) < 32 and not DEBUG:
     _refuse(f"JWT_SECRET must be at least 32 characters, got {len(JWT_SECRET)}")
 
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])  # old keys, during a rotation
 FERNET_KEYS = env.list("FERNET_KEYS", default=[])
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 
@@ -135,7 +136,7 @@ else:
 
 # --- Celery (read by celery_app.py through namespace "CELERY") ------------------------------
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: one folder of message files shared by every process on
     # this machine, so web, worker and beat talk without any server.

@@ -20,7 +20,7 @@ class SessionJWTAuthentication(JWTAuthentication):
     lookup, so logout and refresh-token re-use take effect at once, not at token expiry.
     """
 
-    def get_user(self, validated_token: Any) -> User:
+    def get_user(self, validated_token: Any) -> User:  # type: ignore[override]
         try:
             session_id = uuid.UUID(str(validated_token["sid"]))
             user_id = int(validated_token[api_settings.USER_ID_CLAIM])

@@ -13,7 +13,9 @@ class User(AbstractUser):
     class Meta:
         constraints = [
             # Login accepts an e-mail address, so one address may name one user only.
-            models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="accounts_user_email_ci_uniq"),
+            models.UniqueConstraint(
+                Lower("email"), condition=~models.Q(email=""), name="accounts_user_email_ci_uniq"
+            ),
         ]
 
 

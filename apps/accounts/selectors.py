@@ -30,7 +30,7 @@ def request_membership(request: Request | HttpRequest) -> Membership | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    membership = membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER) or None)  # type: ignore[arg-type]
+    membership = membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER) or None)
     request._membership_cache = membership  # type: ignore[union-attr]
     return membership
 
@@ -50,3 +50,7 @@ def scoped(queryset: QuerySet[M], request: Request | HttpRequest, *, field: str 
 
 def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
     return Membership.objects.filter(workspace=workspace).select_related("user").order_by("created_at", "pk")
+
+
+def user_memberships(*, user_id: int) -> QuerySet[Membership]:
+    return Membership.objects.filter(user_id=user_id).select_related("workspace").order_by("created_at", "pk")

@@ -33,7 +33,11 @@ def workspace_create(*, name: str, slug: str | None = None) -> Workspace:
 
 
 def workspace_update(
-    *, workspace: Workspace, name: str | None = None, default_language: str | None = None, timezone: str | None = None
+    *,
+    workspace: Workspace,
+    name: str | None = None,
+    default_language: str | None = None,
+    timezone: str | None = None,
 ) -> Workspace:
     changes = {"name": name, "default_language": default_language, "timezone": timezone}
     fields = [field for field, value in changes.items() if value is not None]
@@ -60,7 +64,14 @@ def _check_may_assign(*, acting: Membership, role: str) -> None:
 
 @transaction.atomic
 def member_create(
-    *, acting: Membership, username: str, email: str, password: str, role: str, first_name: str = "", last_name: str = ""
+    *,
+    acting: Membership,
+    username: str,
+    email: str,
+    password: str,
+    role: str,
+    first_name: str = "",
+    last_name: str = "",
 ) -> Membership:
     """Create a user and make them a member of the acting member's workspace."""
     _check_may_assign(acting=acting, role=role)
@@ -85,7 +96,11 @@ def member_update_role(*, acting: Membership, membership: Membership, role: str)
     _check_may_assign(acting=acting, role=role)
     if ROLE_RANK[membership.role] > ROLE_RANK[acting.role]:
         raise Forbidden("You cannot change a member whose role is above yours.")
-    if membership.role == Role.OWNER and role != Role.OWNER and _owners_left(membership.workspace, membership) == 0:
+    if (
+        membership.role == Role.OWNER
+        and role != Role.OWNER
+        and _owners_left(membership.workspace, membership) == 0
+    ):
         raise Conflict("A workspace keeps at least one owner.", code="last_owner")
     membership.role = role
     membership.save(update_fields=["role"])
@@ -152,7 +167,7 @@ def login_session_revoke(*, session_id: Any, reason: str) -> int:
 
 def _decode_refresh(raw: str) -> dict[str, Any]:
     try:
-        payload: dict[str, Any] = token_backend.decode(raw, verify=True)
+        payload: dict[str, Any] = token_backend.decode(raw, verify=True)  # type: ignore[arg-type]
     except TokenBackendError as exc:
         raise Unauthorized("The token is not valid or has expired.", code="token_not_valid") from exc
     if payload.get("token_type") != "refresh" or not payload.get("jti") or not payload.get("sid"):
@@ -188,7 +203,7 @@ def logout(*, session_id: Any, raw_refresh: str | None = None) -> None:
     login_session_revoke(session_id=session_id, reason="logout")
     if raw_refresh:
         try:
-            payload = token_backend.decode(raw_refresh, verify=True)
+            payload = token_backend.decode(raw_refresh, verify=True)  # type: ignore[arg-type]
         except TokenBackendError:
             return
         outstanding = OutstandingToken.objects.filter(jti=payload.get("jti", "")).first()
@@ -222,13 +237,17 @@ def bootstrap_run(*, admin_password: str, production: bool) -> BootstrapResult:
     if admin is None:
         if not admin_password:
             if production:
-                raise ValidationFailed("ADMIN_PASSWORD is not set; it is required to create the admin in production.")
+                raise ValidationFailed(
+                    "ADMIN_PASSWORD is not set; it is required to create the admin in production."
+                )
             generated = admin_password = secrets.token_urlsafe(18)
         admin = User(username="admin", is_staff=True, is_superuser=True)
         admin.set_password(admin_password)
         admin.save()
     Membership.objects.update_or_create(user=admin, workspace=workspace, defaults={"role": Role.OWNER})
-    return BootstrapResult(workspace=workspace, admin=admin, admin_created=created, generated_password=generated)
+    return BootstrapResult(
+        workspace=workspace, admin=admin, admin_created=created, generated_password=generated
+    )
 
 
 def password_is_weak(password: str) -> list[str]:

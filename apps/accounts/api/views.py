@@ -76,7 +76,7 @@ class MeView(APIView):
             "user": request.user,
             "workspace": membership.workspace if membership else None,
             "role": membership.role if membership else None,
-            "memberships": Membership.objects.filter(user=request.user).select_related("workspace"),
+            "memberships": selectors.user_memberships(user_id=int(request.user.pk or 0)),
         }
         return Response(s.MeOutput(body).data)
 
@@ -92,7 +92,9 @@ class WorkspaceView(APIView):
     def patch(self, request: Request) -> Response:
         data = s.WorkspaceInput(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace = services.workspace_update(workspace=selectors.request_workspace(request), **data.validated_data)
+        workspace = services.workspace_update(
+            workspace=selectors.request_workspace(request), **data.validated_data
+        )
         return Response(s.WorkspaceOutput(workspace).data)
 
 
@@ -102,7 +104,9 @@ class MemberListView(APIView):
     @extend_schema(responses={200: s.MemberOutput(many=True)})
     def get(self, request: Request) -> Response:
         paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.workspace_members(workspace=selectors.request_workspace(request)), request)
+        page = paginator.paginate_queryset(
+            selectors.workspace_members(workspace=selectors.request_workspace(request)), request
+        )
         return paginator.get_paginated_response(s.MemberOutput(page, many=True).data)
 
     @extend_schema(request=s.MemberCreateInput, responses={201: s.MemberOutput})
@@ -117,7 +121,9 @@ class MemberDetailView(APIView):
     permission_classes = [MembersReadAdminsWrite]
 
     def _get(self, request: Request, pk: int) -> Membership:
-        return get_object_or_404(selectors.scoped(Membership.objects.select_related("user", "workspace"), request), pk=pk)
+        return get_object_or_404(
+            selectors.scoped(Membership.objects.select_related("user", "workspace"), request), pk=pk
+        )
 
     @extend_schema(responses={200: s.MemberOutput})
     def get(self, request: Request, pk: int) -> Response:
@@ -136,4 +142,3 @@ class MemberDetailView(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         services.member_remove(acting=_acting(request), membership=self._get(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
-

@@ -17,7 +17,7 @@ def login(client: APIClient, username: str, password: str = PASSWORD) -> dict[st
 
 @pytest.fixture
 def workspace() -> Workspace:
-    return WorkspaceFactory()
+    return WorkspaceFactory.create()
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def member_client(workspace: Workspace) -> Callable[..., tuple[APIClient, Member
     """An API client logged in (through the real login endpoint) as a member with `role`."""
 
     def make(role: str = Role.AGENT, ws: Workspace | None = None) -> tuple[APIClient, Membership]:
-        membership = MembershipFactory(workspace=ws or workspace, role=role)
+        membership = MembershipFactory.create(workspace=ws or workspace, role=role)
         client = APIClient()
         tokens = login(client, membership.user.username)
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")

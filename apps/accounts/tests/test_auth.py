@@ -43,7 +43,9 @@ def test_wrong_password_is_401_with_the_error_shape(api_client):
     )
 
     assert response.status_code == 401
-    assert response.json() == {"error": {"code": "invalid_credentials", "message": "Wrong username or password."}}
+    assert response.json() == {
+        "error": {"code": "invalid_credentials", "message": "Wrong username or password."}
+    }
     assert not LoginSession.objects.exists()
 
 
@@ -78,7 +80,9 @@ def test_reusing_a_rotated_refresh_token_revokes_every_token_of_that_login(api_c
     assert reuse.status_code == 401
     assert reuse.json()["error"]["code"] == "token_reused"
     # the whole family is dead: the rotated pair and the original access token...
-    assert api_client.post("/api/auth/refresh", {"refresh": second["refresh"]}, format="json").status_code == 401
+    assert (
+        api_client.post("/api/auth/refresh", {"refresh": second["refresh"]}, format="json").status_code == 401
+    )
     assert bearer(APIClient(), second["access"]).get("/api/auth/me").status_code == 401
     assert bearer(APIClient(), first["access"]).get("/api/auth/me").status_code == 401
     # ...but another login of the same user is untouched
@@ -94,7 +98,9 @@ def test_logout_stops_the_current_access_and_refresh_tokens(api_client):
 
     assert response.status_code == 204
     assert client.get("/api/auth/me").status_code == 401
-    assert api_client.post("/api/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    assert (
+        api_client.post("/api/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    )
     assert LoginSession.objects.get(user=membership.user).revoked_reason == "logout"
 
 
@@ -131,7 +137,9 @@ def test_forged_tokens_are_401(api_client, variant):
         forged = jwt.encode(payload, settings.JWT_SECRET, algorithm="HS512")
     else:
         header, body, signature = tokens["access"].split(".")
-        other = jwt.encode({**payload, "user_id": str(int(payload["user_id"]) + 1)}, "x" * 32, algorithm="HS256")
+        other = jwt.encode(
+            {**payload, "user_id": str(int(payload["user_id"]) + 1)}, "x" * 32, algorithm="HS256"
+        )
         forged = ".".join([header, other.split(".")[1], signature])
 
     assert bearer(APIClient(), forged).get("/api/auth/me").status_code == 401
@@ -151,7 +159,9 @@ def test_repeated_failed_logins_per_username_give_429_with_retry_after(api_clien
     membership = MembershipFactory()
     for _ in range(3):
         bad = api_client.post(
-            "/api/auth/login", {"username": membership.user.username, "password": "wrong-password-1"}, format="json"
+            "/api/auth/login",
+            {"username": membership.user.username, "password": "wrong-password-1"},
+            format="json",
         )
         assert bad.status_code == 401
 
@@ -169,7 +179,9 @@ def test_repeated_failed_logins_per_ip_give_429_for_any_username(api_client, set
     settings.LOGIN_FAILURE_LIMITS = {"username": (100, 900), "ip": (4, 900)}
     membership = MembershipFactory()
     for n in range(4):
-        api_client.post("/api/auth/login", {"username": f"ghost{n}", "password": "whatever-pass"}, format="json")
+        api_client.post(
+            "/api/auth/login", {"username": f"ghost{n}", "password": "whatever-pass"}, format="json"
+        )
 
     blocked = api_client.post(
         "/api/auth/login", {"username": membership.user.username, "password": PASSWORD}, format="json"

@@ -1,0 +1,14 @@
+"""gunicorn settings for the `web` process (plain HTTP over WSGI, gthread workers)."""
+
+import os
+
+bind = os.environ.get("WEB_BIND", "127.0.0.1:" + os.environ.get("WEB_PORT", "8000"))
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = 30
+keepalive = 5
+accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "0") == "1" else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+max_requests = 5000  # recycle workers now and then; bounds any slow leak
+max_requests_jitter = 500

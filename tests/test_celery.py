@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kombu import Queue
+
+from celery_app import QUEUES, ping
+from celery_app import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reliability_settings():
+    conf = celery_app.conf
+
+    assert (
+        {q.name for q in conf.task_queues}
+        == set(QUEUES)
+        == {
+            "inbound",
+            "llm",
+            "outbound",
+            "campaigns",
+            "default",
+            "whatsapp_web",
+        }
+    )
+    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert ping.retry_backoff is True and ping.retry_jitter is True and ping.max_retries == 5
+    assert celery_app.amqp.router.route({}, ping.name)["queue"].name == "default"
+    assert isinstance(conf.task_queues[0], Queue)
+
+
+def test_redis_visibility_timeout_exceeds_the_longest_backoff(redis_url):
+    from django.conf import settings
+
+    assert settings.CELERY_BROKER_URL == redis_url
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > ping.retry_backoff_max * 2
+
+
+def _round_trip(tmp_path: Path, **env_overrides: str) -> str:
+    """Send `default.ping` from one process and let a real worker in another run it."""
+    env = {**os.environ, "DATA_DIR": str(tmp_path), **env_overrides}
+    env.pop("DATABASE_URL", None)  # the ping needs no database; keep the worker off the test DB
+    log = tmp_path / "worker.log"
+    queue = "default"
+    worker = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-Q",
+            queue,
+            "-P",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env={**env, "LOG_LEVEL": "INFO"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        sent = subprocess.run(  # noqa: S603
+            [
+                sys.executable,
+                "-c",
+                f"from celery_app import ping; print(ping.apply_async(queue={queue!r}).id)",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        task_id = sent.stdout.strip()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log.read_text() if log.exists() else ""
+            if f"Task default.ping[{task_id}] succeeded" in text:
+                return text
+            time.sleep(0.2)
+        pytest.fail(f"worker did not run the task; log:\n{log.read_text() if log.exists() else '(none)'}")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_embedded_broker_carries_a_task_between_processes_without_any_server(tmp_path):
+    text = _round_trip(tmp_path, REDIS_URL="", CELERY_BROKER_URL="")
+
+    assert "'pong'" in text
+    assert (tmp_path / "broker" / "queue").is_dir()
+
+
+@pytest.mark.slow
+def test_redis_broker_carries_a_task_to_a_real_worker(tmp_path, redis_url):
+    text = _round_trip(tmp_path, REDIS_URL=redis_url)
+
+    assert "'pong'" in text

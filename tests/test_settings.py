@@ -1,0 +1,69 @@
+"""Start-up rules, checked by starting real processes with a given environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = {
+    "DEBUG": "0",
+    "DJANGO_SECRET_KEY": "prod-like-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG",
+    "JWT_SECRET": "prod-like-jwt-secret-0123456789-abcdefghij",
+}
+
+
+def run_manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SECRET_KEY", "JWT_SECRET", "DEBUG", "FERNET_KEYS"}
+    }
+    base.update({"ENV_FILE": str(tmp_path / ".env"), "DATA_DIR": str(tmp_path / "data")})
+    base.pop("SECURE_SSL_REDIRECT", None)
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_refuses_a_short_jwt_secret_with_one_clear_line(tmp_path):
+    result = run_manage(tmp_path, "check", **{**GOOD, "JWT_SECRET": "too-short"})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "configuration error: JWT_SECRET must be at least 32 characters, got 9"
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "JWT_SECRET"])
+def test_production_refuses_a_missing_secret_naming_it(tmp_path, missing):
+    env = {k: v for k, v in GOOD.items() if k != missing}
+
+    result = run_manage(tmp_path, "check", **env)
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"configuration error: {missing} is not set (required when DEBUG is off)"
+    assert not (tmp_path / ".env").exists()  # production never writes secrets
+
+
+def test_check_deploy_is_clean_in_production_mode(tmp_path):
+    result = run_manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **GOOD)
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_development_generates_secrets_once_into_a_private_env_file(tmp_path):
+    first = run_manage(tmp_path, "check", DEBUG="1")
+    written = (tmp_path / ".env").read_text()
+    second = run_manage(tmp_path, "check", DEBUG="1")
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    names = [line.split("=", 1)[0] for line in written.splitlines() if "=" in line]
+    assert names == ["DJANGO_SECRET_KEY", "JWT_SECRET", "FERNET_KEYS"]
+    assert (tmp_path / ".env").read_text() == written  # the second start reused them
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
