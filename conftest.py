@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+pytest_plugins = ["standins.fixtures"]
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "apps.accounts",
+    "apps.whatsapp",
+    "apps.conversations",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +222,26 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# --- WhatsApp ------------------------------------------------------------------------------
+WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
+WHATSAPP_GRAPH_VERSION = env.str("WHATSAPP_GRAPH_VERSION", default="v21.0")
+WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="")
+WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
+WHATSAPP_ACCESS_TOKEN = env.str("WHATSAPP_ACCESS_TOKEN", default="")
+WHATSAPP_PHONE_NUMBER_ID = env.str("WHATSAPP_PHONE_NUMBER_ID", default="")
+WHATSAPP_SEND_TIMEOUT = env.float("WHATSAPP_SEND_TIMEOUT", default=15.0)
+WHATSAPP_WEBHOOK_MAX_BYTES = 1024 * 1024
+# The transport per channel kind (conversations never imports whatsapp; it asks this table).
+WHATSAPP_TRANSPORTS = {
+    "cloud": "apps.whatsapp.cloud.CloudTransport",
+    "sandbox": "apps.whatsapp.cloud.CloudTransport",  # the sandbox speaks Cloud API to the stand-in
+    "web": "apps.whatsapp.cloud.CloudTransport",  # replaced by the WhatsApp Web transport when it lands
+}
+# Outbound queue: a row stuck in `processing` this long without an answer is settled by the sweeper.
+OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
+# A send waits in the worker at most this long for its pacing slot; longer waits are re-queued.
+OUTBOUND_MAX_INLINE_WAIT = env.float("OUTBOUND_MAX_INLINE_WAIT", default=2.0)
 
 # --- I18n ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

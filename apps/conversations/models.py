@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+DEFAULT_OPT_OUT_WORDS = ["stop", "baja", "cancelar", "unsubscribe"]
+DEFAULT_OPT_IN_WORDS = ["start", "alta"]
+DEFAULT_HANDOFF_WORDS = ["agente", "humano", "persona", "human", "agent"]
+
+
+class ConversationSettings(models.Model):
+    """Per-workspace rules for conversations (one row per workspace, created on first use)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="conversation_settings"
+    )
+    opt_out_words = models.JSONField(default=list, blank=True)
+    opt_in_words = models.JSONField(default=list, blank=True)
+    handoff_words = models.JSONField(default=list, blank=True)
+    opt_out_confirmation = models.JSONField(default=dict, blank=True, help_text='{"es": "...", "en": "..."}')
+    opt_in_confirmation = models.JSONField(default=dict, blank=True)
+    takeover_idle_minutes = models.PositiveIntegerField(
+        default=0, help_text="Bot resumes after this many idle minutes of a takeover; 0 = only when handed back."
+    )
+    max_send_attempts = models.PositiveSmallIntegerField(default=5)
+    recipient_interval_seconds = models.FloatField(default=6.0, help_text="Pace per customer (Meta: ~1 per 6 s).")
+    recipient_burst = models.PositiveSmallIntegerField(default=3)
+
+    def __str__(self) -> str:
+        return f"settings of {self.workspace_id}"
+
+
+class Contact(models.Model):
+    """A customer. Keyed by wa_id (phone) or Meta's business-scoped user id: either may be absent."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="contacts")
+    wa_id = models.CharField(max_length=32, blank=True)
+    bsuid = models.CharField(max_length=128, blank=True, help_text="Meta's business-scoped user id (US.…).")
+    name = models.CharField(max_length=255, blank=True)
+    profile_name = models.CharField(max_length=255, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    opted_out = models.BooleanField(default=False, help_text="Opted out of marketing messages.")
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    opt_out_source = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "wa_id"], condition=~models.Q(wa_id=""), name="conv_contact_waid_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "bsuid"], condition=~models.Q(bsuid=""), name="conv_contact_bsuid_uniq"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(wa_id="", bsuid=""), name="conv_contact_has_an_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.profile_name or self.wa_id or self.bsuid
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.profile_name or self.wa_id or self.bsuid
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open (bot answers)"
+        PENDING_HUMAN = "pending_human", "Waiting for a person"
+        HUMAN = "human", "A person answers"
+        CLOSED = "closed", "Closed"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="conversations")
+    channel = models.ForeignKey("whatsapp.Channel", on_delete=models.CASCADE, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_inbound_at = models.DateTimeField(null=True, blank=True, help_text="Opens the 24-hour window.")
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    human_activity_at = models.DateTimeField(null=True, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one live conversation per customer and number; a closed one is history.
+            models.UniqueConstraint(
+                fields=["channel", "contact"],
+                condition=~models.Q(status="closed"),
+                name="conv_one_live_per_contact_channel",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "status", "-last_message_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.contact} ({self.status})"
+
+
+class Message(models.Model):
+    """Every message in or out. Outbound rows are also the send queue (`send_state`)."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        BOT = "bot", "Bot"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+        CAMPAIGN = "campaign", "Campaign"
+
+    class Status(models.TextChoices):
+        """Delivery as WhatsApp reports it; moves forward only."""
+
+        RECEIVED = "received", "Received"  # inbound
+        QUEUED = "queued", "Queued"  # outbound, not yet accepted by WhatsApp
+        ACCEPTED = "accepted", "Accepted"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        FAILED = "failed", "Failed"
+
+    class SendState(models.TextChoices):
+        """The outbound queue's state machine (see services.SEND_TRANSITIONS)."""
+
+        NONE = "", "-"
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        RETRY = "retry", "Retry"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.BigAutoField(primary_key=True)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="messages")
+    channel = models.ForeignKey("whatsapp.Channel", on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    author = models.CharField(max_length=16, choices=Author.choices)
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    type = models.CharField(max_length=32, default="text")
+    body = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="Inbound: Meta's item; outbound: what we send.")
+    template_fallback = models.JSONField(null=True, blank=True, help_text="Template to send if the window closed.")
+    wamid = models.CharField(max_length=255, blank=True)
+    reply_to_wamid = models.CharField(max_length=255, blank=True)
+    # Inbound identity as received (the contact is resolved when the message is processed).
+    from_wa_id = models.CharField(max_length=32, blank=True)
+    from_bsuid = models.CharField(max_length=128, blank=True)
+    from_name = models.CharField(max_length=255, blank=True)
+    sent_by_customer_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Delivery status (outbound) ...
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    status_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=255, blank=True)
+    # ... and the send queue.
+    send_state = models.CharField(max_length=16, choices=SendState.choices, default=SendState.NONE, blank=True)
+    dedupe_key = models.CharField(max_length=128, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            # A re-delivered webhook is a no-op: this constraint, not a check-then-insert, decides.
+            models.UniqueConstraint(fields=["channel", "wamid"], condition=~models.Q(wamid=""), name="conv_msg_wamid_uniq"),
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="conv_msg_dedupe_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            models.Index(fields=["send_state", "next_attempt_at"]),
+            models.Index(fields=["direction", "processed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.type} {self.wamid or self.uid}"

@@ -1,0 +1,159 @@
+"""Storing what the WhatsApp edge received: messages exactly once, statuses forward only."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
+from apps.conversations.models import Contact, Message
+
+logger = logging.getLogger(__name__)
+
+# Delivery statuses only move forward; `failed` may replace anything short of `read`.
+STATUS_RANK = {
+    Message.Status.RECEIVED: 0,
+    Message.Status.QUEUED: 0,
+    Message.Status.ACCEPTED: 1,
+    Message.Status.SENT: 2,
+    Message.Status.DELIVERED: 3,
+    Message.Status.READ: 4,
+}
+META_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
+
+
+def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
+    """Insert each message once; return the ids of the new rows and enqueue them after commit.
+
+    The unique (channel, wamid) constraint decides what is new, so two deliveries racing
+    with the same message store it once. Must run inside the caller's transaction.
+    """
+    from apps.conversations.tasks import inbound_message_process
+
+    created: list[int] = []
+    for item in messages:
+        try:
+            with transaction.atomic():  # a savepoint: a duplicate aborts only this insert
+                row = Message.objects.create(
+                    workspace_id=channel.workspace_id,
+                    channel=channel,
+                    direction=Message.Direction.INBOUND,
+                    author=Message.Author.CUSTOMER,
+                    type=item.type,
+                    body=item.body,
+                    payload=item.raw,
+                    wamid=item.wamid,
+                    reply_to_wamid=item.reply_to_wamid,
+                    from_wa_id=item.from_wa_id,
+                    from_bsuid=item.from_bsuid,
+                    from_name=item.from_name[:255],
+                    sent_by_customer_at=item.timestamp,
+                    status=Message.Status.RECEIVED,
+                )
+        except IntegrityError:
+            logger.info("duplicate inbound %s on channel %s ignored", item.wamid, channel.pk)
+            continue
+        created.append(row.pk)
+    for message_id in created:
+        transaction.on_commit(lambda mid=message_id: inbound_message_process.delay(mid))  # type: ignore[misc]
+    return created
+
+
+def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
+    """Move one outbound message's delivery status forward; True when something changed."""
+    new = META_STATUS.get(update.status)
+    if new is None:
+        logger.info("unknown status %r for %s ignored", update.status, update.wamid)
+        return False
+    match = Q(wamid=update.wamid)
+    if update.callback_data:
+        match |= Q(uid=update.callback_data) if _is_uuid(update.callback_data) else Q()
+    rows = Message.objects.filter(match, channel=channel, direction=Message.Direction.OUTBOUND)
+    if new == Message.Status.FAILED:
+        allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[Message.Status.READ]]
+        changes: dict[str, Any] = {
+            "status": new,
+            "status_at": update.timestamp,
+            "error_code": update.error_code,
+            "error_title": update.error_title[:255],
+        }
+    else:
+        allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[new]]
+        changes = {"status": new, "status_at": update.timestamp}
+    changed = rows.filter(status__in=allowed).update(**changes)
+    # A status for a send whose answer we never got: the message did reach Meta. Record the
+    # wamid and settle the queue row instead of ever sending it again.
+    reconciled = rows.filter(send_state=Message.SendState.PROCESSING).update(
+        wamid=update.wamid, send_state=Message.SendState.SENT, sent_at=timezone.now()
+    )
+    if reconciled:
+        logger.info("send %s reconciled from a status webhook", update.callback_data or update.wamid)
+    return bool(changed or reconciled)
+
+
+def statuses_apply(*, channel: Any, updates: list[StatusUpdate]) -> int:
+    return sum(status_apply(channel=channel, update=update) for update in updates)
+
+
+def preferences_apply(*, channel: Any, updates: list[PreferenceUpdate]) -> int:
+    """user_preferences webhooks: a customer stopped or resumed marketing messages."""
+    from apps.conversations.services.optout import contact_set_opt_out
+
+    changed = 0
+    for update in updates:
+        contact = contact_find(workspace_id=channel.workspace_id, wa_id=update.wa_id, bsuid=update.bsuid)
+        if contact is None:
+            contact = contact_upsert(workspace_id=channel.workspace_id, wa_id=update.wa_id, bsuid=update.bsuid)
+        changed += contact_set_opt_out(contact=contact, opted_out=update.value == "stop", source="user_preferences")
+    return changed
+
+
+def contact_find(*, workspace_id: int, wa_id: str = "", bsuid: str = "") -> Contact | None:
+    match = Q()
+    if wa_id:
+        match |= Q(wa_id=wa_id)
+    if bsuid:
+        match |= Q(bsuid=bsuid)
+    if not match:
+        return None
+    return Contact.objects.filter(match, workspace_id=workspace_id).order_by("pk").first()
+
+
+def contact_upsert(*, workspace_id: int, wa_id: str = "", bsuid: str = "", profile_name: str = "") -> Contact:
+    """The contact for these ids, created when new; fills in whichever id it lacked."""
+    contact = contact_find(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
+    if contact is None:
+        try:
+            with transaction.atomic():
+                return Contact.objects.create(
+                    workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid, profile_name=profile_name[:255]
+                )
+        except IntegrityError:  # created concurrently by another worker
+            contact = contact_find(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
+            assert contact is not None  # noqa: S101
+    updates = {}
+    if wa_id and not contact.wa_id:
+        updates["wa_id"] = wa_id
+    if bsuid and not contact.bsuid:
+        updates["bsuid"] = bsuid
+    if profile_name and contact.profile_name != profile_name:
+        updates["profile_name"] = profile_name[:255]
+    if updates:
+        Contact.objects.filter(pk=contact.pk).update(**updates)
+        for key, value in updates.items():
+            setattr(contact, key, value)
+    return contact
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

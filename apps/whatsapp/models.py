@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from chatbot.crypto import EncryptedTextField
+
+DEFAULT_SEND_RATE = 80  # messages per second, Meta's default per business number
+MAX_SEND_RATE = 1000
+
+
+class Channel(models.Model):
+    """One WhatsApp number of a workspace, and how we reach it."""
+
+    class Kind(models.TextChoices):
+        CLOUD = "cloud", "Cloud API"
+        WEB = "web", "WhatsApp Web"
+        SANDBOX = "sandbox", "Sandbox"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        OK = "ok", "OK"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="channels")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CLOUD)
+    name = models.CharField(max_length=120, blank=True)
+    phone_number_id = models.CharField(max_length=64, blank=True, help_text="Meta's id; routes webhooks.")
+    display_phone_number = models.CharField(max_length=32, blank=True)
+    waba_id = models.CharField(max_length=64, blank=True)
+    send_rate = models.PositiveIntegerField(
+        default=DEFAULT_SEND_RATE,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SEND_RATE)],
+        help_text="Messages per second this number may send (Meta: 80 by default, up to 1,000).",
+    )
+    app_secret = EncryptedTextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
+    verify_token = EncryptedTextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    health_detail = models.CharField(max_length=255, blank=True)
+    health_changed_at = models.DateTimeField(null=True, blank=True)
+    last_webhook_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone_number_id"], condition=~models.Q(phone_number_id=""), name="whatsapp_channel_pnid_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.display_phone_number or self.phone_number_id or f"channel {self.pk}"
