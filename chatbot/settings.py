@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.whatsapp",
     "apps.conversations",
+    "apps.assistant",
 ]
 
 MIDDLEWARE = [
@@ -242,6 +243,21 @@ WHATSAPP_TRANSPORTS = {
 OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
 # A send waits in the worker at most this long for its pacing slot; longer waits are re-queued.
 OUTBOUND_MAX_INLINE_WAIT = env.float("OUTBOUND_MAX_INLINE_WAIT", default=2.0)
+
+# --- Assistant (LLM providers) -------------------------------------------------------------
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list
+AI_FALLBACK_ORDER = env.list("AI_FALLBACK_ORDER", default=[])
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+XAI_API_KEY = env.str("XAI_API_KEY", default="")
+OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="http://127.0.0.1:11434")
+LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234")
+
+# `manage.py bootstrap` runs accounts' own step, then each of these with the default workspace
+# (accounts imports no other app, so later apps add their steps here).
+BOOTSTRAP_STEPS = ["apps.whatsapp.services.channel_bootstrap"]
 
 # --- I18n ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

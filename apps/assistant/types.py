@@ -1,0 +1,41 @@
+"""Plain data in and out of the assistant. It never sees conversation rows, only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "customer", "assistant" (the bot) or "agent" (a person of the business)
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    workspace_id: int
+    question: str  # the customer's latest turn (a burst of messages already merged)
+    history: list[Turn] = field(default_factory=list)  # earlier turns, oldest first
+    customer_name: str = ""
+    language_hint: str = ""  # "es" / "en" when known
+    conversation_id: int | None = None
+    turn_key: str = ""  # identifies the customer turn; one reply per turn
+
+
+@dataclass(frozen=True)
+class Passage:
+    entry_id: int
+    title: str
+    text: str
+    score: float
+    kind: str = "faq"
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    text: str
+    handoff: bool  # the assistant could not help: a person should take the conversation
+    provider: str
+    model: str = ""
+    cache_hit: bool = False
+    usage_id: int | None = None
