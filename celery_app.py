@@ -40,6 +40,9 @@ app.conf.update(
     task_routes={f"{name}.*": {"queue": name} for name in QUEUES},
     broker_connection_retry_on_startup=True,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+    # Synced into django-celery-beat's tables at start; the database is the source of truth for
+    # work, and this sweep re-enqueues whatever the broker lost.
+    beat_schedule={"queue-sweep": {"task": "default.queue_sweep", "schedule": 30.0}},
     worker_hijack_root_logger=False,
     timezone="UTC",
 )

@@ -65,3 +65,34 @@ def test_bootstrap_refuses_a_missing_or_weak_password_in_production(settings, pa
         bootstrap()
 
     assert not User.objects.filter(username="admin").exists()
+
+
+def test_bootstrap_creates_then_updates_the_cloud_channel_from_the_environment(settings):
+    from apps.whatsapp.models import Channel
+
+    settings.ADMIN_PASSWORD = "a-very-long-admin-passphrase"
+    settings.WHATSAPP_PHONE_NUMBER_ID = "123456789"
+    settings.WHATSAPP_ACCESS_TOKEN = "token-one"
+    settings.WHATSAPP_APP_SECRET = "secret-one"
+    settings.WHATSAPP_VERIFY_TOKEN = "verify-one"
+
+    first = bootstrap()
+    settings.WHATSAPP_ACCESS_TOKEN = "token-two"
+    second = bootstrap()
+
+    channel = Channel.objects.get()
+    assert channel.workspace.slug == "default"
+    assert (channel.kind, channel.access_token, channel.app_secret) == ("cloud", "token-two", "secret-one")
+    assert "created Cloud channel 123456789" in first and "updated Cloud channel 123456789" in second
+    assert "token-one" not in first + second
+
+
+def test_bootstrap_creates_no_channel_without_the_variables(settings):
+    from apps.whatsapp.models import Channel
+
+    settings.ADMIN_PASSWORD = "a-very-long-admin-passphrase"
+    settings.WHATSAPP_PHONE_NUMBER_ID = ""
+
+    bootstrap()
+
+    assert not Channel.objects.exists()

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 
 from apps.accounts import services
 from chatbot.exceptions import DomainError
@@ -30,6 +31,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"user 'admin' exists; owner of workspace '{result.workspace.slug}' (password unchanged)"
             )
+        for step in settings.BOOTSTRAP_STEPS:
+            message = import_string(step)(workspace=result.workspace)
+            if message:
+                self.stdout.write(message)
         if result.generated_password:
             # Development only, and only this once: there is no other way to learn it.
             self.stdout.write(

@@ -1,0 +1,147 @@
+"""Processing one stored customer message: who wrote, in which conversation, and what follows."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.conversations.models import (
+    DEFAULT_HANDOFF_WORDS,
+    DEFAULT_OPT_IN_WORDS,
+    DEFAULT_OPT_OUT_WORDS,
+    Contact,
+    Conversation,
+    ConversationSettings,
+    Message,
+)
+from apps.conversations.services.ingest import contact_upsert
+from apps.conversations.services.optout import contact_set_opt_out
+from apps.conversations.services.outbound import conversation_settings, message_enqueue
+
+logger = logging.getLogger(__name__)
+
+LIVE = [Conversation.Status.OPEN, Conversation.Status.PENDING_HUMAN, Conversation.Status.HUMAN]
+SPANISH_HINTS = {"baja", "cancelar", "alta", "agente", "humano", "persona", "hola", "quiero", "con", "una", "un",
+                 "por", "favor", "gracias", "necesito", "hablar", "que", "el", "la", "de", "ayuda", "buenas"}
+TEXTS = {
+    "opt_out": {
+        "es": "Listo, no te enviaremos más mensajes promocionales. Escribe ALTA si quieres volver a recibirlos.",
+        "en": "Done: you will not receive promotional messages any more. Reply START to receive them again.",
+    },
+    "opt_in": {
+        "es": "¡Bienvenido de nuevo! Volverás a recibir nuestras novedades. Escribe BAJA para dejar de recibirlas.",
+        "en": "Welcome back! You will receive our news again. Reply STOP to stop them.",
+    },
+    "handoff": {
+        "es": "Gracias, una persona de nuestro equipo te responderá en breve.",
+        "en": "Thanks, a person from our team will reply to you shortly.",
+    },
+}
+
+
+def normalize(text: str) -> str:
+    """Case- and accent-insensitive form with punctuation removed ("¡BAJA!" -> "baja")."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return " ".join(re.findall(r"\w+", folded))
+
+
+def guess_language(text: str, default: str = "es") -> str:
+    words = set(normalize(text).split())
+    if words & SPANISH_HINTS:
+        return "es"
+    if words & {"stop", "unsubscribe", "start", "agent", "human", "hello", "hi", "please", "the", "want", "talk"}:
+        return "en"
+    return default
+
+
+def _words(configured: list[str], default: list[str]) -> set[str]:
+    return {normalize(word) for word in (configured or default)}
+
+
+def conversation_for(*, channel_id: int, workspace_id: int, contact: Contact) -> Conversation:
+    """The live conversation of this contact on this number, opened when there is none."""
+    live = Conversation.objects.filter(channel_id=channel_id, contact=contact, status__in=LIVE).first()
+    if live is not None:
+        return live
+    try:
+        with transaction.atomic():
+            return Conversation.objects.create(workspace_id=workspace_id, channel_id=channel_id, contact=contact)
+    except IntegrityError:  # opened concurrently
+        return Conversation.objects.get(channel_id=channel_id, contact=contact, status__in=LIVE)
+
+
+def _system_reply(conversation: Conversation, text_key: str, language: str, source: Message, rules: ConversationSettings) -> None:
+    custom = {"opt_out": rules.opt_out_confirmation, "opt_in": rules.opt_in_confirmation}.get(text_key) or {}
+    body = custom.get(language) or TEXTS[text_key].get(language) or TEXTS[text_key]["es"]
+    message_enqueue(
+        conversation=conversation, author=Message.Author.SYSTEM, body=body, dedupe_key=f"{text_key}:{source.pk}"
+    )
+
+
+def _bot_may_resume(conversation: Conversation, rules: ConversationSettings) -> bool:
+    if conversation.status != Conversation.Status.HUMAN or not rules.takeover_idle_minutes:
+        return False
+    idle_since = conversation.human_activity_at or conversation.created_at
+    return timezone.now() - idle_since >= timedelta(minutes=rules.takeover_idle_minutes)
+
+
+@transaction.atomic
+def inbound_message_process(*, message_id: int) -> str:
+    """Process one stored inbound message exactly once; returns what happened.
+
+    The claim (setting `processed_at`) commits together with everything else, so a crash
+    half-way leaves the message unprocessed for the retry or the sweeper.
+    """
+    now = timezone.now()
+    claimed = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.INBOUND, processed_at__isnull=True
+    ).update(processed_at=now)
+    if not claimed:
+        return "skipped"
+    message = Message.objects.select_related("channel").get(pk=message_id)
+    contact = contact_upsert(
+        workspace_id=message.workspace_id,
+        wa_id=message.from_wa_id,
+        bsuid=message.from_bsuid,
+        profile_name=message.from_name,
+    )
+    conversation = conversation_for(channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact)
+    Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
+    message.conversation, message.contact = conversation, contact
+    sent_at = message.sent_by_customer_at or now
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_inbound_at=sent_at if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at
+        else conversation.last_inbound_at,
+        last_message_at=now,
+        unread_count=F("unread_count") + 1,
+    )
+    conversation.refresh_from_db()
+
+    rules = conversation_settings(message.workspace_id)
+    text = normalize(message.body) if message.type in ("text", "button", "interactive") else ""
+    language = guess_language(message.body, default=contact.language or "es")
+    if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
+        if contact_set_opt_out(contact=contact, opted_out=True, source="keyword"):
+            _system_reply(conversation, "opt_out", "en" if text in {"stop", "unsubscribe"} else "es", message, rules)
+        return "opted_out"
+    if text and text in _words(rules.opt_in_words, DEFAULT_OPT_IN_WORDS):
+        if contact_set_opt_out(contact=contact, opted_out=False, source="keyword"):
+            _system_reply(conversation, "opt_in", "en" if text == "start" else "es", message, rules)
+        return "opted_in"
+    if conversation.status == Conversation.Status.HUMAN and _bot_may_resume(conversation, rules):
+        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.OPEN, assignee=None)
+        conversation.status = Conversation.Status.OPEN
+    if conversation.status in (Conversation.Status.HUMAN, Conversation.Status.PENDING_HUMAN):
+        return "human"  # the bot stays silent while a person has the conversation
+    if text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS):
+        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.PENDING_HUMAN)
+        _system_reply(conversation, "handoff", language, message, rules)
+        return "handoff"
+    return "bot"

@@ -1,0 +1,354 @@
+"""The outbound queue: every message going out is a row moved through SEND_TRANSITIONS.
+
+    pending -> processing -> sent
+               processing -> failed -> retry -> processing ...
+    pending | retry -> cancelled
+
+A row is claimed with one conditional UPDATE, so two workers never send the same row. A send
+whose answer was lost stays `processing` until a status webhook (matched by the callback data we
+sent) or the sweeper settles it: it is never sent again blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.conversations.models import Conversation, ConversationSettings, Message
+from apps.conversations.services.optout import contact_set_opt_out
+from apps.conversations.transport import (
+    REASON_OPTED_OUT,
+    REASON_RATE_LIMITED,
+    REASON_RECIPIENT_RATE_LIMITED,
+    REASON_WINDOW_CLOSED,
+    OutboundRequest,
+    SendError,
+    transport_for,
+)
+from chatbot.exceptions import Conflict
+from chatbot.pacing import pacer
+
+logger = logging.getLogger(__name__)
+
+S = Message.SendState
+SEND_TRANSITIONS: dict[str, set[str]] = {
+    S.PENDING: {S.PROCESSING, S.CANCELLED},
+    S.PROCESSING: {S.SENT, S.FAILED},
+    S.FAILED: {S.RETRY},
+    S.RETRY: {S.PROCESSING, S.CANCELLED},
+    S.SENT: set(),
+    S.CANCELLED: set(),
+}
+TEXT_LIMIT = 4096
+WINDOW = timedelta(hours=24)
+BACKOFF_BASE = 2.0  # seconds; attempt n waits about BASE * 2**(n-1), with full jitter
+BACKOFF_MAX = 600.0
+
+
+def _sources(target: str) -> list[str]:
+    return [state for state, targets in SEND_TRANSITIONS.items() if target in targets]
+
+
+def _transition(message_id: int, target: str, *, sources: list[str] | None = None, **changes: Any) -> bool:
+    """Atomically move a row to `target` from any legal source state; False when it was not there."""
+    allowed = sources if sources is not None else _sources(target)
+    illegal = set(allowed) - set(_sources(target))
+    if illegal:
+        raise ValueError(f"illegal transition {sorted(illegal)} -> {target}")
+    return bool(Message.objects.filter(pk=message_id, send_state__in=allowed).update(send_state=target, **changes))
+
+
+def conversation_settings(workspace_id: int) -> ConversationSettings:
+    found, _ = ConversationSettings.objects.get_or_create(workspace_id=workspace_id)
+    return found
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split at paragraph, then sentence, then word boundaries; never loses characters."""
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < limit // 2:
+            sentence_ends = [m.end() for m in re.finditer(r"[.!?…](\s|$)", window)]
+            cut = sentence_ends[-1] if sentence_ends and sentence_ends[-1] >= limit // 2 else -1
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+def _queued_with_key(workspace_id: int, dedupe_key: str) -> list[Message]:
+    match = Q(dedupe_key=dedupe_key) | Q(dedupe_key__startswith=f"{dedupe_key}#")
+    return list(Message.objects.filter(match, workspace_id=workspace_id).order_by("pk"))
+
+
+def message_enqueue(
+    *,
+    conversation: Conversation,
+    author: str,
+    body: str = "",
+    type: str = "text",
+    content: dict[str, Any] | None = None,
+    author_user: Any = None,
+    dedupe_key: str = "",
+    template_fallback: dict[str, Any] | None = None,
+    reply_to_wamid: str = "",
+) -> list[Message]:
+    """Queue a message (several when a text is longer than WhatsApp allows) and send after commit.
+
+    A non-empty `dedupe_key` makes this idempotent: calling again returns the rows already queued.
+    """
+    from apps.conversations.tasks import message_send
+
+    if dedupe_key and (existing := _queued_with_key(conversation.workspace_id, dedupe_key)):
+        return existing
+    max_attempts = conversation_settings(conversation.workspace_id).max_send_attempts
+    if type == "text":
+        pieces = [{"body": part, "preview_url": False} for part in split_text(body or (content or {}).get("body", ""))]
+    else:
+        pieces = [content or {}]
+    rows: list[Message] = []
+    try:
+        with transaction.atomic():
+            for index, piece in enumerate(pieces):
+                key = dedupe_key if index == 0 or not dedupe_key else f"{dedupe_key}#{index}"
+                rows.append(
+                    Message.objects.create(
+                        workspace_id=conversation.workspace_id,
+                        channel_id=conversation.channel_id,
+                        conversation=conversation,
+                        contact_id=conversation.contact_id,
+                        direction=Message.Direction.OUTBOUND,
+                        author=author,
+                        author_user=author_user,
+                        type=type,
+                        body=piece.get("body", body) if type == "text" else body,
+                        payload=piece,
+                        template_fallback=template_fallback,
+                        reply_to_wamid=reply_to_wamid if index == 0 else "",
+                        status=Message.Status.QUEUED,
+                        send_state=S.PENDING,
+                        dedupe_key=key,
+                        max_attempts=max_attempts,
+                    )
+                )
+    except IntegrityError:
+        # The same dedupe_key queued concurrently by another worker: theirs stands.
+        return _queued_with_key(conversation.workspace_id, dedupe_key)
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
+    for row in rows:
+        transaction.on_commit(lambda mid=row.pk: message_send.delay(mid))  # type: ignore[misc]
+    return rows
+
+
+def message_cancel(*, message: Message) -> Message:
+    if not _transition(message.pk, S.CANCELLED, next_attempt_at=None):
+        message.refresh_from_db()
+        raise Conflict(f"A message in state '{message.send_state}' cannot be cancelled.", code="illegal_transition")
+    message.refresh_from_db()
+    return message
+
+
+def message_retry_now(*, message: Message) -> Message:
+    """Staff asked to try a failed (or waiting) message again now, with a fresh attempt budget."""
+    from apps.conversations.tasks import message_send
+
+    now = timezone.now()
+    if message.send_state == S.FAILED:
+        moved = _transition(
+            message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=now, max_attempts=F("attempts") + F("max_attempts")
+        )
+    else:
+        moved = Message.objects.filter(pk=message.pk, send_state=S.RETRY).update(next_attempt_at=now) > 0
+    if not moved:
+        message.refresh_from_db()
+        raise Conflict(f"A message in state '{message.send_state}' cannot be retried.", code="illegal_transition")
+    transaction.on_commit(lambda: message_send.delay(message.pk))
+    message.refresh_from_db()
+    return message
+
+
+def backoff_seconds(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX) -> float:
+    """Exponential backoff with full jitter (spreads retries of many messages apart)."""
+    return random.uniform(base, min(cap, base * 2 ** max(attempt - 1, 0)))  # noqa: S311 - not for security
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    result: str  # sent, failed, retry, deferred, unknown, skipped
+    countdown: float = 0.0  # for "deferred" and "retry": when to run again
+
+
+def _window_open(conversation: Conversation | None, now: Any) -> bool:
+    return bool(conversation and conversation.last_inbound_at and now - conversation.last_inbound_at < WINDOW)
+
+
+def _request_for(message: Message, now: Any) -> OutboundRequest | str:
+    """The request to send, or the failure reason when it must not go out."""
+    contact = message.contact
+    to = (contact.wa_id or contact.bsuid) if contact else ""
+    if not to:
+        return "no_recipient"
+    if message.author == Message.Author.CAMPAIGN and contact and contact.opted_out:
+        return REASON_OPTED_OUT
+    kind, content = message.type, message.payload
+    if kind != "template" and not _window_open(message.conversation, now):
+        if not message.template_fallback:
+            return REASON_WINDOW_CLOSED
+        kind, content = "template", message.template_fallback
+    return OutboundRequest(
+        message_uid=str(message.uid), to=to, type=kind, content=content, reply_to_wamid=message.reply_to_wamid
+    )
+
+
+def _pace(message: Message, max_wait: float) -> float | None:
+    """Reserve a slot on the number's bucket and the recipient's; the wait, or None to defer."""
+    conv_settings = conversation_settings(message.workspace_id)
+    recipient = pacer().reserve(
+        f"recipient:{message.channel_id}:{message.contact_id}",
+        rate=1.0 / max(conv_settings.recipient_interval_seconds, 0.001),
+        burst=conv_settings.recipient_burst,
+        max_wait=max_wait,
+    )
+    if not recipient.reserved:
+        return None
+    number = pacer().reserve(
+        f"number:{message.channel_id}", rate=float(message.channel.send_rate), burst=1, max_wait=max_wait
+    )
+    if not number.reserved:
+        return None
+    return max(recipient.wait, number.wait)
+
+
+def _earlier_unsent(message: Message) -> bool:
+    """An older message of the same conversation still waiting: keep the conversation in order."""
+    if message.conversation_id is None:
+        return False
+    return Message.objects.filter(
+        conversation_id=message.conversation_id,
+        direction=Message.Direction.OUTBOUND,
+        pk__lt=message.pk,
+        send_state__in=[S.PENDING, S.RETRY, S.PROCESSING],
+    ).exists()
+
+
+def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
+    """Send one queued message if it is due; safe to call any number of times for one row."""
+    import time
+
+    sleep = sleep or time.sleep
+    message = (
+        Message.objects.select_related("channel", "contact", "conversation")
+        .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
+        .first()
+    )
+    if message is None or message.send_state not in (S.PENDING, S.RETRY):
+        return SendOutcome("skipped")
+    now = timezone.now()
+    if message.next_attempt_at and message.next_attempt_at > now + timedelta(seconds=0.5):
+        return SendOutcome("deferred", (message.next_attempt_at - now).total_seconds())
+    if _earlier_unsent(message):
+        return SendOutcome("deferred", 1.0)
+    max_wait = float(settings.OUTBOUND_MAX_INLINE_WAIT)
+    wait = _pace(message, max_wait)
+    if wait is None:
+        return SendOutcome("deferred", max_wait)
+    if wait > 0:
+        sleep(wait)
+    claimed = _transition(
+        message.pk,
+        S.PROCESSING,
+        processing_started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return SendOutcome("skipped")
+    message.attempts += 1
+    request = _request_for(message, timezone.now())
+    if isinstance(request, str):
+        _fail(message, reason=request, detail=f"not sent: {request}")
+        return SendOutcome("failed")
+    try:
+        result = transport_for(message.channel).send(message.channel, request)
+    except SendError as exc:
+        return _handle_error(message, exc)
+    with transaction.atomic():
+        _transition(message.pk, S.SENT, sources=[S.PROCESSING], sent_at=timezone.now(), wamid=result.wamids[0],
+                    last_error="", failure_reason="")
+        # A status webhook may already have reconciled the row (send answer slower than Meta's status).
+        Message.objects.filter(pk=message.pk, wamid="").update(wamid=result.wamids[0])
+        Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+            status=Message.Status.ACCEPTED, status_at=timezone.now()
+        )
+        if len(result.wamids) > 1:
+            Message.objects.filter(pk=message.pk).update(payload={**message.payload, "extra_wamids": result.wamids[1:]})
+    return SendOutcome("sent")
+
+
+def _fail(message: Message, *, reason: str, detail: str, meta_code: int | None = None) -> None:
+    _transition(
+        message.pk,
+        S.FAILED,
+        sources=[S.PROCESSING],
+        failure_reason=reason,
+        last_error=detail[:2000],
+        error_code=meta_code,
+        status=Message.Status.FAILED,
+        status_at=timezone.now(),
+    )
+
+
+def _handle_error(message: Message, exc: SendError) -> SendOutcome:
+    logger.warning("send of message %s failed: %s (%s)", message.pk, exc.reason, exc.meta_code)
+    if exc.outcome_unknown:
+        # It may have reached WhatsApp: stay `processing` for reconciliation, never resend blindly.
+        Message.objects.filter(pk=message.pk).update(last_error=f"outcome unknown: {exc.message}"[:2000])
+        return SendOutcome("unknown")
+    if exc.reason == REASON_RATE_LIMITED:
+        pacer().slow_down(f"number:{message.channel_id}", seconds=1.0)
+    elif exc.reason == REASON_RECIPIENT_RATE_LIMITED:
+        pacer().slow_down(f"recipient:{message.channel_id}:{message.contact_id}", seconds=6.0)
+    elif exc.reason == REASON_OPTED_OUT and message.contact is not None:
+        contact_set_opt_out(contact=message.contact, opted_out=True, source="meta_131050")
+    if exc.permanent or message.attempts >= message.max_attempts:
+        _fail(message, reason=exc.reason, detail=exc.message, meta_code=exc.meta_code)
+        return SendOutcome("failed")
+    delay = float(exc.retry_after) if exc.retry_after else backoff_seconds(message.attempts)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, send_state=S.PROCESSING).update(
+            send_state=S.FAILED, failure_reason=exc.reason, last_error=exc.message[:2000], error_code=exc.meta_code
+        )
+        _transition(message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=timezone.now() + timedelta(seconds=delay))
+    return SendOutcome("retry", delay)
+
+
+def stuck_processing_settle(*, older_than: timedelta) -> int:
+    """Rows left `processing` with no answer and no status webhook: fail them as `unknown_outcome`.
+
+    They may or may not have reached the customer, so they are not re-sent automatically;
+    staff see them in the queue and can retry by hand.
+    """
+    cutoff = timezone.now() - older_than
+    return Message.objects.filter(send_state=S.PROCESSING, processing_started_at__lt=cutoff).update(
+        send_state=S.FAILED,
+        failure_reason="unknown_outcome",
+        last_error="No answer from WhatsApp and no status webhook; not re-sent automatically.",
+        status=Message.Status.FAILED,
+    )

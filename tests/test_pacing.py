@@ -1,0 +1,94 @@
+"""Pacing shared by all workers: the embedded file pacer and the Redis pacer behave the same."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from chatbot.pacing import FilePacer, RedisPacer, _gcra
+
+
+def test_gcra_spaces_reservations_by_the_interval_after_the_burst():
+    tat, waits = 0.0, []
+    for _ in range(5):
+        wait, tat = _gcra(tat, 100.0, 0.5, 2, max_wait=10)
+        waits.append(wait)
+
+    assert waits == [0.0, 0.0, 0.5, 1.0, 1.5]
+
+
+def test_gcra_refuses_a_slot_beyond_max_wait_and_takes_nothing():
+    wait, new_tat = _gcra(110.0, 100.0, 1.0, 1, max_wait=5)
+
+    assert (wait, new_tat) == (10.0, None)
+
+
+@pytest.fixture(params=["file", "redis"])
+def any_pacer(request, tmp_path):
+    if request.param == "file":
+        return FilePacer(tmp_path / "pacing")
+    request.getfixturevalue("redis_url")
+    from django_redis import get_redis_connection
+
+    return RedisPacer(get_redis_connection("default"))
+
+
+def test_reservations_from_many_threads_never_share_a_slot(any_pacer):
+    key = f"test:{uuid.uuid4()}"
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(10):
+            reservation = any_pacer.reserve(key, rate=20.0, burst=1, max_wait=10)
+            with lock:
+                waits.append(reservation.wait)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    ordered = sorted(waits)
+    assert len(ordered) == 40
+    # 40 slots at 20/s: the last is ~1.95 s away and consecutive slots are ~50 ms apart
+    assert 1.8 <= ordered[-1] <= 2.1
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    assert min(gaps) > 0.03
+
+
+def test_slow_down_pushes_the_next_slot_back(any_pacer):
+    key = f"test:{uuid.uuid4()}"
+    any_pacer.reserve(key, rate=100.0, burst=1, max_wait=1)
+
+    any_pacer.slow_down(key, seconds=3.0)
+    refused = any_pacer.reserve(key, rate=100.0, burst=1, max_wait=1)
+
+    assert refused.reserved is False
+    assert 2.5 < refused.wait <= 3.1
+
+
+def test_file_pacer_is_shared_between_processes(tmp_path):
+    """Two processes taking slots from one bucket get distinct slots (embedded mode, no Redis)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; from pathlib import Path; from chatbot.pacing import FilePacer; "
+        "p = FilePacer(Path(sys.argv[1])); "
+        "print(' '.join(repr(time.time() + p.reserve('k', rate=10.0, burst=1, max_wait=10).wait) for _ in range(5)))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=30)[0] for proc in procs]
+
+    slots = sorted(float(w) for out in outputs for w in out.split())
+    assert len(slots) == 10
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) > 0.08  # 10 per second: every slot is its own, across both processes
