@@ -41,7 +41,7 @@ def rotate(token: str) -> str:
     return fernet().rotate(token.encode()).decode()
 
 
-class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
+class EncryptedTextField(models.TextField):
     """A text column holding a Fernet token; Python code only ever sees the plaintext.
 
     Empty strings are stored as empty strings, so "not configured" stays queryable.

@@ -31,7 +31,9 @@ def keys(settings):
 
 
 def test_secrets_are_stored_encrypted_and_read_back_in_plain(keys):
-    channel = Channel.objects.create(workspace=WorkspaceFactory.create(), access_token="EAAG-very-secret-token")
+    channel = Channel.objects.create(
+        workspace=WorkspaceFactory.create(), access_token="EAAG-very-secret-token"
+    )
 
     stored = raw_column(channel, "access_token")
 
@@ -43,7 +45,9 @@ def test_secrets_are_stored_encrypted_and_read_back_in_plain(keys):
 
 def test_rotate_keys_re_encrypts_with_the_new_first_key_so_the_old_one_can_go(keys, settings):
     old, new = keys
-    channel = Channel.objects.create(workspace=WorkspaceFactory.create(), access_token="token-1", app_secret="s-1")
+    channel = Channel.objects.create(
+        workspace=WorkspaceFactory.create(), access_token="token-1", app_secret="s-1"
+    )
     settings.FERNET_KEYS = [new, old]
     crypto._fernet.cache_clear()
     out = StringIO()

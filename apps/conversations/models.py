@@ -22,10 +22,13 @@ class ConversationSettings(models.Model):
     opt_out_confirmation = models.JSONField(default=dict, blank=True, help_text='{"es": "...", "en": "..."}')
     opt_in_confirmation = models.JSONField(default=dict, blank=True)
     takeover_idle_minutes = models.PositiveIntegerField(
-        default=0, help_text="Bot resumes after this many idle minutes of a takeover; 0 = only when handed back."
+        default=0,
+        help_text="Bot resumes after this many idle minutes of a takeover; 0 = only when handed back.",
     )
     max_send_attempts = models.PositiveSmallIntegerField(default=5)
-    recipient_interval_seconds = models.FloatField(default=6.0, help_text="Pace per customer (Meta: ~1 per 6 s).")
+    recipient_interval_seconds = models.FloatField(
+        default=6.0, help_text="Pace per customer (Meta: ~1 per 6 s)."
+    )
     recipient_burst = models.PositiveSmallIntegerField(default=3)
 
     def __str__(self) -> str:
@@ -57,9 +60,7 @@ class Contact(models.Model):
             models.UniqueConstraint(
                 fields=["workspace", "bsuid"], condition=~models.Q(bsuid=""), name="conv_contact_bsuid_uniq"
             ),
-            models.CheckConstraint(
-                condition=~models.Q(wa_id="", bsuid=""), name="conv_contact_has_an_id"
-            ),
+            models.CheckConstraint(condition=~models.Q(wa_id="", bsuid=""), name="conv_contact_has_an_id"),
         ]
 
     def __str__(self) -> str:
@@ -77,7 +78,9 @@ class Conversation(models.Model):
         HUMAN = "human", "A person answers"
         CLOSED = "closed", "Closed"
 
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="conversations")
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="conversations"
+    )
     channel = models.ForeignKey("whatsapp.Channel", on_delete=models.CASCADE, related_name="conversations")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
@@ -149,7 +152,9 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
     )
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     author = models.CharField(max_length=16, choices=Author.choices)
     author_user = models.ForeignKey(
@@ -157,8 +162,12 @@ class Message(models.Model):
     )
     type = models.CharField(max_length=32, default="text")
     body = models.TextField(blank=True)
-    payload = models.JSONField(default=dict, blank=True, help_text="Inbound: Meta's item; outbound: what we send.")
-    template_fallback = models.JSONField(null=True, blank=True, help_text="Template to send if the window closed.")
+    payload = models.JSONField(
+        default=dict, blank=True, help_text="Inbound: Meta's item; outbound: what we send."
+    )
+    template_fallback = models.JSONField(
+        null=True, blank=True, help_text="Template to send if the window closed."
+    )
     wamid = models.CharField(max_length=255, blank=True)
     reply_to_wamid = models.CharField(max_length=255, blank=True)
     # Inbound identity as received (the contact is resolved when the message is processed).
@@ -173,7 +182,9 @@ class Message(models.Model):
     error_code = models.IntegerField(null=True, blank=True)
     error_title = models.CharField(max_length=255, blank=True)
     # ... and the send queue.
-    send_state = models.CharField(max_length=16, choices=SendState.choices, default=SendState.NONE, blank=True)
+    send_state = models.CharField(
+        max_length=16, choices=SendState.choices, default=SendState.NONE, blank=True
+    )
     dedupe_key = models.CharField(max_length=128, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=5)
@@ -187,9 +198,13 @@ class Message(models.Model):
     class Meta:
         constraints = [
             # A re-delivered webhook is a no-op: this constraint, not a check-then-insert, decides.
-            models.UniqueConstraint(fields=["channel", "wamid"], condition=~models.Q(wamid=""), name="conv_msg_wamid_uniq"),
             models.UniqueConstraint(
-                fields=["workspace", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="conv_msg_dedupe_uniq"
+                fields=["channel", "wamid"], condition=~models.Q(wamid=""), name="conv_msg_wamid_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_key"],
+                condition=~models.Q(dedupe_key=""),
+                name="conv_msg_dedupe_uniq",
             ),
         ]
         indexes = [

@@ -46,7 +46,9 @@ class Channel(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["phone_number_id"], condition=~models.Q(phone_number_id=""), name="whatsapp_channel_pnid_uniq"
+                fields=["phone_number_id"],
+                condition=~models.Q(phone_number_id=""),
+                name="whatsapp_channel_pnid_uniq",
             ),
         ]
 

@@ -1,3 +1,7 @@
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from apps.whatsapp.webhook import whatsapp_webhook
+
+urlpatterns: list[URLPattern] = [
+    path("", whatsapp_webhook, name="whatsapp-webhook"),
+]

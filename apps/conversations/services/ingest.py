@@ -15,7 +15,7 @@ from apps.conversations.models import Contact, Message
 logger = logging.getLogger(__name__)
 
 # Delivery statuses only move forward; `failed` may replace anything short of `read`.
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     Message.Status.RECEIVED: 0,
     Message.Status.QUEUED: 0,
     Message.Status.ACCEPTED: 1,
@@ -107,8 +107,12 @@ def preferences_apply(*, channel: Any, updates: list[PreferenceUpdate]) -> int:
     for update in updates:
         contact = contact_find(workspace_id=channel.workspace_id, wa_id=update.wa_id, bsuid=update.bsuid)
         if contact is None:
-            contact = contact_upsert(workspace_id=channel.workspace_id, wa_id=update.wa_id, bsuid=update.bsuid)
-        changed += contact_set_opt_out(contact=contact, opted_out=update.value == "stop", source="user_preferences")
+            contact = contact_upsert(
+                workspace_id=channel.workspace_id, wa_id=update.wa_id, bsuid=update.bsuid
+            )
+        changed += contact_set_opt_out(
+            contact=contact, opted_out=update.value == "stop", source="user_preferences"
+        )
     return changed
 
 

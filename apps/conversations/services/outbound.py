@@ -64,7 +64,9 @@ def _transition(message_id: int, target: str, *, sources: list[str] | None = Non
     illegal = set(allowed) - set(_sources(target))
     if illegal:
         raise ValueError(f"illegal transition {sorted(illegal)} -> {target}")
-    return bool(Message.objects.filter(pk=message_id, send_state__in=allowed).update(send_state=target, **changes))
+    return bool(
+        Message.objects.filter(pk=message_id, send_state__in=allowed).update(send_state=target, **changes)
+    )
 
 
 def conversation_settings(workspace_id: int) -> ConversationSettings:
@@ -109,6 +111,7 @@ def message_enqueue(
     dedupe_key: str = "",
     template_fallback: dict[str, Any] | None = None,
     reply_to_wamid: str = "",
+    split_at: int = TEXT_LIMIT,
 ) -> list[Message]:
     """Queue a message (several when a text is longer than WhatsApp allows) and send after commit.
 
@@ -120,7 +123,10 @@ def message_enqueue(
         return existing
     max_attempts = conversation_settings(conversation.workspace_id).max_send_attempts
     if type == "text":
-        pieces = [{"body": part, "preview_url": False} for part in split_text(body or (content or {}).get("body", ""))]
+        text = body or str((content or {}).get("body", ""))
+        pieces: list[dict[str, Any]] = [
+            {"body": part, "preview_url": False} for part in split_text(text, min(split_at, TEXT_LIMIT))
+        ]
     else:
         pieces = [content or {}]
     rows: list[Message] = []
@@ -138,7 +144,7 @@ def message_enqueue(
                         author=author,
                         author_user=author_user,
                         type=type,
-                        body=piece.get("body", body) if type == "text" else body,
+                        body=str(piece.get("body", body)) if type == "text" else body,
                         payload=piece,
                         template_fallback=template_fallback,
                         reply_to_wamid=reply_to_wamid if index == 0 else "",
@@ -160,7 +166,9 @@ def message_enqueue(
 def message_cancel(*, message: Message) -> Message:
     if not _transition(message.pk, S.CANCELLED, next_attempt_at=None):
         message.refresh_from_db()
-        raise Conflict(f"A message in state '{message.send_state}' cannot be cancelled.", code="illegal_transition")
+        raise Conflict(
+            f"A message in state '{message.send_state}' cannot be cancelled.", code="illegal_transition"
+        )
     message.refresh_from_db()
     return message
 
@@ -172,13 +180,19 @@ def message_retry_now(*, message: Message) -> Message:
     now = timezone.now()
     if message.send_state == S.FAILED:
         moved = _transition(
-            message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=now, max_attempts=F("attempts") + F("max_attempts")
+            message.pk,
+            S.RETRY,
+            sources=[S.FAILED],
+            next_attempt_at=now,
+            max_attempts=F("attempts") + F("max_attempts"),
         )
     else:
         moved = Message.objects.filter(pk=message.pk, send_state=S.RETRY).update(next_attempt_at=now) > 0
     if not moved:
         message.refresh_from_db()
-        raise Conflict(f"A message in state '{message.send_state}' cannot be retried.", code="illegal_transition")
+        raise Conflict(
+            f"A message in state '{message.send_state}' cannot be retried.", code="illegal_transition"
+        )
     transaction.on_commit(lambda: message_send.delay(message.pk))
     message.refresh_from_db()
     return message
@@ -290,15 +304,24 @@ def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
     except SendError as exc:
         return _handle_error(message, exc)
     with transaction.atomic():
-        _transition(message.pk, S.SENT, sources=[S.PROCESSING], sent_at=timezone.now(), wamid=result.wamids[0],
-                    last_error="", failure_reason="")
+        _transition(
+            message.pk,
+            S.SENT,
+            sources=[S.PROCESSING],
+            sent_at=timezone.now(),
+            wamid=result.wamids[0],
+            last_error="",
+            failure_reason="",
+        )
         # A status webhook may already have reconciled the row (send answer slower than Meta's status).
         Message.objects.filter(pk=message.pk, wamid="").update(wamid=result.wamids[0])
         Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
             status=Message.Status.ACCEPTED, status_at=timezone.now()
         )
         if len(result.wamids) > 1:
-            Message.objects.filter(pk=message.pk).update(payload={**message.payload, "extra_wamids": result.wamids[1:]})
+            Message.objects.filter(pk=message.pk).update(
+                payload={**message.payload, "extra_wamids": result.wamids[1:]}
+            )
     return SendOutcome("sent")
 
 
@@ -333,9 +356,14 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
     delay = float(exc.retry_after) if exc.retry_after else backoff_seconds(message.attempts)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk, send_state=S.PROCESSING).update(
-            send_state=S.FAILED, failure_reason=exc.reason, last_error=exc.message[:2000], error_code=exc.meta_code
+            send_state=S.FAILED,
+            failure_reason=exc.reason,
+            last_error=exc.message[:2000],
+            error_code=exc.meta_code,
         )
-        _transition(message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=timezone.now() + timedelta(seconds=delay))
+        _transition(
+            message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=timezone.now() + timedelta(seconds=delay)
+        )
     return SendOutcome("retry", delay)
 
 
