@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.conversations.services.ingest import inbound_store, preferences_apply, statuses_apply
-from apps.whatsapp.models import Channel
+from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
 from apps.whatsapp.payloads import ChannelBatch
+from chatbot.exceptions import Conflict, ValidationFailed
 
 
 def channel_health_set(*, channel: Channel, healthy: bool, detail: str = "") -> bool:
@@ -64,3 +66,99 @@ def channel_bootstrap(*, workspace: Any) -> str:
         create_defaults={**values, "name": "WhatsApp"},
     )
     return f"{'created' if created else 'updated'} Cloud channel {channel.phone_number_id}"
+
+
+# --- channel management (REST API and admin) ------------------------------------------------
+SECRET_FIELDS = ("app_secret", "access_token", "verify_token")
+CHANNEL_FIELDS = frozenset(
+    {
+        "kind",
+        "name",
+        "phone_number_id",
+        "display_phone_number",
+        "waba_id",
+        "send_rate",
+        "is_active",
+        *SECRET_FIELDS,
+    }
+)
+# Changing any of these makes the recorded health meaningless until the channel is used again.
+_HEALTH_INPUTS = frozenset({"kind", "phone_number_id", *SECRET_FIELDS})
+
+
+def _channel_check(channel: Channel) -> None:
+    if channel.kind == Channel.Kind.CLOUD and not channel.phone_number_id:
+        raise ValidationFailed(
+            "A Cloud API channel needs its phone_number_id.",
+            details={"phone_number_id": ["Required for Cloud API."]},
+        )
+    if not 1 <= channel.send_rate <= MAX_SEND_RATE:
+        raise ValidationFailed(f"send_rate must be between 1 and {MAX_SEND_RATE}.")
+
+
+def _channel_save(channel: Channel, *, update_fields: list[str] | None = None) -> None:
+    try:
+        with transaction.atomic():
+            channel.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        raise Conflict(
+            "Another channel uses this phone_number_id already.", code="duplicate_phone_number_id"
+        ) from exc
+
+
+def channel_create(
+    *,
+    workspace: Any,
+    kind: str = Channel.Kind.CLOUD,
+    name: str = "",
+    phone_number_id: str = "",
+    display_phone_number: str = "",
+    waba_id: str = "",
+    send_rate: int = DEFAULT_SEND_RATE,
+    is_active: bool = True,
+    app_secret: str | None = "",
+    access_token: str | None = "",
+    verify_token: str | None = "",
+) -> Channel:
+    """Add a number to the workspace. phone_number_id is unique across all workspaces (webhooks route by it)."""
+    channel = Channel(
+        workspace=workspace,
+        kind=kind,
+        name=name,
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+        waba_id=waba_id,
+        send_rate=send_rate,
+        is_active=is_active,
+        app_secret=app_secret or "",
+        access_token=access_token or "",
+        verify_token=verify_token or "",
+    )
+    _channel_check(channel)
+    _channel_save(channel)
+    return channel
+
+
+def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
+    """Change the given fields only. A secret given as None or "" is cleared; an absent one is kept."""
+    unknown = set(data) - CHANNEL_FIELDS
+    if unknown:
+        raise ValueError(f"not channel fields: {sorted(unknown)}")
+    wanted = {field: (value or "") if field in SECRET_FIELDS else value for field, value in data.items()}
+    fields = [field for field, value in wanted.items() if getattr(channel, field) != value]
+    for field in fields:
+        setattr(channel, field, wanted[field])
+    if not fields:
+        return channel
+    if _HEALTH_INPUTS.intersection(fields):
+        channel.health, channel.health_detail = Channel.Health.UNKNOWN, ""
+        channel.health_changed_at = timezone.now()
+        fields += ["health", "health_detail", "health_changed_at"]
+    _channel_check(channel)
+    _channel_save(channel, update_fields=fields)
+    return channel
+
+
+def channel_delete(*, channel: Channel) -> None:
+    """Remove the number with its conversations and messages (deactivate it to keep the history)."""
+    channel.delete()

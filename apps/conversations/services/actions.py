@@ -51,7 +51,9 @@ def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> l
         conversation.assignee = conversation.assignee or user
     conversation.human_activity_at = timezone.now()
     conversation.save(update_fields=["status", "assignee", "human_activity_at"])
-    return message_enqueue(conversation=conversation, author=Message.Author.AGENT, author_user=user, body=body)
+    return message_enqueue(
+        conversation=conversation, author=Message.Author.AGENT, author_user=user, body=body
+    )
 
 
 def conversation_mark_read(*, conversation: Conversation) -> None:

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
+from apps.conversations.services import contacts, outbound
+from chatbot.exceptions import Conflict
+
+
+@admin.register(ConversationSettings)
+class ConversationSettingsAdmin(admin.ModelAdmin):
+    list_display = ["workspace", "takeover_idle_minutes", "max_send_attempts", "recipient_interval_seconds"]
+    autocomplete_fields = ["workspace"]
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["workspace", "wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"]
+
+    def clean_wa_id(self) -> str:
+        value: str = self.cleaned_data["wa_id"]
+        try:
+            return contacts.normalize_wa_id(value) if value else ""
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_tags(self) -> list[str]:
+        value = self.cleaned_data["tags"] or []
+        if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+            raise forms.ValidationError('A list of words, e.g. ["vip", "madrid"].')
+        try:
+            return contacts.normalize_tags(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    form = ContactForm
+    list_display = ["__str__", "workspace", "wa_id", "bsuid", "language", "opted_out", "created_at"]
+    list_filter = ["opted_out", "opt_out_source", "language", "workspace"]
+    search_fields = ["name", "profile_name", "wa_id", "bsuid"]
+    readonly_fields = ["profile_name", "opted_out_at", "opt_out_source", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
+        return [*self.readonly_fields, "workspace"] if obj else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Contact, form: forms.ModelForm, change: bool) -> None:
+        # Through the services, so an opt-out set here is recorded with its source and time.
+        data: dict[str, Any] = {field: form.cleaned_data[field] for field in contacts.EDITABLE}
+        if change:
+            contacts.contact_update(contact=Contact.objects.get(pk=obj.pk), data=data)
+        else:
+            created = contacts.contact_create(workspace=form.cleaned_data["workspace"], **data)
+            obj.pk, obj.created_at = created.pk, created.created_at
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    """To look at; staff act on conversations from the inbox, where the services keep the rules."""
+
+    list_display = [
+        "__str__",
+        "workspace",
+        "channel",
+        "status",
+        "assignee",
+        "unread_count",
+        "last_message_at",
+    ]
+    list_filter = ["status", "workspace", "channel"]
+    search_fields = ["contact__name", "contact__profile_name", "contact__wa_id"]
+    list_select_related = ["contact", "workspace", "channel", "assignee"]
+    readonly_fields = [
+        "workspace",
+        "channel",
+        "contact",
+        "status",
+        "assignee",
+        "last_inbound_at",
+        "last_message_at",
+        "human_activity_at",
+        "unread_count",
+        "created_at",
+        "closed_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "workspace",
+        "direction",
+        "author",
+        "type",
+        "send_state",
+        "status",
+        "attempts",
+        "created_at",
+    ]
+    list_filter = ["send_state", "status", "direction", "author", "type", "workspace"]
+    search_fields = ["wamid", "body"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_sending", "retry_now"]
+
+    # To look at: the queue's state machine is moved by its services only (see the actions).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Message], act: Any, done: str) -> None:
+        moved = refused = 0
+        for message in queryset:
+            try:
+                act(message=message)
+                moved += 1
+            except Conflict:
+                refused += 1
+        self.message_user(request, f"{moved} {done}.")
+        if refused:
+            self.message_user(request, f"{refused} not in a state that allows it.", level=messages.WARNING)
+
+    @admin.action(description="Cancel sending (pending or waiting to retry)")
+    def cancel_sending(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        self._each(request, queryset, outbound.message_cancel, "cancelled")
+
+    @admin.action(description="Retry now (failed or waiting to retry)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        self._each(request, queryset, outbound.message_retry_now, "queued again")

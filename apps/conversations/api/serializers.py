@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.accounts.models import User
+from apps.conversations import selectors
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services.contacts import MAX_TAG_LENGTH, MAX_TAGS, normalize_tags, normalize_wa_id
+
+REPLY_MAX_LENGTH = 4096 * 4
+
+
+# --- conversations --------------------------------------------------------------------------
+class ConversationFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+    assignee = serializers.RegexField(
+        r"^(me|none|\d{1,18})$", required=False, help_text='A user id, "me" or "none" (unassigned).'
+    )
+    channel = serializers.IntegerField(required=False, min_value=1)
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Contact name, wa_id or message text."
+    )
+
+
+class UserBrief(serializers.ModelSerializer):
+    name = serializers.CharField(source="get_full_name")
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "name"]
+
+
+class ContactBrief(serializers.ModelSerializer):
+    display_name = serializers.CharField()
+
+    class Meta:
+        model = Contact
+        fields = ["id", "display_name", "wa_id", "opted_out"]
+
+
+class ConversationOutput(serializers.ModelSerializer):
+    contact = ContactBrief()
+    assignee = UserBrief(allow_null=True)
+    window_open = serializers.SerializerMethodField(help_text="The customer wrote within the last 24 hours.")
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "channel",
+            "contact",
+            "status",
+            "assignee",
+            "unread_count",
+            "last_inbound_at",
+            "last_message_at",
+            "window_open",
+            "created_at",
+            "closed_at",
+        ]
+
+    def get_window_open(self, conversation: Conversation) -> bool:
+        return selectors.window_open(conversation=conversation)
+
+
+class MessageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "author",
+            "author_user",
+            "type",
+            "body",
+            "status",
+            "send_state",
+            "error_code",
+            "error_title",
+            "failure_reason",
+            "created_at",
+            "sent_at",
+            "wamid",
+        ]
+
+
+class ReplyInput(serializers.Serializer):
+    body = serializers.CharField(min_length=1, max_length=REPLY_MAX_LENGTH)
+
+
+# --- contacts -------------------------------------------------------------------------------
+class ContactFilter(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=MAX_TAG_LENGTH)
+    opted_out = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class ContactOutput(serializers.ModelSerializer):
+    tags = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "wa_id",
+            "bsuid",
+            "name",
+            "profile_name",
+            "display_name",
+            "language",
+            "tags",
+            "notes",
+            "opted_out",
+            "opted_out_at",
+            "created_at",
+        ]
+
+
+class ContactInput(serializers.Serializer):
+    """Also used for PATCH (partially): absent fields are left as they are."""
+
+    wa_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=32, help_text="7 to 15 digits; a leading + is stripped."
+    )
+    bsuid = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    language = serializers.CharField(required=False, allow_blank=True, max_length=8)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=MAX_TAGS
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    opted_out = serializers.BooleanField(required=False)
+
+    def validate_wa_id(self, value: str) -> str:
+        if not value:
+            return ""
+        try:
+            return normalize_wa_id(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_tags(self, value: list[str]) -> list[str]:
+        try:
+            return normalize_tags(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not self.partial and not attrs.get("wa_id") and not attrs.get("bsuid"):
+            raise serializers.ValidationError("A contact needs a wa_id or a bsuid.")
+        return attrs
+
+
+class ContactImportInput(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV: wa_id,name,language,tags,opted_out (tags split by | or ;).")
+
+
+class ImportErrorOutput(serializers.Serializer):
+    row = serializers.IntegerField(help_text="Spreadsheet row number; the header is row 1.")
+    error = serializers.CharField()
+
+
+class ContactImportOutput(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    # A field, not Serializer.errors: DRF's metaclass moves declared fields off the class.
+    errors = ImportErrorOutput(many=True)  # type: ignore[assignment]
+
+
+# --- queue ----------------------------------------------------------------------------------
+class QueueFilter(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=[choice for choice in Message.SendState.choices if choice[0]], required=False
+    )
+    channel = serializers.IntegerField(required=False, min_value=1)
+    conversation = serializers.IntegerField(required=False, min_value=1)
+
+
+class QueueItemOutput(serializers.ModelSerializer):
+    # Plain text here: the same choices as MessageOutput.status, and the schema names an enum once.
+    status = serializers.CharField(help_text="Delivery status as WhatsApp reports it (as in a message).")
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation",
+            "channel",
+            "contact",
+            "author",
+            "type",
+            "body",
+            "send_state",
+            "status",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "failure_reason",
+            "last_error",
+            "error_code",
+            "error_title",
+            "created_at",
+            "sent_at",
+            "wamid",
+        ]

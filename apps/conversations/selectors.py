@@ -1,0 +1,121 @@
+"""Reads for conversations, messages, contacts and the outbound queue.
+
+These return unscoped querysets; views pass them through `apps.accounts.selectors.scoped`, so the
+workspace filter is applied in the one place that knows who is asking.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services.outbound import WINDOW
+from apps.conversations.transport import MediaFile, transport_for
+from chatbot.exceptions import NotFound
+
+ASSIGNEE_ME = "me"
+ASSIGNEE_NONE = "none"
+
+
+def window_open(*, conversation: Conversation, now: datetime | None = None) -> bool:
+    """Whether free-form messages may be sent: the customer wrote within the last 24 hours."""
+    last = conversation.last_inbound_at
+    return last is not None and (now or timezone.now()) - last < WINDOW
+
+
+def conversation_list(
+    *, user_id: int, status: str = "", assignee: str = "", channel: int | None = None, q: str = ""
+) -> QuerySet[Conversation]:
+    """Newest activity first. `assignee` is a user id, "me" (`user_id`) or "none" (unassigned)."""
+    conversations = Conversation.objects.select_related("contact", "assignee")
+    if status:
+        conversations = conversations.filter(status=status)
+    if assignee == ASSIGNEE_NONE:
+        conversations = conversations.filter(assignee__isnull=True)
+    elif assignee:
+        conversations = conversations.filter(
+            assignee_id=user_id if assignee == ASSIGNEE_ME else int(assignee)
+        )
+    if channel is not None:
+        conversations = conversations.filter(channel_id=channel)
+    if q := q.strip():
+        said = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q)
+        conversations = conversations.filter(
+            Q(contact__name__icontains=q)
+            | Q(contact__profile_name__icontains=q)
+            | Q(contact__wa_id__icontains=q.removeprefix("+"))
+            | Exists(said)
+        )
+    return conversations.order_by(F("last_message_at").desc(nulls_last=True), "-pk")
+
+
+def conversation_detail() -> QuerySet[Conversation]:
+    return Conversation.objects.select_related("contact", "assignee")
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    """The thread, oldest first."""
+    return Message.objects.filter(conversation=conversation).order_by("created_at", "pk")
+
+
+def _tag_needle(tag: str) -> str:
+    # Matches the tag as one JSON string element, case-insensitively. PostgreSQL prints jsonb with
+    # non-ASCII characters as they are; other backends store Django's ASCII-escaped JSON text.
+    return json.dumps(tag, ensure_ascii=connection.vendor != "postgresql")
+
+
+def contact_list(*, q: str = "", tag: str = "", opted_out: bool | None = None) -> QuerySet[Contact]:
+    contacts = Contact.objects.all()
+    if q := q.strip():
+        contacts = contacts.filter(
+            Q(name__icontains=q)
+            | Q(profile_name__icontains=q)
+            | Q(wa_id__icontains=q.removeprefix("+"))
+            | Q(bsuid__icontains=q)
+        )
+    if tag := tag.strip():
+        contacts = contacts.filter(tags__icontains=_tag_needle(tag))
+    if opted_out is not None:
+        contacts = contacts.filter(opted_out=opted_out)
+    return contacts.order_by("-created_at", "-pk")
+
+
+def queue_list(
+    *, state: str = "", channel: int | None = None, conversation: int | None = None
+) -> QuerySet[Message]:
+    """Outbound messages that went through the send queue, newest first."""
+    rows = Message.objects.filter(direction=Message.Direction.OUTBOUND).exclude(
+        send_state=Message.SendState.NONE
+    )
+    if state:
+        rows = rows.filter(send_state=state)
+    if channel is not None:
+        rows = rows.filter(channel_id=channel)
+    if conversation is not None:
+        rows = rows.filter(conversation_id=conversation)
+    return rows.order_by("-created_at", "-pk")
+
+
+def message_media_id(*, message: Message) -> str:
+    """Meta's media id of an inbound media message, "" when it has none."""
+    if message.direction != Message.Direction.INBOUND:
+        return ""
+    item = (message.payload or {}).get(message.type)
+    media_id = item.get("id") if isinstance(item, dict) else None
+    return media_id if isinstance(media_id, str) else ""
+
+
+def message_media(*, message: Message) -> MediaFile:
+    """Download the media from WhatsApp now (Meta keeps it for a limited time; we do not store it).
+
+    Raises NotFound when the message has no media, and the transport's SendError when WhatsApp fails.
+    """
+    media_id = message_media_id(message=message)
+    if not media_id:
+        raise NotFound("This message has no media.", code="no_media")
+    return transport_for(message.channel).fetch_media(message.channel, media_id)

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.models import Role
+from apps.accounts.tests.factories import WorkspaceFactory
+from apps.conversations.models import Message
+from apps.conversations.tests.factories import (
+    ChannelFactory,
+    ConversationFactory,
+    MessageFactory,
+    outbound_message,
+)
+
+pytestmark = pytest.mark.django_db
+
+S = Message.SendState
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:
+    sent: list[int] = []
+    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", sent.append)
+    return sent
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def state_of(message: Message) -> str:
+    message.refresh_from_db()
+    return message.send_state
+
+
+def test_the_queue_lists_outbound_rows_newest_first_with_their_attempts(member_client):
+    client, viewer = member_client(Role.VIEWER)
+    conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    retry_at = timezone.now() + timedelta(minutes=2)
+    sent = outbound_message(conversation=conversation, send_state=S.SENT, wamid="wamid.out.1", attempts=1)
+    waiting = outbound_message(
+        conversation=conversation,
+        send_state=S.RETRY,
+        attempts=2,
+        max_attempts=5,
+        next_attempt_at=retry_at,
+        failure_reason="rate_limited",
+        last_error="(#130429) Rate limit hit",
+        error_code=130429,
+    )
+    MessageFactory(conversation=conversation)  # inbound: not part of the queue
+    outbound_message(conversation=ConversationFactory())  # another workspace
+
+    response = client.get("/api/queue/")
+
+    assert ids(response) == [waiting.pk, sent.pk]
+    row = response.json()["results"][0]
+    assert {
+        key: row[key]
+        for key in (
+            "conversation",
+            "channel",
+            "author",
+            "send_state",
+            "status",
+            "attempts",
+            "max_attempts",
+            "failure_reason",
+            "last_error",
+            "error_code",
+        )
+    } == {
+        "conversation": conversation.pk,
+        "channel": conversation.channel_id,
+        "author": "bot",
+        "send_state": "retry",
+        "status": "queued",
+        "attempts": 2,
+        "max_attempts": 5,
+        "failure_reason": "rate_limited",
+        "last_error": "(#130429) Rate limit hit",
+        "error_code": 130429,
+    }
+    assert row["next_attempt_at"] is not None
+
+
+def test_the_queue_filters_by_state_channel_and_conversation(member_client):
+    client, viewer = member_client(Role.VIEWER)
+    first = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    second = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    failed = outbound_message(conversation=first, send_state=S.FAILED)
+    pending_first = outbound_message(conversation=first)
+    pending_second = outbound_message(conversation=second)
+
+    assert ids(client.get("/api/queue/?state=failed")) == [failed.pk]
+    assert ids(client.get("/api/queue/?state=pending")) == [pending_second.pk, pending_first.pk]
+    assert ids(client.get(f"/api/queue/?channel={second.channel_id}")) == [pending_second.pk]
+    assert ids(client.get(f"/api/queue/?conversation={first.pk}&state=pending")) == [pending_first.pk]
+    assert client.get("/api/queue/?state=lost").status_code == 400
+
+
+def test_a_supervisor_cancels_a_pending_message(member_client):
+    client, supervisor = member_client(Role.SUPERVISOR)
+    message = outbound_message(conversation=ConversationFactory(channel__workspace=supervisor.workspace))
+
+    response = client.post(f"/api/queue/{message.pk}/cancel")
+
+    assert response.status_code == 200
+    assert response.json()["send_state"] == "cancelled"
+    assert state_of(message) == S.CANCELLED
+
+
+@pytest.mark.parametrize("state", [S.PROCESSING, S.SENT, S.FAILED, S.CANCELLED])
+def test_cancelling_a_message_past_waiting_is_a_conflict(member_client, state):
+    client, supervisor = member_client(Role.SUPERVISOR)
+    message = outbound_message(
+        conversation=ConversationFactory(channel__workspace=supervisor.workspace), send_state=state
+    )
+
+    response = client.post(f"/api/queue/{message.pk}/cancel")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "illegal_transition"
+    assert state_of(message) == state
+
+
+def test_retrying_a_failed_message_queues_it_now_with_a_fresh_budget(
+    member_client, enqueued, django_capture_on_commit_callbacks
+):
+    client, supervisor = member_client(Role.SUPERVISOR)
+    message = outbound_message(
+        conversation=ConversationFactory(channel__workspace=supervisor.workspace),
+        send_state=S.FAILED,
+        attempts=5,
+        max_attempts=5,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/queue/{message.pk}/retry")
+
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert (message.send_state, message.attempts, message.max_attempts) == (S.RETRY, 5, 10)
+    assert message.next_attempt_at is not None
+    assert response.json()["send_state"] == "retry"
+    assert enqueued == [message.pk]
+
+
+@pytest.mark.parametrize("state", [S.PENDING, S.PROCESSING, S.SENT, S.CANCELLED])
+def test_retrying_a_message_that_has_not_failed_is_a_conflict(member_client, enqueued, state):
+    client, supervisor = member_client(Role.SUPERVISOR)
+    message = outbound_message(
+        conversation=ConversationFactory(channel__workspace=supervisor.workspace), send_state=state
+    )
+
+    response = client.post(f"/api/queue/{message.pk}/retry")
+
+    assert response.status_code == 409
+    assert state_of(message) == state
+    assert enqueued == []
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT])
+def test_below_supervisor_sees_the_queue_but_cannot_cancel_or_retry(member_client, enqueued, role):
+    client, member = member_client(role)
+    conversation = ConversationFactory(channel__workspace=member.workspace)
+    pending = outbound_message(conversation=conversation)
+    failed = outbound_message(conversation=conversation, send_state=S.FAILED)
+
+    listed = client.get("/api/queue/")
+    cancel = client.post(f"/api/queue/{pending.pk}/cancel")
+    retry = client.post(f"/api/queue/{failed.pk}/retry")
+
+    assert listed.status_code == 200
+    assert (cancel.status_code, retry.status_code) == (403, 403)
+    assert (state_of(pending), state_of(failed)) == (S.PENDING, S.FAILED)
+    assert enqueued == []
+
+
+def test_another_workspaces_queue_row_answers_404_and_is_left_alone(member_client, enqueued):
+    client, _ = member_client(Role.OWNER)
+    foreign = ConversationFactory(channel=ChannelFactory(workspace=WorkspaceFactory()))
+    pending = outbound_message(conversation=foreign)
+    failed = outbound_message(conversation=foreign, send_state=S.FAILED)
+
+    cancel = client.post(f"/api/queue/{pending.pk}/cancel")
+    retry = client.post(f"/api/queue/{failed.pk}/retry")
+
+    assert (cancel.status_code, retry.status_code) == (404, 404)
+    assert (state_of(pending), state_of(failed)) == (S.PENDING, S.FAILED)
+    assert enqueued == []
+
+
+def test_an_inbound_message_is_not_a_queue_row(member_client):
+    client, supervisor = member_client(Role.SUPERVISOR)
+    inbound = MessageFactory(conversation__channel__workspace=supervisor.workspace)
+
+    assert client.post(f"/api/queue/{inbound.pk}/cancel").status_code == 404

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
+
+WRITE_ONLY_HELP = "Write-only: never returned. Absent keeps the stored value; null clears it."
+
+
+def _secret() -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_null=True, max_length=1024, write_only=True, help_text=WRITE_ONLY_HELP
+    )
+
+
+class ChannelInput(serializers.Serializer):
+    """Also used for PATCH (partially): absent fields are left as they are."""
+
+    kind = serializers.ChoiceField(choices=Channel.Kind.choices, default=Channel.Kind.CLOUD)
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    phone_number_id = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Meta's id; required for Cloud API.",
+    )
+    display_phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    waba_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    send_rate = serializers.IntegerField(min_value=1, max_value=MAX_SEND_RATE, default=DEFAULT_SEND_RATE)
+    is_active = serializers.BooleanField(default=True)
+    app_secret = _secret()
+    access_token = _secret()
+    verify_token = _secret()
+
+
+class ChannelOutput(serializers.ModelSerializer):
+    has_app_secret = serializers.SerializerMethodField()
+    has_access_token = serializers.SerializerMethodField()
+    has_verify_token = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Channel
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "phone_number_id",
+            "display_phone_number",
+            "waba_id",
+            "send_rate",
+            "is_active",
+            "health",
+            "health_detail",
+            "last_webhook_at",
+            "has_app_secret",
+            "has_access_token",
+            "has_verify_token",
+            "created_at",
+        ]
+
+    def get_has_app_secret(self, channel: Channel) -> bool:
+        return bool(channel.app_secret)
+
+    def get_has_access_token(self, channel: Channel) -> bool:
+        return bool(channel.access_token)
+
+    def get_has_verify_token(self, channel: Channel) -> bool:
+        return bool(channel.verify_token)
+
+
+class ChannelStatusOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    display_phone_number = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Channel.Kind.choices)
+    is_active = serializers.BooleanField()
+    health = serializers.ChoiceField(choices=Channel.Health.choices)
+    health_detail = serializers.CharField()
+    last_webhook_at = serializers.DateTimeField(allow_null=True)
+    queue_depth = serializers.IntegerField(
+        help_text="Outbound messages pending, waiting to retry or in flight."
+    )
+    sent_24h = serializers.IntegerField(help_text="Of the outbound messages of the last 24 h, those sent.")
+    failed_24h = serializers.IntegerField(
+        help_text="Of the outbound messages of the last 24 h, those failed."
+    )
+    error_rate = serializers.FloatField(help_text="failed / (sent + failed); 0 when there were none.")
+
+
+class WhatsAppStatusOutput(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    channels = ChannelStatusOutput(many=True)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import IsAdmin, IsMember
+from apps.accounts.selectors import request_workspace, scoped
+from apps.conversations.api.openapi import errors, paginated
+from apps.conversations.api.pagination import paginated_response
+from apps.whatsapp import services
+from apps.whatsapp.api import serializers as s
+from apps.whatsapp.models import Channel
+from apps.whatsapp.status import channels_status
+
+INVALID = errors({400: "Invalid input."})
+NOT_FOUND = errors({404: "Not found in this workspace."})
+CONFLICT = errors({409: "The phone_number_id belongs to another channel."})
+
+
+def _channels(request: Request) -> QuerySet[Channel]:
+    return scoped(Channel.objects.order_by("pk"), request)
+
+
+class ChannelListView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(operation_id="whatsapp_channels_list", responses={200: paginated(s.ChannelOutput)})
+    def get(self, request: Request) -> Response:
+        return paginated_response(request, _channels(request), s.ChannelOutput)
+
+    @extend_schema(request=s.ChannelInput, responses={201: s.ChannelOutput, **INVALID, **CONFLICT})
+    def post(self, request: Request) -> Response:
+        data = s.ChannelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
+        return Response(s.ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
+
+
+class ChannelDetailView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={200: s.ChannelOutput, **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.ChannelOutput(get_object_or_404(_channels(request), pk=pk)).data)
+
+    @extend_schema(
+        request=s.ChannelInput, responses={200: s.ChannelOutput, **INVALID, **NOT_FOUND, **CONFLICT}
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        channel = get_object_or_404(_channels(request), pk=pk)
+        data = s.ChannelInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        channel = services.channel_update(channel=channel, data=data.validated_data)
+        return Response(s.ChannelOutput(channel).data)
+
+    @extend_schema(responses={204: None, **NOT_FOUND})
+    def delete(self, request: Request, pk: int) -> Response:
+        services.channel_delete(channel=get_object_or_404(_channels(request), pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WhatsAppStatusView(APIView):
+    permission_classes = [IsMember]
+
+    @extend_schema(responses={200: s.WhatsAppStatusOutput})
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        body = {"generated_at": now, "channels": channels_status(channels=_channels(request), now=now)}
+        return Response(s.WhatsAppStatusOutput(body).data)

@@ -1,0 +1,82 @@
+"""Reads for the channels' operational status: health, queue depth and recent send outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from apps.conversations.models import Message
+from apps.whatsapp.models import Channel
+
+STATUS_WINDOW = timedelta(hours=24)
+S = Message.SendState
+QUEUED_STATES = (S.PENDING, S.RETRY, S.PROCESSING)
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    id: int
+    name: str
+    display_phone_number: str
+    kind: str
+    is_active: bool
+    health: str
+    health_detail: str
+    last_webhook_at: datetime | None
+    queue_depth: int
+    sent_24h: int
+    failed_24h: int
+    error_rate: float
+
+
+def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None) -> list[ChannelStatus]:
+    """One row per channel, in two queries.
+
+    `queue_depth` counts outbound rows waiting or in flight (pending, retry, processing), whatever
+    their age. Of the outbound rows created in the last 24 hours, `failed_24h` counts those that
+    failed for good (the queue gave up, or WhatsApp reported a failed delivery) and `sent_24h`
+    those WhatsApp accepted and did not fail later. `error_rate` = failed / (sent + failed), 0 when none.
+    """
+    since = (now or timezone.now()) - STATUS_WINDOW
+    rows = list(channels.defer("app_secret", "access_token", "verify_token").order_by("pk"))
+    failed = Q(send_state=S.FAILED) | Q(status=Message.Status.FAILED)
+    recent = Q(created_at__gte=since)
+    counts: dict[int, Mapping[str, Any]] = {
+        row["channel_id"]: row
+        for row in Message.objects.filter(
+            channel__in=[c.pk for c in rows], direction=Message.Direction.OUTBOUND
+        )
+        .values("channel_id")
+        .annotate(
+            queue_depth=Count("pk", filter=Q(send_state__in=QUEUED_STATES)),
+            sent=Count("pk", filter=recent & Q(send_state=S.SENT) & ~Q(status=Message.Status.FAILED)),
+            failed=Count("pk", filter=recent & failed),
+        )
+        .order_by()
+    }
+    result = []
+    for channel in rows:
+        found = counts.get(channel.pk, {})
+        sent, failures = found.get("sent", 0), found.get("failed", 0)
+        result.append(
+            ChannelStatus(
+                id=channel.pk,
+                name=channel.name,
+                display_phone_number=channel.display_phone_number,
+                kind=channel.kind,
+                is_active=channel.is_active,
+                health=channel.health,
+                health_detail=channel.health_detail,
+                last_webhook_at=channel.last_webhook_at,
+                queue_depth=found.get("queue_depth", 0),
+                sent_24h=sent,
+                failed_24h=failures,
+                error_rate=failures / (sent + failures) if sent + failures else 0.0,
+            )
+        )
+    return result
