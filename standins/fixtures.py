@@ -1,1 +1,27 @@
-"""pytest fixtures that start the project's stand-in servers (filled in with each stand-in)."""
+"""pytest fixtures that start the project's stand-in servers (a plugin of the root conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from standins.graph import GraphStandIn
+
+
+@pytest.fixture
+def graph_standin() -> Iterator[GraphStandIn]:
+    """A Graph API stand-in on a free local port, stopped after the test."""
+    standin = GraphStandIn().start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def cloud_settings(settings: Settings, graph_standin: GraphStandIn) -> Settings:
+    """pytest-django's `settings`, with the Cloud transport pointed at `graph_standin`."""
+    settings.WHATSAPP_GRAPH_URL = graph_standin.url
+    return settings

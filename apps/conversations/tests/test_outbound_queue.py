@@ -1,0 +1,442 @@
+"""The outbound queue against the real Cloud transport and the Graph API stand-in."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.accounts.tests.factories import WorkspaceFactory
+from apps.conversations.events import StatusUpdate
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
+from apps.conversations.services import outbound
+from apps.conversations.services.ingest import statuses_apply
+from apps.conversations.services.outbound import S, message_send, split_text
+from apps.conversations.services.sweeper import sweep
+from apps.whatsapp.models import Channel
+from chatbot import pacing
+from chatbot.exceptions import Conflict
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    queued: list[int] = []
+    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", queued.append)
+    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
+    return queued
+
+
+@pytest.fixture(autouse=True)
+def _own_pacing_folder(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    pacing._pacer.cache_clear()
+    yield
+    pacing._pacer.cache_clear()
+
+
+@pytest.fixture
+def channel(cloud_settings):
+    return Channel.objects.create(
+        workspace=WorkspaceFactory.create(),
+        kind="cloud",
+        phone_number_id="1001",
+        access_token="test-access-token",
+        app_secret="test-app-secret",
+        send_rate=80,
+    )
+
+
+_numbers = iter(range(10**6))
+
+
+def conversation_in_window(channel, *, hours_ago: float = 1.0, **contact_fields):
+    contact = Contact.objects.create(
+        workspace=channel.workspace, wa_id=f"52155{next(_numbers):07d}", **contact_fields
+    )
+    return Conversation.objects.create(
+        workspace=channel.workspace,
+        channel=channel,
+        contact=contact,
+        last_inbound_at=timezone.now() - timedelta(hours=hours_ago),
+    )
+
+
+def enqueue(conversation, body="Hola", **kwargs):
+    return outbound.message_enqueue(conversation=conversation, author=Message.Author.BOT, body=body, **kwargs)
+
+
+def reload(message):
+    message.refresh_from_db()
+    return message
+
+
+# --- state machine -----------------------------------------------------------------------------
+LEGAL = [
+    ("pending", "processing"),
+    ("pending", "cancelled"),
+    ("processing", "sent"),
+    ("processing", "failed"),
+    ("failed", "retry"),
+    ("retry", "processing"),
+    ("retry", "cancelled"),
+]
+STATES = ["pending", "processing", "sent", "failed", "retry", "cancelled"]
+
+
+@pytest.mark.parametrize(("source", "target"), [(a, b) for a in STATES for b in STATES if a != b])
+def test_every_transition_is_either_legal_or_refused(channel, source, target):
+    [message] = enqueue(conversation_in_window(channel))
+    Message.objects.filter(pk=message.pk).update(send_state=source)
+
+    if (source, target) in LEGAL:
+        assert outbound._transition(message.pk, target, sources=[source]) is True
+        assert reload(message).send_state == target
+    else:
+        with pytest.raises(ValueError, match="illegal transition"):
+            outbound._transition(message.pk, target, sources=[source])
+        assert reload(message).send_state == source
+
+
+def test_a_transition_from_the_wrong_current_state_changes_nothing(channel):
+    [message] = enqueue(conversation_in_window(channel))
+
+    moved = outbound._transition(message.pk, S.SENT, sources=[S.PROCESSING])
+
+    assert moved is False
+    assert reload(message).send_state == S.PENDING
+
+
+@pytest.mark.parametrize(("state", "allowed"), [(s, s in ("pending", "retry")) for s in STATES])
+def test_cancel_only_from_pending_or_retry(channel, state, allowed):
+    [message] = enqueue(conversation_in_window(channel))
+    Message.objects.filter(pk=message.pk).update(send_state=state)
+
+    if allowed:
+        assert outbound.message_cancel(message=message).send_state == S.CANCELLED
+    else:
+        with pytest.raises(Conflict):
+            outbound.message_cancel(message=message)
+        assert reload(message).send_state == state
+
+
+def test_retry_now_revives_a_failed_message_with_a_fresh_budget(
+    channel, _no_broker, django_capture_on_commit_callbacks
+):
+    [message] = enqueue(conversation_in_window(channel))
+    Message.objects.filter(pk=message.pk).update(send_state=S.FAILED, attempts=5, max_attempts=5)
+    _no_broker.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = outbound.message_retry_now(message=reload(message))
+
+    assert (retried.send_state, retried.max_attempts) == (S.RETRY, 10)
+    assert _no_broker == [message.pk]
+    Message.objects.filter(pk=message.pk).update(send_state=S.SENT)
+    with pytest.raises(Conflict):
+        outbound.message_retry_now(message=reload(message))
+
+
+# --- sending --------------------------------------------------------------------------------------
+def test_a_queued_message_is_sent_once_with_our_id_as_callback_data(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel), "¿En qué te ayudo?")
+
+    first = message_send(message_id=message.pk)
+    second = message_send(message_id=message.pk)
+
+    message = reload(message)
+    assert (first.result, second.result) == ("sent", "skipped")
+    assert len(graph_standin.sent) == 1
+    record = graph_standin.sent[0]
+    assert record["to"] == message.contact.wa_id
+    assert record["biz_opaque_callback_data"] == str(message.uid)
+    assert (message.send_state, message.status, message.attempts) == (S.SENT, "accepted", 1)
+    assert message.wamid == record["wamid"]
+
+
+def test_enqueue_is_idempotent_per_dedupe_key(channel):
+    conversation = conversation_in_window(channel)
+
+    first = enqueue(conversation, "uno", dedupe_key="reply:1")
+    again = enqueue(conversation, "otro", dedupe_key="reply:1")
+
+    assert [m.pk for m in first] == [m.pk for m in again]
+    assert Message.objects.filter(direction="out").count() == 1
+
+
+def test_long_text_is_split_into_rows_that_keep_every_character(channel):
+    text = " ".join(f"Frase número {n}." for n in range(800))
+
+    rows = enqueue(conversation_in_window(channel), text)
+
+    assert len(rows) == len(split_text(text)) > 1
+    assert all(len(row.body) <= 4096 for row in rows)
+    assert " ".join(row.body for row in rows) == text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_of_one_row_reach_whatsapp_once(channel, graph_standin, postgres):
+    [message] = enqueue(conversation_in_window(channel))
+    results: list[str] = []
+
+    def send() -> None:
+        try:
+            results.append(message_send(message_id=message.pk).result)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results).count("sent") == 1
+    assert len(graph_standin.sent) == 1
+
+
+def test_a_lost_answer_is_never_resent_and_is_reconciled_by_the_status_webhook(
+    channel, graph_standin, settings
+):
+    settings.WHATSAPP_SEND_TIMEOUT = 0.3
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.delay_next(1.0)
+
+    lost = message_send(message_id=message.pk)
+    again = message_send(message_id=message.pk)
+    time.sleep(0.8)  # let the stand-in finish the send it did accept
+
+    assert (lost.result, again.result) == ("unknown", "skipped")
+    assert reload(message).send_state == S.PROCESSING
+    assert len(graph_standin.sent) == 1
+    wamid = graph_standin.sent[0]["wamid"]
+    statuses_apply(
+        channel=channel,
+        updates=[
+            StatusUpdate(
+                wamid=wamid, status="delivered", timestamp=timezone.now(), callback_data=str(message.uid)
+            )
+        ],
+    )
+    message = reload(message)
+    assert (message.send_state, message.wamid, message.status) == (S.SENT, wamid, "delivered")
+
+
+def test_transient_errors_retry_with_backoff_then_fail_for_good(channel, graph_standin):
+    ConversationSettings.objects.create(workspace=channel.workspace, max_send_attempts=3)
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(131000, http_status=500, count=3)
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(message_send(message_id=message.pk))
+        Message.objects.filter(pk=message.pk).update(next_attempt_at=None)  # skip the wait
+
+    message = reload(message)
+    assert [o.result for o in outcomes] == ["retry", "retry", "failed"]
+    assert all(o.countdown >= outbound.BACKOFF_BASE for o in outcomes[:2])
+    assert (message.send_state, message.attempts, message.failure_reason) == (S.FAILED, 3, "server_error")
+    assert graph_standin.sent == []
+
+
+def test_a_retry_is_not_sent_before_it_is_due(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(131000, http_status=503)
+    message_send(message_id=message.pk)
+
+    early = message_send(message_id=message.pk)
+
+    assert early.result == "deferred" and early.countdown > 0
+    assert reload(message).send_state == S.RETRY
+    assert graph_standin.sent == []
+
+
+@pytest.mark.parametrize(("code", "reason"), [(131026, "undeliverable"), (132001, "template_invalid")])
+def test_permanent_errors_fail_at_once(channel, graph_standin, code, reason):
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(code, http_status=400)
+
+    outcome = message_send(message_id=message.pk)
+
+    message = reload(message)
+    assert outcome.result == "failed"
+    assert (message.send_state, message.failure_reason, message.error_code, message.attempts) == (
+        S.FAILED,
+        reason,
+        code,
+        1,
+    )
+
+
+def test_throughput_error_slows_the_numbers_bucket_and_retries(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    [other] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(130429, http_status=400)
+
+    outcome = message_send(message_id=message.pk)
+    started = time.monotonic()
+    after = message_send(message_id=other.pk)
+    waited = time.monotonic() - started
+
+    assert outcome.result == "retry"
+    assert reload(message).send_state == S.RETRY
+    assert after.result == "sent"
+    assert waited >= 0.9  # the number's bucket was pushed back by a second, for every worker
+
+
+def test_user_stopped_marketing_marks_the_contact(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(131050, http_status=400)
+
+    message_send(message_id=message.pk)
+
+    assert Contact.objects.get(pk=message.contact_id).opted_out is True
+    assert reload(message).failure_reason == "opted_out"
+
+
+def test_an_invalid_token_marks_the_channel_unhealthy(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(190, http_status=401)
+
+    message_send(message_id=message.pk)
+
+    channel.refresh_from_db()
+    assert channel.health == Channel.Health.UNHEALTHY
+    assert reload(message).failure_reason == "auth"
+
+
+def test_outside_the_window_free_text_fails_without_calling_whatsapp(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel, hours_ago=25))
+
+    outcome = message_send(message_id=message.pk)
+
+    assert outcome.result == "failed"
+    assert reload(message).failure_reason == "window_closed"
+    assert graph_standin.sent == []
+
+
+def test_outside_the_window_the_template_fallback_is_sent(channel, graph_standin):
+    template = {"name": "seguimiento", "language": {"code": "es_MX"}, "components": []}
+    [message] = enqueue(conversation_in_window(channel, hours_ago=30), template_fallback=template)
+
+    outcome = message_send(message_id=message.pk)
+
+    assert outcome.result == "sent"
+    assert graph_standin.sent[0]["type"] == "template"
+    assert graph_standin.sent[0]["content"] == template
+
+
+def test_campaign_messages_never_reach_an_opted_out_contact(channel, graph_standin):
+    conversation = conversation_in_window(channel, opted_out=True)
+    [message] = outbound.message_enqueue(
+        conversation=conversation, author=Message.Author.CAMPAIGN, body="Oferta"
+    )
+
+    message_send(message_id=message.pk)
+
+    assert reload(message).failure_reason == "opted_out"
+    assert graph_standin.sent == []
+
+
+def test_messages_of_one_conversation_leave_in_order(channel, graph_standin):
+    conversation = conversation_in_window(channel)
+    first, second = enqueue(conversation, "uno")[0], enqueue(conversation, "dos")[0]
+    graph_standin.fail_next(131000, http_status=500)
+    message_send(message_id=first.pk)
+
+    while_first_waits = message_send(message_id=second.pk)
+    Message.objects.filter(pk=first.pk).update(next_attempt_at=None)
+    message_send(message_id=first.pk)
+    message_send(message_id=second.pk)
+
+    assert while_first_waits.result == "deferred"
+    assert [r["content"]["body"] for r in graph_standin.sent] == ["uno", "dos"]
+
+
+def test_statuses_only_move_forward_and_failed_keeps_metas_error(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    message_send(message_id=message.pk)
+    wamid = reload(message).wamid
+    now = timezone.now()
+
+    def apply(status, **kw):
+        statuses_apply(
+            channel=channel, updates=[StatusUpdate(wamid=wamid, status=status, timestamp=now, **kw)]
+        )
+        return reload(message).status
+
+    assert apply("read") == "read"
+    assert apply("delivered") == "read"
+    assert apply("sent") == "read"
+    assert apply("failed", error_code=131026, error_title="Message undeliverable") == "read"
+
+    [other] = enqueue(conversation_in_window(channel))
+    message_send(message_id=other.pk)
+    statuses_apply(
+        channel=channel,
+        updates=[
+            StatusUpdate(
+                wamid=reload(other).wamid,
+                status="failed",
+                timestamp=now,
+                error_code=131026,
+                error_title="Message undeliverable",
+            )
+        ],
+    )
+    other = reload(other)
+    assert (other.status, other.error_code, other.error_title) == ("failed", 131026, "Message undeliverable")
+
+
+def test_pacing_n_messages_at_r_per_second_take_n_over_r_seconds(channel, graph_standin):
+    """12 sends at 5/s: the stand-in sees them spread over 11/5 s. (Slots shared by concurrent
+    workers are covered in tests/test_pacing.py; high rates are measured in bench/.)"""
+    Channel.objects.filter(pk=channel.pk).update(send_rate=5)
+    rows = [enqueue(conversation_in_window(channel), f"m{n}")[0] for n in range(12)]
+
+    results = [message_send(message_id=row.pk).result for row in rows]
+
+    times = sorted(record["received_at"] for record in graph_standin.sent)
+    span = times[-1] - times[0]
+    assert results == ["sent"] * 12
+    assert 11 / 5 * 0.9 <= span <= 11 / 5 * 1.1
+
+
+def test_the_recipient_pace_spaces_messages_to_one_customer(channel, graph_standin, settings):
+    ConversationSettings.objects.create(
+        workspace=channel.workspace, recipient_interval_seconds=0.5, recipient_burst=2
+    )
+    conversation = conversation_in_window(channel)
+    rows = [enqueue(conversation, f"m{n}")[0] for n in range(4)]
+
+    for row in rows:
+        assert message_send(message_id=row.pk).result == "sent"
+
+    times = [record["received_at"] for record in graph_standin.sent]
+    assert times[1] - times[0] < 0.2  # the burst
+    assert 0.85 <= times[3] - times[0] <= 1.2  # then one every 0.5 s
+
+
+def test_the_sweeper_settles_stuck_sends_and_re_enqueues_lost_work(channel, _no_broker):
+    conversation = conversation_in_window(channel)
+    [stuck] = enqueue(conversation, "stuck")
+    [lost] = enqueue(conversation_in_window(channel), "lost")
+    [fresh] = enqueue(conversation_in_window(channel), "fresh")
+    old = timezone.now() - timedelta(minutes=30)
+    Message.objects.filter(pk=stuck.pk).update(
+        send_state=S.PROCESSING, processing_started_at=old, created_at=old
+    )
+    Message.objects.filter(pk=lost.pk).update(created_at=old)
+    _no_broker.clear()
+
+    result = sweep(processing_timeout=timedelta(minutes=10))
+
+    assert result == {"inbound": 0, "outbound": 1, "unknown_outcome": 1}
+    assert _no_broker == [lost.pk]
+    assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason == "unknown_outcome"
+    assert reload(fresh).send_state == S.PENDING
