@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
@@ -47,6 +49,15 @@ app.conf.update(
     timezone="UTC",
 )
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _import_litellm_before_work(**kwargs: Any) -> None:
+    # litellm takes seconds to import: pay it once at start (and before forking, so children
+    # share it) rather than inside the first customer's reply.
+    from apps.assistant.providers import warm_up
+
+    warm_up()
 
 
 @app.task(name="default.ping")

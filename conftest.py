@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
-pytest_plugins = ["standins.fixtures"]
+pytest_plugins = ["standins.fixtures", "standins.llm_fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 

@@ -11,20 +11,27 @@ from chatbot.crypto import EncryptedTextField
 class BusinessProfile(models.Model):
     """What the assistant knows about the business and how it speaks. One per workspace."""
 
-    workspace = models.OneToOneField("accounts.Workspace", on_delete=models.CASCADE, related_name="business_profile")
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="business_profile"
+    )
     name = models.CharField(max_length=160, blank=True)
     description = models.TextField(blank=True)
     tone = models.CharField(max_length=255, blank=True, default="cercano y profesional")
-    languages = models.JSONField(default=list, blank=True, help_text='e.g. ["es", "en"]; the first is the default.')
+    languages = models.JSONField(
+        default=list, blank=True, help_text='e.g. ["es", "en"]; the first is the default.'
+    )
     opening_hours = models.JSONField(
         default=dict, blank=True, help_text='{"mon": [["09:00", "18:00"]], ..., "sun": []}'
     )
     timezone = models.CharField(max_length=64, default="UTC")
     address = models.CharField(max_length=255, blank=True)
-    handoff_policy = models.TextField(blank=True, help_text="When the assistant should hand over to a person.")
+    handoff_policy = models.TextField(
+        blank=True, help_text="When the assistant should hand over to a person."
+    )
     custom_instructions = models.TextField(blank=True)
     disclosure_text = models.TextField(
-        blank=True, help_text="How the bot introduces itself when asked (it always says it is a virtual assistant)."
+        blank=True,
+        help_text="How the bot introduces itself when asked (it always says it is a virtual assistant).",
     )
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every edit (reply cache key).")
     knowledge_version = models.PositiveIntegerField(default=1, help_text="Bumped on every knowledge edit.")
@@ -67,7 +74,12 @@ class KnowledgeChunk(models.Model):
 
     class Meta:
         ordering = ["entry_id", "ordinal"]
-        constraints = [models.UniqueConstraint(fields=["entry", "ordinal"], name="assistant_chunk_ordinal_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "ordinal"], name="assistant_chunk_ordinal_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}#{self.ordinal}"
 
 
 class Provider(models.TextChoices):
@@ -89,7 +101,9 @@ class AssistantSettings(models.Model):
     )
     enabled = models.BooleanField(default=True)
     fallback_order = models.JSONField(
-        default=list, blank=True, help_text="Provider names in order; empty = AI_FALLBACK_ORDER. Offline is always last."
+        default=list,
+        blank=True,
+        help_text="Provider names in order; empty = AI_FALLBACK_ORDER. Offline is always last.",
     )
     temperature = models.FloatField(default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(default=400)
@@ -104,15 +118,21 @@ class AssistantSettings(models.Model):
 
 
 class ProviderConfig(models.Model):
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="llm_providers")
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="llm_providers"
+    )
     provider = models.CharField(max_length=32, choices=Provider.choices)
     enabled = models.BooleanField(default=True)
     model = models.CharField(max_length=128, blank=True)
     base_url = models.URLField(blank=True)
-    api_key = EncryptedTextField(blank=True, help_text="Empty: taken from the environment (e.g. OPENAI_API_KEY).")
+    api_key = EncryptedTextField(
+        blank=True, help_text="Empty: taken from the environment (e.g. OPENAI_API_KEY)."
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "provider"], name="assistant_provider_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "provider"], name="assistant_provider_uniq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} ({self.model})"
@@ -137,3 +157,6 @@ class ReplyUsage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from apps.conversations.models import Message
-from apps.conversations.services import inbound, outbound, sweeper
+from apps.conversations.services import inbound, outbound, replies, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
 
@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 @app.task(name="inbound.message_process", autoretry_for=(Exception,))
 def inbound_message_process(message_id: int) -> str:
     return inbound.inbound_message_process(message_id=message_id)
+
+
+@app.task(name="llm.reply_generate", autoretry_for=(Exception,), max_retries=3)
+def reply_generate(conversation_id: int, message_id: int) -> str:
+    return replies.reply_generate(conversation_id=conversation_id, message_id=message_id)
 
 
 @app.task(name="outbound.message_send", bind=True)

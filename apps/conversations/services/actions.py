@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services.outbound import message_enqueue
+from apps.conversations.services.outbound import message_enqueue, window_open
 from chatbot.exceptions import Conflict
 
 C = Conversation.Status
@@ -46,6 +46,12 @@ def conversation_close(*, conversation: Conversation, user: Any) -> Conversation
 def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> list[Message]:
     """An agent's reply goes through the queue; replying takes the conversation over if nobody had."""
     _live(conversation)
+    if not window_open(conversation, timezone.now()):
+        # Only approved templates may reach a customer outside the 24-hour window; say so now
+        # rather than queue a message that is bound to fail.
+        raise Conflict(
+            "The customer's 24-hour window is closed; only a template can be sent.", code="window_closed"
+        )
     if conversation.status != C.HUMAN or conversation.assignee_id is None:
         conversation.status = C.HUMAN
         conversation.assignee = conversation.assignee or user

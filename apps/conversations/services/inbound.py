@@ -23,12 +23,35 @@ from apps.conversations.models import (
 from apps.conversations.services.ingest import contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
+from apps.conversations.services.replies import reply_request
 
 logger = logging.getLogger(__name__)
 
 LIVE = [Conversation.Status.OPEN, Conversation.Status.PENDING_HUMAN, Conversation.Status.HUMAN]
-SPANISH_HINTS = {"baja", "cancelar", "alta", "agente", "humano", "persona", "hola", "quiero", "con", "una", "un",
-                 "por", "favor", "gracias", "necesito", "hablar", "que", "el", "la", "de", "ayuda", "buenas"}
+SPANISH_HINTS = {
+    "baja",
+    "cancelar",
+    "alta",
+    "agente",
+    "humano",
+    "persona",
+    "hola",
+    "quiero",
+    "con",
+    "una",
+    "un",
+    "por",
+    "favor",
+    "gracias",
+    "necesito",
+    "hablar",
+    "que",
+    "el",
+    "la",
+    "de",
+    "ayuda",
+    "buenas",
+}
 TEXTS = {
     "opt_out": {
         "es": "Listo, no te enviaremos más mensajes promocionales. Escribe ALTA si quieres volver a recibirlos.",
@@ -56,7 +79,19 @@ def guess_language(text: str, default: str = "es") -> str:
     words = set(normalize(text).split())
     if words & SPANISH_HINTS:
         return "es"
-    if words & {"stop", "unsubscribe", "start", "agent", "human", "hello", "hi", "please", "the", "want", "talk"}:
+    if words & {
+        "stop",
+        "unsubscribe",
+        "start",
+        "agent",
+        "human",
+        "hello",
+        "hi",
+        "please",
+        "the",
+        "want",
+        "talk",
+    }:
         return "en"
     return default
 
@@ -72,16 +107,23 @@ def conversation_for(*, channel_id: int, workspace_id: int, contact: Contact) ->
         return live
     try:
         with transaction.atomic():
-            return Conversation.objects.create(workspace_id=workspace_id, channel_id=channel_id, contact=contact)
+            return Conversation.objects.create(
+                workspace_id=workspace_id, channel_id=channel_id, contact=contact
+            )
     except IntegrityError:  # opened concurrently
         return Conversation.objects.get(channel_id=channel_id, contact=contact, status__in=LIVE)
 
 
-def _system_reply(conversation: Conversation, text_key: str, language: str, source: Message, rules: ConversationSettings) -> None:
+def _system_reply(
+    conversation: Conversation, text_key: str, language: str, source: Message, rules: ConversationSettings
+) -> None:
     custom = {"opt_out": rules.opt_out_confirmation, "opt_in": rules.opt_in_confirmation}.get(text_key) or {}
     body = custom.get(language) or TEXTS[text_key].get(language) or TEXTS[text_key]["es"]
     message_enqueue(
-        conversation=conversation, author=Message.Author.SYSTEM, body=body, dedupe_key=f"{text_key}:{source.pk}"
+        conversation=conversation,
+        author=Message.Author.SYSTEM,
+        body=body,
+        dedupe_key=f"{text_key}:{source.pk}",
     )
 
 
@@ -112,12 +154,15 @@ def inbound_message_process(*, message_id: int) -> str:
         bsuid=message.from_bsuid,
         profile_name=message.from_name,
     )
-    conversation = conversation_for(channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact)
+    conversation = conversation_for(
+        channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact
+    )
     Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
     message.conversation, message.contact = conversation, contact
     sent_at = message.sent_by_customer_at or now
     Conversation.objects.filter(pk=conversation.pk).update(
-        last_inbound_at=sent_at if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at
+        last_inbound_at=sent_at
+        if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at
         else conversation.last_inbound_at,
         last_message_at=now,
         unread_count=F("unread_count") + 1,
@@ -129,7 +174,9 @@ def inbound_message_process(*, message_id: int) -> str:
     language = guess_language(message.body, default=contact.language or "es")
     if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
         if contact_set_opt_out(contact=contact, opted_out=True, source="keyword"):
-            _system_reply(conversation, "opt_out", "en" if text in {"stop", "unsubscribe"} else "es", message, rules)
+            _system_reply(
+                conversation, "opt_out", "en" if text in {"stop", "unsubscribe"} else "es", message, rules
+            )
         return "opted_out"
     if text and text in _words(rules.opt_in_words, DEFAULT_OPT_IN_WORDS):
         if contact_set_opt_out(contact=contact, opted_out=False, source="keyword"):
@@ -144,4 +191,5 @@ def inbound_message_process(*, message_id: int) -> str:
         Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.PENDING_HUMAN)
         _system_reply(conversation, "handoff", language, message, rules)
         return "handoff"
+    reply_request(conversation=conversation, message=message)
     return "bot"

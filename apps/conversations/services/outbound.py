@@ -209,7 +209,7 @@ class SendOutcome:
     countdown: float = 0.0  # for "deferred" and "retry": when to run again
 
 
-def _window_open(conversation: Conversation | None, now: Any) -> bool:
+def window_open(conversation: Conversation | None, now: Any) -> bool:
     return bool(conversation and conversation.last_inbound_at and now - conversation.last_inbound_at < WINDOW)
 
 
@@ -222,7 +222,7 @@ def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     if message.author == Message.Author.CAMPAIGN and contact and contact.opted_out:
         return REASON_OPTED_OUT
     kind, content = message.type, message.payload
-    if kind != "template" and not _window_open(message.conversation, now):
+    if kind != "template" and not window_open(message.conversation, now):
         if not message.template_fallback:
             return REASON_WINDOW_CLOSED
         kind, content = "template", message.template_fallback

@@ -12,6 +12,7 @@ from apps.conversations.services import actions
 from apps.conversations.services.inbound import inbound_message_process, normalize
 from apps.conversations.services.ingest import inbound_store
 from apps.whatsapp.models import Channel
+from chatbot.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,11 @@ def test_first_message_creates_contact_and_conversation_and_opens_the_window(cha
     contact = Contact.objects.get()
     conversation = Conversation.objects.get()
     assert result == "bot"
-    assert (contact.wa_id, contact.profile_name, contact.workspace_id) == ("5215550001", "Ana", channel.workspace_id)
+    assert (contact.wa_id, contact.profile_name, contact.workspace_id) == (
+        "5215550001",
+        "Ana",
+        channel.workspace_id,
+    )
     assert (message.conversation, message.contact) == (conversation, contact)
     assert conversation.last_inbound_at == sent_at
     assert conversation.unread_count == 1
@@ -97,7 +102,8 @@ def test_phone_number_learned_later_joins_the_same_contact(channel):
 
 
 @pytest.mark.parametrize(
-    ("word", "language"), [("STOP", "en"), ("¡Baja!", "es"), ("cancelar", "es"), ("Unsubscribe", "en"), ("BAJÁ", "es")]
+    ("word", "language"),
+    [("STOP", "en"), ("¡Baja!", "es"), ("cancelar", "es"), ("Unsubscribe", "en"), ("BAJÁ", "es")],
 )
 def test_opt_out_words_mark_the_contact_and_confirm_once(channel, word, language):
     receive(channel, "hola")
@@ -141,7 +147,9 @@ def test_a_sentence_containing_opt_out_is_not_an_opt_out(channel):
     assert Contact.objects.get().opted_out is False
 
 
-@pytest.mark.parametrize("text", ["Quiero hablar con un agente", "HUMANO por favor", "can I talk to a human?"])
+@pytest.mark.parametrize(
+    "text", ["Quiero hablar con un agente", "HUMANO por favor", "can I talk to a human?"]
+)
 def test_asking_for_a_person_moves_to_pending_human_and_says_so(channel, text):
     _, result = receive(channel, text)
 
@@ -171,8 +179,12 @@ def test_the_bot_stays_silent_during_a_takeover_until_handed_back(channel):
 def test_the_bot_resumes_after_the_configured_idle_time(channel):
     ConversationSettings.objects.create(workspace=channel.workspace, takeover_idle_minutes=30)
     receive(channel, "hola")
-    conversation = actions.conversation_takeover(conversation=Conversation.objects.get(), user=UserFactory.create())
-    Conversation.objects.filter(pk=conversation.pk).update(human_activity_at=timezone.now() - timedelta(minutes=31))
+    conversation = actions.conversation_takeover(
+        conversation=Conversation.objects.get(), user=UserFactory.create()
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(
+        human_activity_at=timezone.now() - timedelta(minutes=31)
+    )
 
     _, result = receive(channel, "¿hola?")
 
@@ -180,7 +192,9 @@ def test_the_bot_resumes_after_the_configured_idle_time(channel):
     assert Conversation.objects.get().status == Conversation.Status.OPEN
 
 
-def test_an_agent_reply_takes_the_conversation_and_is_queued(channel, _no_broker, django_capture_on_commit_callbacks):
+def test_an_agent_reply_takes_the_conversation_and_is_queued(
+    channel, _no_broker, django_capture_on_commit_callbacks
+):
     receive(channel, "hola")
     conversation = Conversation.objects.get()
     agent = UserFactory.create()
@@ -207,3 +221,15 @@ def test_a_closed_conversation_is_not_reopened_a_new_one_starts(channel):
 def test_normalize_folds_case_accents_and_punctuation():
     assert normalize("¡BAJÁ!  ") == "baja"
     assert normalize("Quiero   hablar, con un AGENTE.") == "quiero hablar con un agente"
+
+
+def test_an_agent_cannot_reply_outside_the_24_hour_window(channel):
+    receive(channel, "hola", when=timezone.now() - timedelta(hours=25))
+    conversation = Conversation.objects.get()
+
+    with pytest.raises(Conflict) as refused:
+        actions.conversation_reply(conversation=conversation, user=UserFactory.create(), body="¿Sigues ahí?")
+
+    assert refused.value.code == "window_closed"
+    assert outbound(conversation) == []
+    assert Conversation.objects.get().status == Conversation.Status.OPEN

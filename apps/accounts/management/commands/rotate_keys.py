@@ -7,14 +7,16 @@ from chatbot.crypto import encrypted_fields
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every stored secret with the first key of FERNET_KEYS (run after adding a new key first)."
+    help = (
+        "Re-encrypt every stored secret with the first key of FERNET_KEYS (run after adding a new key first)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         total = 0
         for model, names in encrypted_fields():
             count = 0
             with transaction.atomic():
-                for row in model._default_manager.select_for_update().iterator():  # type: ignore[attr-defined]
+                for row in model._default_manager.select_for_update().iterator():
                     # Reading decrypts with any key; saving encrypts with the first one.
                     row.save(update_fields=names)
                     count += 1

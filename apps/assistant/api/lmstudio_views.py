@@ -1,0 +1,75 @@
+"""Local model servers for admins and owners: LM Studio's models (load, unload) and Ollama's (list, pull)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import IsAdmin
+from apps.accounts.selectors import request_workspace
+from apps.assistant import local_models
+from apps.assistant.api import provider_serializers as s
+
+TAGS = ["lmstudio"]
+
+
+def _model(request: Request) -> str:
+    data = s.ModelInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    return str(data.validated_data["model"])
+
+
+class LMStudioStatusView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        tags=TAGS, responses={200: s.LMStudioStatusOutput}, description="Unreachable is reported, not 503."
+    )
+    def get(self, request: Request) -> Response:
+        status = local_models.lmstudio_status(workspace_id=request_workspace(request).pk)
+        return Response(s.LMStudioStatusOutput(status).data)
+
+
+class LMStudioLoadView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioLoadOutput})
+    def post(self, request: Request) -> Response:
+        loaded = local_models.lmstudio_load(workspace_id=request_workspace(request).pk, model=_model(request))
+        return Response(s.LMStudioLoadOutput(loaded).data)
+
+
+class LMStudioUnloadView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioUnloadOutput})
+    def post(self, request: Request) -> Response:
+        unloaded = local_models.lmstudio_unload(
+            workspace_id=request_workspace(request).pk, model=_model(request)
+        )
+        return Response(s.LMStudioUnloadOutput(unloaded).data)
+
+
+class OllamaModelsView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(tags=TAGS, responses={200: s.OllamaModelsOutput})
+    def get(self, request: Request) -> Response:
+        base_url, models = local_models.ollama_models(workspace_id=request_workspace(request).pk)
+        return Response(s.OllamaModelsOutput({"base_url": base_url, "models": models}).data)
+
+
+class OllamaPullView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        tags=TAGS,
+        request=s.ModelInput,
+        responses={200: s.OllamaPullOutput},
+        description="Returns when the download is complete (minutes for a large model).",
+    )
+    def post(self, request: Request) -> Response:
+        pulled = local_models.ollama_pull(workspace_id=request_workspace(request).pk, model=_model(request))
+        return Response(s.OllamaPullOutput(pulled).data)

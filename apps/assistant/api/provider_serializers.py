@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from rest_framework import serializers
+
+from apps.assistant.models import Provider
+from apps.assistant.providers import LLM_PROVIDERS
+
+PROVIDER_CHOICES = [(p, str(Provider(p).label)) for p in LLM_PROVIDERS]
+ORDER_CHOICES = [*PROVIDER_CHOICES, (Provider.OFFLINE.value, str(Provider.OFFLINE.label))]
+CIRCUIT_CHOICES = ["closed", "half_open", "open"]
+
+
+def _http_url(value: str) -> str:
+    # Not URLField: Docker service names ("http://ollama:11434") have no dot and must be accepted.
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise serializers.ValidationError("Enter an http:// or https:// URL.")
+    return value.rstrip("/")
+
+
+# --- providers ------------------------------------------------------------------------------------
+class ProviderOutput(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    display_name = serializers.CharField(source="label")
+    configured = serializers.BooleanField(help_text="The workspace has its own settings for this provider.")
+    enabled = serializers.BooleanField()
+    model = serializers.CharField()
+    default_model = serializers.CharField()
+    base_url = serializers.CharField(help_text="Set for this workspace; empty = the default.")
+    effective_base_url = serializers.CharField(help_text="Where calls go; empty = the provider's public API.")
+    api_key_set = serializers.BooleanField(
+        help_text="Whether a key is available. The key itself is never shown."
+    )
+    key_source = serializers.ChoiceField(choices=["workspace", "environment", ""])
+    usable = serializers.BooleanField()
+    reason = serializers.CharField(help_text="Why the provider cannot be used, when it cannot.")
+    circuit = serializers.ChoiceField(
+        choices=CIRCUIT_CHOICES, help_text="Circuit breaker state (all workers)."
+    )
+
+
+class ProvidersOutput(serializers.Serializer):
+    fallback_order = serializers.ListField(
+        child=serializers.ChoiceField(choices=ORDER_CHOICES),
+        help_text="The order replies use now (usable providers only); the offline responder is always last.",
+    )
+    configured_order = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The order saved for this workspace; empty = AI_FALLBACK_ORDER.",
+    )
+    providers = ProviderOutput(many=True)
+
+
+class ProviderInput(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    enabled = serializers.BooleanField(required=False)
+    model = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    base_url = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    api_key = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        help_text="Write-only. Left out: unchanged; empty: removed (the environment's key applies).",
+    )
+
+    def validate_base_url(self, value: str) -> str:
+        return _http_url(value)
+
+
+class ProvidersInput(serializers.Serializer):
+    fallback_order = serializers.ListField(
+        child=serializers.ChoiceField(choices=ORDER_CHOICES), required=False
+    )
+    providers = ProviderInput(many=True, required=False)
+
+    def validate_providers(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [p["provider"] for p in value]
+        if len(names) != len(set(names)):
+            raise serializers.ValidationError("Each provider may appear once.")
+        return value
+
+
+# --- local models (LM Studio, Ollama) -------------------------------------------------------------
+class ModelInput(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+
+
+class LocalModelOutput(serializers.Serializer):
+    key = serializers.CharField()
+    display_name = serializers.CharField()
+    type = serializers.CharField()
+    loaded = serializers.BooleanField()
+    instance_ids = serializers.ListField(child=serializers.CharField())
+
+
+class LMStudioStatusOutput(serializers.Serializer):
+    reachable = serializers.BooleanField()
+    base_url = serializers.CharField()
+    api_version = serializers.CharField(help_text='"v1" (LM Studio 0.4+), "v0" (older), or empty.')
+    models = LocalModelOutput(many=True)
+    error = serializers.CharField()
+
+
+class LMStudioLoadOutput(serializers.Serializer):
+    model = serializers.CharField()
+    instance_id = serializers.CharField()
+    load_time_seconds = serializers.FloatField()
+
+
+class LMStudioUnloadOutput(serializers.Serializer):
+    model = serializers.CharField()
+    unloaded = serializers.ListField(
+        child=serializers.CharField(), help_text="Instances unloaded; empty: none was."
+    )
+
+
+class OllamaModelOutput(serializers.Serializer):
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    modified_at = serializers.CharField()
+    digest = serializers.CharField()
+    family = serializers.CharField()
+    parameter_size = serializers.CharField()
+
+
+class OllamaModelsOutput(serializers.Serializer):
+    base_url = serializers.CharField()
+    models = OllamaModelOutput(many=True)
+
+
+class OllamaPullOutput(serializers.Serializer):
+    model = serializers.CharField()
+    status = serializers.CharField()

@@ -1,0 +1,287 @@
+"""Retrieval over a workspace's knowledge: tokenizing, BM25 ranking, and when an FAQ is a sure answer.
+
+Pure reads. The index of a workspace is built from its active chunks on first use and kept per process,
+keyed by (workspace_id, knowledge_version); every knowledge edit bumps the version, so the next query
+builds a fresh index and stale ones simply age out of the cache.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import bm25s
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_SPANISH
+
+from apps.assistant import selectors
+from apps.assistant.models import KnowledgeEntry
+from apps.assistant.types import Passage
+
+STEMMERS: dict[str, str] = {
+    "es": "spanish",
+    "en": "english",
+    "pt": "portuguese",
+    "fr": "french",
+    "it": "italian",
+    "de": "german",
+    "ca": "catalan",
+}
+MAX_CACHED_INDEXES = 64
+
+# Confidence rule of `confident_answer` (see its docstring).
+MIN_QUERY_COVERAGE = 0.6
+MIN_MARGIN = 1.25
+
+_WORD = re.compile(r"[^\W_]+")
+# Words that carry a lot of meaning in a business's FAQ although generic lists call them stop words.
+_KEEP = frozenset({"sentido", "sentidos", "sentida", "sentidas", "siente", "estado", "estados", "off"})
+# Greetings and politeness: customers wrap every question in them, and they must not decide a match.
+_FILLERS = frozenset(
+    {
+        "hola", "buenas", "buenos", "buen", "dia", "tardes", "noches", "gracias", "saludos", "favor",
+        "porfa", "quisiera", "queria", "quiero", "gustaria", "saber", "podria", "podrian", "puedo",
+        "pueden", "puede", "usted", "ustedes", "vale", "ok", "okay", "hello", "hi", "hey", "thanks",
+        "thank", "please", "pls", "would", "could", "like", "want", "know", "can", "ask", "tell",
+    }
+)  # fmt: skip
+
+
+def fold(text: str) -> str:
+    """Casefold and drop accents (á -> a, ñ -> n, ü -> u)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+STOP_WORDS: frozenset[str] = frozenset(
+    fold(word) for word in (*STOPWORDS_SPANISH, *STOPWORDS_EN_PLUS, *_FILLERS) if word not in _KEEP
+)
+
+# --- language ------------------------------------------------------------------------------------
+_ES_MARKERS = frozenset(
+    {
+        "el", "la", "los", "las", "de", "del", "que", "y", "en", "un", "una", "por", "para", "con", "es",
+        "son", "eres", "esta", "estan", "estoy", "hay", "tienen", "tiene", "hacen", "puedo", "quiero",
+        "cuanto", "cuando", "donde", "como", "cual", "quien", "hola", "gracias", "buenas", "buenos",
+        "usted", "ustedes", "mi", "su", "sus", "nos", "al", "lo", "pero", "muy", "tambien", "horario",
+    }
+)  # fmt: skip
+_EN_MARKERS = frozenset(
+    {
+        "the", "and", "is", "are", "you", "your", "what", "when", "where", "how", "do", "does", "can",
+        "of", "to", "in", "for", "with", "on", "at", "this", "that", "it", "my", "i", "we", "have",
+        "hello", "hi", "thanks", "thank", "please", "there", "which", "who", "why", "would", "could",
+        "from", "about", "open", "hours", "price", "am", "talking", "speaking", "an", "be",
+    }
+)  # fmt: skip
+_ES_CHARS = frozenset("ñ¿¡áéíóú")
+
+
+def detect_language(text: str) -> str:
+    """The language of `text`: "es", "en", or "" when it cannot tell (too short, neither, a tie).
+
+    Counts words typical of each language; Spanish punctuation and accents count for Spanish.
+    """
+    lowered = text.casefold()
+    words = [fold(word) for word in _WORD.findall(lowered)]
+    spanish = sum(word in _ES_MARKERS for word in words) + 2 * sum(ch in _ES_CHARS for ch in lowered)
+    english = sum(word in _EN_MARKERS for word in words)
+    if spanish > english:
+        return "es"
+    if english > spanish:
+        return "en"
+    return ""
+
+
+# --- tokens --------------------------------------------------------------------------------------
+_stemmers = threading.local()  # a PyStemmer object must not be shared between threads
+
+
+@lru_cache(maxsize=65536)
+def _stem(language: str, word: str) -> str:
+    stemmer = getattr(_stemmers, language, None)
+    if stemmer is None:
+        stemmer = Stemmer.Stemmer(STEMMERS[language])
+        setattr(_stemmers, language, stemmer)
+    # Stemmed before folding: the Spanish rules know accented suffixes (-ción, -ían).
+    return fold(stemmer.stemWord(word))
+
+
+def _content_words(text: str) -> list[str]:
+    """Casefolded words that are not stop words (compared without accents)."""
+    return [word for word in _WORD.findall(text.casefold()) if fold(word) not in STOP_WORDS]
+
+
+def _word_stems(word: str, languages: tuple[str, ...]) -> list[str]:
+    stems: list[str] = []
+    for language in languages:
+        stem = _stem(language, word) if language in STEMMERS else fold(word)
+        if stem not in stems:
+            stems.append(stem)
+    return stems
+
+
+def _languages(text: str, language: str) -> tuple[str, ...]:
+    language = (language or detect_language(text)).lower()[:2]
+    return (language,) if language else ("es", "en")
+
+
+def tokenize(text: str, language: str = "") -> list[str]:
+    """Search terms of `text`: casefolded, accents folded, punctuation and stop words (Spanish and
+    English) dropped, stemmed for `language`.
+
+    An empty `language` is detected from the text; when it cannot be, each word yields its Spanish
+    stem and, when different, its English one.
+    """
+    languages = _languages(text, language)
+    return [stem for word in _content_words(text) for stem in _word_stems(word, languages)]
+
+
+def _query_terms(query: str) -> list[str]:
+    # A short question is where language detection fails; the stem of the wrong language rarely
+    # exists in the index, so trying both costs little and finds the right one.
+    terms = tokenize(query, "es") + tokenize(query, "en")
+    return list(dict.fromkeys(terms))
+
+
+# --- index ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Doc:
+    entry_id: int
+    title: str
+    text: str
+    kind: str
+
+
+class _Index:
+    def __init__(self, docs: list[_Doc], corpus: list[list[str]]) -> None:
+        self.docs = docs
+        self.model: Any = None
+        if docs:
+            self.model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+            self.model.index(corpus, show_progress=False)
+
+    def search(self, terms: list[str], k: int) -> list[Passage]:
+        if self.model is None or not terms or k <= 0:
+            return []
+        ids = self.model.get_tokens_ids(terms)
+        if not ids:
+            return []
+        scores = self.model.get_scores_from_ids(ids)
+        ranked = sorted(range(len(self.docs)), key=lambda i: (-float(scores[i]), i))
+        passages = []
+        for i in ranked[:k]:
+            if float(scores[i]) <= 0:
+                break
+            doc = self.docs[i]
+            passages.append(
+                Passage(
+                    entry_id=doc.entry_id,
+                    title=doc.title,
+                    text=doc.text.strip(),
+                    score=round(float(scores[i]), 4),
+                    kind=doc.kind,
+                )
+            )
+        return passages
+
+
+def _document_terms(*, title: str, text: str, kind: str, language: str) -> list[str]:
+    language = language or detect_language(f"{title}\n{text}")
+    if kind == KnowledgeEntry.Kind.FAQ:
+        # The question is what customers paraphrase; counting it twice lets it outweigh a long answer.
+        return 2 * tokenize(title, language) + tokenize(text, language)
+    return tokenize(title, language) + tokenize(text, language)
+
+
+def build_index(*, workspace_id: int) -> _Index:
+    docs: list[_Doc] = []
+    corpus: list[list[str]] = []
+    for chunk in selectors.active_chunks(workspace_id=workspace_id):
+        docs.append(_Doc(entry_id=chunk.entry_id, title=chunk.title, text=chunk.text, kind=chunk.kind))
+        corpus.append(
+            _document_terms(title=chunk.title, text=chunk.text, kind=chunk.kind, language=chunk.language)
+        )
+    return _Index(docs, corpus)
+
+
+_cache: OrderedDict[tuple[int, int], _Index] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _index_for(workspace_id: int) -> _Index:
+    # The version is read before the chunks: an index is never older than the version it is filed under.
+    key = (workspace_id, selectors.knowledge_version(workspace_id=workspace_id))
+    with _cache_lock:
+        index = _cache.get(key)
+        if index is not None:
+            _cache.move_to_end(key)
+            return index
+    index = build_index(workspace_id=workspace_id)
+    with _cache_lock:
+        for stale in [cached for cached in _cache if cached[0] == workspace_id]:
+            del _cache[stale]
+        _cache[key] = index
+        while len(_cache) > MAX_CACHED_INDEXES:
+            _cache.popitem(last=False)
+    return index
+
+
+def retrieve(*, workspace_id: int, query: str, k: int = 4) -> list[Passage]:
+    """The `k` passages of the workspace's active knowledge that best match `query`, best first.
+
+    Passages that share no term with the query are never returned, so the list may be shorter or empty.
+    """
+    return _index_for(workspace_id).search(_query_terms(query), k)
+
+
+# --- confident answers ---------------------------------------------------------------------------
+def _stem_set(text: str) -> set[str]:
+    return {stem for word in _content_words(text) for stem in _word_stems(word, ("es", "en"))}
+
+
+def _coverage(words: list[str], stems: set[str]) -> float:
+    if not words:
+        return 0.0
+    found = sum(any(stem in stems for stem in _word_stems(word, ("es", "en"))) for word in words)
+    return found / len(words)
+
+
+def confident_answer(*, passages: list[Passage], query: str) -> Passage | None:
+    """The best passage when it is an FAQ that clearly answers `query`, else None.
+
+    Clearly means all of:
+    - the best passage (`passages` come best first) is an FAQ with a positive score;
+    - its score is at least MIN_MARGIN (1.25) times the runner-up's, so no other passage competes;
+    - at least MIN_QUERY_COVERAGE (60 %) of the query's content words (stop words and greetings
+      dropped) appear, stemmed in Spanish or English, in the FAQ's question or answer: a question about
+      something else that shares one word with an FAQ ("do you deliver pizza from other restaurants")
+      is not answered with it;
+    - at least one of those words is in the FAQ's question, so an FAQ is not picked for words that
+      only its answer mentions in passing.
+    BM25 scores are not comparable between workspaces or queries, so the rule relies on their ratio
+    and on word coverage, both of which are.
+    """
+    if not passages:
+        return None
+    best = passages[0]
+    if best.kind != KnowledgeEntry.Kind.FAQ or best.score <= 0:
+        return None
+    if len(passages) > 1 and best.score < MIN_MARGIN * passages[1].score:
+        return None
+    words = _content_words(query)
+    if _coverage(words, _stem_set(f"{best.title}\n{best.text}")) < MIN_QUERY_COVERAGE:
+        return None
+    if _coverage(words, _stem_set(best.title)) == 0:
+        return None
+    return best

@@ -1,0 +1,229 @@
+"""One reply to one customer turn: knowledge, cache, providers in fallback order, offline responder last.
+
+Contract: `generate_reply` always returns a reply within the workspace's reply budget (plus the offline
+responder's own, local, time) and writes exactly one ReplyUsage row. Provider failures never escape;
+errors of the database or of the caller's data do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from prometheus_client import Counter
+
+from apps.assistant import knowledge, offline, prompt, providers, services
+from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
+from apps.assistant.providers import Completion, ProviderError, ProviderSpec
+from apps.assistant.types import ReplyRequest, ReplyResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_SECONDS = 20.0
+MIN_CALL_SECONDS = 0.05  # less than this left of the budget is not worth a call
+CACHE_PREFIX = "assistant:reply:"
+# A provider that answered, even with "bad key" or "bad request", is up: the breaker, shared by every
+# workspace, must not open for all of them because one workspace's key is wrong.
+_PROVIDER_IS_UP = frozenset({"auth_error", "bad_request"})
+
+REPLY_CACHE = Counter(
+    "assistant_reply_cache", "Reply cache lookups (history-less questions only).", ["result"]
+)
+
+
+@dataclass
+class _Attempts:
+    path: list[dict[str, Any]] = field(default_factory=list)
+    budget_exhausted: bool = False
+
+    def add(self, spec: ProviderSpec, outcome: str, latency: float = 0.0, error: str = "") -> None:
+        self.path.append(
+            {
+                "provider": spec.name,
+                "model": spec.model,
+                "outcome": outcome,
+                "latency_ms": round(latency * 1000),
+                "error": error,
+            }
+        )
+
+
+def generate_reply(request: ReplyRequest) -> ReplyResult:
+    started = time.perf_counter()
+    profile = services.profile_get_or_create(workspace_id=request.workspace_id)
+    ai = services.assistant_settings_get_or_create(workspace_id=request.workspace_id)
+    deadline = started + (ai.reply_budget_seconds or DEFAULT_BUDGET_SECONDS)
+    specs = providers.provider_specs(workspace_id=request.workspace_id, fallback_order=ai.fallback_order)
+    language = request.language_hint or knowledge.detect_language(request.question)
+
+    # Only a question that does not depend on the conversation so far may be answered from the cache.
+    key = _cache_key(request, profile, specs, language) if specs and not request.history else None
+    if key is not None:
+        cached = _cache_get(key)
+        REPLY_CACHE.labels("hit" if cached else "miss").inc()
+        if cached:
+            usage = _usage_record(
+                request, started, provider=cached["provider"], model=cached["model"], cache_hit=True
+            )
+            return ReplyResult(
+                text=cached["text"],
+                handoff=False,
+                provider=cached["provider"],
+                model=cached["model"],
+                cache_hit=True,
+                usage_id=usage.pk,
+            )
+
+    passages = knowledge.retrieve(workspace_id=request.workspace_id, query=request.question)
+    messages = prompt.build_messages(
+        profile=profile,
+        passages=passages,
+        history=request.history,
+        question=request.question,
+        # a cached answer is served to other customers: it must not carry this one's name
+        customer_name="" if key is not None else request.customer_name,
+        history_token_budget=ai.history_token_budget,
+    )
+    attempts = _Attempts()
+    for spec in specs:
+        answer = _try(spec, messages, deadline, ai, attempts)
+        if answer is None:
+            continue
+        if key is not None:
+            _cache_set(
+                key, {"text": answer.text, "provider": spec.name, "model": answer.model}, ai.cache_ttl_seconds
+            )
+        usage = _usage_record(
+            request, started, provider=spec.name, model=answer.model, completion=answer, path=attempts.path
+        )
+        return ReplyResult(
+            text=answer.text, handoff=False, provider=spec.name, model=answer.model, usage_id=usage.pk
+        )
+
+    text, handoff = offline.offline_reply(
+        profile=profile, question=request.question, passages=passages, language=language
+    )
+    if not specs:
+        error = "no LLM provider configured"
+    elif attempts.budget_exhausted:
+        error = "reply budget exhausted"
+    else:
+        error = "all LLM providers failed"
+    usage = _usage_record(request, started, provider=Provider.OFFLINE.value, path=attempts.path, error=error)
+    return ReplyResult(text=text, handoff=handoff, provider=Provider.OFFLINE.value, usage_id=usage.pk)
+
+
+def _try(
+    spec: ProviderSpec,
+    messages: list[dict[str, str]],
+    deadline: float,
+    ai: AssistantSettings,
+    attempts: _Attempts,
+) -> Completion | None:
+    remaining = deadline - time.perf_counter()
+    if remaining < MIN_CALL_SECONDS:
+        attempts.budget_exhausted = True
+        attempts.add(spec, "budget_exhausted")
+        return None
+    guard = providers.provider_breaker(spec.name)
+    if not guard.allow():
+        attempts.add(spec, "circuit_open")
+        return None
+    timeout = min(ai.provider_timeout_seconds, remaining)
+    called = time.perf_counter()
+    try:
+        answer = providers.complete(
+            spec, messages, timeout=timeout, temperature=ai.temperature, max_tokens=ai.max_tokens
+        )
+    except ProviderError as error:
+        elapsed = time.perf_counter() - called
+        providers.PROVIDER_LATENCY.labels(spec.name, error.outcome).observe(elapsed)
+        providers.log_failure(error)
+        attempts.add(spec, error.outcome, elapsed, error.message)
+        if error.outcome in _PROVIDER_IS_UP:
+            guard.success()
+        elif error.outcome == "timeout" and timeout < ai.provider_timeout_seconds:
+            attempts.budget_exhausted = True  # cut short by our budget: not the provider's fault
+        else:
+            guard.failure()
+        return None
+    elapsed = time.perf_counter() - called
+    guard.success()
+    providers.PROVIDER_LATENCY.labels(spec.name, "ok").observe(elapsed)
+    attempts.add(spec, "ok", elapsed)
+    return answer
+
+
+def normalize_question(question: str) -> str:
+    """Case, accents, spacing and surrounding punctuation do not change what is asked."""
+    decomposed = unicodedata.normalize("NFKD", question.casefold())
+    text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(text.split()).strip(" ¿?¡!.,;:")
+
+
+def _cache_key(
+    request: ReplyRequest, profile: BusinessProfile, specs: list[ProviderSpec], language: str
+) -> str:
+    material = json.dumps(
+        [
+            request.workspace_id,
+            normalize_question(request.question),
+            language,
+            profile.knowledge_version,
+            profile.version,
+            [spec.cache_id for spec in specs],
+        ]
+    )
+    return CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+
+def _cache_get(key: str) -> dict[str, str] | None:
+    try:
+        value = cache.get(key)
+    except Exception:  # the cache is an optimisation: an outage must not cost the reply
+        logger.warning("reply cache unavailable (read)", exc_info=True)
+        return None
+    return value if isinstance(value, dict) and value.get("text") else None
+
+
+def _cache_set(key: str, value: dict[str, str], ttl: int) -> None:
+    if ttl <= 0:
+        return
+    try:
+        cache.set(key, value, timeout=ttl)
+    except Exception:
+        logger.warning("reply cache unavailable (write)", exc_info=True)
+
+
+def _usage_record(
+    request: ReplyRequest,
+    started: float,
+    *,
+    provider: str,
+    model: str = "",
+    completion: Completion | None = None,
+    cache_hit: bool = False,
+    path: list[dict[str, Any]] | None = None,
+    error: str = "",
+) -> ReplyUsage:
+    return ReplyUsage.objects.create(
+        workspace_id=request.workspace_id,
+        conversation_id=request.conversation_id,
+        turn_key=request.turn_key[:128],
+        provider=provider,
+        model=model,
+        latency_ms=round((time.perf_counter() - started) * 1000),
+        tokens_in=completion.tokens_in if completion else 0,
+        tokens_out=completion.tokens_out if completion else 0,
+        cost_usd=completion.cost_usd if completion else Decimal("0"),
+        cache_hit=cache_hit,
+        fallback_path=path or [],
+        error=error,
+    )

@@ -1,0 +1,50 @@
+"""Reads for the assistant: the business profile and its knowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from apps.assistant.models import BusinessProfile, KnowledgeChunk, KnowledgeEntry
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    entry_id: int
+    title: str
+    kind: str
+    language: str
+    text: str
+
+
+def profile_get(*, workspace_id: int) -> BusinessProfile | None:
+    return BusinessProfile.objects.filter(workspace_id=workspace_id).first()
+
+
+def knowledge_version(*, workspace_id: int) -> int:
+    """0 while the workspace has no profile (and so has never had knowledge written through services)."""
+    version = (
+        BusinessProfile.objects.filter(workspace_id=workspace_id)
+        .values_list("knowledge_version", flat=True)
+        .first()
+    )
+    return version or 0
+
+
+def active_chunks(*, workspace_id: int) -> list[ChunkRow]:
+    rows = (
+        KnowledgeChunk.objects.filter(workspace_id=workspace_id, entry__is_active=True)
+        .order_by("entry_id", "ordinal")
+        .values_list("entry_id", "entry__title", "entry__kind", "entry__language", "text")
+    )
+    return [ChunkRow(*row) for row in rows]
+
+
+def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySet[KnowledgeEntry]:
+    entries = KnowledgeEntry.objects.filter(workspace_id=workspace_id)
+    if kind:
+        entries = entries.filter(kind=kind)
+    if q:
+        entries = entries.filter(Q(title__icontains=q) | Q(content__icontains=q))
+    return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")

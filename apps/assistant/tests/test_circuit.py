@@ -1,0 +1,169 @@
+"""Circuit breakers shared by every worker: the embedded file store and Redis behave the same."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+
+from chatbot.circuit import FileStore, all_states, breaker
+
+COOLDOWN = 0.2
+
+
+@pytest.fixture(params=["file", "redis"])
+def store(request, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    if request.param == "file":
+        settings.REDIS_URL = ""
+        yield "file"
+        return
+    settings.REDIS_URL = request.getfixturevalue("redis_url")
+    yield "redis"
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("default")
+    for name in client.smembers("circuit:names"):
+        if name.decode().startswith("test:"):
+            client.delete(f"circuit:{name.decode()}")
+            client.srem("circuit:names", name)
+
+
+@pytest.fixture
+def name():
+    return f"test:{uuid.uuid4().hex[:12]}"
+
+
+def test_opens_after_n_consecutive_failures_and_refuses_calls(store, name):
+    guard = breaker(name, failures=3, cooldown=COOLDOWN)
+
+    states = []
+    for _ in range(3):
+        assert guard.allow() is True
+        guard.failure()
+        states.append(guard.state())
+
+    assert states == ["closed", "closed", "open"]
+    assert guard.allow() is False
+
+
+def test_a_success_resets_the_count_of_consecutive_failures(store, name):
+    guard = breaker(name, failures=3, cooldown=COOLDOWN)
+
+    guard.failure()
+    guard.failure()
+    guard.success()
+    guard.failure()
+    guard.failure()
+
+    assert guard.state() == "closed"
+    assert guard.allow() is True
+
+
+def test_after_the_cooldown_exactly_one_concurrent_caller_gets_the_trial(store, name):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard.failure()
+    time.sleep(COOLDOWN + 0.05)
+    answers = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def ask():
+        barrier.wait()
+        allowed = breaker(name, failures=1, cooldown=COOLDOWN).allow()
+        with lock:
+            answers.append(allowed)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(answers) == [False] * 7 + [True]
+    assert guard.state() == "half_open"
+    assert guard.allow() is False  # still refused while the trial is out
+
+
+def test_a_successful_trial_closes_the_breaker(store, name):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard.failure()
+    time.sleep(COOLDOWN + 0.05)
+
+    assert guard.allow() is True
+    guard.success()
+
+    assert guard.state() == "closed"
+    assert [guard.allow() for _ in range(3)] == [True, True, True]
+
+
+def test_a_failed_trial_reopens_for_another_cooldown(store, name):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard.failure()
+    time.sleep(COOLDOWN + 0.05)
+
+    assert guard.allow() is True
+    guard.failure()
+
+    assert guard.state() == "open"
+    assert guard.allow() is False
+    time.sleep(COOLDOWN + 0.05)
+    assert guard.allow() is True
+
+
+def test_a_trial_whose_caller_vanished_is_granted_again_after_a_cooldown(store, name):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard.failure()
+    time.sleep(COOLDOWN + 0.05)
+    assert guard.allow() is True  # this caller never reports back
+
+    assert guard.allow() is False
+    time.sleep(COOLDOWN + 0.05)
+    assert guard.allow() is True
+
+
+def test_two_breaker_objects_of_the_same_name_share_the_state(store, name):
+    first = breaker(name, failures=2, cooldown=COOLDOWN)
+    second = breaker(name, failures=2, cooldown=COOLDOWN)
+
+    first.failure()
+    second.failure()
+
+    assert first.state() == second.state() == "open"
+    assert second.allow() is False
+    assert breaker(f"{name}-other").state() == "closed"
+
+
+def test_all_states_and_the_prometheus_gauge_show_every_breaker(store, name):
+    breaker(f"{name}-a", failures=1).failure()
+    tripped = breaker(f"{name}-b", failures=5)
+    tripped.failure()
+
+    states = all_states()
+    metrics = generate_latest(REGISTRY).decode()
+
+    assert states[f"{name}-a"] == "open"
+    assert states[f"{name}-b"] == "closed"
+    assert f'chatbot_circuit_state{{name="{name}-a"}} 2.0' in metrics
+    assert f'chatbot_circuit_state{{name="{name}-b"}} 0.0' in metrics
+
+
+def _fail_twice(folder: str, name: str) -> None:
+    store = FileStore(__import__("pathlib").Path(folder))
+    for _ in range(2):
+        store.apply(name, "failure", 2, 30.0)
+
+
+def test_the_file_store_is_shared_between_processes(tmp_path, name):
+    process = multiprocessing.get_context("fork").Process(target=_fail_twice, args=(str(tmp_path), name))
+    process.start()
+    process.join(10)
+
+    state, allowed = FileStore(tmp_path).apply(name, "allow", 2, 30.0)
+
+    assert process.exitcode == 0
+    assert (state, allowed) == ("open", False)

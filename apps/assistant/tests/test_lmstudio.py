@@ -1,0 +1,211 @@
+"""/api/lmstudio/: LM Studio's and Ollama's model management, against the stand-in over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.accounts.models import Role
+from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
+from apps.assistant.models import ProviderConfig
+
+pytestmark = pytest.mark.django_db
+
+DEAD = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def workspace():
+    return WorkspaceFactory()
+
+
+@pytest.fixture
+def local_servers(settings, llm_standin):
+    settings.LMSTUDIO_BASE_URL = llm_standin.url
+    settings.OLLAMA_BASE_URL = llm_standin.url
+    return llm_standin
+
+
+def client_for(workspace, role=Role.ADMIN):
+    membership = MembershipFactory(workspace=workspace, role=role)
+    client = APIClient()
+    client.force_authenticate(membership.user)
+    return client
+
+
+def test_status_lists_models_with_their_loaded_state(workspace, local_servers):
+    local_servers.lmstudio_models["llama-3.2-3b-instruct"].instances.append("llama-3.2-3b-instruct")
+
+    response = client_for(workspace).get("/api/lmstudio/status")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "reachable": True,
+        "base_url": local_servers.url,
+        "api_version": "v1",
+        "models": [
+            {
+                "key": "qwen2.5-7b-instruct",
+                "display_name": "qwen2.5-7b-instruct",
+                "type": "llm",
+                "loaded": False,
+                "instance_ids": [],
+            },
+            {
+                "key": "llama-3.2-3b-instruct",
+                "display_name": "llama-3.2-3b-instruct",
+                "type": "llm",
+                "loaded": True,
+                "instance_ids": ["llama-3.2-3b-instruct"],
+            },
+        ],
+        "error": "",
+    }
+
+
+def test_status_of_an_lmstudio_before_0_4_comes_from_the_v0_api(workspace, local_servers):
+    local_servers.lmstudio_v1 = False
+    local_servers.lmstudio_models["qwen2.5-7b-instruct"].instances.append("qwen2.5-7b-instruct")
+
+    body = client_for(workspace).get("/api/lmstudio/status").json()
+
+    assert (body["reachable"], body["api_version"]) == (True, "v0")
+    assert [(m["key"], m["loaded"]) for m in body["models"]] == [
+        ("qwen2.5-7b-instruct", True),
+        ("llama-3.2-3b-instruct", False),
+    ]
+
+
+def test_load_then_unload_a_model(workspace, local_servers):
+    client = client_for(workspace, Role.OWNER)
+
+    loaded = client.post("/api/lmstudio/models/load", {"model": "qwen2.5-7b-instruct"}, format="json")
+    after_load = client.get("/api/lmstudio/status").json()["models"][0]
+    unloaded = client.post("/api/lmstudio/models/unload", {"model": "qwen2.5-7b-instruct"}, format="json")
+    after_unload = client.get("/api/lmstudio/status").json()["models"][0]
+
+    assert loaded.status_code == 200
+    assert loaded.json() == {
+        "model": "qwen2.5-7b-instruct",
+        "instance_id": "qwen2.5-7b-instruct",
+        "load_time_seconds": 0.01,
+    }
+    assert after_load["loaded"] is True
+    assert unloaded.json() == {"model": "qwen2.5-7b-instruct", "unloaded": ["qwen2.5-7b-instruct"]}
+    assert after_unload["loaded"] is False
+    calls = [(r.path, r.body) for r in local_servers.requests if r.method == "POST"]
+    assert calls == [
+        ("/api/v1/models/load", {"model": "qwen2.5-7b-instruct"}),
+        ("/api/v1/models/unload", {"instance_id": "qwen2.5-7b-instruct"}),
+    ]
+
+
+def test_unloading_a_model_that_is_not_loaded_changes_nothing(workspace, local_servers):
+    response = client_for(workspace).post(
+        "/api/lmstudio/models/unload", {"model": "llama-3.2-3b-instruct"}, format="json"
+    )
+
+    assert response.json() == {"model": "llama-3.2-3b-instruct", "unloaded": []}
+    assert not [r for r in local_servers.requests if r.path == "/api/v1/models/unload"]
+
+
+def test_loading_an_unknown_model_is_a_404_in_the_house_shape(workspace, local_servers):
+    response = client_for(workspace).post("/api/lmstudio/models/load", {"model": "gpt-17"}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "lmstudio_not_found"
+    assert "gpt-17" in response.json()["error"]["message"]
+
+
+def test_the_workspace_base_url_and_token_are_used_and_the_token_never_shown(
+    settings, workspace, llm_standin
+):
+    settings.LMSTUDIO_BASE_URL = DEAD
+    ProviderConfig.objects.create(
+        workspace=workspace, provider="lmstudio", base_url=f"{llm_standin.url}/v1", api_key="lms-token-123456"
+    )
+
+    response = client_for(workspace).get("/api/lmstudio/status")
+
+    assert (response.json()["reachable"], response.json()["base_url"]) == (True, llm_standin.url)
+    assert llm_standin.requests[0].headers["authorization"] == "Bearer lms-token-123456"
+    assert "lms-token-123456" not in response.content.decode()
+
+
+def test_ollama_tags_and_pull(workspace, local_servers):
+    client = client_for(workspace)
+
+    pulled = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+    listed = client.get("/api/lmstudio/ollama/models")
+
+    assert pulled.status_code == 200
+    assert pulled.json() == {"model": "qwen2.5:7b", "status": "success"}
+    assert listed.json()["base_url"] == local_servers.url
+    assert [m["name"] for m in listed.json()["models"]] == ["llama3.2:latest", "qwen2.5:7b"]
+    assert listed.json()["models"][0]["parameter_size"] == "3.2B"
+    pull = next(r for r in local_servers.requests if r.path == "/api/pull")
+    assert pull.body == {"model": "qwen2.5:7b", "stream": False}
+
+
+def test_pulling_a_model_ollama_does_not_know_is_a_404(workspace, local_servers):
+    local_servers.ollama_pullable = {"llama3.2:latest"}
+
+    response = client_for(workspace).post(
+        "/api/lmstudio/ollama/pull", {"model": "nonexistent"}, format="json"
+    )
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ollama_not_found"
+    assert local_servers.ollama_models == ["llama3.2:latest"]
+
+
+def test_an_unreachable_lmstudio_is_reported_by_status(settings, workspace):
+    settings.LMSTUDIO_BASE_URL = DEAD
+
+    response = client_for(workspace).get("/api/lmstudio/status")
+
+    assert response.status_code == 200
+    assert response.json()["reachable"] is False
+    assert response.json()["models"] == []
+    assert "not reachable at http://127.0.0.1:9" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "code"),
+    [
+        ("post", "/api/lmstudio/models/load", "lmstudio_unreachable"),
+        ("post", "/api/lmstudio/models/unload", "lmstudio_unreachable"),
+        ("get", "/api/lmstudio/ollama/models", "ollama_unreachable"),
+        ("post", "/api/lmstudio/ollama/pull", "ollama_unreachable"),
+    ],
+)
+def test_unreachable_servers_answer_503_in_the_house_shape(settings, workspace, method, url, code):
+    settings.LMSTUDIO_BASE_URL = DEAD
+    settings.OLLAMA_BASE_URL = DEAD
+
+    response = getattr(client_for(workspace), method)(url, {"model": "m"}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == code
+    assert DEAD in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT, Role.SUPERVISOR])
+def test_only_admins_and_owners_manage_local_models(workspace, local_servers, role):
+    client = client_for(workspace, role)
+
+    responses = [
+        client.get("/api/lmstudio/status"),
+        client.post("/api/lmstudio/models/load", {"model": "qwen2.5-7b-instruct"}, format="json"),
+        client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json"),
+    ]
+
+    assert [r.status_code for r in responses] == [403, 403, 403]
+    assert local_servers.requests == []
+
+
+def test_a_missing_model_name_is_invalid(workspace, local_servers):
+    response = client_for(workspace).post("/api/lmstudio/models/load", {}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"

@@ -1,0 +1,103 @@
+"""Asking the assistant for the bot's reply to a customer turn, and queueing it."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services.outbound import message_enqueue
+
+logger = logging.getLogger(__name__)
+
+HISTORY_TURNS = 20  # turns handed to the assistant; it trims further to its token budget
+REPLY_PIECE = 1000  # long answers go out as several messages, cut at sentence boundaries
+ROLE: dict[str, str] = {
+    Message.Author.CUSTOMER: "customer",
+    Message.Author.BOT: "assistant",
+    Message.Author.AGENT: "agent",
+}
+
+
+def reply_request(*, conversation: Conversation, message: Message) -> None:
+    """After commit, ask for a reply once the customer has paused (debounce)."""
+    from apps.assistant.services import assistant_settings_get_or_create
+    from apps.conversations.tasks import reply_generate
+
+    delay = assistant_settings_get_or_create(workspace_id=conversation.workspace_id).debounce_seconds
+    transaction.on_commit(lambda: reply_generate.apply_async((conversation.pk, message.pk), countdown=delay))
+
+
+def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], list[Message]]:
+    """(the customer's burst since the last reply, the earlier messages), oldest first."""
+    rows = list(
+        Message.objects.filter(conversation=conversation, pk__lte=upto_id)
+        .exclude(author=Message.Author.SYSTEM)
+        .order_by("-pk")[: HISTORY_TURNS * 2]
+    )
+    rows.reverse()
+    burst: list[Message] = []
+    while rows and rows[-1].direction == Message.Direction.INBOUND:
+        burst.insert(0, rows.pop())
+    return burst, rows
+
+
+def reply_generate(*, conversation_id: int, message_id: int) -> str:
+    """Produce and queue the bot's reply to the turn ending with `message_id`; one reply per turn.
+
+    A newer customer message means the burst is not over: its own task answers everything.
+    Re-running (a retry, a crash after the LLM call) finds the reply queued under the same
+    dedupe key and queues nothing more.
+    """
+    from apps.assistant.reply import generate_reply
+    from apps.assistant.types import ReplyRequest, Turn
+
+    conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
+    if conversation is None or conversation.status != Conversation.Status.OPEN:
+        return "not_open"
+    latest = (
+        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest != message_id:
+        return "superseded"
+    dedupe_key = f"reply:{message_id}"
+    if Message.objects.filter(workspace_id=conversation.workspace_id, dedupe_key=dedupe_key).exists():
+        return "already_replied"
+    burst, earlier = _turns(conversation, message_id)
+    question = "\n".join(m.body for m in burst if m.body).strip()
+    if not question:
+        return "nothing_to_answer"  # e.g. a sticker alone
+    history = [Turn(role=ROLE.get(m.author, "customer"), text=m.body) for m in earlier if m.body]
+    result = generate_reply(
+        ReplyRequest(
+            workspace_id=conversation.workspace_id,
+            question=question,
+            history=history,
+            customer_name=conversation.contact.display_name
+            if conversation.contact.name or conversation.contact.profile_name
+            else "",
+            language_hint=conversation.contact.language,
+            conversation_id=conversation.pk,
+            turn_key=dedupe_key,
+        )
+    )
+    with transaction.atomic():
+        # The conversation may have been taken over while the model was thinking.
+        current = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if current.status != Conversation.Status.OPEN:
+            return "not_open"
+        message_enqueue(
+            conversation=current,
+            author=Message.Author.BOT,
+            body=result.text,
+            dedupe_key=dedupe_key,
+            split_at=REPLY_PIECE,
+        )
+        if result.handoff:
+            Conversation.objects.filter(pk=current.pk).update(status=Conversation.Status.PENDING_HUMAN)
+    logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
+    return "handoff" if result.handoff else "replied"

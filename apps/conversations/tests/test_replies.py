@@ -1,0 +1,192 @@
+"""Turn handling: the bot's reply to a customer turn, through the real assistant and the LLM stand-in."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
+from apps.assistant import knowledge
+from apps.assistant.models import ReplyUsage
+from apps.conversations.events import InboundMessage
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import actions, replies
+from apps.conversations.services.inbound import inbound_message_process
+from apps.conversations.services.ingest import inbound_store
+from apps.whatsapp.models import Channel
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    knowledge.cache_clear()
+    scheduled: list[tuple] = []
+    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
+    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
+    monkeypatch.setattr(
+        "apps.conversations.tasks.reply_generate.apply_async",
+        lambda args, countdown: scheduled.append((args, countdown)),
+    )
+    yield scheduled
+    knowledge.cache_clear()
+
+
+@pytest.fixture
+def channel():
+    return Channel.objects.create(workspace=WorkspaceFactory.create(), kind="cloud", phone_number_id="3003")
+
+
+_ids = iter(range(10**6))
+
+
+def customer_says(channel, body):
+    item = InboundMessage(
+        wamid=f"wamid.r.{next(_ids)}",
+        type="text",
+        timestamp=timezone.now(),
+        from_wa_id="5215550200",
+        from_name="Pedro",
+        body=body,
+        raw={"type": "text", "text": {"body": body}},
+    )
+    [message_id] = inbound_store(channel=channel, messages=[item])
+    inbound_message_process(message_id=message_id)
+    return Message.objects.get(pk=message_id)
+
+
+def bot_messages():
+    return list(Message.objects.filter(direction="out", author=Message.Author.BOT).order_by("pk"))
+
+
+def test_a_customer_turn_is_answered_by_the_configured_provider(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.answer = "Abrimos de 9 a 18 h."
+    message = customer_says(channel, "¿A qué hora abren?")
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    [reply] = bot_messages()
+    assert result == "replied"
+    assert (reply.body, reply.send_state, reply.dedupe_key) == (
+        "Abrimos de 9 a 18 h.",
+        "pending",
+        f"reply:{message.pk}",
+    )
+    assert ReplyUsage.objects.get().provider == "openai_compatible"
+
+
+def test_the_reply_is_scheduled_after_commit_with_the_debounce(
+    channel, _isolated, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        message = customer_says(channel, "hola")
+
+    assert _isolated == [((message.conversation_id, message.pk), 2.0)]
+
+
+def test_running_the_reply_task_twice_gives_one_reply(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    message = customer_says(channel, "hola")
+
+    first = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+    second = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    assert (first, second) == ("replied", "already_replied")
+    assert len(bot_messages()) == 1
+    assert len(llm_standin.chat_requests()) == 1
+
+
+def test_a_burst_of_messages_is_answered_once_with_all_of_it(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    first = customer_says(channel, "hola")
+    customer_says(channel, "quería preguntar")
+    last = customer_says(channel, "¿tienen envío a domicilio?")
+
+    early = replies.reply_generate(conversation_id=first.conversation_id, message_id=first.pk)
+    final = replies.reply_generate(conversation_id=last.conversation_id, message_id=last.pk)
+
+    assert (early, final) == ("superseded", "replied")
+    assert len(bot_messages()) == 1
+    [request] = llm_standin.chat_requests()
+    user_turns = [m["content"] for m in request.messages if m["role"] == "user"]
+    assert user_turns == ["hola\nquería preguntar\n¿tienen envío a domicilio?"]
+
+
+def test_earlier_turns_go_to_the_model_as_history(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.answer = "¡Hola Pedro!"
+    first = customer_says(channel, "hola")
+    replies.reply_generate(conversation_id=first.conversation_id, message_id=first.pk)
+    second = customer_says(channel, "¿y los domingos?")
+
+    replies.reply_generate(conversation_id=second.conversation_id, message_id=second.pk)
+
+    turns = [
+        (m["role"], m["content"]) for m in llm_standin.chat_requests()[-1].messages if m["role"] != "system"
+    ]
+    assert turns == [("user", "hola"), ("assistant", "¡Hola Pedro!"), ("user", "¿y los domingos?")]
+
+
+def test_the_next_provider_answers_when_the_first_fails(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai", "lmstudio"], provider_timeout_seconds=2)
+    llm_standin.fail_next(status=500, model="openai-model")
+    llm_standin.answer = "Respuesta del segundo"
+    message = customer_says(channel, "hola")
+
+    replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    assert [r.model for r in llm_standin.chat_requests()] == ["openai-model", "lmstudio-model"]
+    assert bot_messages()[0].body == "Respuesta del segundo"
+    assert ReplyUsage.objects.get().provider == "lmstudio"
+
+
+def test_when_every_provider_fails_the_offline_responder_hands_over_to_a_person(
+    channel, llm_standin, standin_providers
+):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.fail_next(5, status=503)
+    message = customer_says(channel, "necesito cambiar mi pedido 1234")
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    [reply] = bot_messages()
+    assert result == "handoff"
+    assert Conversation.objects.get().status == Conversation.Status.PENDING_HUMAN
+    assert "persona" in reply.body.lower() or "equipo" in reply.body.lower()
+    assert ReplyUsage.objects.get().provider == "offline"
+
+
+def test_no_reply_when_a_person_took_the_conversation_meanwhile(
+    channel, llm_standin, standin_providers, monkeypatch
+):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    message = customer_says(channel, "hola")
+    from apps.assistant import reply as assistant_reply
+
+    real = assistant_reply.generate_reply
+
+    def takeover_while_thinking(request):
+        actions.conversation_takeover(conversation=Conversation.objects.get(), user=UserFactory.create())
+        return real(request)
+
+    monkeypatch.setattr(assistant_reply, "generate_reply", takeover_while_thinking)
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    assert result == "not_open"
+    assert bot_messages() == []
+
+
+def test_a_long_answer_goes_out_as_several_messages_cut_at_sentences(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"], max_tokens=2000)
+    sentence = "Nuestro horario de atención es de lunes a viernes de nueve a dieciocho horas. "
+    llm_standin.answer = (sentence * 30).strip()
+    message = customer_says(channel, "horario")
+
+    replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    rows = bot_messages()
+    assert len(rows) >= 3
+    assert all(len(row.body) <= 1000 and row.body.endswith(".") for row in rows)
+    assert " ".join(row.body for row in rows) == llm_standin.answer

@@ -1,0 +1,277 @@
+"""Circuit breakers shared by every worker: stop calling a service that keeps failing.
+
+closed --N consecutive failures--> open --cool-down--> half_open (ONE caller gets a trial call)
+half_open --success--> closed;  half_open --failure--> open (another cool-down).
+
+With Redis the state of a breaker is one hash updated by a Lua script (atomic, on Redis's
+clock, shared by all machines). Without Redis (embedded mode) it is a small file per breaker
+under DATA_DIR, changed under an exclusive lock, shared by every process of this machine.
+Callers pass `failures` and `cooldown` on every call, so nothing but the state is stored.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from django.conf import settings
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+State = Literal["closed", "open", "half_open"]
+STATE_VALUES: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+_NAMES_KEY = "circuit:names"
+
+
+@dataclass
+class _Record:
+    state: str = "closed"
+    failures: int = 0
+    opened_at: float = 0.0
+    trial_at: float = 0.0  # when the half-open trial was handed out
+
+
+def _transition(record: _Record, op: str, now: float, failures: int, cooldown: float) -> bool:
+    """Apply `op` to `record` in place; for "allow", whether the caller may call. Mirrors _LUA."""
+    if op == "allow":
+        if record.state == "closed":
+            return True
+        if record.state == "open":
+            if now - record.opened_at < cooldown:
+                return False
+        elif now - record.trial_at < cooldown:
+            return False  # a trial is out; a trial whose caller vanished is re-granted after a cool-down
+        record.state, record.trial_at = "half_open", now
+        return True
+    if op == "success":
+        record.state, record.failures = "closed", 0
+    elif op == "failure":
+        if record.state == "half_open":
+            record.state, record.opened_at = "open", now
+        elif record.state == "closed":
+            record.failures += 1
+            if record.failures >= failures:
+                record.state, record.opened_at = "open", now
+        # already open: a late failure from a call started before opening changes nothing
+    elif op == "reset":
+        record.state, record.failures, record.opened_at, record.trial_at = "closed", 0, 0.0, 0.0
+    return True
+
+
+_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local op = ARGV[1]
+local limit = tonumber(ARGV[2])
+local cooldown = tonumber(ARGV[3])
+local name = ARGV[4]
+local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'opened_at', 'trial_at')
+local state = h[1] or 'closed'
+local failures = tonumber(h[2] or '0')
+local opened_at = tonumber(h[3] or '0')
+local trial_at = tonumber(h[4] or '0')
+if op == 'state' then return {state, 1} end
+local allowed = 1
+if op == 'allow' then
+  if state == 'closed' then return {state, 1} end
+  if state == 'open' then
+    if now - opened_at < cooldown then return {state, 0} end
+  elseif now - trial_at < cooldown then
+    return {state, 0}
+  end
+  state = 'half_open'
+  trial_at = now
+elseif op == 'success' then
+  if state == 'closed' and failures == 0 then return {state, 1} end
+  state = 'closed'
+  failures = 0
+elseif op == 'failure' then
+  if state == 'half_open' then
+    state = 'open'
+    opened_at = now
+  elseif state == 'closed' then
+    failures = failures + 1
+    if failures >= limit then
+      state = 'open'
+      opened_at = now
+    end
+  end
+elseif op == 'reset' then
+  state = 'closed'
+  failures = 0
+  opened_at = 0
+  trial_at = 0
+end
+redis.call('HSET', KEYS[1], 'state', state, 'failures', failures, 'opened_at', tostring(opened_at),
+  'trial_at', tostring(trial_at))
+redis.call('SADD', KEYS[2], name)
+return {state, allowed}
+"""
+
+
+class _Store(Protocol):
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]: ...
+
+    def states(self) -> dict[str, str]: ...
+
+
+class RedisStore:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._script = client.register_script(_LUA)
+
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
+        state, allowed = self._script(
+            keys=[f"circuit:{name}", _NAMES_KEY], args=[op, failures, cooldown, name]
+        )
+        return _text(state), bool(int(allowed))
+
+    def states(self) -> dict[str, str]:
+        names = sorted(_text(n) for n in self._client.smembers(_NAMES_KEY))
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(f"circuit:{name}", "state")
+        return {name: _text(state or b"closed") for name, state in zip(names, pipe.execute(), strict=True)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class FileStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        return self.folder / (hashlib.sha256(name.encode()).hexdigest()[:40] + ".json")
+
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
+        path = self._path(name)
+        if op == "state" and not path.exists():
+            return "closed", True
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if op != "state" else fcntl.LOCK_SH)
+            raw = os.read(fd, 4096)
+            data = json.loads(raw) if raw else {}
+            record = _Record(**{k: v for k, v in data.items() if k != "name"})
+            before = (record.state, record.failures, record.opened_at, record.trial_at)
+            allowed = op == "state" or _transition(record, op, time.time(), failures, cooldown)
+            if before != (record.state, record.failures, record.opened_at, record.trial_at):
+                body = json.dumps({"name": name, **record.__dict__}).encode()
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, body)
+            return record.state, allowed
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def states(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for path in self.folder.glob("*.json"):
+            try:
+                data = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                continue  # being written right now, or removed: the next scrape sees it
+            if "name" in data:
+                found[data["name"]] = data.get("state", "closed")
+        return dict(sorted(found.items()))
+
+
+@lru_cache(maxsize=4)
+def _store_for(redis_url: str, folder: str) -> _Store:
+    if redis_url:
+        from django_redis import get_redis_connection
+
+        return RedisStore(get_redis_connection("default"))
+    return FileStore(Path(folder))
+
+
+def _store() -> _Store:
+    return _store_for(settings.REDIS_URL, str(settings.DATA_DIR / "circuit"))
+
+
+class Breaker:
+    """A handle on the shared breaker `name`; cheap to create, holds no state of its own."""
+
+    def __init__(self, name: str, *, failures: int = 3, cooldown: float = 30.0) -> None:
+        self.name = name
+        self.failures = max(1, failures)
+        self.cooldown = cooldown
+
+    def _apply(self, op: str) -> tuple[str, bool]:
+        state, allowed = _store().apply(self.name, op, self.failures, self.cooldown)
+        return state, allowed
+
+    def allow(self) -> bool:
+        """May the caller call now? In half-open state only the caller that got True may; report back."""
+        state, allowed = self._apply("allow")
+        if allowed and state == "half_open":
+            logger.info("circuit %s half-open: one trial call", self.name)
+        return allowed
+
+    def success(self) -> None:
+        self._apply("success")
+
+    def failure(self) -> None:
+        state, _ = self._apply("failure")
+        if state == "open":
+            logger.warning("circuit %s open", self.name)
+
+    def reset(self) -> None:
+        self._apply("reset")
+
+    def state(self) -> State:
+        state, _ = self._apply("state")
+        return state  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Breaker({self.name!r}, failures={self.failures}, cooldown={self.cooldown})"
+
+
+def breaker(name: str, failures: int = 3, cooldown: float = 30.0) -> Breaker:
+    return Breaker(name, failures=failures, cooldown=cooldown)
+
+
+def all_states() -> dict[str, str]:
+    """Every breaker ever used, by name: "closed" | "open" | "half_open"."""
+    return _store().states()
+
+
+class _CircuitCollector(Collector):
+    """Read on every /metrics scrape, so the gauge shows the state every worker shares."""
+
+    def __init__(self, states: Callable[[], dict[str, str]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "chatbot_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["name"]
+        )
+        try:
+            states = self._states()
+        except Exception:  # a scrape must not fail because Redis blinked
+            logger.warning("circuit states unavailable for /metrics", exc_info=True)
+            states = {}
+        for name, state in states.items():
+            family.add_metric([name], STATE_VALUES.get(state, 0))
+        yield family
+
+
+try:
+    REGISTRY.register(_CircuitCollector(all_states))
+except ValueError:  # already registered (module imported twice under another name)
+    pass

@@ -1,0 +1,520 @@
+"""A local stand-in for LLM servers, so tests drive the production path (litellm over real HTTP).
+
+One server speaks:
+- OpenAI-compatible: `POST /v1/chat/completions` (also `/chat/completions`, `/api/v0/chat/completions`),
+  `GET /v1/models`; Anthropic: `POST /v1/messages`; Gemini: `POST [/v1beta]/models/{model}:generateContent`;
+  Ollama: `POST /api/chat`, `GET /api/tags`, `POST /api/pull`;
+- LM Studio's REST API: v1 (0.4+) `GET /api/v1/models` (with `loaded_instances`), `POST /api/v1/models/load`
+  `{"model"}`, `POST /api/v1/models/unload` `{"instance_id"}`, and the older v0 `GET /api/v0/models`
+  (`state`: "loaded" / "not-loaded").
+
+Tests control it: the answer (fixed text, or an echo of the last user message), faults for the next N chat
+requests (an HTTP status, a stall, malformed JSON, an empty answer), optionally only for one model, and read
+back every request received (`requests`), with how long the stand-in itself took to answer it.
+
+    with LLMStandIn() as llm:
+        llm.fail_next(1, status=500)
+        ...  # point a provider at llm.url (or llm.openai_base for OpenAI-compatible clients)
+        assert llm.chat_requests()[0].body["messages"][-1]["content"] == "hola"
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CHAT_PATHS = {"/v1/chat/completions", "/chat/completions", "/api/v0/chat/completions"}
+ANTHROPIC_PATH = "/v1/messages"
+OLLAMA_CHAT_PATH = "/api/chat"
+GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1)?/models/(?P<model>[^/:]+):generateContent$")
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None
+    raw: bytes
+    received_at: float
+    duration: float = 0.0  # seconds the stand-in spent on it, stalls included
+
+    @property
+    def model(self) -> str:
+        gemini = GEMINI_PATH.match(self.path)
+        if gemini:
+            return gemini["model"]
+        return str(self.body.get("model", "")) if isinstance(self.body, dict) else ""
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The chat messages, Gemini's `contents` turned into the same {role, content} shape."""
+        if not isinstance(self.body, dict):
+            return []
+        if "contents" in self.body:
+            return [
+                {"role": "assistant" if c.get("role") == "model" else "user", "content": c.get("parts", [])}
+                for c in self.body["contents"]
+            ]
+        return list(self.body.get("messages", []))
+
+    @property
+    def system(self) -> str:
+        """A system prompt sent apart from the messages (Anthropic's `system`, Gemini's `system_instruction`)."""
+        if not isinstance(self.body, dict):
+            return ""
+        instruction = self.body.get("system_instruction") or self.body.get("systemInstruction") or {}
+        return _content_text(self.body.get("system") or instruction.get("parts"))
+
+    @property
+    def texts(self) -> list[tuple[str, str]]:
+        """(role, text) of every message, content blocks flattened; a separate system prompt first."""
+        head = [("system", self.system)] if self.system else []
+        return head + [(str(m.get("role", "")), _content_text(m.get("content"))) for m in self.messages]
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" | "stall" | "malformed" | "empty"
+    times: int | None  # None: every matching request
+    model: str | None = None  # only requests for this model
+    status: int = 500
+    seconds: float = 0.0
+    body: Any = None
+
+
+@dataclass
+class LocalModel:
+    key: str
+    loaded: bool = False
+    instances: list[str] = field(default_factory=list)
+
+
+class LLMStandIn:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port
+        self.answer: str | None = "Hola, soy el asistente virtual."  # None: echo the last user message
+        self.usage: tuple[int, int] | None = None  # (prompt, completion) tokens; None: counted in words
+        self.required_key: str | None = None  # when set, requests without it get 401
+        self.requests: list[RecordedRequest] = []
+        self.lmstudio_models: dict[str, LocalModel] = {
+            "qwen2.5-7b-instruct": LocalModel("qwen2.5-7b-instruct"),
+            "llama-3.2-3b-instruct": LocalModel("llama-3.2-3b-instruct"),
+        }
+        self.lmstudio_v1 = True  # False: an LM Studio before 0.4, with the v0 API only
+        self.ollama_models: list[str] = ["llama3.2:latest"]
+        self.ollama_pullable: set[str] | None = None  # None: any name can be pulled
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> LLMStandIn:
+        handler = type("Handler", (_Handler,), {"standin": self})
+        server = ThreadingHTTPServer((self.host, self.port), handler)
+        server.daemon_threads = True
+        server.block_on_close = False  # a stalled request must not hold up stop()
+        self._server = server
+        self.port = server.server_address[1]
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="llm-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LLMStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        return f"{self.url}/v1"
+
+    # --- control -------------------------------------------------------------------------
+    def echo(self) -> None:
+        self.answer = None
+
+    def fail_next(self, n: int = 1, *, status: int = 500, model: str | None = None, body: Any = None) -> None:
+        self._add(Fault("status", n, model, status=status, body=body))
+
+    def stall(self, seconds: float, *, times: int | None = 1, model: str | None = None) -> None:
+        self._add(Fault("stall", times, model, seconds=seconds))
+
+    def malformed_next(self, n: int = 1, *, model: str | None = None) -> None:
+        self._add(Fault("malformed", n, model))
+
+    def empty_next(self, n: int = 1, *, model: str | None = None) -> None:
+        self._add(Fault("empty", n, model))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def reset(self) -> None:
+        """Faults and recorded requests gone; the answer and models stay as set."""
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        paths = CHAT_PATHS | {ANTHROPIC_PATH, OLLAMA_CHAT_PATH}
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "POST" and (r.path in paths or GEMINI_PATH.match(r.path))
+            ]
+
+    def _add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, model: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.model is not None and fault.model != model:
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _answer_for(self, messages: list[dict[str, Any]]) -> str:
+        if self.answer is not None:
+            return self.answer
+        for message in reversed(messages):
+            if message.get("role") == "user":
+                return _content_text(message.get("content"))
+        return ""
+
+    def _usage_for(self, messages: list[dict[str, Any]], text: str, system: Any = None) -> tuple[int, int]:
+        if self.usage is not None:
+            return self.usage
+        words = sum(len(_content_text(m.get("content")).split()) for m in messages)
+        return words + len(_content_text(system).split()), len(text.split())
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks (Anthropic, OpenAI multi-part)
+        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    standin: LLMStandIn
+    _recorded: RecordedRequest
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _handle(self, method: str) -> None:
+        started = time.perf_counter()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        path = self.path.split("?", 1)[0]
+        recorded = RecordedRequest(
+            method, path, {k.lower(): v for k, v in self.headers.items()}, body, raw, time.time()
+        )
+        self.standin._record(recorded)
+        self._recorded = recorded
+        try:
+            self._route(method, path, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout): nothing to answer
+        finally:
+            recorded.duration = time.perf_counter() - started
+
+    def _send(self, status: int, payload: Any = None, *, raw: bytes | None = None, ctype: str = "") -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorized(self) -> bool:
+        key = self.standin.required_key
+        if key is None:
+            return True
+        given = (
+            self.headers.get("x-api-key")
+            or self.headers.get("x-goog-api-key")
+            or self.headers.get("Authorization", "").removeprefix("Bearer ")
+        )
+        return given == key
+
+    def _route(self, method: str, path: str, body: Any) -> None:
+        routes = {
+            ("GET", "/v1/models"): self._openai_models,
+            ("GET", "/models"): self._openai_models,
+            ("GET", "/api/v0/models"): self._lmstudio_v0_models,
+            ("GET", "/api/v1/models"): self._lmstudio_v1_models,
+            ("POST", "/api/v1/models/load"): self._lmstudio_load,
+            ("POST", "/api/v1/models/unload"): self._lmstudio_unload,
+            ("GET", "/api/tags"): self._ollama_tags,
+            ("POST", "/api/pull"): self._ollama_pull,
+        }
+        if method == "POST" and (path in CHAT_PATHS or path in (ANTHROPIC_PATH, OLLAMA_CHAT_PATH)):
+            self._chat(path, self._recorded)
+            return
+        if method == "POST" and GEMINI_PATH.match(path):
+            self._chat("gemini", self._recorded)
+            return
+        handler = routes.get((method, path))
+        if path.startswith("/api/v1/") and not self.standin.lmstudio_v1:
+            handler = None
+        if handler is None:
+            self._send(404, {"error": f"no route for {method} {path}"})
+            return
+        handler(body if isinstance(body, dict) else {})
+
+    # --- chat ----------------------------------------------------------------------------
+    def _chat(self, path: str, request: RecordedRequest) -> None:
+        standin = self.standin
+        body = request.body if isinstance(request.body, dict) else {}
+        if not self._authorized():
+            self._error(path, 401, "invalid api key")
+            return
+        model = request.model
+        fault = standin._take_fault(model)
+        if fault is not None and fault.kind == "stall":
+            standin._stopping.wait(fault.seconds)
+            fault = None
+        if fault is not None and fault.kind == "status":
+            if fault.body is not None:
+                self._send(fault.status, fault.body)
+            else:
+                self._error(path, fault.status, f"stand-in failure {fault.status}")
+            return
+        if fault is not None and fault.kind == "malformed":
+            self._send(200, raw=b'{"choices": [{"message": {"content": "trunc', ctype="application/json")
+            return
+        messages = request.messages
+        text = "" if fault is not None and fault.kind == "empty" else standin._answer_for(messages)
+        tokens_in, tokens_out = standin._usage_for(messages, text, request.system)
+        if path == "gemini":
+            self._send(200, _gemini_response(model, text, tokens_in, tokens_out))
+        elif path == ANTHROPIC_PATH:
+            self._send(200, _anthropic_message(model, text, tokens_in, tokens_out))
+        elif path == OLLAMA_CHAT_PATH:
+            payload = _ollama_message(model, text, tokens_in, tokens_out)
+            if body.get("stream", True):
+                self._send(200, raw=(json.dumps(payload) + "\n").encode(), ctype="application/x-ndjson")
+            else:
+                self._send(200, payload)
+        else:
+            self._send(200, _openai_completion(model, text, tokens_in, tokens_out))
+
+    def _error(self, path: str, status: int, message: str) -> None:
+        if path == ANTHROPIC_PATH:
+            kinds = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
+            self._send(
+                status,
+                {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}},
+            )
+        elif path == OLLAMA_CHAT_PATH:
+            self._send(status, {"error": message})
+        else:
+            self._send(status, {"error": {"message": message, "type": "standin_error", "code": status}})
+
+    # --- model management ----------------------------------------------------------------
+    def _openai_models(self, body: dict[str, Any]) -> None:
+        keys = list(self.standin.lmstudio_models)
+        self._send(
+            200,
+            {"object": "list", "data": [{"id": k, "object": "model", "owned_by": "standin"} for k in keys]},
+        )
+
+    def _lmstudio_v0_models(self, body: dict[str, Any]) -> None:
+        data = [
+            {
+                "id": m.key,
+                "object": "model",
+                "type": "llm",
+                "publisher": "standin",
+                "state": "loaded" if m.instances else "not-loaded",
+                "max_context_length": 32768,
+            }
+            for m in self.standin.lmstudio_models.values()
+        ]
+        self._send(200, {"object": "list", "data": data})
+
+    def _lmstudio_v1_models(self, body: dict[str, Any]) -> None:
+        models = [
+            {
+                "type": "llm",
+                "publisher": "standin",
+                "key": m.key,
+                "display_name": m.key,
+                "size_bytes": 1024,
+                "loaded_instances": [{"id": i, "config": {"context_length": 4096}} for i in m.instances],
+                "max_context_length": 32768,
+                "format": "gguf",
+            }
+            for m in self.standin.lmstudio_models.values()
+        ]
+        self._send(200, {"models": models})
+
+    def _lmstudio_load(self, body: dict[str, Any]) -> None:
+        model = self.standin.lmstudio_models.get(str(body.get("model", "")))
+        if model is None:
+            self._send(404, {"error": {"message": f"model {body.get('model')!r} not found"}})
+            return
+        instance = model.key if not model.instances else f"{model.key}:{len(model.instances) + 1}"
+        model.instances.append(instance)
+        self._send(
+            200,
+            {"model_instance_id": instance, "config": {"context_length": 4096}, "load_time_seconds": 0.01},
+        )
+
+    def _lmstudio_unload(self, body: dict[str, Any]) -> None:
+        instance = str(body.get("instance_id", ""))
+        for model in self.standin.lmstudio_models.values():
+            if instance in model.instances:
+                model.instances.remove(instance)
+                self._send(200, {"instance_id": instance})
+                return
+        self._send(404, {"error": {"message": f"no loaded instance {instance!r}"}})
+
+    def _ollama_tags(self, body: dict[str, Any]) -> None:
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": "2025-01-01T00:00:00Z",
+                "size": 2019393189,
+                "digest": uuid.uuid5(uuid.NAMESPACE_URL, name).hex,
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "3.2B"},
+            }
+            for name in self.standin.ollama_models
+        ]
+        self._send(200, {"models": models})
+
+    def _ollama_pull(self, body: dict[str, Any]) -> None:
+        name = str(body.get("model") or body.get("name") or "")
+        if ":" not in name:
+            name = f"{name}:latest"
+        pullable = self.standin.ollama_pullable
+        if not name or (pullable is not None and name not in pullable):
+            self._send(500, {"error": "pull model manifest: file does not exist"})
+            return
+        if name not in self.standin.ollama_models:
+            self.standin.ollama_models.append(name)
+        if body.get("stream", True):
+            lines = [
+                {"status": "pulling manifest"},
+                {"status": "verifying sha256 digest"},
+                {"status": "success"},
+            ]
+            self._send(
+                200, raw="".join(json.dumps(x) + "\n" for x in lines).encode(), ctype="application/x-ndjson"
+            )
+        else:
+            self._send(200, {"status": "success"})
+
+
+def _openai_completion(model: str, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        },
+    }
+
+
+def _anthropic_message(model: str, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:12]}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}] if text else [],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+    }
+
+
+def _gemini_response(model: str, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    return {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": text}] if text else []},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": tokens_in,
+            "candidatesTokenCount": tokens_out,
+            "totalTokenCount": tokens_in + tokens_out,
+        },
+        "modelVersion": model,
+    }
+
+
+def _ollama_message(model: str, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "message": {"role": "assistant", "content": text},
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": 1000,
+        "prompt_eval_count": tokens_in,
+        "eval_count": tokens_out,
+    }
