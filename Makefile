@@ -13,11 +13,17 @@ $(STAMP): requirements-dev.lock | $(VENV)/bin/python
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.lock
 	touch $(STAMP)
 
-## run: migrate, bootstrap and start web, ws, worker and beat on the embedded defaults (Ctrl-C stops all)
+## run: migrate, bootstrap, seed the demo, then start web, ws, worker, beat and the sandbox's Graph
+## stand-in on the embedded defaults (Ctrl-C stops all)
 run: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py bootstrap
-	DEBUG=$${DEBUG:-1} $(VENV)/bin/honcho -f Procfile start
+	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	@web=http://127.0.0.1:$${WEB_PORT:-8000}; printf '\n'; printf '%s\n' \
+		"dashboard  $$web/inbox/" "sandbox    $$web/sandbox/" "admin      $$web/admin/ (user admin)" \
+		"API docs   $$web/api/docs/" "WebSockets ws://127.0.0.1:$${WS_PORT:-8001}/" ""
+	DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:8001/ws/live/} \
+		$(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
 
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
 test: $(STAMP)

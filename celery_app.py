@@ -44,7 +44,10 @@ app.conf.update(
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
     # Synced into django-celery-beat's tables at start; the database is the source of truth for
     # work, and this sweep re-enqueues whatever the broker lost.
-    beat_schedule={"queue-sweep": {"task": "default.queue_sweep", "schedule": 30.0}},
+    beat_schedule={
+        "queue-sweep": {"task": "default.queue_sweep", "schedule": 30.0},
+        "live-events-cleanup": {"task": "default.live_events_cleanup", "schedule": 3600.0},
+    },
     worker_hijack_root_logger=False,
     timezone="UTC",
 )

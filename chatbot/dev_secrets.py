@@ -12,6 +12,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "JWT_SECRET": lambda: secrets.token_urlsafe(48),
     "FERNET_KEYS": lambda: Fernet.generate_key().decode(),
+    "SANDBOX_APP_SECRET": lambda: secrets.token_urlsafe(32),
 }
 
 

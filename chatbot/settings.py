@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "corsheaders",
     "django_prometheus",
@@ -66,6 +67,10 @@ INSTALLED_APPS = [
     "apps.whatsapp",
     "apps.conversations",
     "apps.assistant",
+    "apps.audit",
+    "apps.sandbox",
+    "apps.live",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatbot.security_headers.ContentSecurityPolicyMiddleware",
+    "chatbot.ratelimit.RateLimitHeadersMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -182,6 +189,13 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "LEEWAY": 0,
 }
+# The dashboard's pages log in with a session (the API uses tokens).
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/inbox/"
+LOGOUT_REDIRECT_URL = "/login/"
+# Where the dashboard's browser opens its WebSocket; empty = /ws/live/ on the page's own host (a
+# proxy routes /ws/ to the ws process). `make run` points it at the ws process on port 8001.
+DASHBOARD_WS_URL = env.str("DASHBOARD_WS_URL", default="")
 LOGIN_FAILURE_LIMITS = {
     "username": (env.int("LOGIN_MAX_FAILURES_PER_USER", default=5), 15 * 60),
     "ip": (env.int("LOGIN_MAX_FAILURES_PER_IP", default=20), 15 * 60),
@@ -198,12 +212,20 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     # How many proxies in front of us append to X-Forwarded-For; 0 trusts only REMOTE_ADDR.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "DEFAULT_THROTTLE_CLASSES": ["chatbot.ratelimit.UserRateLimit", "chatbot.ratelimit.AnonRateLimit"],
 }
+# Sliding-window API limits, "N/SECONDS": per logged-in user, and per IP for requests without a login.
+API_RATE_LIMIT_USER = env.str("API_RATE_LIMIT_USER", default="1200/60")
+API_RATE_LIMIT_ANON = env.str("API_RATE_LIMIT_ANON", default="600/60")
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp AI platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's assets from our own static files, not a CDN: /api/docs/ works offline and under the CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ORIGINS", default=[])
@@ -222,6 +244,11 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- WhatsApp ------------------------------------------------------------------------------
@@ -232,6 +259,11 @@ WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
 WHATSAPP_ACCESS_TOKEN = env.str("WHATSAPP_ACCESS_TOKEN", default="")
 WHATSAPP_PHONE_NUMBER_ID = env.str("WHATSAPP_PHONE_NUMBER_ID", default="")
 WHATSAPP_SEND_TIMEOUT = env.float("WHATSAPP_SEND_TIMEOUT", default=15.0)
+# Sandbox channels (kind "sandbox") talk to this local Graph API stand-in, never to Meta; its
+# webhooks are signed with SANDBOX_APP_SECRET (generated into .env in development).
+_SANDBOX_GRAPH_URL = env.str("WHATSAPP_SANDBOX_GRAPH_URL", default="http://127.0.0.1:8100")
+WHATSAPP_SANDBOX_GRAPH_URL = _SANDBOX_GRAPH_URL.rstrip("/")
+SANDBOX_APP_SECRET = env.str("SANDBOX_APP_SECRET", default="")
 WHATSAPP_WEBHOOK_MAX_BYTES = 1024 * 1024
 # The transport per channel kind (conversations never imports whatsapp; it asks this table).
 WHATSAPP_TRANSPORTS = {
@@ -258,6 +290,8 @@ LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234"
 # `manage.py bootstrap` runs accounts' own step, then each of these with the default workspace
 # (accounts imports no other app, so later apps add their steps here).
 BOOTSTRAP_STEPS = ["apps.whatsapp.services.channel_bootstrap"]
+# accounts records member changes through this (it imports no other app).
+AUDIT_RECORDER = "apps.audit.services.audit_record"
 
 # --- I18n ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -268,6 +302,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Serve straight from the source folders when collectstatic has not run (development, tests);
+# production images run collectstatic and can turn this off.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chatbot import health
 
@@ -15,9 +15,12 @@ urlpatterns = [
     path("api/business/providers", include("apps.assistant.api.provider_urls")),
     path("api/business/", include("apps.assistant.api.urls")),
     path("api/lmstudio/", include("apps.assistant.api.lmstudio_urls")),
+    path("api/audit/", include("apps.audit.api.urls")),
     path("api/", include("apps.conversations.api.urls")),
     path("webhooks/whatsapp/", include("apps.whatsapp.webhook_urls")),
+    path("sandbox/", include("apps.sandbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("apps.dashboard.urls")),
 ]

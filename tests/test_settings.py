@@ -21,7 +21,7 @@ def run_manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPr
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DJANGO_SECRET_KEY", "JWT_SECRET", "DEBUG", "FERNET_KEYS"}
+        if k not in {"DJANGO_SECRET_KEY", "JWT_SECRET", "DEBUG", "FERNET_KEYS", "SANDBOX_APP_SECRET"}
     }
     base.update({"ENV_FILE": str(tmp_path / ".env"), "DATA_DIR": str(tmp_path / "data")})
     base.pop("SECURE_SSL_REDIRECT", None)
@@ -63,7 +63,7 @@ def test_development_generates_secrets_once_into_a_private_env_file(tmp_path):
 
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     names = [line.split("=", 1)[0] for line in written.splitlines() if "=" in line]
-    assert names == ["DJANGO_SECRET_KEY", "JWT_SECRET", "FERNET_KEYS"]
+    assert names == ["DJANGO_SECRET_KEY", "JWT_SECRET", "FERNET_KEYS", "SANDBOX_APP_SECRET"]
     assert (tmp_path / ".env").read_text() == written  # the second start reused them
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
     assert ".env" in (ROOT / ".gitignore").read_text().split()

@@ -191,7 +191,7 @@ class CloudTransport:
 
     def fetch_media(self, channel: Channel, media_id: str) -> MediaFile:
         """Download a customer's media: its metadata (a short-lived URL), then the bytes."""
-        url = f"{settings.WHATSAPP_GRAPH_URL}/{settings.WHATSAPP_GRAPH_VERSION}/{media_id}"
+        url = f"{graph_url(channel)}/{settings.WHATSAPP_GRAPH_VERSION}/{media_id}"
         metadata = _json(self._call(channel, "GET", url))
         download_url, declared = metadata.get("url"), metadata.get("file_size")
         if not isinstance(download_url, str) or not download_url:
@@ -277,9 +277,14 @@ class CloudTransport:
 def _messages_url(channel: Channel) -> str:
     if not channel.phone_number_id:
         raise SendError("The channel has no phone_number_id.", reason=REASON_INVALID_REQUEST, permanent=True)
-    return (
-        f"{settings.WHATSAPP_GRAPH_URL}/{settings.WHATSAPP_GRAPH_VERSION}/{channel.phone_number_id}/messages"
-    )
+    return f"{graph_url(channel)}/{settings.WHATSAPP_GRAPH_VERSION}/{channel.phone_number_id}/messages"
+
+
+def graph_url(channel: Channel) -> str:
+    """Where this channel's Graph API lives: sandbox channels talk to the local stand-in, never to Meta."""
+    if channel.kind == Channel.Kind.SANDBOX:
+        return str(settings.WHATSAPP_SANDBOX_GRAPH_URL)
+    return str(settings.WHATSAPP_GRAPH_URL)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -18,6 +22,16 @@ from chatbot.pagination import Pagination
 
 def _client_ip(request: Request) -> str | None:
     return BaseThrottle().get_ident(request) or None  # honours REST_FRAMEWORK["NUM_PROXIES"]
+
+
+def _audit(request: Request, action: str, membership: Membership, **details: Any) -> None:
+    import_string(settings.AUDIT_RECORDER)(
+        request_or_none=request,
+        workspace_id=membership.workspace_id,
+        action=action,
+        target=membership,
+        details={"user_id": membership.user_id, **details},
+    )
 
 
 def _acting(request: Request) -> Membership:
@@ -114,6 +128,7 @@ class MemberListView(APIView):
         data = s.MemberCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.member_create(acting=_acting(request), **data.validated_data)
+        _audit(request, "member.create", membership, role=membership.role)
         return Response(s.MemberOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -133,12 +148,18 @@ class MemberDetailView(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         data = s.MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
+        membership = self._get(request, pk)
+        before = membership.role
         membership = services.member_update_role(
-            acting=_acting(request), membership=self._get(request, pk), role=data.validated_data["role"]
+            acting=_acting(request), membership=membership, role=data.validated_data["role"]
         )
+        _audit(request, "member.role_change", membership, role_before=before, role=membership.role)
         return Response(s.MemberOutput(membership).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        services.member_remove(acting=_acting(request), membership=self._get(request, pk))
+        membership = self._get(request, pk)
+        services.member_remove(acting=_acting(request), membership=membership)
+        membership.pk = pk  # delete() cleared it; the entry names the membership that was removed
+        _audit(request, "member.remove", membership, role=membership.role)
         return Response(status=status.HTTP_204_NO_CONTENT)

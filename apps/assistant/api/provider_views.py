@@ -9,6 +9,7 @@ from apps.accounts.permissions import MembersReadAdminsWrite
 from apps.accounts.selectors import request_workspace
 from apps.assistant import providers
 from apps.assistant.api import provider_serializers as s
+from apps.audit.services import audit_record
 
 
 class ProvidersView(APIView):
@@ -32,5 +33,16 @@ class ProvidersView(APIView):
             workspace_id=workspace_id,
             fallback_order=data.validated_data.get("fallback_order"),
             providers=data.validated_data.get("providers", []),
+        )
+        audit_record(
+            request_or_none=request,
+            workspace_id=workspace_id,
+            action="providers.update",
+            target=("assistant.providerconfig", workspace_id),
+            # Which providers and fields changed, never their values (they include API keys).
+            details={
+                "fallback_order": data.validated_data.get("fallback_order"),
+                "providers": {p["provider"]: sorted(p) for p in data.validated_data.get("providers", [])},
+            },
         )
         return Response(s.ProvidersOutput(providers.providers_overview(workspace_id=workspace_id)).data)

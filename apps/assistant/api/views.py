@@ -17,6 +17,7 @@ from apps.assistant import knowledge, selectors, services
 from apps.assistant.api import serializers as s
 from apps.assistant.api.openapi import errors, paginated
 from apps.assistant.models import KnowledgeEntry
+from apps.audit.services import audit_record
 from chatbot.exceptions import ValidationFailed
 from chatbot.pagination import Pagination
 
@@ -111,7 +112,15 @@ class KnowledgeDetailView(APIView):
 
     @extend_schema(operation_id="business_knowledge_destroy", responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        services.knowledge_delete(entry=_entry(request, pk))
+        entry = _entry(request, pk)
+        services.knowledge_delete(entry=entry)
+        audit_record(
+            request_or_none=request,
+            workspace_id=request_workspace(request).pk,
+            action="knowledge.delete",
+            target=("assistant.knowledgeentry", pk),
+            details={"title": entry.title[:200]},
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

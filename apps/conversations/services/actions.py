@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue, window_open
+from apps.live.services import live_publish
 from chatbot.exceptions import Conflict
 
 C = Conversation.Status
@@ -25,6 +26,7 @@ def conversation_takeover(*, conversation: Conversation, user: Any) -> Conversat
     conversation.status, conversation.assignee = C.HUMAN, user
     conversation.human_activity_at = timezone.now()
     conversation.save(update_fields=["status", "assignee", "human_activity_at"])
+    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
     return conversation
 
 
@@ -32,6 +34,7 @@ def conversation_handback(*, conversation: Conversation, user: Any) -> Conversat
     _live(conversation)
     conversation.status, conversation.assignee = C.OPEN, None
     conversation.save(update_fields=["status", "assignee"])
+    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
     return conversation
 
 
@@ -39,6 +42,9 @@ def conversation_close(*, conversation: Conversation, user: Any) -> Conversation
     if conversation.status != C.CLOSED:
         conversation.status, conversation.closed_at = C.CLOSED, timezone.now()
         conversation.save(update_fields=["status", "closed_at"])
+        live_publish(
+            workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk
+        )
     return conversation
 
 
@@ -57,6 +63,7 @@ def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> l
         conversation.assignee = conversation.assignee or user
     conversation.human_activity_at = timezone.now()
     conversation.save(update_fields=["status", "assignee", "human_activity_at"])
+    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
     return message_enqueue(
         conversation=conversation, author=Message.Author.AGENT, author_user=user, body=body
     )
@@ -67,6 +74,7 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
     from apps.conversations.tasks import message_mark_read
 
     Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
     last = (
         Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
         .exclude(wamid="")

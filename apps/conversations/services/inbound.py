@@ -24,6 +24,7 @@ from apps.conversations.services.ingest import contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
 from apps.conversations.services.replies import reply_request
+from apps.live.services import live_publish
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,12 @@ def inbound_message_process(*, message_id: int) -> str:
         unread_count=F("unread_count") + 1,
     )
     conversation.refresh_from_db()
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="message",
+        conversation_id=conversation.pk,
+        payload={"message_id": message.pk},
+    )
 
     rules = conversation_settings(message.workspace_id)
     text = normalize(message.body) if message.type in ("text", "button", "interactive") else ""

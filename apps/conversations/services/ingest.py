@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from apps.conversations.models import Contact, Message
+from apps.live.services import live_publish
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,13 @@ def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
     )
     if reconciled:
         logger.info("send %s reconciled from a status webhook", update.callback_data or update.wamid)
+    if changed or reconciled:
+        live_publish(
+            workspace_id=channel.workspace_id,
+            kind="status",
+            conversation_id=rows.values_list("conversation_id", flat=True).first(),
+            payload={"status": new},
+        )
     return bool(changed or reconciled)
 
 

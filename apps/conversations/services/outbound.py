@@ -34,6 +34,7 @@ from apps.conversations.transport import (
     SendError,
     transport_for,
 )
+from apps.live.services import live_publish
 from chatbot.exceptions import Conflict
 from chatbot.pacing import pacer
 
@@ -158,6 +159,12 @@ def message_enqueue(
         # The same dedupe_key queued concurrently by another worker: theirs stands.
         return _queued_with_key(conversation.workspace_id, dedupe_key)
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
+    live_publish(
+        workspace_id=conversation.workspace_id,
+        kind="message",
+        conversation_id=conversation.pk,
+        payload={"message_ids": [row.pk for row in rows]},
+    )
     for row in rows:
         transaction.on_commit(lambda mid=row.pk: message_send.delay(mid))  # type: ignore[misc]
     return rows
@@ -169,6 +176,12 @@ def message_cancel(*, message: Message) -> Message:
         raise Conflict(
             f"A message in state '{message.send_state}' cannot be cancelled.", code="illegal_transition"
         )
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="status",
+        conversation_id=message.conversation_id,
+        payload={"message_id": message.pk},
+    )
     message.refresh_from_db()
     return message
 
@@ -194,6 +207,12 @@ def message_retry_now(*, message: Message) -> Message:
             f"A message in state '{message.send_state}' cannot be retried.", code="illegal_transition"
         )
     transaction.on_commit(lambda: message_send.delay(message.pk))
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="status",
+        conversation_id=message.conversation_id,
+        payload={"message_id": message.pk},
+    )
     message.refresh_from_db()
     return message
 
@@ -322,6 +341,12 @@ def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
             Message.objects.filter(pk=message.pk).update(
                 payload={**message.payload, "extra_wamids": result.wamids[1:]}
             )
+        live_publish(
+            workspace_id=message.workspace_id,
+            kind="status",
+            conversation_id=message.conversation_id,
+            payload={"message_id": message.pk},
+        )
     return SendOutcome("sent")
 
 
@@ -335,6 +360,12 @@ def _fail(message: Message, *, reason: str, detail: str, meta_code: int | None =
         error_code=meta_code,
         status=Message.Status.FAILED,
         status_at=timezone.now(),
+    )
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="status",
+        conversation_id=message.conversation_id,
+        payload={"message_id": message.pk},
     )
 
 
@@ -363,6 +394,12 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         )
         _transition(
             message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=timezone.now() + timedelta(seconds=delay)
+        )
+        live_publish(
+            workspace_id=message.workspace_id,
+            kind="status",
+            conversation_id=message.conversation_id,
+            payload={"message_id": message.pk},
         )
     return SendOutcome("retry", delay)
 

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsAdmin, IsMember
 from apps.accounts.selectors import request_workspace, scoped
+from apps.audit.services import audit_record
 from apps.conversations.api.openapi import errors, paginated
 from apps.conversations.api.pagination import paginated_response
 from apps.whatsapp import services
@@ -27,6 +28,17 @@ def _channels(request: Request) -> QuerySet[Channel]:
     return scoped(Channel.objects.order_by("pk"), request)
 
 
+def _audit(request: Request, action: str, target: Channel | tuple[str, int], **details: object) -> None:
+    # Field names only: a channel's values include its access token and app secret.
+    audit_record(
+        request_or_none=request,
+        workspace_id=request_workspace(request).pk,
+        action=action,
+        target=target,
+        details=details,
+    )
+
+
 class ChannelListView(APIView):
     permission_classes = [IsAdmin]
 
@@ -39,6 +51,7 @@ class ChannelListView(APIView):
         data = s.ChannelInput(data=request.data)
         data.is_valid(raise_exception=True)
         channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
+        _audit(request, "channel.create", channel, fields=sorted(data.validated_data))
         return Response(s.ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
 
 
@@ -57,11 +70,14 @@ class ChannelDetailView(APIView):
         data = s.ChannelInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         channel = services.channel_update(channel=channel, data=data.validated_data)
+        _audit(request, "channel.update", channel, fields=sorted(data.validated_data))
         return Response(s.ChannelOutput(channel).data)
 
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        services.channel_delete(channel=get_object_or_404(_channels(request), pk=pk))
+        channel = get_object_or_404(_channels(request), pk=pk)
+        services.channel_delete(channel=channel)
+        _audit(request, "channel.delete", ("whatsapp.channel", pk), name=channel.name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

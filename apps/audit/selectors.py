@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from apps.audit.models import AuditEntry
+
+
+def audit_list(*, workspace_id: int, action: str = "", actor: int | None = None) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.filter(workspace_id=workspace_id).select_related("actor")
+    if action:
+        entries = entries.filter(action=action)
+    if actor is not None:
+        entries = entries.filter(actor_id=actor)
+    return entries.order_by("-created_at", "-pk")

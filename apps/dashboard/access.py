@@ -1,0 +1,50 @@
+"""Who may open a dashboard page: a logged-in member, with the role the API asks for the same act."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from apps.accounts.models import Membership, Role
+from apps.accounts.selectors import request_membership
+
+P = ParamSpec("P")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+PageView = Callable[Concatenate[HttpRequest, Membership, P], HttpResponse]
+
+
+def member_page(
+    *, read: str = Role.VIEWER, write: str = Role.AGENT
+) -> Callable[[PageView[P]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+    """Anonymous users go to the login page; members without the role get 403.
+
+    The view receives the membership it acts through, so every query it makes can be scoped.
+    """
+
+    def decorate(view: PageView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            membership = request_membership(request)
+            needed = read if request.method in SAFE_METHODS else write
+            if membership is None or not membership.has_role(needed):
+                raise PermissionDenied
+            return view(request, membership, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def roles(membership: Membership) -> dict[str, Any]:
+    """What the templates may offer: a button is shown only to whom the server would allow it."""
+    return {
+        "can_act": membership.has_role(Role.AGENT),
+        "can_supervise": membership.has_role(Role.SUPERVISOR),
+        "can_admin": membership.has_role(Role.ADMIN),
+    }

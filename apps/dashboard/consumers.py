@@ -1,0 +1,93 @@
+"""The live feed: a member's socket receives their workspace's events after the id it last saw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.accounts.selectors import membership_for
+from apps.live.selectors import live_events_since
+from apps.live.services import workspace_group
+
+# The embedded in-memory channel layer does not cross processes, so a wake-up from a worker
+# never arrives there: the socket also looks at the table this often.
+POLL_SECONDS = 1.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def _after(query_string: bytes) -> int:
+    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
+    try:
+        return max(int(values[0]), 0)
+    except ValueError:
+        return 0
+
+
+@database_sync_to_async
+def _membership_workspace(user: Any, slug: str | None) -> int | None:
+    membership = membership_for(user=user, workspace_slug=slug)
+    return membership.workspace_id if membership else None
+
+
+@database_sync_to_async
+def _events(workspace_id: int, after_id: int) -> list[dict[str, Any]]:
+    return [
+        {"id": e.id, "kind": e.kind, "conversation_id": e.conversation_id, "payload": e.payload}
+        for e in live_events_since(workspace_id=workspace_id, after_id=after_id)
+    ]
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    workspace_id: int | None = None
+    after_id = 0
+    _poller: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        slug = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("workspace", [None])[0]
+        self.workspace_id = await _membership_workspace(user, slug)
+        if self.workspace_id is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.after_id = _after(self.scope.get("query_string", b""))
+        self._lock = asyncio.Lock()
+        await self.channel_layer.group_add(workspace_group(self.workspace_id), self.channel_name)
+        await self.accept()
+        await self._deliver()
+        self._poller = asyncio.create_task(self._poll())
+
+    async def disconnect(self, code: int) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self.workspace_id is not None:
+            await self.channel_layer.group_discard(workspace_group(self.workspace_id), self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The page only listens; anything it sends is ignored."""
+
+    async def live_wakeup(self, event: dict[str, Any]) -> None:
+        await self._deliver()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            await self._deliver()
+
+    async def _deliver(self) -> None:
+        # One delivery at a time, so a wake-up racing the poll never sends an event twice.
+        assert self.workspace_id is not None  # noqa: S101 - set before accept
+        async with self._lock:
+            for event in await _events(self.workspace_id, self.after_id):
+                await self.send_json(event)
+                self.after_id = event["id"]

@@ -1,0 +1,117 @@
+"""Form fields of the dashboard pages; the services behind them do the domain validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.conversations.services.outbound import TEXT_LIMIT
+from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
+
+STATUS_FILTERS = [("", _("All")), *CONVERSATION_STATUS.items()]
+
+
+class InboxFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), choices=STATUS_FILTERS, required=False)
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+
+
+class QueueFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label=_("State"),
+        choices=[("", _("All")), *SEND_STATE.items()],
+        required=False,
+    )
+
+
+class ReplyForm(forms.Form):
+    # Longer texts are split by the queue; this cap only stops a runaway paste.
+    body = forms.CharField(
+        label=_("Reply"), widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT_LIMIT * 4
+    )
+
+
+def _comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class BusinessProfileForm(forms.Form):
+    name = forms.CharField(label=_("Business name"), max_length=160, required=False)
+    description = forms.CharField(
+        label=_("Description"), widget=forms.Textarea, required=False, max_length=5000
+    )
+    tone = forms.CharField(label=_("Tone"), max_length=255, required=False)
+    languages = forms.CharField(
+        label=_("Languages"), help_text=_("Comma separated, e.g. es, en."), max_length=100, required=False
+    )
+    timezone = forms.CharField(label=_("Time zone"), max_length=64)
+    address = forms.CharField(label=_("Address"), max_length=255, required=False)
+    handoff_policy = forms.CharField(
+        label=_("Hand-off policy"), widget=forms.Textarea, required=False, max_length=5000
+    )
+    custom_instructions = forms.CharField(
+        label=_("Custom instructions"), widget=forms.Textarea, required=False, max_length=10000
+    )
+    disclosure_text = forms.CharField(
+        label=_("Disclosure text"), widget=forms.Textarea, required=False, max_length=2000
+    )
+
+    def clean_languages(self) -> list[str]:
+        return _comma_list(self.cleaned_data["languages"])
+
+    @staticmethod
+    def initial_from(profile: Any) -> dict[str, Any]:
+        data = {name: getattr(profile, name) for name in BusinessProfileForm.base_fields}
+        data["languages"] = ", ".join(profile.languages or [])
+        return data
+
+
+class KnowledgeForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Kind"), choices=list(KNOWLEDGE_KIND.items()))
+    title = forms.CharField(label=_("Question or title"), max_length=500)
+    content = forms.CharField(label=_("Answer or text"), widget=forms.Textarea)
+    language = forms.CharField(label=_("Language"), max_length=8, required=False)
+    is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+
+
+class KnowledgeImportForm(forms.Form):
+    file = forms.FileField(label=_("File (.csv, .md or .txt)"))
+
+
+class ProvidersOrderForm(forms.Form):
+    fallback_order = forms.CharField(
+        label=_("Fallback order"),
+        help_text=_("Provider names, comma separated; empty uses AI_FALLBACK_ORDER."),
+        required=False,
+        max_length=300,
+    )
+
+    def clean_fallback_order(self) -> list[str]:
+        return _comma_list(self.cleaned_data["fallback_order"])
+
+
+class ProviderForm(forms.Form):
+    enabled = forms.BooleanField(label=_("Enabled"), required=False)
+    model = forms.CharField(label=_("Model"), max_length=128, required=False)
+    base_url = forms.URLField(label=_("Base URL"), required=False, assume_scheme="http")
+    # Write-only: the page never shows a stored key; blank keeps it, "clear" removes it.
+    api_key = forms.CharField(
+        label=_("API key"), required=False, max_length=500, widget=forms.PasswordInput(render_value=False)
+    )
+    clear_key = forms.BooleanField(label=_("Remove the stored key"), required=False)
+
+    def change(self, provider: str) -> dict[str, Any]:
+        data = self.cleaned_data
+        change: dict[str, Any] = {
+            "provider": provider,
+            "enabled": data["enabled"],
+            "model": data["model"],
+            "base_url": data["base_url"],
+        }
+        if data["clear_key"]:
+            change["api_key"] = ""
+        elif data["api_key"]:
+            change["api_key"] = data["api_key"]
+        return change

@@ -1,0 +1,64 @@
+"""Translated labels for the domain's choice values (the models' own labels are English only)."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+register = template.Library()
+
+CONVERSATION_STATUS: dict[str, Promise] = {
+    "open": _("Bot answers"),
+    "pending_human": _("Waiting for a person"),
+    "human": _("A person answers"),
+    "closed": _("Closed"),
+}
+SEND_STATE: dict[str, Promise] = {
+    "pending": _("Pending"),
+    "processing": _("Processing"),
+    "sent": _("Sent"),
+    "failed": _("Failed"),
+    "retry": _("Retry"),
+    "cancelled": _("Cancelled"),
+}
+AUTHOR: dict[str, Promise] = {
+    "customer": _("Customer"),
+    "bot": _("Bot"),
+    "agent": _("Agent"),
+    "system": _("System"),
+    "campaign": _("Campaign"),
+}
+KNOWLEDGE_KIND: dict[str, Promise] = {"faq": _("FAQ"), "document": _("Document")}
+ROLE: dict[str, Promise] = {
+    "owner": _("Owner"),
+    "admin": _("Admin"),
+    "supervisor": _("Supervisor"),
+    "agent": _("Agent"),
+    "viewer": _("Viewer"),
+}
+
+
+@register.filter
+def status_label(value: str) -> str:
+    return str(CONVERSATION_STATUS.get(value, value))
+
+
+@register.filter
+def send_state_label(value: str) -> str:
+    return str(SEND_STATE.get(value, value))
+
+
+@register.filter
+def author_label(value: str) -> str:
+    return str(AUTHOR.get(value, value))
+
+
+@register.filter
+def kind_label(value: str) -> str:
+    return str(KNOWLEDGE_KIND.get(value, value))
+
+
+@register.filter
+def role_label(value: str) -> str:
+    return str(ROLE.get(value, value))

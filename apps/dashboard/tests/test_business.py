@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.accounts.models import Role
+from apps.accounts.tests.factories import WorkspaceFactory
+from apps.assistant.models import BusinessProfile, KnowledgeEntry, ProviderConfig
+from apps.assistant.providers import provider_states
+from apps.assistant.services import knowledge_create
+
+pytestmark = pytest.mark.django_db
+
+PROFILE = {
+    "name": "Panadería Sol",
+    "description": "Pan de masa madre",
+    "tone": "cercano",
+    "languages": "es, en",
+    "timezone": "Europe/Madrid",
+    "address": "Calle Mayor 1",
+    "handoff_policy": "",
+    "custom_instructions": "",
+    "disclosure_text": "",
+}
+
+
+def test_an_admin_saves_the_business_profile(page_client):
+    client, admin = page_client(Role.ADMIN)
+
+    response = client.post("/business/", PROFILE)
+
+    assert response.status_code == 302
+    profile = BusinessProfile.objects.get(workspace=admin.workspace)
+    assert (profile.name, profile.languages, profile.timezone) == (
+        "Panadería Sol",
+        ["es", "en"],
+        "Europe/Madrid",
+    )
+
+
+def test_a_bad_time_zone_is_shown_and_nothing_saved(page_client):
+    client, admin = page_client(Role.ADMIN)
+
+    response = client.post("/business/", {**PROFILE, "timezone": "Mars/Olympus"})
+
+    assert response.status_code == 400
+    assert not BusinessProfile.objects.filter(workspace=admin.workspace, name="Panadería Sol").exists()
+
+
+def test_a_supervisor_may_not_edit_the_profile(page_client):
+    client, _ = page_client(Role.SUPERVISOR)
+
+    assert client.post("/business/", PROFILE).status_code == 403
+
+
+def test_a_supervisor_adds_edits_and_deletes_an_faq(page_client):
+    client, supervisor = page_client(Role.SUPERVISOR)
+    ws = supervisor.workspace_id
+
+    client.post(
+        "/business/knowledge/", {"kind": "faq", "title": "¿Horario?", "content": "9 a 14", "is_active": "on"}
+    )
+    entry = KnowledgeEntry.objects.get(workspace_id=ws)
+    edit_page = client.get(f"/business/knowledge/{entry.pk}/")
+    client.post(
+        f"/business/knowledge/{entry.pk}/", {"kind": "faq", "title": "¿Horario?", "content": "9 a 15"}
+    )
+    entry.refresh_from_db()
+    listed = client.get("/business/").content.decode()
+    client.post(f"/business/knowledge/{entry.pk}/delete/")
+
+    assert edit_page.status_code == 200
+    assert (entry.content, entry.is_active) == ("9 a 15", False)
+    assert "¿Horario?" in listed
+    assert not KnowledgeEntry.objects.filter(workspace_id=ws).exists()
+
+
+def test_an_agent_reads_knowledge_but_may_not_change_it(page_client):
+    client, agent = page_client(Role.AGENT)
+    entry = knowledge_create(workspace_id=agent.workspace_id, title="¿Envíos?", content="Sí")
+
+    html = client.get("/business/").content.decode()
+
+    assert "¿Envíos?" in html
+    assert client.post(f"/business/knowledge/{entry.pk}/delete/").status_code == 403
+    assert (
+        client.post("/business/knowledge/", {"kind": "faq", "title": "x", "content": "y"}).status_code == 403
+    )
+    assert KnowledgeEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_another_workspaces_entry_is_not_found(page_client):
+    client, _ = page_client(Role.OWNER)
+    foreign = knowledge_create(workspace_id=WorkspaceFactory.create().pk, title="¿Otro?", content="No")
+
+    assert client.get(f"/business/knowledge/{foreign.pk}/").status_code == 404
+    assert client.post(f"/business/knowledge/{foreign.pk}/delete/").status_code == 404
+
+
+def test_a_supervisor_imports_a_csv(page_client):
+    client, supervisor = page_client(Role.SUPERVISOR)
+    upload = SimpleUploadedFile("faq.csv", "question,answer\n¿Parking?,Sí\n¿Wifi?,No\n".encode(), "text/csv")
+
+    response = client.post("/business/knowledge/import/", {"file": upload}, follow=True)
+
+    assert sorted(
+        KnowledgeEntry.objects.filter(workspace=supervisor.workspace).values_list("title", flat=True)
+    ) == ["¿Parking?", "¿Wifi?"]
+    assert "2 new" in response.content.decode()
+
+
+def test_the_providers_page_shows_breakers_and_never_a_key(page_client):
+    client, admin = page_client(Role.VIEWER)
+    ProviderConfig.objects.create(workspace=admin.workspace, provider="openai", api_key="sk-secret-value")
+
+    html = client.get("/business/providers/").content.decode()
+
+    assert 'data-provider="openai"' in html and 'data-testid="breaker"' in html
+    assert "sk-secret-value" not in html
+    assert client.post("/business/providers/", {}).status_code == 403
+
+
+def test_an_admin_sets_order_model_and_key_and_untouched_providers_get_no_row(page_client):
+    client, admin = page_client(Role.ADMIN)
+    data = {
+        "fallback_order": "openai, gemini",
+        "openai-enabled": "on",
+        "openai-model": "gpt-4o-mini",
+        "openai-api_key": "sk-new",
+    }
+    for state in provider_states(workspace_id=admin.workspace_id):
+        if state.provider != "openai":
+            data[f"{state.provider}-enabled"] = "on"
+            data[f"{state.provider}-model"] = state.model
+
+    response = client.post("/business/providers/", data)
+
+    assert response.status_code == 302
+    row = ProviderConfig.objects.get(workspace=admin.workspace, provider="openai")
+    assert (row.model, row.api_key, row.enabled) == ("gpt-4o-mini", "sk-new", True)
+    assert list(
+        ProviderConfig.objects.filter(workspace=admin.workspace).values_list("provider", flat=True)
+    ) == ["openai"]
+    assert admin.workspace.assistant_settings.fallback_order == ["openai", "gemini"]

@@ -1,0 +1,31 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from apps.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="dashboard/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/list/", views.inbox_list, name="inbox-list"),
+    path("conversations/<int:pk>/", views.conversation_page, name="conversation"),
+    path("conversations/<int:pk>/thread/", views.conversation_thread, name="conversation-thread"),
+    path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
+    path("conversations/<int:pk>/<slug:action>/", views.conversation_action, name="conversation-action"),
+    path("queue/", views.queue, name="queue"),
+    path("queue/list/", views.queue_list, name="queue-list"),
+    path("queue/<int:pk>/<slug:action>/", views.queue_action, name="queue-action"),
+    path("business/", views.business, name="business"),
+    path("business/providers/", views.business_providers, name="providers"),
+    path("business/knowledge/", views.knowledge_create, name="knowledge-create"),
+    path("business/knowledge/import/", views.knowledge_import, name="knowledge-import"),
+    path("business/knowledge/<int:pk>/", views.knowledge_edit, name="knowledge-edit"),
+    path("business/knowledge/<int:pk>/delete/", views.knowledge_delete, name="knowledge-delete"),
+]

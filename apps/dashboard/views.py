@@ -1,0 +1,358 @@
+"""Dashboard pages: doors like the API's views. They read selectors, call services, render HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.models import Membership, Role
+from apps.assistant import providers
+from apps.assistant import selectors as assistant_selectors
+from apps.assistant import services as assistant_services
+from apps.assistant.models import KnowledgeEntry
+from apps.conversations import selectors
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import actions, outbound
+from apps.dashboard import forms
+from apps.dashboard.access import member_page, roles
+from apps.live.selectors import live_last_id
+from chatbot.exceptions import DomainError
+
+PAGE_SIZE = 100
+THREAD_SIZE = 300
+ACTIONS = {
+    "takeover": actions.conversation_takeover,
+    "handback": actions.conversation_handback,
+    "close": actions.conversation_close,
+}
+
+
+NAV = {"conversation": "inbox", "knowledge_edit": "business"}
+
+
+def _page(request: HttpRequest, membership: Membership, template: str, **context: Any) -> HttpResponse:
+    page = template.removeprefix("dashboard/").removesuffix(".html")
+    context.update(
+        membership=membership,
+        nav=NAV.get(page, page),
+        live_url=settings.DASHBOARD_WS_URL or "/ws/live/",
+        live_after=live_last_id(workspace_id=membership.workspace_id),
+        **roles(membership),
+    )
+    return render(request, template, context)
+
+
+def _refused(request: HttpRequest, exc: DomainError) -> None:
+    messages.error(request, exc.message)
+
+
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    return redirect("dashboard:inbox")
+
+
+# --- inbox ----------------------------------------------------------------------------------
+def _conversations(
+    request: HttpRequest, membership: Membership
+) -> tuple[forms.InboxFilterForm, QuerySet[Conversation]]:
+    form = forms.InboxFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    found = selectors.conversation_list(
+        user_id=int(request.user.pk or 0), status=filters.get("status", ""), q=filters.get("q", "")
+    ).filter(workspace_id=membership.workspace_id)
+    return form, found[:PAGE_SIZE]
+
+
+@require_GET
+@member_page()
+def inbox(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form, conversations = _conversations(request, membership)
+    return _page(request, membership, "dashboard/inbox.html", form=form, conversations=conversations)
+
+
+@require_GET
+@member_page()
+def inbox_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    _, conversations = _conversations(request, membership)
+    return render(request, "dashboard/_inbox_list.html", {"conversations": conversations})
+
+
+# --- one conversation -----------------------------------------------------------------------
+def _conversation(membership: Membership, pk: int) -> Conversation:
+    return get_object_or_404(
+        selectors.conversation_detail().filter(workspace_id=membership.workspace_id), pk=pk
+    )
+
+
+def _thread(conversation: Conversation) -> list[Message]:
+    newest = selectors.conversation_messages(conversation=conversation).order_by("-created_at", "-pk")
+    return list(reversed(newest[:THREAD_SIZE]))
+
+
+@require_GET
+@member_page()
+def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    conversation = _conversation(membership, pk)
+    if conversation.unread_count and membership.has_role(Role.AGENT):
+        # Opening the thread is reading it (a viewer's look sends no read receipt to the customer).
+        actions.conversation_mark_read(conversation=conversation)
+    return _page(
+        request,
+        membership,
+        "dashboard/conversation.html",
+        conversation=conversation,
+        thread=_thread(conversation),
+        reply_form=forms.ReplyForm(),
+        window_open=selectors.window_open(conversation=conversation),
+    )
+
+
+@require_GET
+@member_page()
+def conversation_thread(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    conversation = _conversation(membership, pk)
+    return render(
+        request,
+        "dashboard/_thread.html",
+        {"conversation": conversation, "thread": _thread(conversation), **roles(membership)},
+    )
+
+
+@require_POST
+@member_page(write=Role.AGENT)
+def conversation_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
+    conversation = _conversation(membership, pk)
+    act = ACTIONS.get(action)
+    if act is None:
+        return HttpResponse(status=404)
+    try:
+        act(conversation=conversation, user=request.user)
+    except DomainError as exc:
+        _refused(request, exc)
+    return redirect("dashboard:conversation", pk=pk)
+
+
+@require_POST
+@member_page(write=Role.AGENT)
+def conversation_reply(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    conversation = _conversation(membership, pk)
+    form = forms.ReplyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Write a reply first."))
+        return redirect("dashboard:conversation", pk=pk)
+    try:
+        actions.conversation_reply(
+            conversation=conversation, user=request.user, body=form.cleaned_data["body"]
+        )
+    except DomainError as exc:
+        _refused(request, exc)
+    return redirect("dashboard:conversation", pk=pk)
+
+
+# --- outbound queue -------------------------------------------------------------------------
+def _queue(request: HttpRequest, membership: Membership) -> tuple[forms.QueueFilterForm, QuerySet[Message]]:
+    form = forms.QueueFilterForm(request.GET)
+    state = form.cleaned_data.get("state", "") if form.is_valid() else ""
+    rows = selectors.queue_list(state=state).filter(workspace_id=membership.workspace_id)
+    return form, rows.select_related("contact")[:PAGE_SIZE]
+
+
+@require_GET
+@member_page()
+def queue(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form, rows = _queue(request, membership)
+    return _page(request, membership, "dashboard/queue.html", form=form, rows=rows)
+
+
+@require_GET
+@member_page()
+def queue_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    _, rows = _queue(request, membership)
+    return render(request, "dashboard/_queue_list.html", {"rows": rows, **roles(membership)})
+
+
+@require_POST
+@member_page(write=Role.SUPERVISOR)
+def queue_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
+    row = get_object_or_404(selectors.queue_list().filter(workspace_id=membership.workspace_id), pk=pk)
+    act = {"cancel": outbound.message_cancel, "retry": outbound.message_retry_now}.get(action)
+    if act is None:
+        return HttpResponse(status=404)
+    try:
+        act(message=row)
+    except DomainError as exc:
+        _refused(request, exc)
+    return HttpResponseRedirect(f"{reverse('dashboard:queue')}?{request.GET.urlencode()}")
+
+
+# --- business profile and knowledge ---------------------------------------------------------
+def _business(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    profile_form: forms.BusinessProfileForm | None = None,
+    knowledge_form: forms.KnowledgeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    workspace_id = membership.workspace_id
+    profile = assistant_services.profile_get_or_create(workspace_id=workspace_id)
+    response = _page(
+        request,
+        membership,
+        "dashboard/business.html",
+        profile_form=profile_form
+        or forms.BusinessProfileForm(initial=forms.BusinessProfileForm.initial_from(profile)),
+        knowledge_form=knowledge_form or forms.KnowledgeForm(),
+        import_form=forms.KnowledgeImportForm(),
+        entries=assistant_selectors.knowledge_list(workspace_id=workspace_id)[:500],
+    )
+    response.status_code = status
+    return response
+
+
+@member_page(write=Role.ADMIN)
+def business(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.method != "POST":
+        return _business(request, membership)
+    form = forms.BusinessProfileForm(request.POST)
+    if form.is_valid():
+        try:
+            assistant_services.profile_update(workspace_id=membership.workspace_id, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Business profile saved."))
+            return redirect("dashboard:business")
+    return _business(request, membership, profile_form=form, status=400)
+
+
+def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
+    return get_object_or_404(assistant_selectors.knowledge_list(workspace_id=membership.workspace_id), pk=pk)
+
+
+@require_POST
+@member_page(write=Role.SUPERVISOR)
+def knowledge_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = forms.KnowledgeForm(request.POST)
+    if form.is_valid():
+        try:
+            assistant_services.knowledge_create(workspace_id=membership.workspace_id, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Knowledge entry added."))
+            return redirect("dashboard:business")
+    return _business(request, membership, knowledge_form=form, status=400)
+
+
+@member_page(read=Role.SUPERVISOR, write=Role.SUPERVISOR)
+def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    entry = _entry(membership, pk)
+    if request.method == "POST":
+        form = forms.KnowledgeForm(request.POST)
+        if form.is_valid():
+            try:
+                assistant_services.knowledge_update(entry=entry, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Knowledge entry saved."))
+                return redirect("dashboard:business")
+    else:
+        fields = ("kind", "title", "content", "language", "is_active")
+        form = forms.KnowledgeForm(initial={name: getattr(entry, name) for name in fields})
+    return _page(request, membership, "dashboard/knowledge_edit.html", entry=entry, form=form)
+
+
+@require_POST
+@member_page(write=Role.SUPERVISOR)
+def knowledge_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    assistant_services.knowledge_delete(entry=_entry(membership, pk))
+    messages.success(request, _("Knowledge entry deleted."))
+    return redirect("dashboard:business")
+
+
+@require_POST
+@member_page(write=Role.SUPERVISOR)
+def knowledge_import(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = forms.KnowledgeImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, _("Choose a file to import."))
+        return redirect("dashboard:business")
+    upload = form.cleaned_data["file"]
+    try:
+        report = assistant_services.knowledge_import(
+            workspace_id=membership.workspace_id,
+            filename=upload.name or "",
+            content=upload.read(assistant_services.MAX_IMPORT_BYTES + 1),
+        )
+    except DomainError as exc:
+        _refused(request, exc)
+        return redirect("dashboard:business")
+    messages.success(
+        request,
+        _("Imported: %(created)s new, %(updated)s updated, %(errors)s rows skipped.")
+        % {"created": report.created, "updated": report.updated, "errors": len(report.errors)},
+    )
+    for error in report.errors[:20]:
+        messages.warning(
+            request, _("Row %(row)s: %(message)s") % {"row": error.row, "message": error.message}
+        )
+    return redirect("dashboard:business")
+
+
+# --- LLM providers --------------------------------------------------------------------------
+def _provider_initial(state: providers.ProviderState) -> dict[str, Any]:
+    return {"enabled": state.enabled, "model": state.model, "base_url": state.base_url}
+
+
+@member_page(write=Role.ADMIN)
+def business_providers(request: HttpRequest, membership: Membership) -> HttpResponse:
+    workspace_id = membership.workspace_id
+    overview = providers.providers_overview(workspace_id=workspace_id)
+    states = overview["providers"]
+    if request.method == "POST":
+        order_form = forms.ProvidersOrderForm(request.POST)
+        provider_forms = [
+            forms.ProviderForm(request.POST, prefix=state.provider, initial=_provider_initial(state))
+            for state in states
+        ]
+        if order_form.is_valid() and all(form.is_valid() for form in provider_forms):
+            try:
+                providers.providers_configure(
+                    workspace_id=workspace_id,
+                    fallback_order=order_form.cleaned_data["fallback_order"],
+                    # Untouched providers are left out, so no row is created for one nobody configured.
+                    providers=[
+                        form.change(state.provider)
+                        for form, state in zip(provider_forms, states, strict=True)
+                        if form.has_changed()
+                    ],
+                )
+            except DomainError as exc:
+                order_form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Providers saved."))
+                return redirect("dashboard:providers")
+    else:
+        order_form = forms.ProvidersOrderForm(
+            initial={"fallback_order": ", ".join(overview["configured_order"])}
+        )
+        provider_forms = [
+            forms.ProviderForm(prefix=state.provider, initial=_provider_initial(state)) for state in states
+        ]
+    return _page(
+        request,
+        membership,
+        "dashboard/providers.html",
+        order_form=order_form,
+        effective_order=overview["fallback_order"],
+        rows=list(zip(states, provider_forms, strict=True)),
+    )

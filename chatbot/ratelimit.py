@@ -1,0 +1,222 @@
+"""Sliding-window rate limits shared by every process: at most `limit` hits in any `window` seconds.
+
+The window slides: each hit is remembered with its time, and a new hit is allowed only while fewer
+than `limit` hits lie within the last `window` seconds, so a burst straddling a boundary can never
+pass twice the limit (a fixed window can). With Redis the hits of a key are one sorted set updated
+by a Lua script (atomic, on Redis's clock). Without Redis (embedded mode) they are a small file
+per key under DATA_DIR, changed under an exclusive lock, shared by every process of this machine.
+
+Exposed as DRF throttles (per user, and per IP for anonymous requests) and a middleware that
+adds X-RateLimit-* headers to the API's answers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+EXEMPT_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
+DECISION_ATTR = "ratelimit_decision"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int  # hits left in the window after this one
+    reset_seconds: float  # until the window holds no hit of this key (the full limit is back)
+    retry_after: float  # 0 when allowed; else until the oldest hit leaves the window
+
+
+class Limiter(Protocol):
+    def hit(self, key: str, limit: int, window_seconds: float) -> Decision: ...
+
+
+def _decide(hits: list[float], now: float, limit: int, window: float) -> tuple[Decision, list[float]]:
+    """The embedded algorithm; mirrors _HIT_LUA. `hits` are the times of earlier allowed hits."""
+    hits = sorted(t for t in hits if t > now - window)
+    allowed = len(hits) < limit
+    if allowed:
+        hits.append(now)
+    retry_after = 0.0 if allowed else max(0.0, hits[0] + window - now)
+    reset = max(0.0, hits[-1] + window - now) if hits else 0.0
+    decision = Decision(allowed, limit, max(0, limit - len(hits)), reset, retry_after)
+    return decision, hits
+
+
+_HIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  count = count + 1
+  allowed = 1
+end
+local retry = 0
+if allowed == 0 then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  retry = tonumber(oldest[2]) + window - now
+end
+local reset = 0
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if newest[2] then reset = tonumber(newest[2]) + window - now end
+redis.call('PEXPIRE', KEYS[1], window + 1000)
+return {allowed, count, reset, retry}
+"""
+
+
+class RedisLimiter:
+    def __init__(self, client: Any) -> None:
+        self._script = client.register_script(_HIT_LUA)
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> Decision:
+        window_ms = max(1, int(window_seconds * 1000))
+        # A unique member per hit: two hits in the same millisecond must both count.
+        allowed, count, reset, retry = self._script(
+            keys=[f"ratelimit:{key}"], args=[limit, window_ms, uuid.uuid4().hex]
+        )
+        return Decision(
+            allowed=bool(int(allowed)),
+            limit=limit,
+            remaining=max(0, limit - int(count)),
+            reset_seconds=max(0.0, float(reset) / 1000),
+            retry_after=max(0.0, float(retry) / 1000),
+        )
+
+
+class FileLimiter:
+    def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
+        self.folder = folder
+        self.clock = clock
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> Decision:
+        path = self.folder / hashlib.sha256(key.encode()).hexdigest()[:40]
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = b""
+            while chunk := os.read(fd, 65536):
+                raw += chunk
+            try:
+                hits = [float(t) for t in json.loads(raw)] if raw else []
+            except ValueError:
+                hits = []  # a torn file (a crash mid-write) forgets the window rather than failing requests
+            decision, hits = _decide(hits, self.clock(), limit, window_seconds)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(hits).encode())
+            return decision
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+@lru_cache(maxsize=4)
+def _limiter_for(redis_url: str, folder: str) -> Limiter:
+    if redis_url:
+        from django_redis import get_redis_connection
+
+        return RedisLimiter(get_redis_connection("default"))
+    return FileLimiter(Path(folder))
+
+
+def limiter() -> Limiter:
+    return _limiter_for(settings.REDIS_URL, str(settings.DATA_DIR / "ratelimit"))
+
+
+def hit(key: str, limit: int, window_seconds: float) -> Decision:
+    return limiter().hit(key, limit, window_seconds)
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """ "300/60" -> (300, 60): that many hits per that many seconds."""
+    try:
+        count, seconds = (int(part) for part in rate.split("/"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"a rate limit is written N/SECONDS, e.g. 300/60; got {rate!r}") from exc
+    if count < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"a rate limit needs N >= 1 and SECONDS >= 1; got {rate!r}")
+    return count, seconds
+
+
+def exempt(path: str) -> bool:
+    return path.startswith(EXEMPT_PREFIXES)
+
+
+class _SlidingWindowThrottle(BaseThrottle):
+    setting = ""
+    decision: Decision | None = None
+
+    def subject(self, request: Request) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        subject = self.subject(request)
+        if subject is None or exempt(request.path):
+            return True
+        limit, window = parse_rate(getattr(settings, self.setting))
+        self.decision = hit(f"api:{subject}", limit, window)
+        # The middleware turns the decision into headers, also on the 429 DRF answers with.
+        setattr(request._request, DECISION_ATTR, self.decision)
+        return self.decision.allowed
+
+    def wait(self) -> float | None:
+        return math.ceil(self.decision.retry_after) if self.decision else None
+
+
+class UserRateLimit(_SlidingWindowThrottle):
+    """Per logged-in user, whatever address they call from."""
+
+    setting = "API_RATE_LIMIT_USER"
+
+    def subject(self, request: Request) -> str | None:
+        user = request.user
+        return f"user:{user.pk}" if user and user.is_authenticated else None
+
+
+class AnonRateLimit(_SlidingWindowThrottle):
+    """Per client IP, for requests without a login (honours REST_FRAMEWORK["NUM_PROXIES"])."""
+
+    setting = "API_RATE_LIMIT_ANON"
+
+    def subject(self, request: Request) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return f"ip:{self.get_ident(request)}"
+
+
+class RateLimitHeadersMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        decision: Decision | None = getattr(request, DECISION_ATTR, None)
+        if decision is not None and not exempt(request.path):
+            response["X-RateLimit-Limit"] = str(decision.limit)
+            response["X-RateLimit-Remaining"] = str(decision.remaining)
+            response["X-RateLimit-Reset"] = str(math.ceil(decision.reset_seconds))
+            if not decision.allowed:
+                response["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        return response

@@ -1,0 +1,87 @@
+"""Who may call what: the minimum role for every operation of the OpenAPI schema.
+
+`PUBLIC` needs no login at all, `AUTHENTICATED` any logged-in user, a role name that role or a
+higher one in the workspace the request acts in. tests/test_role_matrix.py fails when the
+schema has an operation without a row here, so a new endpoint must take a position.
+"""
+
+from __future__ import annotations
+
+from apps.accounts.models import ROLE_RANK, Role
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+ANONYMOUS = "anonymous"
+ROLES = [ANONYMOUS, Role.VIEWER, Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.OWNER]
+
+V, A, S, AD = Role.VIEWER, Role.AGENT, Role.SUPERVISOR, Role.ADMIN
+
+MATRIX: dict[str, str] = {
+    "POST /api/auth/login": PUBLIC,
+    "POST /api/auth/refresh": PUBLIC,
+    "POST /api/auth/logout": AUTHENTICATED,
+    "GET /api/auth/me": AUTHENTICATED,
+    "GET /api/accounts/workspace/": V,
+    "PATCH /api/accounts/workspace/": AD,
+    "GET /api/accounts/members/": V,
+    "POST /api/accounts/members/": AD,
+    "GET /api/accounts/members/{id}/": V,
+    "PATCH /api/accounts/members/{id}/": AD,
+    "DELETE /api/accounts/members/{id}/": AD,
+    "GET /api/audit/": AD,
+    "GET /api/business/": V,
+    "PUT /api/business/": AD,
+    "GET /api/business/providers": V,
+    "PUT /api/business/providers": AD,
+    "GET /api/business/knowledge/": V,
+    "POST /api/business/knowledge/": S,
+    "GET /api/business/knowledge/{id}/": V,
+    "PATCH /api/business/knowledge/{id}/": S,
+    "DELETE /api/business/knowledge/{id}/": S,
+    "POST /api/business/knowledge/import": S,
+    "GET /api/business/knowledge/search": V,
+    "GET /api/lmstudio/status": AD,
+    "POST /api/lmstudio/models/load": AD,
+    "POST /api/lmstudio/models/unload": AD,
+    "GET /api/lmstudio/ollama/models": AD,
+    "POST /api/lmstudio/ollama/pull": AD,
+    "GET /api/contacts/": V,
+    "POST /api/contacts/": A,
+    "GET /api/contacts/{id}/": V,
+    "PATCH /api/contacts/{id}/": A,
+    "DELETE /api/contacts/{id}/": S,
+    "GET /api/contacts/export": V,
+    "POST /api/contacts/import": A,
+    "GET /api/conversations/": V,
+    "GET /api/conversations/{id}/": V,
+    "GET /api/conversations/{id}/messages/": V,
+    "POST /api/conversations/{id}/reply": A,
+    "POST /api/conversations/{id}/takeover": A,
+    "POST /api/conversations/{id}/handback": A,
+    "POST /api/conversations/{id}/close": A,
+    "POST /api/conversations/{id}/read": A,
+    "GET /api/messages/{id}/media": A,
+    "GET /api/queue/": V,
+    "POST /api/queue/{id}/cancel": S,
+    "POST /api/queue/{id}/retry": S,
+    "GET /api/whatsapp/channels/": AD,
+    "POST /api/whatsapp/channels/": AD,
+    "GET /api/whatsapp/channels/{id}/": AD,
+    "PATCH /api/whatsapp/channels/{id}/": AD,
+    "DELETE /api/whatsapp/channels/{id}/": AD,
+    "GET /api/whatsapp/status": V,
+}
+
+ALLOWED = "allowed"
+
+
+def expected(operation: str, role: str) -> int | str:
+    """401, 403, or ALLOWED (any answer but 401/403, and never a 500)."""
+    needed = MATRIX[operation]
+    if needed == PUBLIC:
+        return ALLOWED
+    if role == ANONYMOUS:
+        return 401
+    if needed == AUTHENTICATED or ROLE_RANK[role] >= ROLE_RANK[needed]:
+        return ALLOWED
+    return 403
