@@ -1,44 +1,13 @@
-"""Schema pieces for the business API: the page envelope and the error body, as they really are."""
+"""Schema pieces of the business API (the page envelope and error body live in chatbot.openapi)."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
 
 from apps.assistant.models import KnowledgeEntry
-
-
-@cache
-def paginated(serializer: type[serializers.BaseSerializer]) -> type[serializers.Serializer]:
-    name = serializer.__name__.removesuffix("Output")
-    fields = {
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": serializer(many=True),
-    }
-    return type(f"Paginated{name}List", (serializers.Serializer,), fields)
-
-
-class BusinessErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField(required=False, help_text="Per-field messages, when there are any.")
-
-
-class BusinessError(serializers.Serializer):
-    """What chatbot.exceptions.api_exception_handler answers for every error."""
-
-    error = BusinessErrorDetail()
-
-
-def errors(descriptions: dict[int, str]) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(BusinessError, description=text) for code, text in descriptions.items()}
 
 
 class KnowledgeKindFieldExtension(OpenApiSerializerFieldExtension):

@@ -14,11 +14,12 @@ from apps.accounts.models import Role
 from apps.accounts.permissions import role_required
 from apps.accounts.selectors import request_workspace
 from apps.assistant import knowledge, selectors, services
+from apps.assistant.api import openapi  # noqa: F401 - registers the named enum for knowledge kinds
 from apps.assistant.api import serializers as s
-from apps.assistant.api.openapi import errors, paginated
 from apps.assistant.models import KnowledgeEntry
 from apps.audit.services import audit_record
 from chatbot.exceptions import ValidationFailed
+from chatbot.openapi import errors, paginated
 from chatbot.pagination import Pagination
 
 MembersReadAdminsWrite = role_required(read=Role.VIEWER, write=Role.ADMIN)

@@ -27,11 +27,11 @@ from apps.audit.services import audit_record
 from apps.conversations import selectors
 from apps.conversations.api import serializers as s
 from apps.conversations.api.media_types import CSVBodyParser, JSONErrorsNegotiation
-from apps.conversations.api.openapi import errors, paginated
 from apps.conversations.api.pagination import paginated_response
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import actions, contacts, outbound
 from chatbot.exceptions import ValidationFailed
+from chatbot.openapi import errors, paginated
 
 AgentsOnly = role_required(read=Role.AGENT, write=Role.AGENT)
 MembersReadSupervisorsWrite = role_required(read=Role.VIEWER, write=Role.SUPERVISOR)

@@ -12,12 +12,12 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import IsAdmin, IsMember
 from apps.accounts.selectors import request_workspace, scoped
 from apps.audit.services import audit_record
-from apps.conversations.api.openapi import errors, paginated
 from apps.conversations.api.pagination import paginated_response
 from apps.whatsapp import services
 from apps.whatsapp.api import serializers as s
 from apps.whatsapp.models import Channel
 from apps.whatsapp.status import channels_status
+from chatbot.openapi import errors, paginated
 
 INVALID = errors({400: "Invalid input."})
 NOT_FOUND = errors({404: "Not found in this workspace."})

@@ -1,4 +1,4 @@
-"""Schema pieces for APIViews: the page envelope and the error body, described as they really are."""
+"""Schema pieces shared by every API: the page envelope and the error body, described as they really are."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rest_framework import serializers
 @cache
 def paginated(serializer: type[serializers.BaseSerializer]) -> type[serializers.Serializer]:
     """The page envelope of `serializer` (one class per serializer, so the schema names it once)."""
-    name = serializer.__name__.removesuffix("Serializer")
+    name = serializer.__name__.removesuffix("Serializer").removesuffix("Output")
     fields = {
         "count": serializers.IntegerField(),
         "next": serializers.URLField(allow_null=True),
