@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck lock clean services
+.PHONY: run test lint typecheck lock clean services bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ run: $(STAMP)
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+## bench: webhook vs bare view (wrk), outbound throughput at 80 and 1,000 msg/s, end-to-end latency;
+## writes docs/benchmarks.md. Needs PostgreSQL and Redis on localhost and wrk. Not part of `make test`.
+## Smaller runs: make bench BENCH_SECONDS=5 BENCH_COUNT=1000 BENCH_LATENCY_COUNT=50
+BENCH_SECONDS ?= 15
+BENCH_COUNT ?= 10000
+BENCH_LATENCY_COUNT ?= 200
+bench: $(STAMP)
+	bash bench/webhook.sh $(BENCH_SECONDS) 32
+	$(PY) bench/outbound.py --count $(BENCH_COUNT) --rates 80,1000
+	$(PY) bench/latency.py --count $(BENCH_LATENCY_COUNT)
+	$(PY) bench/report.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -161,7 +161,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis re-delivers an unacknowledged message after the visibility timeout: it must be
     # longer than any countdown or ETA we use (retry backoff is capped at 10 minutes).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+    # CELERY_VISIBILITY_TIMEOUT (seconds) exists for the fault tests, which kill workers on purpose.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)
+    }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -275,6 +278,8 @@ WHATSAPP_TRANSPORTS = {
 OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
 # A send waits in the worker at most this long for its pacing slot; longer waits are re-queued.
 OUTBOUND_MAX_INLINE_WAIT = env.float("OUTBOUND_MAX_INLINE_WAIT", default=2.0)
+# Fraction of a number's send rate the pacer uses (bench/: pacing at exactly 80/s drew 130429s).
+OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

@@ -83,4 +83,4 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
         .first()
     )
     if last is not None:
-        transaction.on_commit(lambda: message_mark_read.delay(last))
+        transaction.on_commit(lambda: message_mark_read.delay(last), robust=True)

@@ -60,7 +60,9 @@ def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
             continue
         created.append(row.pk)
     for message_id in created:
-        transaction.on_commit(lambda mid=message_id: inbound_message_process.delay(mid))  # type: ignore[misc]
+        # robust: the rows are committed; an unreachable broker must not turn that into an error
+        # answer (the sweeper enqueues what never reached the broker).
+        transaction.on_commit(lambda mid=message_id: inbound_message_process.delay(mid), robust=True)  # type: ignore[misc]
     return created
 
 

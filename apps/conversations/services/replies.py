@@ -26,7 +26,9 @@ def reply_request(*, conversation: Conversation, message: Message) -> None:
     from apps.conversations.tasks import reply_generate
 
     delay = assistant_settings_get_or_create(workspace_id=conversation.workspace_id).debounce_seconds
-    transaction.on_commit(lambda: reply_generate.apply_async((conversation.pk, message.pk), countdown=delay))
+    transaction.on_commit(
+        lambda: reply_generate.apply_async((conversation.pk, message.pk), countdown=delay), robust=True
+    )
 
 
 def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], list[Message]]:

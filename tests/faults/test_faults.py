@@ -1,0 +1,434 @@
+"""Faults on the real pipeline: a killed worker, a lost broker, a misbehaving Graph API, a message that
+always fails, a re-delivered webhook and an unreachable database. Each asserts the exact outcome:
+processed once, answered once, in order, none twice. Needs PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import OperationalError, connection, transaction
+from django.test import Client
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from rest_framework.test import APIClient
+
+from apps.accounts.models import Role
+from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
+from apps.conversations.services.outbound import message_enqueue
+from apps.conversations.services.sweeper import sweep
+from apps.whatsapp.models import Channel
+from apps.whatsapp.signature import sign
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SECRET = "faults-app-secret"
+BROKER_KEYS = ("inbound", "llm", "outbound", "default", "unacked", "unacked_index", "unacked_mutex")
+
+
+def wait_for(check: Callable[[], object], timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {check.__doc__ or check}")
+
+
+class Workers:
+    """Celery workers in their own process groups, so a test can SIGKILL one mid-task."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        log_path = self.logs / f"worker-{len(self.procs)}.log"
+        log = log_path.open("w")
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "-Q",
+                "inbound,llm,outbound,default",
+                "-P",
+                "threads",
+                "-c",
+                "4",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+                "-n",
+                f"faults{len(self.procs)}@%h",
+            ],
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        wait_for(lambda: "ready." in log_path.read_text(), timeout=120)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+        for log in sorted(self.logs.glob("worker-*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-4000:]}")  # shown by pytest when the test failed
+
+
+@pytest.fixture
+def workers(postgres, redis_url, graph_standin, tmp_path) -> Iterator[Workers]:
+    # Task messages left in the broker by an earlier run would point at rows of another database.
+    redis.Redis.from_url(redis_url).delete(*BROKER_KEYS)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "WHATSAPP_GRAPH_URL": graph_standin.url,
+        "FERNET_KEYS": ",".join(django_settings.FERNET_KEYS),
+        "LOG_LEVEL": "INFO",
+        "DATA_DIR": str(tmp_path),
+    }
+    pool = Workers(env, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def make_channel(phone_number_id: str) -> Channel:
+    channel = Channel.objects.create(
+        workspace=WorkspaceFactory.create(),
+        kind="cloud",
+        phone_number_id=phone_number_id,
+        access_token="faults-token",
+        app_secret=APP_SECRET,
+    )
+    # Pace per customer out of the way: these tests are about faults, not Meta's per-user pace.
+    ConversationSettings.objects.update_or_create(
+        workspace_id=channel.workspace_id,
+        defaults={"recipient_interval_seconds": 0.05, "recipient_burst": 10},
+    )
+    return channel
+
+
+def delivery(phone_number_id: str, wa_id: str, text: str, wamid: str | None = None) -> bytes:
+    message = {
+        "from": wa_id,
+        "id": wamid or f"wamid.faults.{uuid.uuid4().hex}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": text},
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": "Cliente"}, "wa_id": wa_id}],
+        "messages": [message],
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA-FAULTS", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(payload).encode()
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, APP_SECRET)}
+
+
+def bot_replies(channel: Channel) -> list[Message]:
+    return list(Message.objects.filter(channel=channel, author=Message.Author.BOT))
+
+
+def settle(seconds: float = 2.0) -> None:
+    """Give a wrongly duplicated task time to show itself before asserting 'exactly once'."""
+    time.sleep(seconds)
+
+
+def test_a_worker_killed_in_the_middle_of_a_reply_answers_once(
+    workers, graph_standin, llm_standin, standin_providers, live_server, cloud_settings
+):
+    channel = make_channel("3001")
+    standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0)
+    graph_standin.configure_webhooks(f"{live_server.url}/webhooks/whatsapp/", APP_SECRET)
+    llm_standin.answer = "Respuesta tras la caída."
+    llm_standin.stall(60, times=1)  # the first model call hangs: the worker dies while waiting
+    # Redis hands an unacknowledged task to another worker after the visibility timeout.
+    first = workers.start(CELERY_VISIBILITY_TIMEOUT="3")
+
+    graph_standin.inject_inbound("3001", "5215551000", "¿Tienen envío gratis?")
+
+    def generating() -> bool:
+        """the reply task reached the model"""
+        return len(llm_standin.chat_requests()) == 1
+
+    wait_for(generating)
+    workers.kill(first)
+    assert graph_standin.sent == []
+    workers.start(CELERY_VISIBILITY_TIMEOUT="3")
+
+    def answered() -> bool:
+        """the reply was sent after the restart"""
+        return len(graph_standin.sent) >= 1
+
+    wait_for(answered, timeout=90)
+    settle(4)
+    assert [s["content"]["body"] for s in graph_standin.sent] == ["Respuesta tras la caída."]
+    [reply] = bot_replies(channel)
+    assert reply.send_state == Message.SendState.SENT
+    inbound = Message.objects.get(channel=channel, direction=Message.Direction.INBOUND)
+    assert inbound.processed_at is not None
+    assert len(llm_standin.chat_requests()) == 2  # the killed attempt and the one that answered
+
+
+def test_a_message_stored_while_the_broker_is_unreachable_is_delivered_by_the_sweeper(
+    workers, graph_standin, llm_standin, standin_providers, cloud_settings, monkeypatch
+):
+    channel = make_channel("3002")
+    standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0)
+    llm_standin.answer = "Llegó por el barrido."
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", broker_down)
+    body = delivery("3002", "5215552000", "Hola, ¿abren el domingo?")
+    response = Client(raise_request_exception=False).post(
+        "/webhooks/whatsapp/", body, content_type="application/json", headers=signed_headers(body)
+    )
+    assert response.status_code == 200  # the rows committed; the failed enqueue is logged, not answered
+    monkeypatch.undo()
+    inbound = Message.objects.get(channel=channel, direction=Message.Direction.INBOUND)
+    assert inbound.processed_at is None  # stored (the database is the truth), never enqueued
+
+    workers.start()
+    settle(2)
+    assert graph_standin.sent == []  # nothing reached a worker
+    # The sweeper leaves fresh rows to tasks on their way; this one is past its grace period.
+    Message.objects.filter(pk=inbound.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    assert sweep(processing_timeout=timedelta(minutes=10))["inbound"] == 1
+
+    def answered() -> bool:
+        """the swept message was answered"""
+        return len(graph_standin.sent) >= 1
+
+    wait_for(answered)
+    settle()
+    assert [s["content"]["body"] for s in graph_standin.sent] == ["Llegó por el barrido."]
+    assert len(bot_replies(channel)) == 1
+    assert sweep(processing_timeout=timedelta(minutes=10))["inbound"] == 0
+
+
+def _queue(conversations: list[Conversation], per_conversation: int, tag: str) -> dict[str, list[str]]:
+    expected: dict[str, list[str]] = {}
+    with transaction.atomic():
+        for n in range(per_conversation):
+            for conversation in conversations:
+                body = f"{tag} {conversation.contact.wa_id} #{n}"
+                message_enqueue(conversation=conversation, author=Message.Author.AGENT, body=body)
+                expected.setdefault(conversation.contact.wa_id, []).append(body)
+    return expected
+
+
+def test_graph_rate_limits_server_errors_and_timeouts_lose_nothing_and_keep_each_conversation_in_order(
+    workers, graph_standin, live_server, cloud_settings
+):
+    channel = make_channel("3003")
+    graph_standin.configure_webhooks(f"{live_server.url}/webhooks/whatsapp/", APP_SECRET)
+    conversations = []
+    for n in range(3):
+        contact = Contact.objects.create(workspace=channel.workspace, wa_id=f"52155530{n:02d}")
+        conversations.append(
+            Conversation.objects.create(
+                workspace=channel.workspace, channel=channel, contact=contact, last_inbound_at=timezone.now()
+            )
+        )
+    # A send timing out after Meta accepted it stays `processing` until its status webhook arrives.
+    workers.start(WHATSAPP_SEND_TIMEOUT="1")
+
+    # Phase 1: rate limited (130429) and server errors (5xx) on the first sends.
+    graph_standin.fail_next(130429, http_status=400, count=3)
+    graph_standin.fail_next(None, http_status=500, count=2, retry_after=1)
+    graph_standin.fail_next(131000, http_status=500, count=1, retry_after=1)
+    expected = _queue(conversations, 3, "uno")
+
+    def phase_one_sent() -> bool:
+        """every message of the first batch reached the Graph API"""
+        return len(graph_standin.sent) >= 9
+
+    wait_for(phase_one_sent, timeout=90)
+    # Phase 2: the next answers come after the client's timeout (the sends themselves were accepted).
+    graph_standin.delay_next(2.5, count=2)
+    for wa_id, bodies in _queue(conversations, 2, "dos").items():
+        expected[wa_id] += bodies
+
+    def all_sent() -> bool:
+        """every queued message reached the Graph API and its row left the queue"""
+        return (
+            len(graph_standin.sent) >= 15
+            and not Message.objects.filter(
+                channel=channel, send_state__in=["pending", "retry", "processing"]
+            ).exists()
+        )
+
+    wait_for(all_sent, timeout=120)
+    settle()
+    per_recipient: dict[str, list[str]] = {}
+    for record in graph_standin.sent:
+        per_recipient.setdefault(record["to"], []).append(record["content"]["body"])
+    assert per_recipient == expected  # each conversation in queued order, none twice, none lost
+    refused = [r for r in graph_standin.requests if r["method"] == "POST"]
+    assert len(refused) == 15 + 6  # the six refused sends were retried; no accepted send was repeated
+    assert set(Message.objects.filter(channel=channel).values_list("send_state", flat=True)) == {"sent"}
+
+
+def test_a_message_that_always_fails_is_failed_for_good_after_its_attempts_and_listed(
+    workers, graph_standin, cloud_settings
+):
+    channel = make_channel("3004")
+    ConversationSettings.objects.filter(workspace_id=channel.workspace_id).update(max_send_attempts=3)
+    contact = Contact.objects.create(workspace=channel.workspace, wa_id="5215554000")
+    conversation = Conversation.objects.create(
+        workspace=channel.workspace, channel=channel, contact=contact, last_inbound_at=timezone.now()
+    )
+    graph_standin.fail_next(None, http_status=503, count=100, retry_after=1)
+    workers.start()
+    with transaction.atomic():
+        [message] = message_enqueue(
+            conversation=conversation, author=Message.Author.AGENT, body="Nunca llega"
+        )
+
+    def failed() -> bool:
+        """the message was failed for good"""
+        message.refresh_from_db()
+        return message.send_state == Message.SendState.FAILED
+
+    wait_for(failed)
+    settle(3)
+    message.refresh_from_db()
+    assert (message.send_state, message.attempts, message.max_attempts) == ("failed", 3, 3)
+    assert len([r for r in graph_standin.requests if r["method"] == "POST"]) == 3
+    assert graph_standin.sent == []
+
+    owner = MembershipFactory.create(workspace=channel.workspace, role=Role.OWNER)
+    client = APIClient()
+    login = client.post(
+        "/api/auth/login", {"username": owner.user.username, "password": PASSWORD}, format="json"
+    )
+    assert login.status_code == 200, login.content
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.json()['access']}")
+    response = client.get("/api/queue/?state=failed")
+    assert response.status_code == 200, response.content
+    [row] = response.json()["results"]
+    assert row["id"] == message.pk
+    assert client.get("/api/queue/?state=retry").json()["results"] == []
+
+
+def test_the_same_webhook_delivered_five_times_at_once_is_stored_and_answered_once(
+    workers, graph_standin, llm_standin, standin_providers, live_server, cloud_settings
+):
+    channel = make_channel("3005")
+    standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0)
+    llm_standin.answer = "Una sola respuesta."
+    workers.start()
+    body = delivery("3005", "5215555000", "¿Cuánto cuesta el envío?")
+    barrier = threading.Barrier(5)
+    statuses: list[int] = []
+
+    def post() -> None:
+        with httpx.Client(timeout=30) as client:
+            barrier.wait()
+            response = client.post(
+                f"{live_server.url}/webhooks/whatsapp/", content=body, headers=signed_headers(body)
+            )
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 5
+
+    def answered() -> bool:
+        """the reply was sent"""
+        return len(graph_standin.sent) >= 1
+
+    wait_for(answered)
+    settle(3)
+    assert Message.objects.filter(channel=channel, direction=Message.Direction.INBOUND).count() == 1
+    assert len(bot_replies(channel)) == 1
+    assert [s["content"]["body"] for s in graph_standin.sent] == ["Una sola respuesta."]
+    assert len(llm_standin.chat_requests()) == 1
+
+
+def test_a_webhook_during_a_database_outage_gets_5xx_and_the_redelivery_is_processed_once(
+    workers, graph_standin, llm_standin, standin_providers, cloud_settings
+):
+    channel = make_channel("3006")
+    standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0)
+    llm_standin.answer = "Procesado una vez."
+    workers.start()
+    body = delivery("3006", "5215556000", "Quiero reservar")
+    client = Client(raise_request_exception=False)
+
+    def database_down(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "SAVEPOINT")):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    headers = signed_headers(body)
+    with connection.execute_wrapper(database_down):
+        refused = client.post("/webhooks/whatsapp/", body, content_type="application/json", headers=headers)
+    assert refused.status_code >= 500
+    assert not Message.objects.filter(channel=channel).exists()
+
+    # Meta re-delivers the same signed body.
+    accepted = client.post("/webhooks/whatsapp/", body, content_type="application/json", headers=headers)
+    assert accepted.status_code == 200
+
+    def answered() -> bool:
+        """the re-delivered message was answered"""
+        return len(graph_standin.sent) >= 1
+
+    wait_for(answered)
+    settle(3)
+    assert Message.objects.filter(channel=channel, direction=Message.Direction.INBOUND).count() == 1
+    assert len(bot_replies(channel)) == 1
+    assert [s["content"]["body"] for s in graph_standin.sent] == ["Procesado una vez."]
