@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -39,25 +40,31 @@ def test_reservations_from_many_threads_never_share_a_slot(any_pacer):
     key = f"test:{uuid.uuid4()}"
     waits: list[float] = []
     lock = threading.Lock()
+    interval = 1.0  # wide slots, so scheduling noise on a loaded machine cannot blur them
 
     def take() -> None:
         for _ in range(10):
-            reservation = any_pacer.reserve(key, rate=20.0, burst=1, max_wait=10)
+            reservation = any_pacer.reserve(key, rate=1 / interval, burst=1, max_wait=60)
             with lock:
                 waits.append(reservation.wait)
 
     threads = [threading.Thread(target=take) for _ in range(4)]
+    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    elapsed = time.monotonic() - started
 
     ordered = sorted(waits)
     assert len(ordered) == 40
-    # 40 slots at 20/s: the last is ~1.95 s away and consecutive slots are ~50 ms apart
-    assert 1.8 <= ordered[-1] <= 2.1
+    # Slot i is i intervals after the first; a wait is its slot minus the moment it was asked,
+    # and every ask happened within `elapsed`, so the bounds below allow for that and no more.
+    # Two reservations sharing a slot (a lost update) would leave a gap of ~0 and a short tail.
+    assert 39 * interval - elapsed - 0.05 <= ordered[-1] <= 39 * interval + 0.05
     gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
-    assert min(gaps) > 0.03
+    assert min(gaps) >= interval - elapsed - 0.05
+    assert elapsed < interval / 2, "the machine was too slow for this check to mean anything"
 
 
 def test_slow_down_pushes_the_next_slot_back(any_pacer):
