@@ -225,7 +225,7 @@ def test_a_stalling_provider_cannot_outlast_the_budget_and_the_offline_responder
     elapsed = time.perf_counter() - started
 
     usage = ReplyUsage.objects.get()
-    assert elapsed < 0.6 + 0.4
+    assert elapsed < 0.6 + 1.5  # far below the 3 s stall: the budget cut it, with room for a loaded machine
     assert (result.provider, result.handoff, result.cache_hit) == ("offline", True, False)
     assert result.text
     assert (usage.provider, usage.error) == ("offline", "reply budget exhausted")
