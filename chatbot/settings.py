@@ -296,7 +296,7 @@ LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234"
 # (accounts imports no other app, so later apps add their steps here).
 BOOTSTRAP_STEPS = ["apps.whatsapp.services.channel_bootstrap"]
 # accounts records member changes through this (it imports no other app).
-AUDIT_RECORDER = "apps.audit.services.audit_record"
+AUDITED = "apps.audit.services.audited"
 
 # --- I18n ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -272,6 +272,14 @@ def providers_overview(*, workspace_id: int) -> dict[str, Any]:
     }
 
 
+def providers_audit_details(
+    *, fallback_order: Sequence[str] | None, providers: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """What an audit entry says about a providers change: which providers and fields, never their
+    values (they include API keys)."""
+    return {"fallback_order": fallback_order, "providers": {p["provider"]: sorted(p) for p in providers}}
+
+
 @transaction.atomic
 def providers_configure(
     *,

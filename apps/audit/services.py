@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
 from rest_framework.request import Request
@@ -53,3 +57,29 @@ def audit_record(
         ip=ip,
         user_agent=user_agent,
     )
+
+
+@dataclass
+class Draft:
+    """What the block under `audited` fills in once the change is known (the new object, fields)."""
+
+    target: Target = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def audited(
+    request: Request | HttpRequest, *, workspace_id: int | None, action: str, target: Target = None
+) -> Iterator[Draft]:
+    """Run a change and its audit entry in one transaction: both land, or neither does (a change
+    that raises leaves no entry, and an entry that cannot be written undoes the change)."""
+    draft = Draft(target=target)
+    with transaction.atomic():
+        yield draft
+        audit_record(
+            request_or_none=request,
+            workspace_id=workspace_id,
+            action=action,
+            target=draft.target,
+            details=draft.details,
+        )

@@ -18,6 +18,7 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
+from apps.audit.services import audited
 from apps.conversations import selectors
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import actions, outbound
@@ -133,7 +134,16 @@ def conversation_action(request: HttpRequest, membership: Membership, pk: int, a
     if act is None:
         return HttpResponse(status=404)
     try:
-        act(conversation=conversation, user=request.user)
+        if action == "takeover":  # the one conversation action the audit log keeps, as in the API
+            with audited(
+                request,
+                workspace_id=membership.workspace_id,
+                action="conversation.takeover",
+                target=conversation,
+            ):
+                act(conversation=conversation, user=request.user)
+        else:
+            act(conversation=conversation, user=request.user)
     except DomainError as exc:
         _refused(request, exc)
     return redirect("dashboard:conversation", pk=pk)
@@ -274,7 +284,15 @@ def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> Htt
 @require_POST
 @member_page(write=Role.SUPERVISOR)
 def knowledge_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    assistant_services.knowledge_delete(entry=_entry(membership, pk))
+    entry = _entry(membership, pk)
+    with audited(
+        request,
+        workspace_id=membership.workspace_id,
+        action="knowledge.delete",
+        target=("assistant.knowledgeentry", pk),
+    ) as audit:
+        audit.details["title"] = entry.title[:200]
+        assistant_services.knowledge_delete(entry=entry)
     messages.success(request, _("Knowledge entry deleted."))
     return redirect("dashboard:business")
 
@@ -325,17 +343,24 @@ def business_providers(request: HttpRequest, membership: Membership) -> HttpResp
             for state in states
         ]
         if order_form.is_valid() and all(form.is_valid() for form in provider_forms):
+            change: dict[str, Any] = {
+                "fallback_order": order_form.cleaned_data["fallback_order"],
+                # Untouched providers are left out, so no row is created for one nobody configured.
+                "providers": [
+                    form.change(state.provider)
+                    for form, state in zip(provider_forms, states, strict=True)
+                    if form.has_changed()
+                ],
+            }
             try:
-                providers.providers_configure(
+                with audited(
+                    request,
                     workspace_id=workspace_id,
-                    fallback_order=order_form.cleaned_data["fallback_order"],
-                    # Untouched providers are left out, so no row is created for one nobody configured.
-                    providers=[
-                        form.change(state.provider)
-                        for form, state in zip(provider_forms, states, strict=True)
-                        if form.has_changed()
-                    ],
-                )
+                    action="providers.update",
+                    target=("assistant.providerconfig", workspace_id),
+                ) as audit:
+                    providers.providers_configure(workspace_id=workspace_id, **change)
+                    audit.details.update(providers.providers_audit_details(**change))
             except DomainError as exc:
                 order_form.add_error(None, exc.message)
             else:

@@ -24,14 +24,9 @@ def _client_ip(request: Request) -> str | None:
     return BaseThrottle().get_ident(request) or None  # honours REST_FRAMEWORK["NUM_PROXIES"]
 
 
-def _audit(request: Request, action: str, membership: Membership, **details: Any) -> None:
-    import_string(settings.AUDIT_RECORDER)(
-        request_or_none=request,
-        workspace_id=membership.workspace_id,
-        action=action,
-        target=membership,
-        details={"user_id": membership.user_id, **details},
-    )
+def audited(request: Request, **kwargs: Any) -> Any:
+    """apps.audit's `audited` block: the change and its entry in one transaction."""
+    return import_string(settings.AUDITED)(request, **kwargs)
 
 
 def _acting(request: Request) -> Membership:
@@ -127,8 +122,11 @@ class MemberListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.MemberCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.member_create(acting=_acting(request), **data.validated_data)
-        _audit(request, "member.create", membership, role=membership.role)
+        acting = _acting(request)
+        with audited(request, workspace_id=acting.workspace_id, action="member.create") as entry:
+            membership = services.member_create(acting=acting, **data.validated_data)
+            entry.target = membership
+            entry.details.update(user_id=membership.user_id, role=membership.role)
         return Response(s.MemberOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -150,16 +148,24 @@ class MemberDetailView(APIView):
         data.is_valid(raise_exception=True)
         membership = self._get(request, pk)
         before = membership.role
-        membership = services.member_update_role(
-            acting=_acting(request), membership=membership, role=data.validated_data["role"]
-        )
-        _audit(request, "member.role_change", membership, role_before=before, role=membership.role)
+        with audited(
+            request, workspace_id=membership.workspace_id, action="member.role_change", target=membership
+        ) as entry:
+            membership = services.member_update_role(
+                acting=_acting(request), membership=membership, role=data.validated_data["role"]
+            )
+            entry.details.update(user_id=membership.user_id, role_before=before, role=membership.role)
         return Response(s.MemberOutput(membership).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         membership = self._get(request, pk)
-        services.member_remove(acting=_acting(request), membership=membership)
-        membership.pk = pk  # delete() cleared it; the entry names the membership that was removed
-        _audit(request, "member.remove", membership, role=membership.role)
+        with audited(
+            request,
+            workspace_id=membership.workspace_id,
+            action="member.remove",
+            target=("accounts.membership", pk),  # named before delete() clears the pk
+        ) as entry:
+            entry.details.update(user_id=membership.user_id, role=membership.role)
+            services.member_remove(acting=_acting(request), membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)

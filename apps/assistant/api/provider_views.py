@@ -9,7 +9,7 @@ from apps.accounts.permissions import MembersReadAdminsWrite
 from apps.accounts.selectors import request_workspace
 from apps.assistant import providers
 from apps.assistant.api import provider_serializers as s
-from apps.audit.services import audit_record
+from apps.audit.services import audited
 
 
 class ProvidersView(APIView):
@@ -29,20 +29,16 @@ class ProvidersView(APIView):
         data = s.ProvidersInput(data=request.data)
         data.is_valid(raise_exception=True)
         workspace_id = request_workspace(request).pk
-        providers.providers_configure(
-            workspace_id=workspace_id,
-            fallback_order=data.validated_data.get("fallback_order"),
-            providers=data.validated_data.get("providers", []),
-        )
-        audit_record(
-            request_or_none=request,
+        with audited(
+            request,
             workspace_id=workspace_id,
             action="providers.update",
             target=("assistant.providerconfig", workspace_id),
-            # Which providers and fields changed, never their values (they include API keys).
-            details={
+        ) as entry:
+            change = {
                 "fallback_order": data.validated_data.get("fallback_order"),
-                "providers": {p["provider"]: sorted(p) for p in data.validated_data.get("providers", [])},
-            },
-        )
+                "providers": data.validated_data.get("providers", []),
+            }
+            providers.providers_configure(workspace_id=workspace_id, **change)
+            entry.details.update(providers.providers_audit_details(**change))
         return Response(s.ProvidersOutput(providers.providers_overview(workspace_id=workspace_id)).data)

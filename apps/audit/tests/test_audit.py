@@ -176,3 +176,65 @@ def test_entries_are_append_only():
     assert not admin.has_add_permission(request)
     assert not admin.has_change_permission(request, entry)
     assert not admin.has_delete_permission(request, entry)
+
+
+def test_a_change_whose_entry_cannot_be_written_is_undone(monkeypatch):
+    """The change and its entry share one transaction: no role change without its trace."""
+    workspace = WorkspaceFactory.create()
+    client, _ = _client(Role.OWNER, workspace)
+    member = MembershipFactory.create(workspace=workspace, role=Role.AGENT)
+
+    def broken(**kwargs):
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr("apps.audit.services.audit_record", broken)
+    client.raise_request_exception = False
+    response = client.patch(f"/api/accounts/members/{member.pk}/", {"role": "supervisor"}, format="json")
+
+    assert response.status_code == 500
+    member.refresh_from_db()
+    assert member.role == Role.AGENT
+
+
+def test_dashboard_takeover_knowledge_delete_and_provider_changes_are_recorded():
+    from django.test import Client
+
+    workspace = WorkspaceFactory.create()
+    admin = MembershipFactory.create(workspace=workspace, role=Role.ADMIN)
+    client = Client(HTTP_USER_AGENT="browser/1.0", REMOTE_ADDR="203.0.113.9")
+    client.force_login(admin.user)
+    conversation = ConversationFactory.create(channel=ChannelFactory(workspace=workspace))
+    entry = KnowledgeEntry.objects.create(workspace_id=workspace.pk, title="Prices", content="10 EUR")
+
+    codes = [
+        client.post(f"/conversations/{conversation.pk}/takeover/").status_code,
+        client.post(f"/conversations/{conversation.pk}/handback/").status_code,
+        client.post(f"/business/knowledge/{entry.pk}/delete/").status_code,
+        client.post(
+            "/business/providers/",
+            {
+                "fallback_order": "openai",
+                "openai-enabled": "on",
+                "openai-model": "m",
+                "openai-api_key": SECRET,
+            },
+        ).status_code,
+    ]
+
+    assert codes == [302, 302, 302, 302]
+    assert [e.action for e in AuditEntry.objects.order_by("pk")] == [
+        "conversation.takeover",
+        "knowledge.delete",
+        "providers.update",
+    ]
+    for audit in AuditEntry.objects.all():
+        assert (audit.actor_id, audit.ip, audit.user_agent) == (admin.user_id, "203.0.113.9", "browser/1.0")
+    assert _only_entry("knowledge.delete").details == {"title": "Prices"}
+    assert _only_entry("providers.update").details["providers"]["openai"] == [
+        "api_key",
+        "base_url",
+        "enabled",
+        "model",
+        "provider",
+    ]
+    assert SECRET not in json.dumps([e.details for e in AuditEntry.objects.all()])

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import Role
 from apps.accounts.permissions import IsMember, IsSupervisor, role_required
 from apps.accounts.selectors import request_workspace, scoped
-from apps.audit.services import audit_record
+from apps.audit.services import audited
 from apps.conversations import selectors
 from apps.conversations.api import serializers as s
 from apps.conversations.api.media_types import CSVBodyParser, JSONErrorsNegotiation
@@ -110,13 +110,13 @@ class _ConversationActionView(APIView):
 
 class ConversationTakeoverView(_ConversationActionView):
     def act(self, conversation: Conversation, request: Request) -> None:
-        actions.conversation_takeover(conversation=conversation, user=request.user)
-        audit_record(
-            request_or_none=request,
+        with audited(
+            request,
             workspace_id=conversation.workspace_id,
             action="conversation.takeover",
             target=conversation,
-        )
+        ):
+            actions.conversation_takeover(conversation=conversation, user=request.user)
 
 
 class ConversationHandbackView(_ConversationActionView):
@@ -179,14 +179,14 @@ class ContactDetailView(APIView):
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
         contact = get_object_or_404(_contacts(request), pk=pk)
-        contacts.contact_delete(contact=contact)
         # Only the id: the person asked to be forgotten, so their number stays out of the log too.
-        audit_record(
-            request_or_none=request,
+        with audited(
+            request,
             workspace_id=request_workspace(request).pk,
             action="contact.delete",
             target=("conversations.contact", pk),
-        )
+        ):
+            contacts.contact_delete(contact=contact)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -11,7 +13,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsAdmin, IsMember
 from apps.accounts.selectors import request_workspace, scoped
-from apps.audit.services import audit_record
+from apps.audit.services import audited
 from apps.conversations.api.pagination import paginated_response
 from apps.whatsapp import services
 from apps.whatsapp.api import serializers as s
@@ -28,15 +30,9 @@ def _channels(request: Request) -> QuerySet[Channel]:
     return scoped(Channel.objects.order_by("pk"), request)
 
 
-def _audit(request: Request, action: str, target: Channel | tuple[str, int], **details: object) -> None:
-    # Field names only: a channel's values include its access token and app secret.
-    audit_record(
-        request_or_none=request,
-        workspace_id=request_workspace(request).pk,
-        action=action,
-        target=target,
-        details=details,
-    )
+def _audited(request: Request, action: str, target: Channel | tuple[str, int] | None = None) -> Any:
+    # Details hold field names only: a channel's values include its access token and app secret.
+    return audited(request, workspace_id=request_workspace(request).pk, action=action, target=target)
 
 
 class ChannelListView(APIView):
@@ -50,8 +46,9 @@ class ChannelListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.ChannelInput(data=request.data)
         data.is_valid(raise_exception=True)
-        channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
-        _audit(request, "channel.create", channel, fields=sorted(data.validated_data))
+        with _audited(request, "channel.create") as entry:
+            channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
+            entry.target, entry.details["fields"] = channel, sorted(data.validated_data)
         return Response(s.ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
 
 
@@ -69,15 +66,17 @@ class ChannelDetailView(APIView):
         channel = get_object_or_404(_channels(request), pk=pk)
         data = s.ChannelInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        channel = services.channel_update(channel=channel, data=data.validated_data)
-        _audit(request, "channel.update", channel, fields=sorted(data.validated_data))
+        with _audited(request, "channel.update", channel) as entry:
+            channel = services.channel_update(channel=channel, data=data.validated_data)
+            entry.details["fields"] = sorted(data.validated_data)
         return Response(s.ChannelOutput(channel).data)
 
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
         channel = get_object_or_404(_channels(request), pk=pk)
-        services.channel_delete(channel=channel)
-        _audit(request, "channel.delete", ("whatsapp.channel", pk), name=channel.name)
+        with _audited(request, "channel.delete", ("whatsapp.channel", pk)) as entry:
+            entry.details["name"] = channel.name
+            services.channel_delete(channel=channel)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
