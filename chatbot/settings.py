@@ -262,6 +262,10 @@ WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
 WHATSAPP_ACCESS_TOKEN = env.str("WHATSAPP_ACCESS_TOKEN", default="")
 WHATSAPP_PHONE_NUMBER_ID = env.str("WHATSAPP_PHONE_NUMBER_ID", default="")
 WHATSAPP_SEND_TIMEOUT = env.float("WHATSAPP_SEND_TIMEOUT", default=15.0)
+# The Graph API's circuit breaker (shared by all workers): this many server errors or timeouts in a
+# row pause every call to that Graph host for the cool-down, then one trial call decides.
+WHATSAPP_BREAKER_FAILURES = env.int("WHATSAPP_BREAKER_FAILURES", default=5)
+WHATSAPP_BREAKER_COOLDOWN = env.float("WHATSAPP_BREAKER_COOLDOWN", default=30.0)
 # Sandbox channels (kind "sandbox") talk to this local Graph API stand-in, never to Meta; its
 # webhooks are signed with SANDBOX_APP_SECRET (generated into .env in development).
 _SANDBOX_GRAPH_URL = env.str("WHATSAPP_SANDBOX_GRAPH_URL", default="http://127.0.0.1:8100")

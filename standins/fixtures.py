@@ -13,11 +13,17 @@ from standins.graph import GraphStandIn
 @pytest.fixture
 def graph_standin() -> Iterator[GraphStandIn]:
     """A Graph API stand-in on a free local port, stopped after the test."""
+    from apps.whatsapp.cloud import graph_host_breaker
+
     standin = GraphStandIn().start()
+    # Breakers are shared state (Redis or files) keyed by host:port, and ports get reused.
+    circuit = graph_host_breaker(standin.url)
+    circuit.reset()
     try:
         yield standin
     finally:
         standin.stop()
+        circuit.reset()
 
 
 @pytest.fixture

@@ -90,6 +90,7 @@ REASON_SERVER_ERROR = "server_error"  # HTTP 5xx
 REASON_TIMEOUT = "timeout"
 REASON_NETWORK = "network"
 REASON_INVALID_REQUEST = "invalid_request"  # other 4xx
+REASON_CIRCUIT_OPEN = "circuit_open"  # not called: the API kept failing and calls are paused
 
 
 class Transport(Protocol):

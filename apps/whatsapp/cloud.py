@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.conf import settings
 from apps.conversations.transport import (
     REASON_ACCOUNT_RESTRICTED,
     REASON_AUTH,
+    REASON_CIRCUIT_OPEN,
     REASON_INVALID_REQUEST,
     REASON_MARKETING_CAP,
     REASON_MESSAGING_LIMIT,
@@ -44,6 +46,7 @@ from apps.conversations.transport import (
 )
 from apps.whatsapp.models import Channel
 from apps.whatsapp.services import channel_health_set
+from chatbot.circuit import Breaker, breaker
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +161,24 @@ def _timeout() -> httpx.Timeout:
     return httpx.Timeout(settings.WHATSAPP_SEND_TIMEOUT, connect=CONNECT_TIMEOUT)
 
 
+# Failures that say the Graph API itself is in trouble (not this message, number or token).
+_OUTAGE_REASONS = frozenset({REASON_SERVER_ERROR, REASON_TIMEOUT, REASON_NETWORK})
+
+
+def graph_breaker(channel: Channel) -> Breaker:
+    """One breaker per Graph host: when Meta's API is down it is down for every number."""
+    return graph_host_breaker(graph_url(channel))
+
+
+def graph_host_breaker(base_url: str) -> Breaker:
+    host = urlsplit(base_url).netloc or "graph"
+    return breaker(
+        f"whatsapp:{host}",
+        failures=settings.WHATSAPP_BREAKER_FAILURES,
+        cooldown=settings.WHATSAPP_BREAKER_COOLDOWN,
+    )
+
+
 class CloudTransport:
     """The Transport for channels on Meta's Cloud API (and the sandbox, which speaks it to the stand-in)."""
 
@@ -215,24 +236,28 @@ class CloudTransport:
         self, channel: Channel, method: str, url: str, *, body: dict[str, Any] | None = None
     ) -> httpx.Response:
         token = self._token(channel)
+        circuit = _allowed(channel)
         try:
             response = http_client().request(
                 method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=_timeout()
             )
         except httpx.TransportError as exc:
-            raise self._failed(channel, _transport_error(exc), token) from None
+            raise self._failed(channel, _transport_error(exc), token, circuit) from None
         if not response.is_success:
-            raise self._failed(channel, _response_error(response), token)
+            raise self._failed(channel, _response_error(response), token, circuit)
+        circuit.success()
         return response
 
     def _download(self, channel: Channel, url: str, media_id: str) -> tuple[bytes, str]:
         token = self._token(channel)
         headers = {"Authorization": f"Bearer {token}"}
+        circuit = _allowed(channel)
         try:
             with http_client().stream("GET", url, headers=headers, timeout=_timeout()) as response:
                 if not response.is_success:
                     response.read()
-                    raise self._failed(channel, _response_error(response), token)
+                    raise self._failed(channel, _response_error(response), token, circuit)
+                circuit.success()
                 if int(response.headers.get("Content-Length") or 0) > MAX_MEDIA_BYTES:
                     raise _too_large(media_id)
                 chunks: list[bytes] = []
@@ -245,7 +270,7 @@ class CloudTransport:
                 content_type = response.headers.get("Content-Type", "application/octet-stream")
                 return b"".join(chunks), content_type.split(";")[0].strip()
         except httpx.TransportError as exc:
-            raise self._failed(channel, _transport_error(exc), token) from None
+            raise self._failed(channel, _transport_error(exc), token, circuit) from None
 
     def _token(self, channel: Channel) -> str:
         token = channel.access_token or ""
@@ -256,8 +281,16 @@ class CloudTransport:
             raise self._failed(channel, error, token)
         return token
 
-    def _failed(self, channel: Channel, error: SendError, token: str) -> SendError:
-        """Log `error` (token-free) and record an unhealthy channel; the caller raises it."""
+    def _failed(
+        self, channel: Channel, error: SendError, token: str, circuit: Breaker | None = None
+    ) -> SendError:
+        """Log `error` (token-free), tell the breaker and record an unhealthy channel; the caller raises it."""
+        if circuit is not None:
+            # Only outages count; a refused message (4xx, 130429) proves the API is answering.
+            if error.reason in _OUTAGE_REASONS:
+                circuit.failure()
+            else:
+                circuit.success()
         if token and token in error.message:
             error = _redacted(error, token)
         logger.warning(
@@ -272,6 +305,20 @@ class CloudTransport:
         if error.channel_unhealthy:
             channel_health_set(channel=channel, healthy=False, detail=error.message)
         return error
+
+
+def _allowed(channel: Channel) -> Breaker:
+    """The channel's Graph breaker, when it lets a call through; otherwise a retryable error at once."""
+    circuit = graph_breaker(channel)
+    if not circuit.allow():
+        logger.warning("whatsapp call not made (channel %s): circuit %s is open", channel.pk, circuit.name)
+        raise SendError(
+            "WhatsApp's API kept failing; calls are paused for a moment and this one will be retried.",
+            reason=REASON_CIRCUIT_OPEN,
+            permanent=False,
+            retry_after=math.ceil(circuit.cooldown),
+        )
+    return circuit
 
 
 def _messages_url(channel: Channel) -> str:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from apps.conversations.models import Conversation, ConversationSettings, Message
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.transport import (
+    REASON_CIRCUIT_OPEN,
     REASON_OPTED_OUT,
     REASON_RATE_LIMITED,
     REASON_RECIPIENT_RATE_LIMITED,
@@ -382,6 +383,10 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         pacer().slow_down(f"recipient:{message.channel_id}:{message.contact_id}", seconds=6.0)
     elif exc.reason == REASON_OPTED_OUT and message.contact is not None:
         contact_set_opt_out(contact=message.contact, opted_out=True, source="meta_131050")
+    elif exc.reason == REASON_CIRCUIT_OPEN:
+        # Nothing left this machine: an outage of the API must not use up the message's attempts.
+        Message.objects.filter(pk=message.pk).update(attempts=F("attempts") - 1)
+        message.attempts -= 1
     if exc.permanent or message.attempts >= message.max_attempts:
         _fail(message, reason=exc.reason, detail=exc.message, meta_code=exc.meta_code)
         return SendOutcome("failed")
