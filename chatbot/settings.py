@@ -284,6 +284,9 @@ OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600
 OUTBOUND_MAX_INLINE_WAIT = env.float("OUTBOUND_MAX_INLINE_WAIT", default=2.0)
 # Fraction of a number's send rate the pacer uses (bench/: pacing at exactly 80/s drew 130429s).
 OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
+# Bot replies per customer per window (N/SECONDS, sliding window): a customer flooding the number
+# has every message stored, but is answered at most this often; each late reply covers the backlog.
+INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
+from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +25,28 @@ ROLE: dict[str, str] = {
 def reply_request(*, conversation: Conversation, message: Message) -> None:
     """After commit, ask for a reply once the customer has paused (debounce)."""
     from apps.assistant.services import assistant_settings_get_or_create
-    from apps.conversations.tasks import reply_generate
 
     delay = assistant_settings_get_or_create(workspace_id=conversation.workspace_id).debounce_seconds
+    _schedule(conversation.pk, message.pk, delay)
+
+
+def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
+    from apps.conversations.tasks import reply_generate
+
     transaction.on_commit(
-        lambda: reply_generate.apply_async((conversation.pk, message.pk), countdown=delay), robust=True
+        lambda: reply_generate.apply_async((conversation_id, message_id), countdown=countdown), robust=True
     )
+
+
+def _reply_pace(conversation: Conversation) -> float:
+    """Seconds until this customer may get another bot reply; 0 takes a reply slot now.
+
+    A customer sending dozens of messages a minute has every message stored, but the bot answers
+    at most INBOUND_REPLY_RATE times per window: the turn waits, and the later reply covers it all.
+    """
+    limit, window = ratelimit.parse_rate(settings.INBOUND_REPLY_RATE)
+    decision = ratelimit.hit(f"reply:{conversation.channel_id}:{conversation.contact_id}", limit, window)
+    return 0.0 if decision.allowed else max(decision.retry_after, 0.5)
 
 
 def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], list[Message]]:
@@ -73,6 +91,11 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     question = "\n".join(m.body for m in burst if m.body).strip()
     if not question:
         return "nothing_to_answer"  # e.g. a sticker alone
+    wait = _reply_pace(conversation)
+    if wait:
+        logger.info("reply to %s paced: the customer's reply limit is reached for %.1f s", message_id, wait)
+        _schedule(conversation.pk, message_id, wait)
+        return "paced"
     history = [Turn(role=ROLE.get(m.author, "customer"), text=m.body) for m in earlier if m.body]
     result = generate_reply(
         ReplyRequest(

@@ -190,3 +190,71 @@ def test_a_long_answer_goes_out_as_several_messages_cut_at_sentences(channel, ll
     assert len(rows) >= 3
     assert all(len(row.body) <= 1000 and row.body.endswith(".") for row in rows)
     assert " ".join(row.body for row in rows) == llm_standin.answer
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def reply_limit(request, settings, tmp_path):
+    """Three bot replies per customer per minute, on fresh limiter state (files, or Redis)."""
+    settings.INBOUND_REPLY_RATE = "3/60"
+    if request.param == "embedded":
+        settings.REDIS_URL, settings.DATA_DIR = "", tmp_path
+        return
+    request.getfixturevalue("redis_url")
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("default")
+    for key in client.scan_iter("ratelimit:reply:*"):
+        client.delete(key)
+
+
+def test_a_flooding_customer_is_stored_in_full_but_answered_at_the_set_pace(
+    channel,
+    llm_standin,
+    standin_providers,
+    reply_limit,
+    _isolated,
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    outcomes = []
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):  # five turns in a row, each one asking for its reply at once
+            message = customer_says(channel, f"pregunta {n}")
+            outcomes.append(
+                replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+            )
+
+    assert outcomes == ["replied", "replied", "replied", "paced", "paced"]
+    assert Message.objects.filter(direction="in").count() == 5  # nothing the customer wrote is dropped
+    assert len(bot_messages()) == 3
+    # The paced turn is scheduled again for when the window has room (about a minute here) ...
+    args, countdown = _isolated[-1]
+    assert args == (message.conversation_id, message.pk) and 55 <= countdown <= 60
+    # ... and when it runs, one reply answers everything since the last one.
+    settings.INBOUND_REPLY_RATE = "100000/60"
+    assert replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk) == "replied"
+    user_turns = [m["content"] for m in llm_standin.chat_requests()[-1].messages if m["role"] == "user"]
+    assert user_turns[-1] == "pregunta 3\npregunta 4"
+
+
+def test_the_pace_is_per_customer(channel, llm_standin, standin_providers, reply_limit):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    for n in range(3):
+        message = customer_says(channel, f"pregunta {n}")
+        replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    item = InboundMessage(
+        wamid="wamid.other.1",
+        type="text",
+        timestamp=timezone.now(),
+        from_wa_id="5215550999",
+        from_name="Lucía",
+        body="hola",
+        raw={"type": "text", "text": {"body": "hola"}},
+    )
+    [other_id] = inbound_store(channel=channel, messages=[item])
+    inbound_message_process(message_id=other_id)
+    other = Message.objects.get(pk=other_id)
+
+    assert replies.reply_generate(conversation_id=other.conversation_id, message_id=other.pk) == "replied"
