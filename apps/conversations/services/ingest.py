@@ -35,30 +35,37 @@ def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
     """
     from apps.conversations.tasks import inbound_message_process
 
-    created: list[int] = []
-    for item in messages:
-        try:
-            with transaction.atomic():  # a savepoint: a duplicate aborts only this insert
-                row = Message.objects.create(
-                    workspace_id=channel.workspace_id,
-                    channel=channel,
-                    direction=Message.Direction.INBOUND,
-                    author=Message.Author.CUSTOMER,
-                    type=item.type,
-                    body=item.body,
-                    payload=item.raw,
-                    wamid=item.wamid,
-                    reply_to_wamid=item.reply_to_wamid,
-                    from_wa_id=item.from_wa_id,
-                    from_bsuid=item.from_bsuid,
-                    from_name=item.from_name[:255],
-                    sent_by_customer_at=item.timestamp,
-                    status=Message.Status.RECEIVED,
-                )
-        except IntegrityError:
-            logger.info("duplicate inbound %s on channel %s ignored", item.wamid, channel.pk)
-            continue
-        created.append(row.pk)
+    rows = [
+        Message(
+            workspace_id=channel.workspace_id,
+            channel=channel,
+            direction=Message.Direction.INBOUND,
+            author=Message.Author.CUSTOMER,
+            type=item.type,
+            body=item.body,
+            payload=item.raw,
+            wamid=item.wamid,
+            reply_to_wamid=item.reply_to_wamid,
+            from_wa_id=item.from_wa_id,
+            from_bsuid=item.from_bsuid,
+            from_name=item.from_name[:255],
+            sent_by_customer_at=item.timestamp,
+            status=Message.Status.RECEIVED,
+        )
+        for item in messages
+    ]
+    if not rows:
+        return []
+    # ON CONFLICT DO NOTHING: the unique (channel, wamid) skips a message already stored, also one a
+    # concurrent delivery is inserting right now, in one statement with no savepoint per message.
+    # The rows that went in are those carrying the uids generated here.
+    Message.objects.bulk_create(rows, ignore_conflicts=True)
+    ours = {row.uid for row in rows}
+    created = sorted(Message.objects.filter(uid__in=ours).values_list("pk", flat=True))
+    if len(created) < len(rows):
+        logger.info(
+            "%d duplicate inbound message(s) on channel %s ignored", len(rows) - len(created), channel.pk
+        )
     for message_id in created:
         # robust: the rows are committed; an unreachable broker must not turn that into an error
         # answer (the sweeper enqueues what never reached the broker).

@@ -310,6 +310,27 @@ def test_the_same_delivery_twice_stores_one_row_and_enqueues_it_once(
     assert enqueued == [Message.objects.get().pk]
 
 
+def test_a_message_repeated_inside_one_delivery_is_stored_once_next_to_a_new_one(
+    enqueued, django_capture_on_commit_callbacks
+):
+    channel_create()
+    with django_capture_on_commit_callbacks(execute=True):
+        post(text_delivery((SHOP, "wamid.OLD", "stored before")))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(
+            text_delivery(
+                (SHOP, "wamid.OLD", "stored before"),
+                (SHOP, "wamid.NEW", "new"),
+                (SHOP, "wamid.NEW", "new"),
+            )
+        )
+
+    assert response.status_code == 200
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.NEW", "wamid.OLD"]
+    assert enqueued == list(Message.objects.order_by("pk").values_list("pk", flat=True))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_same_delivery_from_five_threads_at_once_stores_one_row(postgres, enqueued):
     channel_create()
@@ -352,23 +373,21 @@ def test_a_database_error_answers_503_and_leaves_nothing_of_the_delivery(
     monkeypatch, enqueued, django_capture_on_commit_callbacks
 ):
     channel_create()
-    create = Message.objects.create
-    inserts: list[str] = []
+    inserted: list[int] = []
 
-    def create_then_fail(**fields):
-        inserts.append(fields["wamid"])
-        if len(inserts) == 2:
-            raise OperationalError("server closed the connection unexpectedly")
-        return create(**fields)
+    def fail_after_the_inserts(**kwargs):
+        inserted.append(Message.objects.count())  # inside the delivery's transaction
+        raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Message.objects, "create", create_then_fail)
+    # The heartbeat is the delivery's last write: failing there proves the inserts are undone too.
+    monkeypatch.setattr("apps.whatsapp.services.channel_webhook_seen", fail_after_the_inserts)
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = post(text_delivery((SHOP, "wamid.ONE", "first"), (SHOP, "wamid.TWO", "second")))
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"
-    assert inserts == ["wamid.ONE", "wamid.TWO"]
+    assert inserted == [2]
     assert not Message.objects.exists()
     assert callbacks == [] and enqueued == []
     assert Channel.objects.get().last_webhook_at is None
