@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from apps.conversations.models import Message
+from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import S, stuck_processing_settle
 
 GRACE = timedelta(seconds=60)  # leave fresh rows to the tasks already on their way
+# A customer turn still unanswered this long after it was stored lost its reply task (debounce and
+# reply pacing wait far less); older turns are left to people, a late bot answer would confuse.
+TURN_GRACE = timedelta(minutes=2)
+TURN_HORIZON = timedelta(hours=1)
+
+
+def turns_unanswered(*, now: datetime | None = None, limit: int = 500) -> list[tuple[int, int]]:
+    """(conversation id, message id) of bot conversations whose last message is a processed
+    customer text with no answer after it."""
+    moment = now or timezone.now()
+    newer = Message.objects.filter(conversation_id=OuterRef("conversation_id"), pk__gt=OuterRef("pk"))
+    rows = (
+        Message.objects.filter(
+            direction=Message.Direction.INBOUND,
+            processed_at__isnull=False,
+            created_at__lt=moment - TURN_GRACE,
+            created_at__gte=moment - TURN_HORIZON,
+            conversation__status=Conversation.Status.OPEN,
+        )
+        .exclude(body="")
+        .exclude(Exists(newer))
+        .values_list("conversation_id", "pk")[:limit]
+    )
+    return [(conversation_id, message_id) for conversation_id, message_id in rows if conversation_id]
 
 
 def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
-    from apps.conversations.tasks import inbound_message_process, message_send
+    from apps.conversations.tasks import inbound_message_process, message_send, reply_generate
 
     now = timezone.now()
     inbound_ids = list(
@@ -29,5 +54,13 @@ def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
     outbound_ids = list(due.values_list("pk", flat=True)[:5000])
     for message_id in outbound_ids:
         message_send.delay(message_id)
+    turns = turns_unanswered(now=now)
+    for conversation_id, message_id in turns:
+        reply_generate.delay(conversation_id, message_id)  # one reply per turn: a duplicate is a no-op
     settled = stuck_processing_settle(older_than=processing_timeout)
-    return {"inbound": len(inbound_ids), "outbound": len(outbound_ids), "unknown_outcome": settled}
+    return {
+        "inbound": len(inbound_ids),
+        "outbound": len(outbound_ids),
+        "turns": len(turns),
+        "unknown_outcome": settled,
+    }

@@ -436,7 +436,7 @@ def test_the_sweeper_settles_stuck_sends_and_re_enqueues_lost_work(channel, _no_
 
     result = sweep(processing_timeout=timedelta(minutes=10))
 
-    assert result == {"inbound": 0, "outbound": 1, "unknown_outcome": 1}
+    assert result == {"inbound": 0, "outbound": 1, "turns": 0, "unknown_outcome": 1}
     assert _no_broker == [lost.pk]
     assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason == "unknown_outcome"
     assert reload(fresh).send_state == S.PENDING

@@ -258,3 +258,65 @@ def test_the_pace_is_per_customer(channel, llm_standin, standin_providers, reply
     other = Message.objects.get(pk=other_id)
 
     assert replies.reply_generate(conversation_id=other.conversation_id, message_id=other.pk) == "replied"
+
+
+def test_the_sweeper_answers_a_turn_whose_reply_task_was_lost(
+    channel, llm_standin, standin_providers, monkeypatch
+):
+    """The broker lost the reply task (e.g. Redis restarted): the database still shows a customer
+    turn with nothing after it, and the sweeper asks for its reply, once."""
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import sweep
+
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    swept: list[tuple[int, int]] = []
+    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *args: swept.append(args))
+    lost = customer_says(channel, "¿Hacen envíos?")
+    three_minutes_ago = timezone.now() - timedelta(minutes=3)
+    Message.objects.filter(pk=lost.pk).update(created_at=three_minutes_ago)
+
+    first = sweep(processing_timeout=timedelta(minutes=10))
+    result = replies.reply_generate(conversation_id=lost.conversation_id, message_id=lost.pk)
+    again = sweep(processing_timeout=timedelta(minutes=10))
+
+    assert (first["turns"], swept[0], result) == (1, (lost.conversation_id, lost.pk), "replied")
+    assert again["turns"] == 0 and len(swept) == 1
+
+
+def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(channel, monkeypatch):
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import TURN_HORIZON, turns_unanswered
+
+    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *args: None)
+    old = timezone.now() - timedelta(minutes=3)
+
+    def turn(wa_id, body="hola", *, at=old, answered=False, status="open"):
+        item = InboundMessage(
+            wamid=f"wamid.s.{next(_ids)}",
+            type="text" if body else "sticker",
+            timestamp=timezone.now(),
+            from_wa_id=wa_id,
+            body=body,
+            raw={},
+        )
+        [message_id] = inbound_store(channel=channel, messages=[item])
+        inbound_message_process(message_id=message_id)
+        message = Message.objects.get(pk=message_id)
+        Message.objects.filter(pk=message_id).update(created_at=at)
+        Conversation.objects.filter(pk=message.conversation_id).update(status=status)
+        if answered:
+            replies.message_enqueue(
+                conversation=message.conversation, author=Message.Author.BOT, body="¡Hola!"
+            )
+        return message
+
+    waiting = turn("5215550301")
+    turn("5215550302", at=timezone.now())  # the reply task still has time
+    turn("5215550303", answered=True)
+    turn("5215550304", status="human")  # a person has it
+    turn("5215550305", body="")  # a sticker alone needs no answer
+    turn("5215550306", at=timezone.now() - TURN_HORIZON - timedelta(minutes=1))  # too late for the bot
+
+    assert turns_unanswered() == [(waiting.conversation_id, waiting.pk)]
