@@ -35,7 +35,7 @@ cd "$work"  # schemathesis keeps a .schemathesis/ cache in the working folder
   --header "Authorization: Bearer $token" \
   --exclude-path /api/auth/logout \
   --exclude-path-regex '^/api/lmstudio/' \
-  ${FUZZ_CHECKS:+--checks "$FUZZ_CHECKS"} \
+  --checks "${FUZZ_CHECKS:-not_a_server_error}" \
   --max-examples "${FUZZ_EXAMPLES:-15}" \
   --request-timeout 10 \
   --generation-deterministic \
