@@ -198,5 +198,4 @@ def inbound_message_process(*, message_id: int) -> str:
         Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.PENDING_HUMAN)
         _system_reply(conversation, "handoff", language, message, rules)
         return "handoff"
-    reply_request(conversation=conversation, message=message)
-    return "bot"
+    return "bot" if reply_request(conversation=conversation, message=message) else "assistant_off"

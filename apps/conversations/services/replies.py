@@ -22,12 +22,22 @@ ROLE: dict[str, str] = {
 }
 
 
-def reply_request(*, conversation: Conversation, message: Message) -> None:
-    """After commit, ask for a reply once the customer has paused (debounce)."""
+def reply_request(*, conversation: Conversation, message: Message) -> bool:
+    """After commit, ask for a reply once the customer has paused (debounce).
+
+    With the assistant switched off for the workspace nothing is asked: the conversation waits for
+    a person (pending_human), so it shows in the inbox as needing one. False then.
+    """
     from apps.assistant.services import assistant_settings_get_or_create
 
-    delay = assistant_settings_get_or_create(workspace_id=conversation.workspace_id).debounce_seconds
-    _schedule(conversation.pk, message.pk, delay)
+    assistant = assistant_settings_get_or_create(workspace_id=conversation.workspace_id)
+    if not assistant.enabled:
+        Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
+            status=Conversation.Status.PENDING_HUMAN
+        )
+        return False
+    _schedule(conversation.pk, message.pk, assistant.debounce_seconds)
+    return True
 
 
 def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:

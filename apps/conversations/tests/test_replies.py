@@ -320,3 +320,14 @@ def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(ch
     turn("5215550306", at=timezone.now() - TURN_HORIZON - timedelta(minutes=1))  # too late for the bot
 
     assert turns_unanswered() == [(waiting.conversation_id, waiting.pk)]
+
+
+def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel, _isolated):
+    from apps.assistant.models import AssistantSettings
+
+    AssistantSettings.objects.create(workspace=channel.workspace, enabled=False)
+
+    message = customer_says(channel, "hola, ¿hay alguien?")
+
+    assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.PENDING_HUMAN
+    assert _isolated == [] and bot_messages() == []
