@@ -29,16 +29,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest
 
-## bench: webhook vs bare view (wrk), outbound throughput at 80 and 1,000 msg/s, end-to-end latency;
-## writes docs/benchmarks.md. Needs PostgreSQL and Redis on localhost and wrk. Not part of `make test`.
-## Smaller runs: make bench BENCH_SECONDS=5 BENCH_COUNT=1000 BENCH_LATENCY_COUNT=50
+## bench: webhook vs bare view (wrk), SQL per delivery and a py-spy profile; outbound throughput at 80 and
+## 1,000 msg/s; end-to-end latency at 10, 100 and 1,000 concurrent conversations with a profile of the
+## Celery worker; memory and CPU of every process throughout. Writes docs/benchmarks.md and the plots in
+## docs/benchmarks/. Needs PostgreSQL and Redis on localhost and wrk. Not part of `make test`.
+## Smaller runs: make bench BENCH_SECONDS=5 BENCH_COUNT=1000 BENCH_LATENCY_COUNT=100 BENCH_LATENCY_LEVELS=10,100
 BENCH_SECONDS ?= 15
 BENCH_COUNT ?= 10000
 BENCH_LATENCY_COUNT ?= 200
+BENCH_LATENCY_LEVELS ?= 10,100,1000
 bench: $(STAMP)
 	bash bench/webhook.sh $(BENCH_SECONDS) 32
 	$(PY) bench/outbound.py --count $(BENCH_COUNT) --rates 80,1000
-	$(PY) bench/latency.py --count $(BENCH_LATENCY_COUNT)
+	$(PY) bench/latency.py --count $(BENCH_LATENCY_COUNT) --levels $(BENCH_LATENCY_LEVELS)
 	$(PY) bench/report.py
 
 lint: $(STAMP)

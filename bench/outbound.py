@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from memory import Sampler, postmaster_pid  # noqa: E402
+
 DB = "bench_outbound"
 os.environ.update(
     {
@@ -110,7 +113,9 @@ def busiest_second(times: list[float]) -> int:
     return best
 
 
-def run_rate(rate: int, count: int, args: argparse.Namespace, standin: object) -> dict[str, float]:
+def run_rate(
+    rate: int, count: int, args: argparse.Namespace, standin: object, sampler: Sampler
+) -> dict[str, float]:
     import redis
     from django.utils import timezone
 
@@ -119,6 +124,7 @@ def run_rate(rate: int, count: int, args: argparse.Namespace, standin: object) -
     from apps.conversations.tasks import message_send
     from apps.whatsapp.models import Channel
 
+    sampler.mark("setup")
     tag = uuid.uuid4().hex[:8]
     workspace = Workspace.objects.create(name=f"Bench {rate}", slug=f"bench-{rate}-{tag}")
     channel = Channel.objects.create(
@@ -180,6 +186,9 @@ def run_rate(rate: int, count: int, args: argparse.Namespace, standin: object) -
 
     standin._within_rate_limit = counting  # type: ignore[attr-defined]
     procs = start_workers(args.workers, args.concurrency, standin.url, Path(args.logs))  # type: ignore[attr-defined]
+    sampler.mark(f"{rate:,} msg/s")
+    for proc in procs:
+        sampler.watch("Celery worker (outbound)/Celery worker child", proc.pid)
     # Stop when everything is sent, or when nothing more has been sent for 30 s.
     last_count, last_progress = 0, time.monotonic()
     try:
@@ -229,12 +238,28 @@ def main() -> None:
     from standins.graph import GraphStandIn
 
     call_command("migrate", verbosity=0)
+    import redis
+
     results = []
-    with GraphStandIn() as standin:
-        for rate in [int(r) for r in args.rates.split(",")]:
-            result = run_rate(rate, args.count, args, standin)
-            print(result, flush=True)
-            results.append(result)
+    redis_pid = int(redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")["process_id"])
+    sampler = Sampler(
+        f"python bench/outbound.py --count {args.count} --rates {args.rates}",
+        {
+            "bench driver: Graph stand-in": os.getpid(),
+            f"PostgreSQL backends ({DB})": f"cmd:postgres {DB}",
+            "PostgreSQL (whole server, summed)": f"tree:{postmaster_pid()}",
+            "Redis (whole server)": redis_pid,
+        },
+    ).start()
+    try:
+        with GraphStandIn() as standin:
+            for rate in [int(r) for r in args.rates.split(",")]:
+                result = run_rate(rate, args.count, args, standin, sampler)
+                print(result, flush=True)
+                results.append(result)
+    finally:
+        sampler.mark("shutdown")
+        sampler.stop(ROOT / "bench" / "results" / "memory-outbound.json")
 
     lines = [
         "## Outbound: queued messages sent by real workers",
