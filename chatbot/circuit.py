@@ -27,6 +27,7 @@ from django.conf import settings
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +214,13 @@ class Breaker:
         self.cooldown = cooldown
 
     def _apply(self, op: str) -> tuple[str, bool]:
-        state, allowed = _store().apply(self.name, op, self.failures, self.cooldown)
-        return state, allowed
+        try:
+            return _store().apply(self.name, op, self.failures, self.cooldown)
+        except (RedisError, OSError):
+            # The breaker protects a call; losing its state (Redis restarting) must not fail the call
+            # itself, nor leave a half-done send behind. Without state it behaves as closed.
+            logger.warning("circuit %s: state unavailable, treated as closed", self.name, exc_info=True)
+            return "closed", True
 
     def allow(self) -> bool:
         """May the caller call now? In half-open state only the caller that got True may; report back."""

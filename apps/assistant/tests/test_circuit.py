@@ -167,3 +167,23 @@ def test_the_file_store_is_shared_between_processes(tmp_path, name):
 
     assert process.exitcode == 0
     assert (state, allowed) == ("open", False)
+
+
+def test_without_its_state_a_breaker_lets_calls_through_and_never_raises(monkeypatch, name, caplog):
+    """Redis restarting must not fail the call the breaker protects (nor leave a send half done)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from chatbot import circuit
+
+    class Down:
+        def apply(self, *args):
+            raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(circuit, "_store", lambda: Down())
+    b = breaker(name, failures=1, cooldown=COOLDOWN)
+
+    assert b.allow() is True
+    b.failure()
+    b.success()
+    assert (b.allow(), b.state()) == (True, "closed")
+    assert "state unavailable, treated as closed" in caplog.text

@@ -132,3 +132,18 @@ def test_the_breaker_state_is_in_metrics(channel, graph_standin):
     metrics = Client().get("/metrics").content.decode()
 
     assert f'chatbot_circuit_state{{name="{breaker.name}"}} 2.0' in metrics
+
+
+def test_a_send_goes_through_while_the_breakers_state_is_unreachable(channel, graph_standin, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from chatbot import circuit
+
+    class Down:
+        def apply(self, *args):
+            raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(circuit, "_store", lambda: Down())
+
+    assert send(channel).wamids
+    assert [r["content"]["body"] for r in graph_standin.sent] == ["Hola"]
