@@ -8,7 +8,7 @@ import unicodedata
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.conversations.models import (
@@ -135,13 +135,43 @@ def _bot_may_resume(conversation: Conversation, rules: ConversationSettings) -> 
     return timezone.now() - idle_since >= timedelta(minutes=rules.takeover_idle_minutes)
 
 
+EARLIER_LIMIT = 50
+
+
 @transaction.atomic
 def inbound_message_process(*, message_id: int) -> str:
     """Process one stored inbound message exactly once; returns what happened.
 
     The claim (setting `processed_at`) commits together with everything else, so a crash
     half-way leaves the message unprocessed for the retry or the sweeper.
+
+    Earlier messages of the same sender still unprocessed (their task lost with the broker) go
+    first, in order: the customer's turn then holds everything they wrote, and the reply to it
+    answers all of it. Claims are taken in ascending id order, so concurrent workers cannot deadlock.
     """
+    sender = (
+        Message.objects.filter(pk=message_id, direction=Message.Direction.INBOUND, processed_at__isnull=True)
+        .values("channel_id", "from_wa_id", "from_bsuid")
+        .first()
+    )
+    if sender is None:
+        return "skipped"
+    same_sender = (
+        Q(from_wa_id=sender["from_wa_id"]) if sender["from_wa_id"] else Q(from_bsuid=sender["from_bsuid"])
+    )
+    earlier = Message.objects.filter(
+        same_sender,
+        channel_id=sender["channel_id"],
+        direction=Message.Direction.INBOUND,
+        processed_at__isnull=True,
+        pk__lt=message_id,
+    ).order_by("pk")
+    for earlier_id in earlier.values_list("pk", flat=True)[:EARLIER_LIMIT]:
+        _process_one(earlier_id)
+    return _process_one(message_id)
+
+
+def _process_one(message_id: int) -> str:
     now = timezone.now()
     claimed = Message.objects.filter(
         pk=message_id, direction=Message.Direction.INBOUND, processed_at__isnull=True

@@ -331,3 +331,36 @@ def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel
 
     assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.PENDING_HUMAN
     assert _isolated == [] and bot_messages() == []
+
+
+def test_a_message_whose_task_was_lost_is_answered_with_the_next_one(channel, llm_standin, standin_providers):
+    """The broker lost message 1's task; message 2's processing takes message 1 first, so the turn
+    the model answers holds both, and the sweeper later finds nothing left to do for message 1."""
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+
+    def stored(body):
+        item = InboundMessage(
+            wamid=f"wamid.lost.{next(_ids)}",
+            type="text",
+            timestamp=timezone.now(),
+            from_wa_id="5215550777",
+            body=body,
+            raw={"type": "text", "text": {"body": body}},
+        )
+        [message_id] = inbound_store(channel=channel, messages=[item])
+        return message_id
+
+    first = stored("¿tienen talla M?")  # its processing task never ran
+    second = stored("¿y en azul?")
+
+    processed = inbound_message_process(message_id=second)
+    message = Message.objects.get(pk=second)
+    outcome = replies.reply_generate(conversation_id=message.conversation_id, message_id=second)
+    late = inbound_message_process(message_id=first)  # the sweeper's re-enqueue, later
+
+    assert (processed, outcome, late) == ("bot", "replied", "skipped")
+    assert Message.objects.get(pk=first).conversation_id == message.conversation_id
+    [request] = llm_standin.chat_requests()
+    user_turns = [m["content"] for m in request.messages if m["role"] == "user"]
+    assert user_turns == ["¿tienen talla M?\n¿y en azul?"]
+    assert len(bot_messages()) == 1
