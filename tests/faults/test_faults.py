@@ -4,23 +4,13 @@ processed once, answered once, in order, none twice. Needs PostgreSQL and Redis.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.utils import timezone
@@ -28,157 +18,30 @@ from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
-from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
+from apps.accounts.tests.factories import PASSWORD, MembershipFactory
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
 from apps.conversations.services.outbound import message_enqueue
 from apps.conversations.services.sweeper import sweep
-from apps.whatsapp.models import Channel
-from apps.whatsapp.signature import sign
+from tests.faults.harness import (
+    APP_SECRET,
+    Workers,
+    bot_replies,
+    delivery,
+    make_channel,
+    settle,
+    signed_headers,
+    wait_for,
+    worker_pool,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-APP_SECRET = "faults-app-secret"
-BROKER_KEYS = ("inbound", "llm", "outbound", "default", "unacked", "unacked_index", "unacked_mutex")
-
-
-def wait_for(check: Callable[[], object], timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {check.__doc__ or check}")
-
-
-class Workers:
-    """Celery workers in their own process groups, so a test can SIGKILL one mid-task."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
-        log_path = self.logs / f"worker-{len(self.procs)}.log"
-        log = log_path.open("w")
-        proc = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "-Q",
-                "inbound,llm,outbound,default",
-                "-P",
-                "threads",
-                "-c",
-                "4",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-                "-n",
-                f"faults{len(self.procs)}@%h",
-            ],
-            cwd=ROOT,
-            env={**self.env, **extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        wait_for(lambda: "ready." in log_path.read_text(), timeout=120)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-        for log in sorted(self.logs.glob("worker-*.log")):
-            print(f"--- {log.name}\n{log.read_text()[-4000:]}")  # shown by pytest when the test failed
 
 
 @pytest.fixture
 def workers(postgres, redis_url, graph_standin, tmp_path) -> Iterator[Workers]:
-    # Task messages left in the broker by an earlier run would point at rows of another database.
-    redis.Redis.from_url(redis_url).delete(*BROKER_KEYS)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": redis_url,
-        "WHATSAPP_GRAPH_URL": graph_standin.url,
-        "FERNET_KEYS": ",".join(django_settings.FERNET_KEYS),
-        "LOG_LEVEL": "INFO",
-        "DATA_DIR": str(tmp_path),
-    }
-    pool = Workers(env, tmp_path)
+    pool = worker_pool(redis_url=redis_url, graph_url=graph_standin.url, data_dir=tmp_path)
     yield pool
     pool.stop_all()
-
-
-def make_channel(phone_number_id: str) -> Channel:
-    channel = Channel.objects.create(
-        workspace=WorkspaceFactory.create(),
-        kind="cloud",
-        phone_number_id=phone_number_id,
-        access_token="faults-token",
-        app_secret=APP_SECRET,
-    )
-    # Pace per customer out of the way: these tests are about faults, not Meta's per-user pace.
-    ConversationSettings.objects.update_or_create(
-        workspace_id=channel.workspace_id,
-        defaults={"recipient_interval_seconds": 0.05, "recipient_burst": 10},
-    )
-    return channel
-
-
-def delivery(phone_number_id: str, wa_id: str, text: str, wamid: str | None = None) -> bytes:
-    message = {
-        "from": wa_id,
-        "id": wamid or f"wamid.faults.{uuid.uuid4().hex}",
-        "timestamp": str(int(time.time())),
-        "type": "text",
-        "text": {"body": text},
-    }
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-        "contacts": [{"profile": {"name": "Cliente"}, "wa_id": wa_id}],
-        "messages": [message],
-    }
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA-FAULTS", "changes": [{"field": "messages", "value": value}]}],
-    }
-    return json.dumps(payload).encode()
-
-
-def signed_headers(body: bytes) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, APP_SECRET)}
-
-
-def bot_replies(channel: Channel) -> list[Message]:
-    return list(Message.objects.filter(channel=channel, author=Message.Author.BOT))
-
-
-def settle(seconds: float = 2.0) -> None:
-    """Give a wrongly duplicated task time to show itself before asserting 'exactly once'."""
-    time.sleep(seconds)
 
 
 def test_a_worker_killed_in_the_middle_of_a_reply_answers_once(

@@ -60,17 +60,30 @@ def _reply_pace(conversation: Conversation) -> float:
 
 
 def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], list[Message]]:
-    """(the customer's burst since the last reply, the earlier messages), oldest first."""
+    """(the customer's messages no reply has answered yet, the earlier messages), oldest first.
+
+    What a reply answered is read from its key (`reply:<last message id>`), not from where it sorts:
+    a customer message stored while the previous reply was being written has a lower id than that
+    reply, yet that reply never saw it. An agent's message answers everything before it.
+    """
     rows = list(
-        Message.objects.filter(conversation=conversation, pk__lte=upto_id)
+        Message.objects.filter(conversation=conversation)
         .exclude(author=Message.Author.SYSTEM)
         .order_by("-pk")[: HISTORY_TURNS * 2]
     )
     rows.reverse()
-    burst: list[Message] = []
-    while rows and rows[-1].direction == Message.Direction.INBOUND:
-        burst.insert(0, rows.pop())
-    return burst, rows
+    answered = 0
+    for row in rows:
+        if row.direction != Message.Direction.OUTBOUND:
+            continue
+        if row.author == Message.Author.BOT and row.dedupe_key.startswith("reply:"):
+            answered = max(answered, int(row.dedupe_key.removeprefix("reply:").split("#")[0]))
+        elif row.author == Message.Author.AGENT:
+            before = [r.pk for r in rows if r.direction == Message.Direction.INBOUND and r.pk < row.pk]
+            answered = max([answered, *before])
+    burst = [r for r in rows if r.direction == Message.Direction.INBOUND and answered < r.pk <= upto_id]
+    earlier = [r for r in rows if r not in burst]
+    return burst, earlier
 
 
 def reply_generate(*, conversation_id: int, message_id: int) -> str:

@@ -364,3 +364,27 @@ def test_a_message_whose_task_was_lost_is_answered_with_the_next_one(channel, ll
     user_turns = [m["content"] for m in request.messages if m["role"] == "user"]
     assert user_turns == ["¿tienen talla M?\n¿y en azul?"]
     assert len(bot_messages()) == 1
+
+
+def test_a_message_stored_while_the_previous_reply_was_written_is_answered_next(
+    channel, llm_standin, standin_providers
+):
+    """The reply to "hola" was queued after "¿abren hoy?" arrived (it sorts after it) but never saw
+    it: the next turn must still carry it to the model."""
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    first = customer_says(channel, "hola")
+    customer_says(channel, "¿abren hoy?")
+    replies.message_enqueue(  # the reply to "hola", written while the second message came in
+        conversation=first.conversation,
+        author=Message.Author.BOT,
+        body="¡Hola!",
+        dedupe_key=f"reply:{first.pk}",
+    )
+    third = customer_says(channel, "¿y mañana?")
+
+    assert replies.reply_generate(conversation_id=third.conversation_id, message_id=third.pk) == "replied"
+
+    turns = [
+        (m["role"], m["content"]) for m in llm_standin.chat_requests()[-1].messages if m["role"] != "system"
+    ]
+    assert turns == [("user", "hola"), ("assistant", "¡Hola!"), ("user", "¿abren hoy?\n¿y mañana?")]
