@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half_open"]
 STATE_VALUES: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+STATES = tuple(STATE_VALUES)  # one enum in the OpenAPI schema (SPECTACULAR_SETTINGS)
 _NAMES_KEY = "circuit:names"
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -101,3 +103,30 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         message = str(detail) if isinstance(detail, str) else str(exc.default_detail)
         drf_response.data = _body(str(code), message)
     return drf_response
+
+
+# --- Django's own error pages (handler400/handler404), for what never reaches a DRF view ---------------
+def _api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A request Django refuses itself (a SuspiciousOperation): under /api/, the API's error body.
+
+    A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413; too many form fields and the like stay a 400.
+    """
+    if not _api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(
+            _body("too_large", "The request body is larger than the server accepts."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return JsonResponse(_body("bad_request", "The request is not valid."), status=status.HTTP_400_BAD_REQUEST)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL no route matches (`/api/contacts/abc/`): under /api/, the API's error body."""
+    if not _api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)

@@ -210,11 +210,14 @@ LOGIN_FAILURE_LIMITS = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chatbot.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "chatbot.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "chatbot.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON in as well as out: form bodies cannot carry the nested fields and DRF would skip them
+    # silently. The file imports name their own parsers (multipart, text/csv).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     # How many proxies in front of us append to X-Forwarded-For; 0 trusts only REMOTE_ADDR.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
@@ -232,6 +235,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"CircuitStateEnum": "chatbot.circuit.STATES"},
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ORIGINS", default=[])

@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from chatbot import health
 
+# Under /api/ these answer the API's JSON error body, not Django's HTML page (only with DEBUG off).
+handler400 = "chatbot.exceptions.bad_request"
+handler404 = "chatbot.exceptions.page_not_found"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

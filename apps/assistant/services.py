@@ -44,7 +44,7 @@ PROFILE_FIELDS = frozenset(
     }
 )
 KNOWLEDGE_FIELDS = frozenset({"kind", "title", "content", "language", "source", "is_active"})
-_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")  # ASCII digits only
 _LANGUAGE = re.compile(r"[a-z]{2}")
 
 

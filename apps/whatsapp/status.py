@@ -11,6 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.conversations.models import Message
+from apps.whatsapp.cloud import graph_breaker
 from apps.whatsapp.models import Channel
 
 STATUS_WINDOW = timedelta(hours=24)
@@ -32,6 +33,7 @@ class ChannelStatus:
     sent_24h: int
     failed_24h: int
     error_rate: float
+    graph_circuit: str  # the Graph API breaker this channel's calls go through
 
 
 def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None) -> list[ChannelStatus]:
@@ -77,6 +79,7 @@ def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None)
                 sent_24h=sent,
                 failed_24h=failures,
                 error_rate=failures / (sent + failures) if sent + failures else 0.0,
+                graph_circuit=graph_breaker(channel).state(),
             )
         )
     return result

@@ -1,20 +1,28 @@
 from __future__ import annotations
 
+from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
 from rest_framework import serializers
 
 from apps.accounts.models import Membership, Role, User, Workspace
+from chatbot.openapi import TIME_ZONE, input_schema
+from chatbot.serializers import JSONInput
 
 
-class LoginInput(serializers.Serializer):
+def _password_min_length() -> int:
+    validators = get_default_password_validators()
+    return max((v.min_length for v in validators if isinstance(v, MinimumLengthValidator)), default=1)
+
+
+class LoginInput(JSONInput):
     username = serializers.CharField(max_length=254, help_text="Username or e-mail address.")
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
-class RefreshInput(serializers.Serializer):
+class RefreshInput(JSONInput):
     refresh = serializers.CharField(max_length=4096)
 
 
-class LogoutInput(serializers.Serializer):
+class LogoutInput(JSONInput):
     refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
 
 
@@ -35,7 +43,8 @@ class WorkspaceOutput(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "default_language", "timezone"]
 
 
-class WorkspaceInput(serializers.Serializer):
+@input_schema(fields={"timezone": TIME_ZONE})
+class WorkspaceInput(JSONInput):
     name = serializers.CharField(max_length=120, required=False)
     default_language = serializers.ChoiceField(choices=["es", "en"], required=False)
     timezone = serializers.CharField(max_length=64, required=False)
@@ -71,7 +80,9 @@ class MemberOutput(serializers.ModelSerializer):
         fields = ["id", "user", "role", "created_at"]
 
 
-class MemberCreateInput(serializers.Serializer):
+# AUTH_PASSWORD_VALIDATORS, as far as a schema can say: long enough and not all digits.
+@input_schema(fields={"password": {"minLength": _password_min_length(), "pattern": r"\D"}})
+class MemberCreateInput(JSONInput):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
@@ -80,5 +91,6 @@ class MemberCreateInput(serializers.Serializer):
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
 
-class MemberUpdateInput(serializers.Serializer):
+@input_schema(partial={"required": ["role"]})  # a PATCH whose one field is required
+class MemberUpdateInput(JSONInput):
     role = serializers.ChoiceField(choices=Role.choices)

@@ -17,7 +17,10 @@ from apps.accounts import selectors, services
 from apps.accounts.api import serializers as s
 from apps.accounts.models import Membership
 from apps.accounts.permissions import MembersReadAdminsWrite
+from chatbot.openapi import errors, paginated
 from chatbot.pagination import Pagination
+
+LAST_OWNER = errors({409: "A workspace keeps at least one owner."})
 
 
 def _client_ip(request: Request) -> str | None:
@@ -39,7 +42,14 @@ class LoginView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=s.LoginInput, responses={200: s.TokenPairOutput}, auth=[])
+    @extend_schema(
+        request=s.LoginInput,
+        responses={
+            200: s.TokenPairOutput,
+            **errors({401: "Wrong username or password.", 429: "Too many failed logins, or requests."}),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = s.LoginInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -56,7 +66,14 @@ class RefreshView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=s.RefreshInput, responses={200: s.TokenPairOutput}, auth=[])
+    @extend_schema(
+        request=s.RefreshInput,
+        responses={
+            200: s.TokenPairOutput,
+            **errors({401: "The refresh token is not valid, used or expired."}),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = s.RefreshInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -110,7 +127,7 @@ class WorkspaceView(APIView):
 class MemberListView(APIView):
     permission_classes = [MembersReadAdminsWrite]
 
-    @extend_schema(responses={200: s.MemberOutput(many=True)})
+    @extend_schema(operation_id="accounts_members_list", responses={200: paginated(s.MemberOutput)})
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(
@@ -118,7 +135,10 @@ class MemberListView(APIView):
         )
         return paginator.get_paginated_response(s.MemberOutput(page, many=True).data)
 
-    @extend_schema(request=s.MemberCreateInput, responses={201: s.MemberOutput})
+    @extend_schema(
+        request=s.MemberCreateInput,
+        responses={201: s.MemberOutput, **errors({409: "The username or e-mail address is taken."})},
+    )
     def post(self, request: Request) -> Response:
         data = s.MemberCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -142,7 +162,7 @@ class MemberDetailView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.MemberOutput(self._get(request, pk)).data)
 
-    @extend_schema(request=s.MemberUpdateInput, responses={200: s.MemberOutput})
+    @extend_schema(request=s.MemberUpdateInput, responses={200: s.MemberOutput, **LAST_OWNER})
     def patch(self, request: Request, pk: int) -> Response:
         data = s.MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -157,7 +177,7 @@ class MemberDetailView(APIView):
             entry.details.update(user_id=membership.user_id, role_before=before, role=membership.role)
         return Response(s.MemberOutput(membership).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **LAST_OWNER})
     def delete(self, request: Request, pk: int) -> Response:
         membership = self._get(request, pk)
         with audited(

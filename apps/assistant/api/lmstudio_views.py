@@ -11,8 +11,16 @@ from apps.accounts.permissions import IsAdmin
 from apps.accounts.selectors import request_workspace
 from apps.assistant import local_models
 from apps.assistant.api import provider_serializers as s
+from chatbot.openapi import errors
 
 TAGS = ["lmstudio"]
+UNAVAILABLE = errors({503: "The model server is not reachable, too slow, or failed."})
+MODEL_ERRORS = {
+    **errors(
+        {400: "Not valid, or refused by the model server.", 404: "The model server knows no such model."}
+    ),
+    **UNAVAILABLE,
+}
 
 
 def _model(request: Request) -> str:
@@ -35,7 +43,7 @@ class LMStudioStatusView(APIView):
 class LMStudioLoadView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioLoadOutput})
+    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioLoadOutput, **MODEL_ERRORS})
     def post(self, request: Request) -> Response:
         loaded = local_models.lmstudio_load(workspace_id=request_workspace(request).pk, model=_model(request))
         return Response(s.LMStudioLoadOutput(loaded).data)
@@ -44,7 +52,7 @@ class LMStudioLoadView(APIView):
 class LMStudioUnloadView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioUnloadOutput})
+    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioUnloadOutput, **MODEL_ERRORS})
     def post(self, request: Request) -> Response:
         unloaded = local_models.lmstudio_unload(
             workspace_id=request_workspace(request).pk, model=_model(request)
@@ -55,7 +63,7 @@ class LMStudioUnloadView(APIView):
 class OllamaModelsView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(tags=TAGS, responses={200: s.OllamaModelsOutput})
+    @extend_schema(tags=TAGS, responses={200: s.OllamaModelsOutput, **UNAVAILABLE})
     def get(self, request: Request) -> Response:
         base_url, models = local_models.ollama_models(workspace_id=request_workspace(request).pk)
         return Response(s.OllamaModelsOutput({"base_url": base_url, "models": models}).data)
@@ -67,7 +75,7 @@ class OllamaPullView(APIView):
     @extend_schema(
         tags=TAGS,
         request=s.ModelInput,
-        responses={200: s.OllamaPullOutput},
+        responses={200: s.OllamaPullOutput, **MODEL_ERRORS},
         description="Returns when the download is complete (minutes for a large model).",
     )
     def post(self, request: Request) -> Response:

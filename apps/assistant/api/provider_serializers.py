@@ -7,15 +7,21 @@ from rest_framework import serializers
 
 from apps.assistant.models import Provider
 from apps.assistant.providers import LLM_PROVIDERS
+from chatbot.circuit import STATES
+from chatbot.openapi import input_schema
+from chatbot.serializers import JSONInput
 
 PROVIDER_CHOICES = [(p, str(Provider(p).label)) for p in LLM_PROVIDERS]
 ORDER_CHOICES = [*PROVIDER_CHOICES, (Provider.OFFLINE.value, str(Provider.OFFLINE.label))]
-CIRCUIT_CHOICES = ["closed", "half_open", "open"]
+CIRCUIT_CHOICES = list(STATES)
 
 
 def _http_url(value: str) -> str:
     # Not URLField: Docker service names ("http://ollama:11434") have no dot and must be accepted.
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[x" (a bad IPv6 address), a host that NFKC turns into "/?#@:"
+        parts = urlsplit("")
     if value and (parts.scheme not in ("http", "https") or not parts.netloc):
         raise serializers.ValidationError("Enter an http:// or https:// URL.")
     return value.rstrip("/")
@@ -54,7 +60,10 @@ class ProvidersOutput(serializers.Serializer):
     providers = ProviderOutput(many=True)
 
 
-class ProviderInput(serializers.Serializer):
+@input_schema(
+    fields={"base_url": {"pattern": r"^([Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:-]+([/?#]\S*)?)?$"}}
+)
+class ProviderInput(JSONInput):
     provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
     enabled = serializers.BooleanField(required=False)
     model = serializers.CharField(max_length=128, required=False, allow_blank=True)
@@ -71,7 +80,7 @@ class ProviderInput(serializers.Serializer):
         return _http_url(value)
 
 
-class ProvidersInput(serializers.Serializer):
+class ProvidersInput(JSONInput):
     fallback_order = serializers.ListField(
         child=serializers.ChoiceField(choices=ORDER_CHOICES), required=False
     )
@@ -85,7 +94,7 @@ class ProvidersInput(serializers.Serializer):
 
 
 # --- local models (LM Studio, Ollama) -------------------------------------------------------------
-class ModelInput(serializers.Serializer):
+class ModelInput(JSONInput):
     model = serializers.CharField(max_length=200)
 
 

@@ -6,8 +6,21 @@ from rest_framework import serializers
 
 from apps.assistant.models import BusinessProfile, KnowledgeEntry
 from apps.assistant.services import DAYS
+from chatbot.openapi import TIME_ZONE, input_schema
+from chatbot.serializers import JSONInput, QueryInput
 
 _LANGUAGE_HELP = "Two-letter code (es, en, ...); empty when unknown."
+_TIME = {"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"}
+# What services.opening_hours_validate takes, except that a range must end after it starts and the
+# ranges of a day must not overlap.
+OPENING_HOURS_SCHEMA = {
+    "properties": {
+        day: {"type": "array", "items": {"type": "array", "items": _TIME, "minItems": 2, "maxItems": 2}}
+        for day in DAYS
+    },
+    "additionalProperties": False,
+}
+_NOT_BLANK = {"pattern": r"\S"}  # services refuse content that is whitespace only
 
 
 def opening_hours_field(*, required: bool = True) -> serializers.DictField:
@@ -51,7 +64,14 @@ class BusinessProfileOutput(serializers.ModelSerializer):
         ]
 
 
-class BusinessProfileInput(serializers.Serializer):
+@input_schema(
+    fields={
+        "timezone": TIME_ZONE,
+        "languages": {"items": {"pattern": r"^[A-Za-z]{2}$"}},
+        "opening_hours": OPENING_HOURS_SCHEMA,
+    }
+)
+class BusinessProfileInput(JSONInput):
     """Fields left out keep their value."""
 
     name = serializers.CharField(max_length=160, required=False, allow_blank=True)
@@ -74,7 +94,7 @@ class BusinessProfileInput(serializers.Serializer):
 
 
 # --- knowledge ----------------------------------------------------------------------------------
-class KnowledgeFilter(serializers.Serializer):
+class KnowledgeFilter(QueryInput):
     kind = KnowledgeKindField(required=False)
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="Text in the title or content."
@@ -101,7 +121,8 @@ class KnowledgeEntryOutput(serializers.ModelSerializer):
         ]
 
 
-class KnowledgeEntryInput(serializers.Serializer):
+@input_schema(fields={"content": _NOT_BLANK})
+class KnowledgeEntryInput(JSONInput):
     kind = KnowledgeKindField(default=KnowledgeEntry.Kind.FAQ)
     title = serializers.CharField(max_length=500, help_text="The question (FAQ) or the document's title.")
     content = serializers.CharField(
@@ -115,7 +136,8 @@ class KnowledgeEntryInput(serializers.Serializer):
     is_active = serializers.BooleanField(default=True)
 
 
-class KnowledgeEntryUpdateInput(serializers.Serializer):
+@input_schema(fields={"content": _NOT_BLANK})
+class KnowledgeEntryUpdateInput(JSONInput):
     """Fields left out keep their value."""
 
     kind = KnowledgeKindField(required=False)
@@ -152,7 +174,7 @@ class KnowledgeImportOutput(serializers.Serializer):
     knowledge_version = serializers.IntegerField()
 
 
-class KnowledgeSearchFilter(serializers.Serializer):
+class KnowledgeSearchFilter(QueryInput):
     q = serializers.CharField(max_length=1000, help_text="A question as a customer would write it.")
     k = serializers.IntegerField(min_value=1, max_value=20, default=4, help_text="How many passages.")
 

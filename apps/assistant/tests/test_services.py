@@ -73,6 +73,7 @@ def test_profile_update_sets_the_fields_and_bumps_only_the_version():
         ({"wed": [["09:00", "14:00"], ["13:00", "18:00"]]}, "wed: 09:00-14:00 and 13:00-18:00 overlap."),
         ({"thu": "09:00-18:00"}, 'thu: a list of ["HH:MM", "HH:MM"] ranges is expected.'),
         ({"fri": [["09:00", "25:00"]]}, "fri: ['09:00', '25:00'] is not a [\"HH:MM\", \"HH:MM\"] range."),
+        ({"sat": [["٠٩:00", "12:00"]]}, "sat: ['٠٩:00', '12:00'] is not a [\"HH:MM\", \"HH:MM\"] range."),
     ],
 )
 def test_bad_opening_hours_are_refused_and_nothing_changes(hours, problem):

@@ -3,11 +3,13 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.audit.models import AuditEntry
+from chatbot.serializers import QueryInput
 
 
-class AuditFilter(serializers.Serializer):
+class AuditFilter(QueryInput):
     action = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    actor = serializers.IntegerField(required=False, min_value=1, help_text="A user id.")
+    # max_value: ids are BigAutoField; a larger number matches no row and the database cannot compare it.
+    actor = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A user id.")
 
 
 class AuditActorOutput(serializers.Serializer):

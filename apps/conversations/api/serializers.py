@@ -8,17 +8,21 @@ from apps.accounts.models import User
 from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.contacts import MAX_TAG_LENGTH, MAX_TAGS, normalize_tags, normalize_wa_id
+from chatbot.openapi import input_schema
+from chatbot.serializers import JSONInput, QueryInput
 
 REPLY_MAX_LENGTH = 4096 * 4
+# Ids are BigAutoField: a larger number matches no row, and the database cannot even compare it.
+MAX_ID = 2**63 - 1
 
 
 # --- conversations --------------------------------------------------------------------------
-class ConversationFilter(serializers.Serializer):
+class ConversationFilter(QueryInput):
     status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
     assignee = serializers.RegexField(
         r"^(me|none|\d{1,18})$", required=False, help_text='A user id, "me" or "none" (unassigned).'
     )
-    channel = serializers.IntegerField(required=False, min_value=1)
+    channel = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="Contact name, wa_id or message text."
     )
@@ -86,12 +90,12 @@ class MessageOutput(serializers.ModelSerializer):
         ]
 
 
-class ReplyInput(serializers.Serializer):
+class ReplyInput(JSONInput):
     body = serializers.CharField(min_length=1, max_length=REPLY_MAX_LENGTH)
 
 
 # --- contacts -------------------------------------------------------------------------------
-class ContactFilter(serializers.Serializer):
+class ContactFilter(QueryInput):
     q = serializers.CharField(required=False, allow_blank=True, max_length=200)
     tag = serializers.CharField(required=False, allow_blank=True, max_length=MAX_TAG_LENGTH)
     opted_out = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -118,7 +122,17 @@ class ContactOutput(serializers.ModelSerializer):
         ]
 
 
-class ContactInput(serializers.Serializer):
+@input_schema(
+    fields={"wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"}},
+    # A new contact needs a wa_id or a bsuid (services.contacts.contact_create).
+    whole={
+        "anyOf": [
+            {"required": ["wa_id"], "properties": {"wa_id": {"pattern": "[0-9]"}}},
+            {"required": ["bsuid"], "properties": {"bsuid": {"pattern": r"\S"}}},
+        ]
+    },
+)
+class ContactInput(JSONInput):
     """Also used for PATCH (partially): absent fields are left as they are."""
 
     wa_id = serializers.CharField(
@@ -170,12 +184,12 @@ class ContactImportOutput(serializers.Serializer):
 
 
 # --- queue ----------------------------------------------------------------------------------
-class QueueFilter(serializers.Serializer):
+class QueueFilter(QueryInput):
     state = serializers.ChoiceField(
         choices=[choice for choice in Message.SendState.choices if choice[0]], required=False
     )
-    channel = serializers.IntegerField(required=False, min_value=1)
-    conversation = serializers.IntegerField(required=False, min_value=1)
+    channel = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    conversation = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
 class QueueItemOutput(serializers.ModelSerializer):

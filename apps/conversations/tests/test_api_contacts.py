@@ -58,7 +58,8 @@ def test_agent_creates_a_contact_and_a_leading_plus_is_stripped(member_client):
 
 
 @pytest.mark.parametrize(
-    "wa_id", ["123456", "1234567890123456", "34 600 111 222", "+34abc11122", "++34600111222"]
+    "wa_id",
+    ["123456", "1234567890123456", "34 600 111 222", "+34abc11122", "++34600111222", "٣٤٦٠٠١١١٢٢٢"],
 )
 def test_a_wa_id_that_is_not_7_to_15_digits_is_refused(member_client, wa_id):
     client, _ = member_client(Role.AGENT)

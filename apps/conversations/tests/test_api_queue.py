@@ -200,3 +200,17 @@ def test_an_inbound_message_is_not_a_queue_row(member_client):
     inbound = MessageFactory(conversation__channel__workspace=supervisor.workspace)
 
     assert client.post(f"/api/queue/{inbound.pk}/cancel").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/api/queue/", "channel"), ("/api/queue/", "conversation"), ("/api/conversations/", "channel")],
+)
+def test_an_id_filter_beyond_any_database_id_is_a_400_not_a_server_error(member_client, path, name):
+    # Found by schemathesis: ?conversation=438013517109655033085952 overflowed the query (500).
+    client, _ = member_client(Role.VIEWER)
+
+    response = client.get(path, {name: 2**63})
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid"

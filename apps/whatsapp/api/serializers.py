@@ -3,6 +3,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
+from chatbot.circuit import STATES
+from chatbot.openapi import input_schema
+from chatbot.serializers import JSONInput
 
 WRITE_ONLY_HELP = "Write-only: never returned. Absent keeps the stored value; null clears it."
 
@@ -13,7 +16,16 @@ def _secret() -> serializers.CharField:
     )
 
 
-class ChannelInput(serializers.Serializer):
+@input_schema(
+    # A Cloud API channel (the default kind) needs its phone_number_id (services._channel_check).
+    whole={
+        "anyOf": [
+            {"required": ["kind"], "properties": {"kind": {"not": {"enum": [Channel.Kind.CLOUD.value]}}}},
+            {"required": ["phone_number_id"], "properties": {"phone_number_id": {"pattern": r"\S"}}},
+        ]
+    },
+)
+class ChannelInput(JSONInput):
     """Also used for PATCH (partially): absent fields are left as they are."""
 
     kind = serializers.ChoiceField(choices=Channel.Kind.choices, default=Channel.Kind.CLOUD)
@@ -86,6 +98,10 @@ class ChannelStatusOutput(serializers.Serializer):
         help_text="Of the outbound messages of the last 24 h, those failed."
     )
     error_rate = serializers.FloatField(help_text="failed / (sent + failed); 0 when there were none.")
+    graph_circuit = serializers.ChoiceField(
+        choices=list(STATES),
+        help_text="The Graph API circuit breaker: open means calls are paused after repeated server errors.",
+    )
 
 
 class WhatsAppStatusOutput(serializers.Serializer):

@@ -147,3 +147,26 @@ def test_a_send_goes_through_while_the_breakers_state_is_unreachable(channel, gr
 
     assert send(channel).wamids
     assert [r["content"]["body"] for r in graph_standin.sent] == ["Hola"]
+
+
+def test_the_breaker_state_is_in_the_channels_status(channel, graph_standin):
+    from rest_framework.test import APIClient
+
+    from apps.accounts import services as account_services
+    from apps.accounts.models import Role
+    from apps.accounts.tests.factories import PASSWORD, MembershipFactory
+
+    member = MembershipFactory.create(workspace=channel.workspace, role=Role.VIEWER)
+    pair = account_services.login(identifier=member.user.username, password=PASSWORD, ip=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.access}")
+
+    def state() -> str:
+        [row] = client.get("/api/whatsapp/status").json()["channels"]
+        return row["graph_circuit"]
+
+    before = state()
+    for _ in range(3):
+        graph_breaker(channel).failure()
+
+    assert (before, state()) == ("closed", "open")
