@@ -211,3 +211,17 @@ def test_anonymous_requests_are_401():
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_token_not_yet_valid_is_401_though_our_key_signed_it(api_client):
+    """`nbf` in the future (a token minted ahead, or a clock far off): refused until then."""
+    import time
+
+    membership = MembershipFactory()
+    tokens = login(api_client, membership.user.username)
+    payload = jwt.decode(tokens["access"], settings.JWT_SECRET, algorithms=["HS256"])
+    early = jwt.encode({**payload, "nbf": int(time.time()) + 3600}, settings.JWT_SECRET, algorithm="HS256")
+    on_time = jwt.encode({**payload, "nbf": int(time.time()) - 60}, settings.JWT_SECRET, algorithm="HS256")
+
+    assert bearer(APIClient(), early).get("/api/auth/me").status_code == 401
+    assert bearer(APIClient(), on_time).get("/api/auth/me").status_code == 200
