@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from kombu import pools as kombu_pools
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import sweeper
@@ -66,12 +67,16 @@ def _celery_broker(url: str) -> None:
         app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+    # kombu keeps its own registry of connection and producer pools, keyed by connection: drop it too,
+    # or the next test's enqueue gets the pool closed above ("Acquire on closed pool").
+    kombu_pools.reset()
 
 
 @pytest.fixture
 def on_private_redis(private_redis, settings) -> Iterator[str]:
     """This process (the test's web process) on the private server: broker, cache and channel layer."""
     url = private_redis.url
+    previous = celery.conf.broker_url  # read before the settings change: Celery reads them lazily
     settings.CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -84,7 +89,6 @@ def on_private_redis(private_redis, settings) -> Iterator[str]:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
     }
     settings.CELERY_BROKER_URL = url
-    previous = celery.conf.broker_url
     _celery_broker(url)
     yield url
     _celery_broker(previous)
