@@ -77,6 +77,8 @@ def _round_trip(tmp_path: Path, **env_overrides: str) -> str:
         stderr=subprocess.STDOUT,
     )
     try:
+        # Generous waits: on a loaded CI machine a worker's start-up alone has taken over a minute.
+        _wait_for_log(log, "ready.", worker)
         sent = subprocess.run(  # noqa: S603
             [
                 sys.executable,
@@ -87,20 +89,25 @@ def _round_trip(tmp_path: Path, **env_overrides: str) -> str:
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=180,
             check=True,
         )
         task_id = sent.stdout.strip()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = log.read_text() if log.exists() else ""
-            if f"Task default.ping[{task_id}] succeeded" in text:
-                return text
-            time.sleep(0.2)
-        pytest.fail(f"worker did not run the task; log:\n{log.read_text() if log.exists() else '(none)'}")
+        return _wait_for_log(log, f"Task default.ping[{task_id}] succeeded", worker)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def _wait_for_log(log: Path, needle: str, worker: subprocess.Popen[bytes], timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None:
+        text = log.read_text() if log.exists() else ""
+        if needle in text:
+            return text
+        time.sleep(0.2)
+    text = log.read_text() if log.exists() else "(none)"
+    pytest.fail(f"no {needle!r} in the worker's log (exit code {worker.poll()}); log:\n{text}")
 
 
 @pytest.mark.slow

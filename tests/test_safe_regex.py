@@ -25,7 +25,9 @@ def test_nested_quantifiers_finish_within_the_budget():
     with pytest.raises(RegexTimeout, match="longer than 0.2 s"):
         compile_user_regex(r"(a|aa)+$", timeout=0.2).search(subject)  # this one backtracks exponentially
 
-    assert time.monotonic() - started < 2.0  # unbounded backtracking would run for hours
+    assert (
+        time.monotonic() - started < 15.0
+    )  # unbounded backtracking would run for hours; slack for a loaded CI
 
 
 def test_too_long_and_invalid_patterns_are_refused_with_a_clear_error():
