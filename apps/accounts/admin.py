@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from apps.accounts.forms import ThrottledAdminAuthenticationForm
 from apps.accounts.models import LoginSession, Membership, User, Workspace
+
+# The admin's login counts failures with the API's and the dashboard's (see apps.accounts.forms).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class MembershipInline(admin.TabularInline):

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.forms import ThrottledAuthenticationForm
 from apps.accounts.models import Membership, Role
 from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
@@ -53,6 +55,19 @@ def _page(request: HttpRequest, membership: Membership, template: str, **context
 
 def _refused(request: HttpRequest, exc: DomainError) -> None:
     messages.error(request, exc.message)
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "dashboard/login.html"
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.retry_after:  # refused before the password was checked: say so in HTTP too
+            response.status_code = 429
+            response["Retry-After"] = str(form.retry_after)
+        return response
 
 
 def home(request: HttpRequest) -> HttpResponseRedirect:
