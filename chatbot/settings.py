@@ -294,6 +294,9 @@ OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
 # Bot replies per customer per window (N/SECONDS, sliding window): a customer flooding the number
 # has every message stored, but is answered at most this often; each late reply covers the backlog.
 INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")
+# Tries at processing one customer message before it is set aside (outages do not count), so a
+# message that always fails cannot hold up its sender's later ones.
+INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
-from apps.conversations.services import contacts, outbound
+from apps.conversations.services import contacts, inbound, outbound
 from chatbot.exceptions import Conflict
 
 
@@ -106,13 +106,14 @@ class MessageAdmin(admin.ModelAdmin):
         "send_state",
         "status",
         "attempts",
+        "failure_reason",
         "created_at",
     ]
-    list_filter = ["send_state", "status", "direction", "author", "type", "workspace"]
+    list_filter = ["send_state", "status", "direction", "failure_reason", "author", "type", "workspace"]
     search_fields = ["wamid", "body"]
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
-    actions = ["cancel_sending", "retry_now"]
+    actions = ["cancel_sending", "retry_now", "reprocess"]
 
     # To look at: the queue's state machine is moved by its services only (see the actions).
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -140,3 +141,7 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description="Retry now (failed or waiting to retry)")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         self._each(request, queryset, outbound.message_retry_now, "queued again")
+
+    @admin.action(description="Process again (customer messages set aside after failing)")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        self._each(request, queryset, inbound.inbound_reprocess, "queued for processing")

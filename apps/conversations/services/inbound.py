@@ -7,9 +7,11 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.conversations.models import (
     DEFAULT_HANDOFF_WORDS,
@@ -25,6 +27,7 @@ from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
 from apps.conversations.services.replies import reply_request
 from apps.live.services import live_publish
+from chatbot.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +139,18 @@ def _bot_may_resume(conversation: Conversation, rules: ConversationSettings) -> 
 
 
 EARLIER_LIMIT = 50
+# Failures that say nothing about the message itself: an outage of the database, the cache or the
+# network. They never count towards setting a message aside.
+_TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
+SET_ASIDE = "processing_failed"
 
 
-@transaction.atomic
 def inbound_message_process(*, message_id: int) -> str:
     """Process one stored inbound message exactly once; returns what happened.
 
-    The claim (setting `processed_at`) commits together with everything else, so a crash
-    half-way leaves the message unprocessed for the retry or the sweeper.
+    Each message is processed in its own transaction, and the claim (setting `processed_at`)
+    commits together with everything else, so a crash half-way leaves the message unprocessed
+    for the retry or the sweeper.
 
     Earlier messages of the same sender still unprocessed (their task lost with the broker) go
     first, in order: the customer's turn then holds everything they wrote, and the reply to it
@@ -151,7 +158,7 @@ def inbound_message_process(*, message_id: int) -> str:
     """
     sender = (
         Message.objects.filter(pk=message_id, direction=Message.Direction.INBOUND, processed_at__isnull=True)
-        .values("channel_id", "from_wa_id", "from_bsuid")
+        .values("channel_id", "from_wa_id", "from_bsuid", "attempts")
         .first()
     )
     if sender is None:
@@ -166,9 +173,64 @@ def inbound_message_process(*, message_id: int) -> str:
         processed_at__isnull=True,
         pk__lt=message_id,
     ).order_by("pk")
-    for earlier_id in earlier.values_list("pk", flat=True)[:EARLIER_LIMIT]:
-        _process_one(earlier_id)
-    return _process_one(message_id)
+    for earlier_id, attempts in earlier.values_list("pk", "attempts")[:EARLIER_LIMIT]:
+        _attempt(earlier_id, attempts)
+    return _attempt(message_id, sender["attempts"])
+
+
+def _attempt(message_id: int, attempts_before: int) -> str:
+    """One try at one message. A message that keeps failing (or keeps killing its worker) is set
+    aside after INBOUND_MAX_ATTEMPTS, so it cannot block its sender's later messages for ever."""
+    counted = Message.objects.filter(pk=message_id, processed_at__isnull=True).update(
+        attempts=F("attempts") + 1
+    )
+    if not counted:
+        return "skipped"
+    attempt = attempts_before + 1
+    limit = settings.INBOUND_MAX_ATTEMPTS
+    if attempt > limit:  # the earlier tries ended without a word: their worker died
+        return _set_aside(message_id, attempt - 1, "every attempt ended without an answer (worker lost)")
+    try:
+        with transaction.atomic():
+            return _process_one(message_id)
+    except _TRANSIENT:
+        try:  # an outage is not the message's fault
+            Message.objects.filter(pk=message_id).update(attempts=F("attempts") - 1)
+        except DatabaseError:
+            pass
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempt >= limit:
+            return _set_aside(message_id, attempt, error)
+        Message.objects.filter(pk=message_id).update(last_error=error)
+        raise
+
+
+def _set_aside(message_id: int, attempts: int, error: str) -> str:
+    Message.objects.filter(pk=message_id, processed_at__isnull=True).update(
+        processed_at=timezone.now(), failure_reason=SET_ASIDE, last_error=error
+    )
+    # The error's class only: its text may quote the customer.
+    logger.error(
+        "inbound message %s set aside after %s attempts (%s); reprocess it from the admin",
+        message_id,
+        attempts,
+        error.split(":", 1)[0],
+    )
+    return "set_aside"
+
+
+def inbound_reprocess(*, message: Message) -> None:
+    """Give a set-aside message a fresh set of attempts (after the fault behind it was fixed)."""
+    from apps.conversations.tasks import inbound_message_process as task
+
+    reset = Message.objects.filter(pk=message.pk, failure_reason=SET_ASIDE).update(
+        processed_at=None, failure_reason="", attempts=0
+    )
+    if not reset:
+        raise Conflict("Only a message set aside after failing can be processed again.", code="not_set_aside")
+    transaction.on_commit(lambda: task.delay(message.pk))
 
 
 def _process_one(message_id: int) -> str:
