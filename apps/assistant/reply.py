@@ -96,15 +96,20 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         answer = _try(spec, messages, deadline, ai, attempts)
         if answer is None:
             continue
-        if key is not None:
+        text, handoff = prompt.split_handoff(answer.text)
+        if handoff and not text:  # the marker alone: say it in the customer's language
+            text = offline.HANDOFF[
+                offline.reply_language(profile=profile, question=request.question, language=language)
+            ]
+        if key is not None and not handoff:  # whether a person is needed is never reused for others
             _cache_set(
-                key, {"text": answer.text, "provider": spec.name, "model": answer.model}, ai.cache_ttl_seconds
+                key, {"text": text, "provider": spec.name, "model": answer.model}, ai.cache_ttl_seconds
             )
         usage = _usage_record(
             request, started, provider=spec.name, model=answer.model, completion=answer, path=attempts.path
         )
         return ReplyResult(
-            text=answer.text, handoff=False, provider=spec.name, model=answer.model, usage_id=usage.pk
+            text=text, handoff=handoff, provider=spec.name, model=answer.model, usage_id=usage.pk
         )
 
     text, handoff = offline.offline_reply(

@@ -358,3 +358,37 @@ def test_a_cacheable_prompt_does_not_carry_the_customer_name(workspace, llm_stan
 def test_question_normalization():
     assert normalize_question("  ¿A QUÉ   hora abren?  ") == normalize_question("a que hora abren")
     assert normalize_question("¿Abren hoy?") != normalize_question("¿Abren mañana?")
+
+
+def test_the_model_asking_for_a_person_hands_off_and_the_marker_is_never_sent(
+    workspace, llm_standin, standin_providers
+):
+    standin_providers(workspace.pk, [COMPAT])
+    llm_standin.answer = "Claro, una persona del equipo te responderá en breve.\n[HANDOFF]"
+
+    first = ask(workspace, question="Quiero hablar con alguien de reclamaciones")
+    second = ask(workspace, question="Quiero hablar con alguien de reclamaciones")
+
+    assert (first.text, first.handoff, first.provider) == (
+        "Claro, una persona del equipo te responderá en breve.",
+        True,
+        COMPAT,
+    )
+    assert (second.handoff, second.cache_hit) == (True, False)  # a hand-off is never served from the cache
+    assert len(llm_standin.chat_requests()) == 2
+
+
+@pytest.mark.parametrize(
+    ("question", "word"),
+    [("necesito hablar con un encargado", "persona"), ("I need a manager please", "person")],
+)
+def test_a_bare_marker_becomes_the_hand_off_message_in_the_customers_language(
+    workspace, llm_standin, standin_providers, question, word
+):
+    standin_providers(workspace.pk, [COMPAT])
+    llm_standin.answer = "[HANDOFF]"
+
+    result = ask(workspace, question=question)
+
+    assert result.handoff is True
+    assert word in result.text and "HANDOFF" not in result.text

@@ -157,6 +157,22 @@ def test_when_every_provider_fails_the_offline_responder_hands_over_to_a_person(
     assert ReplyUsage.objects.get().provider == "offline"
 
 
+def test_the_model_can_pass_the_conversation_to_a_person(channel, llm_standin, standin_providers):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.answer = "Entiendo, te paso con una persona del equipo.\n[HANDOFF]"
+    message = customer_says(channel, "quiero poner una reclamación")
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+    later = customer_says(channel, "¿hola?")
+
+    [reply] = bot_messages()
+    assert result == "handoff"
+    assert reply.body == "Entiendo, te paso con una persona del equipo."
+    assert Conversation.objects.get().status == Conversation.Status.PENDING_HUMAN
+    assert Message.objects.get(pk=later.pk).conversation.status == Conversation.Status.PENDING_HUMAN
+    assert ReplyUsage.objects.get().provider == "openai_compatible"
+
+
 def test_no_reply_when_a_person_took_the_conversation_meanwhile(
     channel, llm_standin, standin_providers, monkeypatch
 ):
