@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from apps.assistant.services import DAYS
 from apps.conversations.services.outbound import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
 
@@ -37,6 +39,29 @@ def _comma_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+_RANGE = re.compile(r"^([0-9]{1,2}:[0-9]{2})\s*[-\u2013]\s*([0-9]{1,2}:[0-9]{2})$")
+DAY_LABELS = {
+    "mon": _("Monday"),
+    "tue": _("Tuesday"),
+    "wed": _("Wednesday"),
+    "thu": _("Thursday"),
+    "fri": _("Friday"),
+    "sat": _("Saturday"),
+    "sun": _("Sunday"),
+}
+
+
+def _hours_field(day: str) -> forms.CharField:
+    help_text = _("e.g. 09:00-14:00, 16:00-20:00; empty means closed.") if day == "mon" else ""
+    field = forms.CharField(label=DAY_LABELS[day], max_length=200, required=False, help_text=help_text)
+    field.widget.attrs["placeholder"] = _("closed")
+    return field
+
+
+def hours_text(ranges: list[list[str]]) -> str:
+    return ", ".join(f"{start}-{end}" for start, end in ranges)
+
+
 class BusinessProfileForm(forms.Form):
     name = forms.CharField(label=_("Business name"), max_length=160, required=False)
     description = forms.CharField(
@@ -47,6 +72,14 @@ class BusinessProfileForm(forms.Form):
         label=_("Languages"), help_text=_("Comma separated, e.g. es, en."), max_length=100, required=False
     )
     timezone = forms.CharField(label=_("Time zone"), max_length=64)
+    # Opening hours, a day per field; all seven empty means "not known" (the bot then states none).
+    hours_mon = _hours_field("mon")
+    hours_tue = _hours_field("tue")
+    hours_wed = _hours_field("wed")
+    hours_thu = _hours_field("thu")
+    hours_fri = _hours_field("fri")
+    hours_sat = _hours_field("sat")
+    hours_sun = _hours_field("sun")
     address = forms.CharField(label=_("Address"), max_length=255, required=False)
     handoff_policy = forms.CharField(
         label=_("Hand-off policy"), widget=forms.Textarea, required=False, max_length=5000
@@ -61,10 +94,27 @@ class BusinessProfileForm(forms.Form):
     def clean_languages(self) -> list[str]:
         return _comma_list(self.cleaned_data["languages"])
 
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        texts = {day: cleaned.pop(f"hours_{day}", "") or "" for day in DAYS}
+        hours: dict[str, list[list[str]]] = {}
+        for day, text in texts.items():
+            spans = [_RANGE.match(part) for part in _comma_list(text)]
+            if not all(spans):
+                self.add_error(f"hours_{day}", _("Write ranges as 09:00-14:00, separated by commas."))
+                continue
+            hours[day] = [[m[1].zfill(5), m[2].zfill(5)] for m in spans if m]
+        # The service checks the times themselves (24:00 at most, start before end, no overlaps).
+        cleaned["opening_hours"] = hours if any(hours.values()) else {}
+        return cleaned
+
     @staticmethod
     def initial_from(profile: Any) -> dict[str, Any]:
-        data = {name: getattr(profile, name) for name in BusinessProfileForm.base_fields}
+        fields = [name for name in BusinessProfileForm.base_fields if not name.startswith("hours_")]
+        data = {name: getattr(profile, name) for name in fields}
         data["languages"] = ", ".join(profile.languages or [])
+        for day in DAYS:
+            data[f"hours_{day}"] = hours_text((profile.opening_hours or {}).get(day, []))
         return data
 
 

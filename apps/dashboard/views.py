@@ -70,6 +70,16 @@ class LoginView(auth_views.LoginView):
         return response
 
 
+def _problems(exc: DomainError) -> list[str]:
+    """The per-field details of a domain error ({"field": ["problem", ...]}), flattened."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    return [
+        str(p)
+        for problems in details.values()
+        for p in (problems if isinstance(problems, list) else [problems])
+    ]
+
+
 def home(request: HttpRequest) -> HttpResponseRedirect:
     return redirect("dashboard:inbox")
 
@@ -252,6 +262,8 @@ def business(request: HttpRequest, membership: Membership) -> HttpResponse:
             assistant_services.profile_update(workspace_id=membership.workspace_id, **form.cleaned_data)
         except DomainError as exc:
             form.add_error(None, exc.message)
+            for problem in _problems(exc):
+                form.add_error(None, problem)
         else:
             messages.success(request, _("Business profile saved."))
             return redirect("dashboard:business")

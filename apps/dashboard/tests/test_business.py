@@ -142,3 +142,62 @@ def test_an_admin_sets_order_model_and_key_and_untouched_providers_get_no_row(pa
         ProviderConfig.objects.filter(workspace=admin.workspace).values_list("provider", flat=True)
     ) == ["openai"]
     assert admin.workspace.assistant_settings.fallback_order == ["openai", "gemini"]
+
+
+def _hours(**days):
+    return {f"hours_{day}": days.get(day, "") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+def test_an_admin_sets_the_opening_hours_day_by_day(page_client):
+    client, admin = page_client(Role.ADMIN)
+
+    response = client.post(
+        "/business/", {**PROFILE, **_hours(mon="9:00-14:00, 16:00 - 20:00", sat="10:00–13:00")}
+    )
+    page = client.get("/business/").content.decode()
+
+    assert response.status_code == 302
+    hours = BusinessProfile.objects.get(workspace=admin.workspace).opening_hours
+    assert hours["mon"] == [["09:00", "14:00"], ["16:00", "20:00"]]
+    assert hours["sat"] == [["10:00", "13:00"]]
+    assert hours["sun"] == [] and hours["tue"] == []
+    assert 'name="hours_mon" value="09:00-14:00, 16:00-20:00"' in page
+
+
+@pytest.mark.parametrize(
+    ("mon", "problem"),
+    [
+        ("9 to 5", "Write ranges as 09:00-14:00, separated by commas."),
+        ("09:00-14:00, 13:00-18:00", "mon: 09:00-14:00 and 13:00-18:00 overlap."),
+        ("18:00-09:00", "mon: 18:00-09:00 must end after it starts."),
+    ],
+)
+def test_bad_opening_hours_are_shown_and_nothing_saved(page_client, mon, problem):
+    client, admin = page_client(Role.ADMIN)
+    client.post("/business/", {**PROFILE, **_hours(tue="09:00-17:00")})
+
+    response = client.post("/business/", {**PROFILE, "name": "Otro nombre", **_hours(mon=mon)})
+
+    assert response.status_code == 400
+    assert problem in response.content.decode()
+    profile = BusinessProfile.objects.get(workspace=admin.workspace)
+    assert (profile.name, profile.opening_hours["tue"]) == ("Panadería Sol", [["09:00", "17:00"]])
+
+
+def test_emptying_every_day_means_the_hours_are_not_known(page_client):
+    client, admin = page_client(Role.ADMIN)
+    client.post("/business/", {**PROFILE, **_hours(mon="09:00-17:00")})
+
+    client.post("/business/", {**PROFILE, **_hours()})
+
+    assert BusinessProfile.objects.get(workspace=admin.workspace).opening_hours == {}
+
+
+def test_the_hours_fields_speak_spanish(page_client):
+    client, _ = page_client(Role.ADMIN)
+    client.cookies["django_language"] = "es"
+
+    page = client.get("/business/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert ">Miércoles</label>" in page
+    assert 'placeholder="cerrado"' in page
