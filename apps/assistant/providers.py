@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from prometheus_client import Histogram
 
 from apps.assistant.models import AssistantSettings, Provider, ProviderConfig
 from apps.assistant.services import assistant_settings_get_or_create
@@ -62,13 +61,6 @@ _LITELLM_PREFIX: dict[str, str] = {
 OPENAI_API_BASE = "https://api.openai.com/v1"
 BREAKER_FAILURES = 3
 BREAKER_COOLDOWN = 30.0
-
-PROVIDER_LATENCY = Histogram(
-    "assistant_provider_latency_seconds",
-    "Time of one LLM provider call, by provider and outcome.",
-    ["provider", "outcome"],
-    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
-)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from prometheus_client import Counter
 
-from apps.assistant import knowledge, offline, prompt, providers, services
+from apps.assistant import knowledge, metrics, offline, prompt, providers, services
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
 from apps.assistant.types import ReplyRequest, ReplyResult
@@ -32,10 +31,6 @@ CACHE_PREFIX = "assistant:reply:"
 # A provider that answered, even with "bad key" or "bad request", is up: the breaker, shared by every
 # workspace, must not open for all of them because one workspace's key is wrong.
 _PROVIDER_IS_UP = frozenset({"auth_error", "bad_request"})
-
-REPLY_CACHE = Counter(
-    "assistant_reply_cache", "Reply cache lookups (history-less questions only).", ["result"]
-)
 
 
 @dataclass
@@ -67,7 +62,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     key = _cache_key(request, profile, specs, language) if specs and not request.history else None
     if key is not None:
         cached = _cache_get(key)
-        REPLY_CACHE.labels("hit" if cached else "miss").inc()
+        metrics.REPLY_CACHE.inc("hit" if cached else "miss")
         if cached:
             usage = _usage_record(
                 request, started, provider=cached["provider"], model=cached["model"], cache_hit=True
@@ -149,7 +144,7 @@ def _try(
         )
     except ProviderError as error:
         elapsed = time.perf_counter() - called
-        providers.PROVIDER_LATENCY.labels(spec.name, error.outcome).observe(elapsed)
+        metrics.PROVIDER_LATENCY.observe(spec.name, error.outcome, value=elapsed)
         providers.log_failure(error)
         attempts.add(spec, error.outcome, elapsed, error.message)
         if error.outcome in _PROVIDER_IS_UP:
@@ -161,7 +156,7 @@ def _try(
         return None
     elapsed = time.perf_counter() - called
     guard.success()
-    providers.PROVIDER_LATENCY.labels(spec.name, "ok").observe(elapsed)
+    metrics.PROVIDER_LATENCY.observe(spec.name, "ok", value=elapsed)
     attempts.add(spec, "ok", elapsed)
     return answer
 
