@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from apps.accounts.tests.factories import WorkspaceFactory
@@ -133,3 +136,87 @@ def test_a_bot_question_with_a_known_question_gets_both_answers():
 )
 def test_identity_questions(text, asks):
     assert is_identity_question(text) is asks
+
+
+WEEK = {
+    "mon": [["08:00", "14:00"], ["17:00", "20:30"]],
+    "tue": [["08:00", "14:00"], ["17:00", "20:30"]],
+    "wed": [["08:00", "14:00"], ["17:00", "20:30"]],
+    "thu": [["08:00", "14:00"], ["17:00", "20:30"]],
+    "fri": [["08:00", "14:00"], ["17:00", "20:30"]],
+    "sat": [["08:00", "14:30"]],
+    "sun": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("¿A qué hora abren?", True),
+        ("¿Cuál es el horario?", True),
+        ("¿Estáis abiertos el domingo?", True),
+        ("what are your opening hours", True),
+        ("are you open on Sunday?", True),
+        ("¿a qué hora puedo recoger la tarta?", False),
+        ("quiero abrir una cuenta", False),
+    ],
+)
+def test_hours_questions(text, asks):
+    from apps.assistant.offline import is_hours_question
+
+    assert is_hours_question(text) is asks
+
+
+def _at(local: str) -> datetime:
+    return datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("Europe/Madrid"))
+
+
+def test_the_week_is_stated_with_equal_days_grouped_and_whether_it_is_open_now():
+    from apps.assistant.offline import hours_answer
+
+    text = hours_answer(
+        profile=profile(opening_hours=WEEK, timezone="Europe/Madrid"),
+        language="es",
+        now=_at("2026-11-26T10:15"),  # a Thursday morning
+    )
+
+    assert text == (
+        "Nuestro horario (Europe/Madrid):\n"
+        "- lunes a viernes: 08:00-14:00 y 17:00-20:30\n"
+        "- sábado: 08:00-14:30\n"
+        "- domingo: cerrado\n"
+        "Ahora mismo estamos abiertos, hasta las 14:00."
+    )
+
+
+@pytest.mark.parametrize(
+    ("local", "language", "last_line"),
+    [
+        ("2026-11-26T15:00", "es", "Ahora mismo estamos cerrados; hoy abrimos a las 17:00."),
+        ("2026-11-28T16:00", "es", "Ahora mismo estamos cerrados; abrimos el lunes a las 08:00."),
+        ("2026-11-29T12:00", "en", "We are closed right now; we open on Monday at 08:00."),
+        ("2026-11-27T20:29", "en", "We are open right now, until 20:30."),
+        ("2026-11-27T20:30", "en", "We are closed right now; we open on Saturday at 08:00."),
+    ],
+)
+def test_open_now_is_read_in_the_business_time_zone(local, language, last_line):
+    from apps.assistant.offline import hours_answer
+
+    utc_now = _at(local).astimezone(ZoneInfo("UTC"))  # the server's clock is UTC
+
+    text = hours_answer(
+        profile=profile(opening_hours=WEEK, timezone="Europe/Madrid"), language=language, now=utc_now
+    )
+
+    assert text is not None and text.splitlines()[-1] == last_line
+
+
+def test_an_hours_question_without_a_matching_faq_is_answered_from_the_profile():
+    text, handoff = reply("¿A qué hora abren?", opening_hours=WEEK, timezone="Europe/Madrid")
+
+    assert handoff is False
+    assert text.startswith("Nuestro horario (Europe/Madrid):")
+
+
+def test_an_hours_question_hands_off_when_the_profile_gives_no_hours():
+    assert reply("¿A qué hora abren?", opening_hours={}) == (ES_HANDOFF, True)
