@@ -43,7 +43,10 @@ SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])  # ol
 FERNET_KEYS = env.list("FERNET_KEYS", default=[])
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Loopback names are always accepted: the containers' health checks and local probes call
+# http://127.0.0.1:8000/healthz, which a public-only ALLOWED_HOSTS would answer with 400.
+_LOOPBACK = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = list(dict.fromkeys([*env.list("ALLOWED_HOSTS", default=[]), *_LOOPBACK]))
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -153,9 +156,10 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "fi
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: one folder of message files shared by every process on
     # this machine, so web, worker and beat talk without any server.
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "control_folder": str(BROKER_DIR / "control"),  # kombu's default is ./control in the cwd
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),

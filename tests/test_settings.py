@@ -67,3 +67,17 @@ def test_development_generates_secrets_once_into_a_private_env_file(tmp_path):
     assert (tmp_path / ".env").read_text() == written  # the second start reused them
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_loopback_hosts_stay_allowed_for_health_checks_whatever_allowed_hosts_says(tmp_path):
+    code = "from django.conf import settings; print(' '.join(settings.ALLOWED_HOSTS))"
+
+    result = run_manage(tmp_path, "shell", "-c", code, **{**GOOD, "ALLOWED_HOSTS": "chat.example.com"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "chat.example.com",
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+    ]
