@@ -305,6 +305,10 @@ INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list
 AI_FALLBACK_ORDER = env.list("AI_FALLBACK_ORDER", default=[])
+# Each provider's circuit breaker, shared by all workers: opens after this many failures in a row,
+# then one trial call after the cool-down (seconds).
+LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", default=3)
+LLM_BREAKER_COOLDOWN = env.float("LLM_BREAKER_COOLDOWN", default=30.0)
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")

@@ -59,8 +59,6 @@ _LITELLM_PREFIX: dict[str, str] = {
 # Explicit, so litellm never falls back to OPENAI_BASE_URL from the environment and sends the OpenAI
 # key to the OpenAI-compatible server configured there.
 OPENAI_API_BASE = "https://api.openai.com/v1"
-BREAKER_FAILURES = 3
-BREAKER_COOLDOWN = 30.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,9 @@ class ProviderError(TransientError):
 
 
 def provider_breaker(name: str) -> Breaker:
-    return breaker(f"llm:{name}", failures=BREAKER_FAILURES, cooldown=BREAKER_COOLDOWN)
+    return breaker(
+        f"llm:{name}", failures=settings.LLM_BREAKER_FAILURES, cooldown=settings.LLM_BREAKER_COOLDOWN
+    )
 
 
 # --- resolution ---------------------------------------------------------------------------------

@@ -173,6 +173,24 @@ def test_the_model_can_pass_the_conversation_to_a_person(channel, llm_standin, s
     assert ReplyUsage.objects.get().provider == "openai_compatible"
 
 
+def test_a_provider_stalling_past_the_reply_budget_ends_with_a_person(
+    channel, llm_standin, standin_providers
+):
+    standin_providers(
+        channel.workspace_id, ["openai_compatible"], reply_budget_seconds=0.5, provider_timeout_seconds=5
+    )
+    llm_standin.stall(3)
+    message = customer_says(channel, "necesito cambiar mi pedido 1234")
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    [reply] = bot_messages()
+    assert result == "handoff"
+    assert Conversation.objects.get().status == Conversation.Status.PENDING_HUMAN
+    assert "persona" in reply.body.lower()
+    assert ReplyUsage.objects.get().error == "reply budget exhausted"
+
+
 def test_no_reply_when_a_person_took_the_conversation_meanwhile(
     channel, llm_standin, standin_providers, monkeypatch
 ):
