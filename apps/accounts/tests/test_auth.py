@@ -113,6 +113,19 @@ def test_expired_access_token_is_401(api_client):
     assert bearer(api_client, str(token)).get("/api/auth/me").status_code == 401
 
 
+def test_expired_refresh_token_is_401_and_issues_nothing(api_client):
+    membership = MembershipFactory()
+    tokens = login(api_client, membership.user.username)
+    token = RefreshToken(tokens["refresh"])
+    token.set_exp(lifetime=-timedelta(seconds=1))  # re-signed with our key: only the expiry is wrong
+
+    response = api_client.post("/api/auth/refresh", {"refresh": str(token)}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_not_valid"
+    assert "access" not in response.json()
+
+
 def test_refresh_token_is_not_an_access_token_and_vice_versa(api_client):
     membership = MembershipFactory()
     tokens = login(api_client, membership.user.username)

@@ -390,7 +390,9 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
     if exc.permanent or message.attempts >= message.max_attempts:
         _fail(message, reason=exc.reason, detail=exc.message, meta_code=exc.meta_code)
         return SendOutcome("failed")
-    delay = float(exc.retry_after) if exc.retry_after else backoff_seconds(message.attempts)
+    # Meta's Retry-After is capped like our own backoff: a huge one must not outlast the broker's
+    # visibility timeout or park the message for days.
+    delay = min(float(exc.retry_after), BACKOFF_MAX) if exc.retry_after else backoff_seconds(message.attempts)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk, send_state=S.PROCESSING).update(
             send_state=S.FAILED,

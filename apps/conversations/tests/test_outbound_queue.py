@@ -289,6 +289,42 @@ def test_throughput_error_slows_the_numbers_bucket_and_retries(channel, graph_st
     assert waited >= 0.9  # the number's bucket was pushed back by a second, for every worker
 
 
+def test_pair_rate_limit_holds_back_only_that_recipient(channel, graph_standin):
+    conversation = conversation_in_window(channel)
+    [message] = enqueue(conversation)
+    [other] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(131056, http_status=400)
+
+    outcome = message_send(message_id=message.pk)
+    after = message_send(message_id=other.pk)  # another customer on the same number
+
+    def next_slot(contact_id):  # how long until this customer's bucket has room
+        return (
+            pacing.pacer()
+            .reserve(f"recipient:{channel.pk}:{contact_id}", rate=1000.0, burst=1, max_wait=60)
+            .wait
+        )
+
+    held, normal = next_slot(conversation.contact_id), next_slot(other.contact_id)
+
+    assert outcome.result == "retry"
+    assert reload(message).failure_reason == "recipient_rate_limited"
+    assert after.result == "sent"
+    # Meta's pair limit: this customer waits about 6 s more than the usual spacing, for every worker.
+    assert 5.0 < held - normal <= 6.1
+
+
+def test_a_huge_retry_after_from_meta_is_capped_like_the_backoff(channel, graph_standin):
+    [message] = enqueue(conversation_in_window(channel))
+    graph_standin.fail_next(None, http_status=503, retry_after=86_400 * 3)
+
+    outcome = message_send(message_id=message.pk)
+
+    row = reload(message)
+    assert outcome.result == "retry"
+    assert timedelta(0) < row.next_attempt_at - timezone.now() <= timedelta(seconds=outbound.BACKOFF_MAX)
+
+
 def test_user_stopped_marketing_marks_the_contact(channel, graph_standin):
     [message] = enqueue(conversation_in_window(channel))
     graph_standin.fail_next(131050, http_status=400)
