@@ -7,7 +7,10 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_init
+from django.db import InterfaceError, OperationalError
 from kombu import Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -17,8 +20,19 @@ RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must
 
 
 class BaseTask(Task):
-    """Every task retries transient failures with exponential backoff and jitter unless it says otherwise."""
+    """Every task retries transient failures with exponential backoff and jitter unless it says otherwise.
 
+    Transient: the database, Redis or the network blinked. Anything else is a bug or bad data, which
+    retrying would only repeat; the sweeper still finds work the database says is unfinished.
+    """
+
+    autoretry_for = (
+        OperationalError,
+        InterfaceError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        ConnectionError,
+    )
     retry_backoff = True
     retry_backoff_max = RETRY_BACKOFF_MAX
     retry_jitter = True

@@ -123,3 +123,24 @@ def test_redis_broker_carries_a_task_to_a_real_worker(tmp_path, redis_url):
     text = _round_trip(tmp_path, REDIS_URL=redis_url)
 
     assert "'pong'" in text
+
+
+def test_a_task_retries_a_transient_failure_by_default_but_not_a_bug():
+    from django.db import OperationalError
+
+    calls: list[str] = []
+
+    @celery_app.task(name="default.test_flaky", bind=True)
+    def flaky(self: object, kind: str) -> str:
+        calls.append(kind)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection") if kind == "db" else ValueError("bad data")
+        return "done"
+
+    retried = flaky.apply(args=("db",))  # eager: retries run at once, countdowns skipped
+    calls.clear()
+    failed = flaky.apply(args=("bug",))
+
+    assert retried.get() == "done"
+    assert failed.failed() and isinstance(failed.result, ValueError)
+    assert calls == ["bug"]  # a bug is not retried: it would only happen again
