@@ -51,6 +51,10 @@ def type_problem(field: serializers.Field, value: Any) -> str | None:
         isinstance(value, bool) or not isinstance(value, int)
     ):
         return "Expected an integer."
+    if isinstance(field, serializers.FloatField | serializers.DecimalField) and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        return "Expected a number."
     if isinstance(field, serializers.CharField | serializers.ChoiceField) and not isinstance(value, str):
         return "Expected a string."
     return length_problem(field, value)

@@ -32,6 +32,8 @@ MATRIX: dict[str, str] = {
     "GET /api/business/": V,
     "PUT /api/business/": AD,
     "GET /api/business/providers": V,
+    "GET /api/business/assistant": V,
+    "PUT /api/business/assistant": AD,
     "PUT /api/business/providers": AD,
     "GET /api/business/knowledge/": V,
     "POST /api/business/knowledge/": S,

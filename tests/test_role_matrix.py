@@ -47,6 +47,7 @@ BODIES: dict[str, Any] = {
     "PATCH /api/accounts/members/{id}/": {"role": "viewer"},
     "PUT /api/business/": {"name": "Shop"},
     "PUT /api/business/providers": {},
+    "PUT /api/business/assistant": {"temperature": 0.5},
     "POST /api/business/knowledge/": {"title": "Hours?", "content": "9 to 5"},
     "PATCH /api/business/knowledge/{id}/": {"title": "Hours, please?"},
     "POST /api/contacts/": lambda: {"wa_id": f"34{uuid.uuid4().int % 10**9:09d}"},

@@ -177,6 +177,44 @@ def assistant_settings_get_or_create(*, workspace_id: int) -> AssistantSettings:
     return settings_row
 
 
+# How replies are produced, with the bounds that keep a workspace from hurting itself or the workers
+# (a 10-minute budget would hold a worker thread; 0 tokens would send empty replies).
+ASSISTANT_SETTING_BOUNDS: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "max_tokens": (16, 8192),
+    "provider_timeout_seconds": (1.0, 120.0),
+    "reply_budget_seconds": (2.0, 120.0),
+    "cache_ttl_seconds": (0, 7 * 24 * 3600),
+    "debounce_seconds": (0.0, 30.0),
+    "history_token_budget": (0, 32_000),
+}
+ASSISTANT_SETTING_FIELDS = frozenset({"enabled", *ASSISTANT_SETTING_BOUNDS})
+
+
+@transaction.atomic
+def assistant_settings_update(*, workspace_id: int, **fields: Any) -> AssistantSettings:
+    """Set the given fields (others keep their value). Answers already in the reply cache were made
+    with the old temperature and length; they expire with their TTL."""
+    unknown = sorted(set(fields) - ASSISTANT_SETTING_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Not assistant settings: {', '.join(unknown)}.")
+    problems = {
+        name: [f"Between {low:g} and {high:g}."]
+        for name, (low, high) in ASSISTANT_SETTING_BOUNDS.items()
+        if name in fields and not low <= fields[name] <= high
+    }
+    if problems:
+        raise ValidationFailed("Some assistant settings are out of range.", details=problems)
+    row = AssistantSettings.objects.select_for_update().get(
+        pk=assistant_settings_get_or_create(workspace_id=workspace_id).pk
+    )
+    for name, value in fields.items():
+        setattr(row, name, value)
+    if fields:
+        row.save(update_fields=list(fields))
+    return row
+
+
 # --- chunking ------------------------------------------------------------------------------------
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n\s*")

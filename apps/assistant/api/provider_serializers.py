@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from apps.assistant.models import Provider
 from apps.assistant.providers import LLM_PROVIDERS
+from apps.assistant.services import ASSISTANT_SETTING_BOUNDS
 from chatbot.circuit import STATES
 from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput
@@ -91,6 +92,40 @@ class ProvidersInput(JSONInput):
         if len(names) != len(set(names)):
             raise serializers.ValidationError("Each provider may appear once.")
         return value
+
+
+# --- how replies are produced ---------------------------------------------------------------------
+class AssistantSettingsOutput(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="Off: no bot replies; conversations wait for a person.")
+    temperature = serializers.FloatField()
+    max_tokens = serializers.IntegerField(help_text="Longest answer the model may write, in tokens.")
+    provider_timeout_seconds = serializers.FloatField(help_text="One provider call, at most.")
+    reply_budget_seconds = serializers.FloatField(
+        help_text="A whole reply, fallbacks included; then the offline responder answers."
+    )
+    cache_ttl_seconds = serializers.IntegerField(
+        help_text="How long a history-less answer is reused; 0 = never."
+    )
+    debounce_seconds = serializers.FloatField(
+        help_text="Wait after a customer's message, so a burst is answered once."
+    )
+    history_token_budget = serializers.IntegerField(help_text="Earlier turns sent to the model, in tokens.")
+
+
+def _bounded(name: str, field: type[serializers.Field]) -> serializers.Field:
+    low, high = ASSISTANT_SETTING_BOUNDS[name]
+    return field(required=False, min_value=low, max_value=high)  # type: ignore[call-arg]
+
+
+class AssistantSettingsInput(JSONInput):
+    enabled = serializers.BooleanField(required=False)
+    temperature = _bounded("temperature", serializers.FloatField)
+    max_tokens = _bounded("max_tokens", serializers.IntegerField)
+    provider_timeout_seconds = _bounded("provider_timeout_seconds", serializers.FloatField)
+    reply_budget_seconds = _bounded("reply_budget_seconds", serializers.FloatField)
+    cache_ttl_seconds = _bounded("cache_ttl_seconds", serializers.IntegerField)
+    debounce_seconds = _bounded("debounce_seconds", serializers.FloatField)
+    history_token_budget = _bounded("history_token_budget", serializers.IntegerField)
 
 
 # --- local models (LM Studio, Ollama) -------------------------------------------------------------

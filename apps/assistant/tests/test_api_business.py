@@ -11,6 +11,7 @@ from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.assistant import services
 from apps.assistant.models import BusinessProfile, KnowledgeEntry
+from apps.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -337,3 +338,71 @@ def test_the_business_api_is_in_the_openapi_schema_without_warnings():
     assert result.returncode == 0, result.stderr
     for path in ("/api/business/:", "/api/business/knowledge/{id}/:", "/api/business/knowledge/import:"):
         assert path in result.stdout
+
+
+# --- assistant settings -----------------------------------------------------------------------------
+def test_members_read_the_assistant_settings_with_their_defaults(member_client):
+    client, _ = member_client(Role.VIEWER)
+
+    response = client.get("/api/business/assistant")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "enabled": True,
+        "temperature": 0.3,
+        "max_tokens": 400,
+        "provider_timeout_seconds": 8.0,
+        "reply_budget_seconds": 20.0,
+        "cache_ttl_seconds": 3600,
+        "debounce_seconds": 2.0,
+        "history_token_budget": 1200,
+    }
+
+
+def test_an_admin_changes_some_settings_and_the_rest_stay(member_client):
+    client, _ = member_client(Role.ADMIN)
+
+    response = client.put(
+        "/api/business/assistant", {"temperature": 0.9, "max_tokens": 800, "enabled": False}, format="json"
+    )
+    again = client.get("/api/business/assistant").json()
+
+    assert response.status_code == 200
+    assert (again["temperature"], again["max_tokens"], again["enabled"]) == (0.9, 800, False)
+    assert again["reply_budget_seconds"] == 20.0
+    entry = AuditEntry.objects.get(action="assistant.update")
+    assert entry.details == {"temperature": 0.9, "max_tokens": 800, "enabled": False}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"temperature": 2.5},
+        {"max_tokens": 0},
+        {"reply_budget_seconds": 600},
+        {"cache_ttl_seconds": -1},
+        {"temperature": "0.5"},
+    ],
+)
+def test_out_of_range_or_mistyped_settings_are_refused_and_nothing_changes(member_client, body):
+    client, _ = member_client(Role.ADMIN)
+
+    response = client.put("/api/business/assistant", body, format="json")
+
+    assert response.status_code == 400
+    assert client.get("/api/business/assistant").json()["temperature"] == 0.3
+
+
+def test_the_settings_reach_the_provider_call(llm_standin, standin_providers):
+    from apps.assistant.reply import generate_reply
+    from apps.assistant.services import assistant_settings_update
+    from apps.assistant.types import ReplyRequest
+
+    workspace = WorkspaceFactory.create()
+    standin_providers(workspace.pk, ["openai_compatible"])
+    assistant_settings_update(workspace_id=workspace.pk, temperature=1.1, max_tokens=123)
+
+    generate_reply(ReplyRequest(workspace_id=workspace.pk, question="hola", history=[]))
+
+    [request] = llm_standin.chat_requests()
+    assert (request.body["temperature"], request.body["max_tokens"]) == (1.1, 123)
