@@ -7,11 +7,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Membership, Role
@@ -25,16 +23,6 @@ from chatbot.exceptions import DomainError
 View = Callable[..., HttpResponse]
 
 
-def _login_url() -> str:
-    # The dashboard's login page when it exists, else the admin's (both set the same session).
-    for name in ("login", "dashboard:login", "admin:login"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return str(settings.LOGIN_URL)
-
-
 def member_required(view: View) -> View:
     """A logged-in member of a workspace who may write (viewers only read)."""
 
@@ -43,7 +31,7 @@ def member_required(view: View) -> View:
         if not request.user.is_authenticated:
             if request.path.endswith(".json") or request.method == "POST":
                 return _error(401, "not_authenticated", "Log in first.")
-            return redirect_to_login(request.get_full_path(), _login_url())
+            return redirect_to_login(request.get_full_path())  # the dashboard's /login/ (LOGIN_URL)
         membership = request_membership(request)
         if membership is None or membership.role == Role.VIEWER:
             return _error(403, "forbidden", "The sandbox needs a workspace role above viewer.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
 
@@ -114,7 +115,7 @@ def test_the_sandbox_asks_for_a_login(client):
     send = client.post("/sandbox/send", "{}", content_type="application/json")
     thread = client.get("/sandbox/messages.json?number=34600111222")
 
-    assert page.status_code == 302 and "login" in page["Location"] and "next=/sandbox/" in page["Location"]
+    assert (page.status_code, page["Location"]) == (302, "/login/?next=/sandbox/")
     assert (send.status_code, thread.status_code) == (401, 401)
 
 
@@ -140,6 +141,40 @@ def test_the_page_has_the_chat_controls_and_says_when_there_is_no_sandbox_channe
     assert 'data-testid="sandbox-no-channel"' in empty and "sandbox-input" not in empty
     for testid in ("sandbox-name", "sandbox-number", "sandbox-start", "sandbox-input", "sandbox-send"):
         assert f'data-testid="{testid}"' in page
+
+
+@pytest.mark.django_db
+def test_the_page_and_its_script_speak_the_active_language():
+    workspace = WorkspaceFactory.create()
+    make_channel(workspace, "sandbox", "sandbox-1")
+    client = logged_in(workspace)
+
+    spanish = client.get("/sandbox/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    english = client.get("/sandbox/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert '<html lang="es">' in spanish
+    assert '<label class="visually-hidden" for="sandbox-number">Teléfono del cliente</label>' in spanish
+    assert 'data-bad-number="Hace falta un número de teléfono de 6 a 15 dígitos."' in spanish
+    assert 'data-http-error="El servidor respondió con el error {status}."' in spanish
+    assert 'data-queued="En cola"' in spanish and 'data-agent="Agente"' in spanish
+    assert 'aria-label="Volver a los clientes"' in spanish
+    assert 'data-bad-number="A phone number of 6 to 15 digits is needed."' in english
+    assert 'aria-label="Back to customers"' in english
+
+
+def test_the_script_carries_no_words_of_its_own():
+    with open(finders.find("sandbox/sandbox.js"), encoding="utf-8") as script_file:
+        script = script_file.read()
+
+    for english in (
+        "digits is needed",
+        "not reachable",
+        "Error ${",
+        '"Agent"',
+        '"Queued"',
+        "Choose a customer",
+    ):
+        assert english not in script
 
 
 @pytest.mark.django_db(transaction=True)
