@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from apps.assistant.services import DAYS
+from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
 from apps.conversations.services.outbound import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
 
@@ -165,3 +165,43 @@ class ProviderForm(forms.Form):
         elif data["api_key"]:
             change["api_key"] = data["api_key"]
         return change
+
+
+def _bounded(name: str, field: type[forms.Field], label: Any, help_text: Any = "") -> forms.Field:
+    low, high = ASSISTANT_SETTING_BOUNDS[name]
+    return field(label=label, min_value=low, max_value=high, help_text=help_text)  # type: ignore[call-arg]
+
+
+class AssistantSettingsForm(forms.Form):
+    enabled = forms.BooleanField(
+        label=_("The bot answers"), required=False, help_text=_("Off: every conversation waits for a person.")
+    )
+    temperature = _bounded(
+        "temperature", forms.FloatField, _("Temperature"), _("0 = always the same wording.")
+    )
+    max_tokens = _bounded("max_tokens", forms.IntegerField, _("Longest answer (tokens)"))
+    provider_timeout_seconds = _bounded(
+        "provider_timeout_seconds", forms.FloatField, _("Time limit per provider (s)")
+    )
+    reply_budget_seconds = _bounded(
+        "reply_budget_seconds",
+        forms.FloatField,
+        _("Time limit per reply (s)"),
+        _("Fallbacks included; then the offline responder answers."),
+    )
+    cache_ttl_seconds = _bounded(
+        "cache_ttl_seconds", forms.IntegerField, _("Reuse an answer for (s)"), _("0 = never reuse.")
+    )
+    debounce_seconds = _bounded(
+        "debounce_seconds",
+        forms.FloatField,
+        _("Wait before answering (s)"),
+        _("A burst of messages gets one answer."),
+    )
+    history_token_budget = _bounded(
+        "history_token_budget", forms.IntegerField, _("Conversation memory (tokens)")
+    )
+
+    @staticmethod
+    def initial_from(row: Any) -> dict[str, Any]:
+        return {name: getattr(row, name) for name in AssistantSettingsForm.base_fields}

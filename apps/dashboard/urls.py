@@ -24,6 +24,7 @@ urlpatterns = [
     path("queue/<int:pk>/<slug:action>/", views.queue_action, name="queue-action"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
+    path("business/assistant/", views.assistant_settings, name="assistant-settings"),
     path("business/knowledge/", views.knowledge_create, name="knowledge-create"),
     path("business/knowledge/import/", views.knowledge_import, name="knowledge-import"),
     path("business/knowledge/<int:pk>/", views.knowledge_edit, name="knowledge-edit"),

@@ -70,14 +70,14 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-def _problems(exc: DomainError) -> list[str]:
-    """The per-field details of a domain error ({"field": ["problem", ...]}), flattened."""
+def _form_refused(form: Any, exc: DomainError) -> None:
+    """Show a service's refusal on the form: its message, then each problem of its details
+    ({"field": ["problem", ...]})."""
+    form.add_error(None, exc.message)
     details = exc.details if isinstance(exc.details, dict) else {}
-    return [
-        str(p)
-        for problems in details.values()
-        for p in (problems if isinstance(problems, list) else [problems])
-    ]
+    for problems in details.values():
+        for problem in problems if isinstance(problems, list) else [problems]:
+            form.add_error(None, str(problem))
 
 
 def home(request: HttpRequest) -> HttpResponseRedirect:
@@ -261,9 +261,7 @@ def business(request: HttpRequest, membership: Membership) -> HttpResponse:
         try:
             assistant_services.profile_update(workspace_id=membership.workspace_id, **form.cleaned_data)
         except DomainError as exc:
-            form.add_error(None, exc.message)
-            for problem in _problems(exc):
-                form.add_error(None, problem)
+            _form_refused(form, exc)
         else:
             messages.success(request, _("Business profile saved."))
             return redirect("dashboard:business")
@@ -400,11 +398,58 @@ def business_providers(request: HttpRequest, membership: Membership) -> HttpResp
         provider_forms = [
             forms.ProviderForm(prefix=state.provider, initial=_provider_initial(state)) for state in states
         ]
-    return _page(
+    return _providers_page(request, membership, overview, order_form, provider_forms)
+
+
+def _providers_page(
+    request: HttpRequest,
+    membership: Membership,
+    overview: dict[str, Any],
+    order_form: forms.ProvidersOrderForm,
+    provider_forms: list[forms.ProviderForm],
+    assistant_form: forms.AssistantSettingsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if assistant_form is None:
+        row = assistant_services.assistant_settings_get_or_create(workspace_id=membership.workspace_id)
+        assistant_form = forms.AssistantSettingsForm(initial=forms.AssistantSettingsForm.initial_from(row))
+    response = _page(
         request,
         membership,
         "dashboard/providers.html",
         order_form=order_form,
+        assistant_form=assistant_form,
         effective_order=overview["fallback_order"],
-        rows=list(zip(states, provider_forms, strict=True)),
+        rows=list(zip(overview["providers"], provider_forms, strict=True)),
     )
+    response.status_code = status
+    return response
+
+
+@require_POST
+@member_page(write=Role.ADMIN)
+def assistant_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    workspace_id = membership.workspace_id
+    form = forms.AssistantSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            with audited(
+                request,
+                workspace_id=workspace_id,
+                action="assistant.update",
+                target=("assistant.assistantsettings", workspace_id),
+            ) as audit:
+                assistant_services.assistant_settings_update(workspace_id=workspace_id, **form.cleaned_data)
+                audit.details.update(form.cleaned_data)
+        except DomainError as exc:
+            _form_refused(form, exc)
+        else:
+            messages.success(request, _("Reply settings saved."))
+            return redirect("dashboard:providers")
+    overview = providers.providers_overview(workspace_id=workspace_id)
+    order_form = forms.ProvidersOrderForm(initial={"fallback_order": ", ".join(overview["configured_order"])})
+    provider_forms = [
+        forms.ProviderForm(prefix=state.provider, initial=_provider_initial(state))
+        for state in overview["providers"]
+    ]
+    return _providers_page(request, membership, overview, order_form, provider_forms, form, status=400)

@@ -30,6 +30,7 @@ AUTHOR: dict[str, Promise] = {
     "campaign": _("Campaign"),
 }
 KNOWLEDGE_KIND: dict[str, Promise] = {"faq": _("FAQ"), "document": _("Document")}
+CIRCUIT: dict[str, Promise] = {"closed": _("closed"), "half_open": _("half-open"), "open": _("open")}
 ROLE: dict[str, Promise] = {
     "owner": _("Owner"),
     "admin": _("Admin"),
@@ -62,3 +63,8 @@ def kind_label(value: str) -> str:
 @register.filter
 def role_label(value: str) -> str:
     return str(ROLE.get(value, value))
+
+
+@register.filter
+def circuit_label(value: str) -> str:
+    return str(CIRCUIT.get(value, value))

@@ -5,9 +5,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
-from apps.assistant.models import BusinessProfile, KnowledgeEntry, ProviderConfig
+from apps.assistant.models import AssistantSettings, BusinessProfile, KnowledgeEntry, ProviderConfig
 from apps.assistant.providers import provider_states
 from apps.assistant.services import knowledge_create
+from apps.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -201,3 +202,64 @@ def test_the_hours_fields_speak_spanish(page_client):
 
     assert ">Miércoles</label>" in page
     assert 'placeholder="cerrado"' in page
+
+
+ASSISTANT = {
+    "enabled": "on",
+    "temperature": "0.7",
+    "max_tokens": "600",
+    "provider_timeout_seconds": "10",
+    "reply_budget_seconds": "25",
+    "cache_ttl_seconds": "0",
+    "debounce_seconds": "1.5",
+    "history_token_budget": "2000",
+}
+
+
+def test_an_admin_saves_the_reply_settings_from_the_providers_page(page_client):
+    client, admin = page_client(Role.ADMIN)
+    page = client.get("/business/providers/").content.decode()
+
+    response = client.post("/business/assistant/", {**ASSISTANT, "enabled": ""})
+
+    row = AssistantSettings.objects.get(workspace=admin.workspace)
+    assert 'name="temperature" value="0.3"' in page
+    assert response.status_code == 302 and response["Location"] == "/business/providers/"
+    assert (row.enabled, row.temperature, row.max_tokens, row.cache_ttl_seconds) == (False, 0.7, 600, 0)
+    assert AuditEntry.objects.filter(action="assistant.update", workspace=admin.workspace).exists()
+
+
+def test_out_of_range_reply_settings_are_shown_and_nothing_saved(page_client):
+    client, admin = page_client(Role.ADMIN)
+
+    response = client.post("/business/assistant/", {**ASSISTANT, "reply_budget_seconds": "900"})
+
+    assert response.status_code == 400
+    assert "120" in response.content.decode()  # the limit is said
+    assert not AssistantSettings.objects.filter(workspace=admin.workspace, reply_budget_seconds=900).exists()
+
+
+def test_a_supervisor_may_not_change_the_reply_settings(page_client):
+    client, admin = page_client(Role.SUPERVISOR)
+
+    assert client.post("/business/assistant/", ASSISTANT).status_code == 403
+    assert not AssistantSettings.objects.filter(workspace=admin.workspace, temperature=0.7).exists()
+
+
+def test_breaker_states_are_shown_in_the_chosen_language(page_client):
+    client, _ = page_client(Role.ADMIN)
+    client.cookies["django_language"] = "es"
+
+    page = client.get("/business/providers/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert "Circuito: cerrado" in page
+
+
+def test_the_reply_settings_speak_spanish(page_client):
+    client, _ = page_client(Role.ADMIN)
+    client.cookies["django_language"] = "es"
+
+    page = client.get("/business/providers/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert ">Tiempo máximo por respuesta (s)</label>" in page
+    assert "Guardar ajustes de respuesta" in page
