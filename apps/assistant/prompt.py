@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.utils import timezone
 
 from apps.assistant.models import BusinessProfile
 from apps.assistant.types import Passage, Turn
@@ -84,6 +88,23 @@ def _opening_hours(profile: BusinessProfile) -> str:
     return "\n".join(lines)
 
 
+def local_now(profile: BusinessProfile, now: datetime | None = None) -> datetime:
+    """The business's wall-clock time (its profile's time zone; UTC when that is unknown)."""
+    try:
+        zone = ZoneInfo(profile.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (now or timezone.now()).astimezone(zone)
+
+
+def _now_line(local: datetime) -> str:
+    # English names whatever the server's locale: the whole prompt is English.
+    day = DAY_NAMES[("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]]
+    month = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+             "October", "November", "December")[local.month - 1]  # fmt: skip
+    return f"Now, at the business: {day}, {local.day} {month} {local.year}, {local:%H:%M} ({local.tzinfo})"
+
+
 def _knowledge_text(text: str) -> str:
     # Knowledge cannot close the fence it sits in: "</knowledge>" inside it becomes "&lt;/knowledge>".
     return _DELIMITER.sub("&lt;", text.strip())
@@ -107,7 +128,9 @@ def clean_customer_name(name: str) -> str:
     return " ".join(_UNSAFE_NAME.sub(" ", name).split())[:CUSTOMER_NAME_MAX].strip()
 
 
-def system_prompt(*, profile: BusinessProfile, passages: list[Passage], customer_name: str) -> str:
+def system_prompt(
+    *, profile: BusinessProfile, passages: list[Passage], customer_name: str, now: datetime | None = None
+) -> str:
     business = profile.name.strip() or "the business"
     languages = ", ".join(LANGUAGE_NAMES.get(code, code) for code in profile.languages)
     rules = [
@@ -148,6 +171,7 @@ def system_prompt(*, profile: BusinessProfile, passages: list[Passage], customer
     if profile.address.strip():
         business_lines.append(f"Address: {profile.address.strip()}")
     business_lines.append(_opening_hours(profile))
+    business_lines.append(_now_line(local_now(profile, now)))  # "are you open now?", "¿abren hoy?"
     if profile.handoff_policy.strip():
         business_lines.append(f"When to hand over to a person: {profile.handoff_policy.strip()}")
     parts.append("# Business\n" + "\n".join(business_lines))
@@ -201,6 +225,7 @@ def build_messages(
     question: str,
     customer_name: str,
     history_token_budget: int,
+    now: datetime | None = None,
 ) -> list[dict[str, str]]:
     """OpenAI chat messages: the system prompt, the trimmed history, then the question as user.
 
@@ -212,7 +237,9 @@ def build_messages(
     messages = [
         {
             "role": "system",
-            "content": system_prompt(profile=profile, passages=passages, customer_name=customer_name),
+            "content": system_prompt(
+                profile=profile, passages=passages, customer_name=customer_name, now=now
+            ),
         }
     ]
     turns = [*trim_history(history, history_token_budget), Turn(role="customer", text=question)]

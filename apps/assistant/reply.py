@@ -13,6 +13,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,8 +59,9 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     specs = providers.provider_specs(workspace_id=request.workspace_id, fallback_order=ai.fallback_order)
     language = request.language_hint or knowledge.detect_language(request.question)
 
+    now = prompt.local_now(profile)  # in the prompt; the cache keeps an answer within the hour
     # Only a question that does not depend on the conversation so far may be answered from the cache.
-    key = _cache_key(request, profile, specs, language) if specs and not request.history else None
+    key = _cache_key(request, profile, specs, language, now) if specs and not request.history else None
     if key is not None:
         cached = _cache_get(key)
         metrics.REPLY_CACHE.inc("hit" if cached else "miss")
@@ -85,6 +87,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         # a cached answer is served to other customers: it must not carry this one's name
         customer_name="" if key is not None else request.customer_name,
         history_token_budget=ai.history_token_budget,
+        now=now,
     )
     attempts = _Attempts()
     for spec in specs:
@@ -169,7 +172,7 @@ def normalize_question(question: str) -> str:
 
 
 def _cache_key(
-    request: ReplyRequest, profile: BusinessProfile, specs: list[ProviderSpec], language: str
+    request: ReplyRequest, profile: BusinessProfile, specs: list[ProviderSpec], language: str, now: datetime
 ) -> str:
     material = json.dumps(
         [
@@ -179,6 +182,8 @@ def _cache_key(
             profile.knowledge_version,
             profile.version,
             [spec.cache_id for spec in specs],
+            # "Are you open now?" has another answer in an hour, "¿abren hoy?" tomorrow.
+            now.strftime("%Y-%m-%d %H"),
         ]
     )
     return CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()

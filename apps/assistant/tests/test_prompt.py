@@ -38,7 +38,9 @@ def profile(**overrides):
     return BusinessProfile(**{**fields, **overrides})
 
 
-def build(*, history=(), question="¿Abren el lunes?", passages=(), budget=1200, name="Ana", **overrides):
+def build(
+    *, history=(), question="¿Abren el lunes?", passages=(), budget=1200, name="Ana", now=None, **overrides
+):
     return build_messages(
         profile=profile(**overrides),
         passages=list(passages),
@@ -46,6 +48,7 @@ def build(*, history=(), question="¿Abren el lunes?", passages=(), budget=1200,
         question=question,
         customer_name=name,
         history_token_budget=budget,
+        now=now,
     )
 
 
@@ -269,3 +272,13 @@ def test_the_rules_tell_the_model_when_to_write_the_hand_off_marker():
 
     assert f"end your message with {HANDOFF_MARKER}" in system
     assert "When to hand over to a person: Complaints and refunds always go to a person." in system
+
+
+def test_the_model_knows_the_businesss_local_day_and_time():
+    from datetime import UTC, datetime
+
+    messages = build(timezone="America/Mexico_City", now=datetime(2026, 11, 26, 17, 5, tzinfo=UTC))
+
+    assert "Now, at the business: Thursday, 26 November 2026, 11:05 (America/Mexico_City)" in system_of(
+        messages
+    )

@@ -402,3 +402,25 @@ def test_a_bare_marker_becomes_the_hand_off_message_in_the_customers_language(
 
     assert result.handoff is True
     assert word in result.text and "HANDOFF" not in result.text
+
+
+def test_the_cache_keeps_an_answer_within_the_hour_only(
+    workspace, llm_standin, standin_providers, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from apps.assistant import prompt
+
+    standin_providers(workspace.pk, [COMPAT])
+    clock = {"now": datetime(2026, 11, 26, 9, 10, tzinfo=UTC)}
+    real = prompt.local_now
+    monkeypatch.setattr(prompt, "local_now", lambda profile, now=None: real(profile, clock["now"]))
+
+    first = ask(workspace, question="¿Estáis abiertos ahora?")
+    clock["now"] = datetime(2026, 11, 26, 9, 55, tzinfo=UTC)
+    same_hour = ask(workspace, question="¿Estáis abiertos ahora?")
+    clock["now"] = datetime(2026, 11, 26, 10, 1, tzinfo=UTC)
+    next_hour = ask(workspace, question="¿Estáis abiertos ahora?")
+
+    assert (first.cache_hit, same_hour.cache_hit, next_hour.cache_hit) == (False, True, False)
+    assert "10:01" in llm_standin.chat_requests()[-1].messages[0]["content"]
