@@ -1,16 +1,13 @@
-"""The last responder: no network, always answers. A sure FAQ match, else a polite hand-off."""
+"""The last responder: no network, always answers. A sure FAQ match, the opening hours, else a polite hand-off."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from django.utils import timezone
 
 from apps.assistant.knowledge import confident_answer, detect_language, fold
 from apps.assistant.models import BusinessProfile
-from apps.assistant.prompt import default_disclosure
+from apps.assistant.prompt import default_disclosure, local_now
 from apps.assistant.types import Passage
 
 HANDOFF = {
@@ -74,10 +71,6 @@ def hours_answer(*, profile: BusinessProfile, language: str, now: datetime | Non
     hours = profile.opening_hours or {}
     if not any(hours.get(day) for day in _DAYS):
         return None
-    try:
-        zone = ZoneInfo(profile.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
     text, names = _HOURS_TEXT[language], _DAY_NAMES[language]
     lines = [text["intro"].format(zone=profile.timezone or "UTC")]
     index = 0
@@ -89,7 +82,7 @@ def hours_answer(*, profile: BusinessProfile, language: str, now: datetime | Non
         spans = text["and"].join(f"{start}-{end}" for start, end in hours.get(_DAYS[index], []))
         lines.append(f"- {days}: {spans or text['closed']}")
         index = last + 1
-    lines.append(_open_now(hours, (now or timezone.now()).astimezone(zone), language))
+    lines.append(_open_now(hours, local_now(profile, now), language))
     return "\n".join(lines)
 
 
