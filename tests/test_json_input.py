@@ -98,4 +98,11 @@ def test_values_of_the_right_type_and_null_pass_and_others_name_the_field():
 
 def test_type_problem_leaves_fields_it_does_not_know_to_drf():
     assert type_problem(serializers.JSONField(), 1) is None
-    assert type_problem(serializers.FloatField(), "1.5") is None
+
+
+def test_a_number_field_takes_json_numbers_only():
+    number = serializers.FloatField()
+
+    assert (type_problem(number, 1), type_problem(number, 1.5)) == (None, None)
+    assert type_problem(number, "1.5") == "Expected a number."
+    assert type_problem(number, True) == "Expected a number."
