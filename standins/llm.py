@@ -111,6 +111,7 @@ class LLMStandIn:
         self.lmstudio_v1 = True  # False: an LM Studio before 0.4, with the v0 API only
         self.ollama_models: list[str] = ["llama3.2:latest"]
         self.ollama_pullable: set[str] | None = None  # None: any name can be pulled
+        self.ollama_pull_error = ""  # set: a streamed pull ends with this error line
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -451,9 +452,23 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream", True):
             lines = [
                 {"status": "pulling manifest"},
+                {
+                    "status": "pulling 6a0746a1ec1a",
+                    "digest": "sha256:6a0746a1ec1a",
+                    "total": 4000,
+                    "completed": 0,
+                },
+                {
+                    "status": "pulling 6a0746a1ec1a",
+                    "digest": "sha256:6a0746a1ec1a",
+                    "total": 4000,
+                    "completed": 4000,
+                },
                 {"status": "verifying sha256 digest"},
                 {"status": "success"},
             ]
+            if self.standin.ollama_pull_error:  # Ollama reports some failures inside the stream
+                lines = [lines[0], {"error": self.standin.ollama_pull_error}]
             self._send(
                 200, raw="".join(json.dumps(x) + "\n" for x in lines).encode(), ctype="application/x-ndjson"
             )

@@ -47,6 +47,7 @@ MATRIX: dict[str, str] = {
     "POST /api/lmstudio/models/unload": AD,
     "GET /api/lmstudio/ollama/models": AD,
     "POST /api/lmstudio/ollama/pull": AD,
+    "GET /api/lmstudio/ollama/pulls": AD,
     "GET /api/contacts/": V,
     "POST /api/contacts/": A,
     "GET /api/contacts/{id}/": V,

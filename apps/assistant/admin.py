@@ -13,6 +13,7 @@ from apps.assistant.models import (
     BusinessProfile,
     KnowledgeChunk,
     KnowledgeEntry,
+    ModelPull,
     ProviderConfig,
     ReplyUsage,
 )
@@ -207,4 +208,16 @@ class ReplyUsageAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ModelPull)
+class ModelPullAdmin(admin.ModelAdmin):
+    """Downloads into Ollama, written by the worker; start them from the API."""
+
+    list_display = ["model", "workspace", "status", "completed_bytes", "total_bytes", "updated_at"]
+    list_filter = ["status", "workspace"]
+    readonly_fields = [f.name for f in ModelPull._meta.fields]
+
+    def has_add_permission(self, request: Any) -> bool:
         return False

@@ -3,7 +3,7 @@
 LM Studio 0.4+ (REST API v1): `GET /api/v1/models` (each model with its `loaded_instances`),
 `POST /api/v1/models/load {"model"}`, `POST /api/v1/models/unload {"instance_id"}`. Older servers
 (0.3.x) only list models, at `GET /api/v0/models` (`state`: "loaded" / "not-loaded").
-Ollama: `GET /api/tags`, `POST /api/pull {"model", "stream": false}`.
+Ollama: `GET /api/tags`, `POST /api/pull {"model", "stream": true}` (NDJSON progress, read by a worker).
 
 Where: the workspace's ProviderConfig base URL, else LMSTUDIO_BASE_URL / OLLAMA_BASE_URL. LM Studio's
 API token, when one is required, is the lmstudio ProviderConfig's key.
@@ -13,14 +13,18 @@ NotFound / ValidationFailed with the server's own message.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
-from apps.assistant.models import Provider, ProviderConfig
+from apps.assistant.models import ModelPull, Provider, ProviderConfig
 from apps.assistant.providers import scrub
 from chatbot.exceptions import DomainError, NotFound, TransientError, ValidationFailed
 
@@ -215,21 +219,115 @@ def ollama_models(*, workspace_id: int) -> tuple[str, list[OllamaModel]]:
     return server.base_url, models
 
 
-def ollama_pull(*, workspace_id: int, model: str) -> dict[str, str]:
-    """Download `model` into Ollama; returns when Ollama says it is done (can take minutes)."""
-    server = _ollama(workspace_id)
+def ollama_pull_start(*, workspace_id: int, model: str) -> ModelPull:
+    """Ask a worker to download `model` into Ollama (minutes for a large model); the row tells how
+    far it got. Refused at once when Ollama is not reachable."""
+    from apps.assistant.tasks import ollama_pull as task
+
+    _ollama(workspace_id).request("GET", "/api/tags")  # reachable? (503 otherwise, before queueing)
+    with transaction.atomic():
+        pull, created = ModelPull.objects.select_for_update().get_or_create(
+            workspace_id=workspace_id, model=model
+        )
+        if not created and pull.status in (ModelPull.Status.QUEUED, ModelPull.Status.PULLING):
+            return pull  # already on its way: one download per model
+        for name, value in _FRESH.items():
+            setattr(pull, name, value)
+        pull.save()
+        transaction.on_commit(lambda: task.delay(pull.pk))
+    return pull
+
+
+_FRESH: dict[str, Any] = {
+    "status": ModelPull.Status.QUEUED,
+    "detail": "",
+    "completed_bytes": 0,
+    "total_bytes": 0,
+    "error_code": "",
+    "error": "",
+}
+
+
+def ollama_pull_run(*, pull_id: int) -> str:
+    """The worker's side: stream Ollama's progress lines into the row until it says success."""
+    pull = ModelPull.objects.filter(pk=pull_id).first()
+    if pull is None or pull.status not in (ModelPull.Status.QUEUED, ModelPull.Status.PULLING):
+        return "skipped"
+    server = _ollama(pull.workspace_id)
+    ModelPull.objects.filter(pk=pull.pk).update(status=ModelPull.Status.PULLING)
     try:
-        payload = server.request(
-            "POST", "/api/pull", body={"model": model, "stream": False}, read_timeout=PULL_TIMEOUT
-        )
-    except TransientError as exc:
+        last = _stream_pull(server, pull)
+    except DomainError as exc:
+        code = exc.code or "ollama_failed"
         if "does not exist" in exc.message:  # Ollama answers 500 for a name its registry does not know
-            raise NotFound(
-                f"Ollama: no model named {model!r} in its registry.", code="ollama_not_found"
-            ) from None
-        raise
-    if _error_text(payload):
-        raise ValidationFailed(
-            f"Ollama refused: {scrub(_error_text(payload), [server.token])}", code="ollama_refused"
-        )
-    return {"model": model, "status": str(payload.get("status", ""))}
+            code = "ollama_not_found"
+        _pull_ended(pull, ModelPull.Status.ERROR, error=exc.message, code=code)
+        return "error"
+    if last.get("error"):
+        message = scrub(str(last["error"]), [server.token])
+        code = "ollama_not_found" if "does not exist" in message else "ollama_refused"
+        _pull_ended(pull, ModelPull.Status.ERROR, error=f"Ollama: {message}", code=code)
+        return "error"
+    _pull_ended(pull, ModelPull.Status.SUCCESS, detail=str(last.get("status", "success")))
+    return "success"
+
+
+def _stream_pull(server: _Server, pull: ModelPull) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+    # No overall limit: a large model takes as long as it takes. A silence of PULL_TIMEOUT is a failure.
+    timeout = httpx.Timeout(PULL_TIMEOUT, connect=CONNECT_TIMEOUT)
+    last: dict[str, Any] = {}
+    saved_at = 0.0
+    try:
+        with _http().stream(
+            "POST",
+            server.base_url + "/api/pull",
+            json={"model": pull.model, "stream": True},
+            headers=headers,
+            timeout=timeout,
+        ) as response:
+            if not response.is_success:
+                response.read()
+                server._payload(response, "/api/pull")  # raises the house error for its status
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                last = json.loads(line)
+                if last.get("error"):
+                    break
+                if last.get("total"):
+                    pull.completed_bytes, pull.total_bytes = (
+                        int(last.get("completed") or 0),
+                        int(last["total"]),
+                    )
+                if time.monotonic() - saved_at >= 1.0:  # progress at most once a second
+                    saved_at = time.monotonic()
+                    ModelPull.objects.filter(pk=pull.pk).update(
+                        detail=str(last.get("status", ""))[:200],
+                        completed_bytes=pull.completed_bytes,
+                        total_bytes=pull.total_bytes,
+                        updated_at=timezone.now(),
+                    )
+    except httpx.TimeoutException:
+        raise TransientError(
+            f"Ollama at {server.base_url} went silent for {PULL_TIMEOUT:g} s.", code="ollama_timeout"
+        ) from None
+    except httpx.HTTPError:
+        raise TransientError(
+            f"Ollama is not reachable at {server.base_url}.", code="ollama_unreachable"
+        ) from None
+    except ValueError:
+        raise TransientError("Ollama sent a progress line that is not JSON.", code="ollama_failed") from None
+    return last
+
+
+def _pull_ended(pull: ModelPull, status: str, *, detail: str = "", error: str = "", code: str = "") -> None:
+    ModelPull.objects.filter(pk=pull.pk).update(
+        status=status,
+        detail=detail[:200],
+        completed_bytes=pull.completed_bytes,
+        total_bytes=pull.total_bytes,
+        error=error,
+        error_code=code,
+        updated_at=timezone.now(),
+    )

@@ -160,3 +160,34 @@ class ReplyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ModelPull(models.Model):
+    """A model being downloaded into a workspace's Ollama, by a worker (it can take many minutes).
+
+    One row per workspace and model: pulling it again restarts the row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PULLING = "pulling"
+        SUCCESS = "success"
+        ERROR = "error"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    detail = models.CharField(max_length=200, blank=True, help_text="Ollama's last status line.")
+    completed_bytes = models.BigIntegerField(default=0)
+    total_bytes = models.BigIntegerField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "model"], name="assistant_model_pull_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.status})"

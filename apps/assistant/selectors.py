@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
-from apps.assistant.models import BusinessProfile, KnowledgeChunk, KnowledgeEntry
+from apps.assistant.models import BusinessProfile, KnowledgeChunk, KnowledgeEntry, ModelPull
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,8 @@ def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySe
     if q:
         entries = entries.filter(Q(title__icontains=q) | Q(content__icontains=q))
     return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")
+
+
+def model_pulls(*, workspace_id: int) -> QuerySet[ModelPull]:
+    """The workspace's model downloads into Ollama, newest first."""
+    return ModelPull.objects.filter(workspace_id=workspace_id).order_by("-updated_at", "-pk")[:50]

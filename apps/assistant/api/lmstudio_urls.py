@@ -9,4 +9,5 @@ urlpatterns = [
     path("models/unload", views.LMStudioUnloadView.as_view(), name="lmstudio-unload"),
     path("ollama/models", views.OllamaModelsView.as_view(), name="ollama-models"),
     path("ollama/pull", views.OllamaPullView.as_view(), name="ollama-pull"),
+    path("ollama/pulls", views.OllamaPullsView.as_view(), name="ollama-pulls"),
 ]

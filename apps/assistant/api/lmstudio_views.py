@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsAdmin
 from apps.accounts.selectors import request_workspace
-from apps.assistant import local_models
+from apps.assistant import local_models, selectors
 from apps.assistant.api import provider_serializers as s
 from chatbot.openapi import errors
 
@@ -75,9 +75,23 @@ class OllamaPullView(APIView):
     @extend_schema(
         tags=TAGS,
         request=s.ModelInput,
-        responses={200: s.OllamaPullOutput, **MODEL_ERRORS},
-        description="Returns when the download is complete (minutes for a large model).",
+        responses={202: s.ModelPullOutput, **MODEL_ERRORS},
+        description=(
+            "Starts the download in a worker and answers at once (a large model takes minutes); "
+            "follow it in GET /api/lmstudio/ollama/pulls. Asking again while it runs changes nothing."
+        ),
     )
     def post(self, request: Request) -> Response:
-        pulled = local_models.ollama_pull(workspace_id=request_workspace(request).pk, model=_model(request))
-        return Response(s.OllamaPullOutput(pulled).data)
+        pull = local_models.ollama_pull_start(
+            workspace_id=request_workspace(request).pk, model=_model(request)
+        )
+        return Response(s.ModelPullOutput(pull).data, status=202)
+
+
+class OllamaPullsView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        pulls = selectors.model_pulls(workspace_id=request_workspace(request).pk)
+        return Response(s.ModelPullOutput(pulls, many=True).data)

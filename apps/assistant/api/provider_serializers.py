@@ -176,6 +176,13 @@ class OllamaModelsOutput(serializers.Serializer):
     models = OllamaModelOutput(many=True)
 
 
-class OllamaPullOutput(serializers.Serializer):
+class ModelPullOutput(serializers.Serializer):
     model = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "pulling", "success", "error"])
+    detail = serializers.CharField(help_text='Ollama\'s last progress line, e.g. "pulling 6a0746a1ec1a".')
+    completed_bytes = serializers.IntegerField()
+    total_bytes = serializers.IntegerField(help_text="0 until Ollama says how big the layer is.")
+    error_code = serializers.CharField(help_text='"ollama_not_found", "ollama_unreachable", ... when failed.')
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()

@@ -135,3 +135,18 @@ def test_editing_knowledge_in_the_admin_rewrites_its_chunks(admin_client):
     assert inline["chunks-INITIAL_FORMS"] == "1"
     assert response.status_code == 302, response.content.decode()[:2000]
     assert list(KnowledgeChunk.objects.filter(entry=entry).values_list("text", flat=True)) == ["Sí, gratis."]
+
+
+def test_model_downloads_are_listed_read_only(admin_client):
+    from apps.assistant.models import ModelPull
+
+    pull = ModelPull.objects.create(workspace=WorkspaceFactory(), model="qwen2.5:7b", status="pulling")
+
+    listing = admin_client.get("/admin/assistant/modelpull/")
+    add = admin_client.get("/admin/assistant/modelpull/add/")
+    change = admin_client.post(f"/admin/assistant/modelpull/{pull.pk}/change/", {"status": "success"})
+
+    assert listing.status_code == 200 and "qwen2.5:7b" in listing.content.decode()
+    assert add.status_code == 403
+    pull.refresh_from_db()
+    assert pull.status == "pulling"

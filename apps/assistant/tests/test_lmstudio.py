@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
-from apps.assistant.models import ProviderConfig
+from apps.assistant.models import ModelPull, ProviderConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -132,31 +132,114 @@ def test_the_workspace_base_url_and_token_are_used_and_the_token_never_shown(
     assert "lms-token-123456" not in response.content.decode()
 
 
-def test_ollama_tags_and_pull(workspace, local_servers):
+@pytest.fixture
+def pulls_run(monkeypatch):
+    """The worker: each queued pull runs when its transaction commits, as a worker would pick it up."""
+    from apps.assistant import local_models
+
+    queued: list[int] = []
+
+    def delay(pull_id):
+        queued.append(pull_id)
+        local_models.ollama_pull_run(pull_id=pull_id)
+
+    monkeypatch.setattr("apps.assistant.tasks.ollama_pull.delay", delay)
+    return queued
+
+
+def test_a_pull_is_queued_at_once_and_the_worker_reports_progress_to_success(
+    workspace, local_servers, pulls_run, django_capture_on_commit_callbacks
+):
     client = client_for(workspace)
 
-    pulled = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+    pulls = client.get("/api/lmstudio/ollama/pulls")
     listed = client.get("/api/lmstudio/ollama/models")
 
-    assert pulled.status_code == 200
-    assert pulled.json() == {"model": "qwen2.5:7b", "status": "success"}
-    assert listed.json()["base_url"] == local_servers.url
+    assert started.status_code == 202
+    assert (started.json()["model"], started.json()["status"]) == ("qwen2.5:7b", "queued")
+    [pull] = pulls.json()
+    assert (pull["status"], pull["detail"], pull["error"]) == ("success", "success", "")
+    assert (pull["completed_bytes"], pull["total_bytes"]) == (4000, 4000)
     assert [m["name"] for m in listed.json()["models"]] == ["llama3.2:latest", "qwen2.5:7b"]
     assert listed.json()["models"][0]["parameter_size"] == "3.2B"
-    pull = next(r for r in local_servers.requests if r.path == "/api/pull")
-    assert pull.body == {"model": "qwen2.5:7b", "stream": False}
+    request = next(r for r in local_servers.requests if r.path == "/api/pull")
+    assert request.body == {"model": "qwen2.5:7b", "stream": True}
 
 
-def test_pulling_a_model_ollama_does_not_know_is_a_404(workspace, local_servers):
+def test_asking_again_while_a_pull_runs_starts_no_second_download(
+    workspace, local_servers, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued: list[int] = []
+    monkeypatch.setattr("apps.assistant.tasks.ollama_pull.delay", queued.append)
+    client = client_for(workspace)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+        second = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert len(queued) == 1
+    assert ModelPull.objects.get().status == "queued"
+
+
+def test_pulling_a_model_ollama_does_not_know_ends_in_an_error_on_its_row(
+    workspace, local_servers, pulls_run, django_capture_on_commit_callbacks
+):
     local_servers.ollama_pullable = {"llama3.2:latest"}
+    client = client_for(workspace)
 
-    response = client_for(workspace).post(
-        "/api/lmstudio/ollama/pull", {"model": "nonexistent"}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post("/api/lmstudio/ollama/pull", {"model": "nonexistent"}, format="json")
+    [pull] = client.get("/api/lmstudio/ollama/pulls").json()
 
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "ollama_not_found"
+    assert started.status_code == 202
+    assert (pull["status"], pull["error_code"]) == ("error", "ollama_not_found")
+    assert "does not exist" in pull["error"]
     assert local_servers.ollama_models == ["llama3.2:latest"]
+
+
+def test_an_error_inside_the_progress_stream_is_reported_and_a_new_pull_may_start(
+    workspace, local_servers, pulls_run, django_capture_on_commit_callbacks
+):
+    local_servers.ollama_pull_error = "max retries exceeded: disk full"
+    client = client_for(workspace)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+    failed = client.get("/api/lmstudio/ollama/pulls").json()[0]
+    local_servers.ollama_pull_error = ""
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
+    again = client.get("/api/lmstudio/ollama/pulls").json()
+
+    assert (failed["status"], failed["error_code"]) == ("error", "ollama_refused")
+    assert failed["error"] == "Ollama: max retries exceeded: disk full"
+    assert [(p["status"], p["error"]) for p in again] == [("success", "")]  # the same row, started afresh
+    assert len(pulls_run) == 2 and pulls_run[0] == pulls_run[1]
+
+
+def test_ollama_going_away_mid_pull_is_an_error_on_the_row(workspace, settings, pulls_run):
+    from apps.assistant import local_models
+
+    pull = ModelPull.objects.create(workspace=workspace, model="qwen2.5:7b")
+    settings.OLLAMA_BASE_URL = DEAD
+
+    result = local_models.ollama_pull_run(pull_id=pull.pk)
+
+    pull.refresh_from_db()
+    assert result == "error"
+    assert (pull.status, pull.error_code) == ("error", "ollama_unreachable")
+
+
+def test_a_workspace_sees_only_its_own_pulls(workspace):
+    ModelPull.objects.create(workspace=WorkspaceFactory(), model="secret:latest")
+    ModelPull.objects.create(workspace=workspace, model="mine:latest")
+
+    pulls = client_for(workspace).get("/api/lmstudio/ollama/pulls").json()
+
+    assert [p["model"] for p in pulls] == ["mine:latest"]
 
 
 def test_an_unreachable_lmstudio_is_reported_by_status(settings, workspace):
