@@ -144,7 +144,7 @@ def test_model_downloads_are_listed_read_only(admin_client):
 
     listing = admin_client.get("/admin/assistant/modelpull/")
     add = admin_client.get("/admin/assistant/modelpull/add/")
-    change = admin_client.post(f"/admin/assistant/modelpull/{pull.pk}/change/", {"status": "success"})
+    admin_client.post(f"/admin/assistant/modelpull/{pull.pk}/change/", {"status": "success"})
 
     assert listing.status_code == 200 and "qwen2.5:7b" in listing.content.decode()
     assert add.status_code == 403

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.conversations import metrics
 from apps.conversations.models import (
     DEFAULT_HANDOFF_WORDS,
     DEFAULT_OPT_IN_WORDS,
@@ -211,6 +212,7 @@ def _set_aside(message_id: int, attempts: int, error: str) -> str:
     Message.objects.filter(pk=message_id, processed_at__isnull=True).update(
         processed_at=timezone.now(), failure_reason=SET_ASIDE, last_error=error
     )
+    metrics.INBOUND_SET_ASIDE.inc()
     # The error's class only: its text may quote the customer.
     logger.error(
         "inbound message %s set aside after %s attempts (%s); reprocess it from the admin",

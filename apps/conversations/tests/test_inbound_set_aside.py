@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
 from apps.conversations.events import InboundMessage
@@ -66,9 +67,14 @@ def poison(monkeypatch):
     return bad
 
 
+def _set_aside_count() -> float:
+    return REGISTRY.get_sample_value("conversations_inbound_set_aside_total") or 0.0
+
+
 def test_a_message_that_always_fails_is_set_aside_after_the_maximum_attempts(channel, poison):
     message_id = store(channel)
     poison.add(message_id)
+    before = _set_aside_count()
 
     for _ in range(2):
         with pytest.raises(ValueError):
@@ -82,6 +88,7 @@ def test_a_message_that_always_fails_is_set_aside_after_the_maximum_attempts(cha
     assert message.failure_reason == inbound.SET_ASIDE
     assert message.last_error == f"ValueError: cannot parse message {message_id}"
     assert inbound.inbound_message_process(message_id=message_id) == "skipped"
+    assert _set_aside_count() - before == 1  # /metrics counts it, for an alert
 
 
 def test_the_sweeper_stops_re_enqueueing_a_set_aside_message(channel, poison, _no_broker):
