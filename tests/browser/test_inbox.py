@@ -34,6 +34,8 @@ def test_inbox_live_takeover_agent_reply_reaches_the_sandbox_and_spanish_ui(asgi
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     context.set_default_timeout(20_000)
     staff, customer = context.new_page(), context.new_page()
+    frames: list[str] = []  # what reaches the staff page over its WebSocket
+    staff.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
 
     # Staff logs in and watches the inbox.
     staff.goto(f"{base_url}/login/")
@@ -53,6 +55,9 @@ def test_inbox_live_takeover_agent_reply_reaches_the_sandbox_and_spanish_ui(asgi
     row = staff.get_by_test_id("conversation-row")
     expect(row).to_have_count(1, timeout=60_000)
     expect(row).to_contain_text("Marisa")
+    # It came over the WebSocket (not the page's 5 s fallback poll): the event for this conversation.
+    conversation_id = Conversation.objects.get(contact__wa_id="34600222333").pk
+    assert any(f'"conversation_id": {conversation_id}' in frame for frame in frames), frames[:5]
 
     # The agent opens it, takes over and replies; the reply reaches the customer's sandbox.
     row.first.click()
