@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +33,7 @@ CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
 LOAD_TIMEOUT = 300.0  # a model of several GB takes a while to load into memory
 PULL_TIMEOUT = 1800.0  # downloading one takes longer still
+PULL_STALE = 600.0  # a pull whose row has not moved for this long is presumed dead
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,10 @@ def ollama_pull_start(*, workspace_id: int, model: str) -> ModelPull:
         pull, created = ModelPull.objects.select_for_update().get_or_create(
             workspace_id=workspace_id, model=model
         )
-        if not created and pull.status in (ModelPull.Status.QUEUED, ModelPull.Status.PULLING):
+        running = pull.status in (ModelPull.Status.QUEUED, ModelPull.Status.PULLING)
+        # A row silent this long lost its worker (or its task): start it again.
+        alive = pull.updated_at >= timezone.now() - timedelta(seconds=PULL_STALE)
+        if not created and running and alive:
             return pull  # already on its way: one download per model
         for name, value in _FRESH.items():
             setattr(pull, name, value)

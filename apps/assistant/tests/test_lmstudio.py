@@ -184,6 +184,27 @@ def test_asking_again_while_a_pull_runs_starts_no_second_download(
     assert ModelPull.objects.get().status == "queued"
 
 
+def test_a_pull_silent_for_ten_minutes_lost_its_worker_and_may_start_again(
+    workspace, local_servers, pulls_run, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck = ModelPull.objects.create(workspace=workspace, model="qwen2.5:7b", status="pulling")
+    ModelPull.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timedelta(minutes=11))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client_for(workspace).post(
+            "/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json"
+        )
+
+    stuck.refresh_from_db()
+    assert started.status_code == 202
+    assert pulls_run == [stuck.pk]
+    assert stuck.status == "success"
+
+
 def test_pulling_a_model_ollama_does_not_know_ends_in_an_error_on_its_row(
     workspace, local_servers, pulls_run, django_capture_on_commit_callbacks
 ):
