@@ -23,7 +23,7 @@ from apps.conversations.models import (
     ConversationSettings,
     Message,
 )
-from apps.conversations.services.ingest import contact_upsert
+from apps.conversations.services.ingest import contact_find, contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
 from apps.conversations.services.replies import reply_request
@@ -213,6 +213,13 @@ def _set_aside(message_id: int, attempts: int, error: str) -> str:
         processed_at=timezone.now(), failure_reason=SET_ASIDE, last_error=error
     )
     metrics.INBOUND_SET_ASIDE.inc()
+    try:
+        with transaction.atomic():
+            _show_to_people(message_id)
+    except Exception:  # whatever broke the processing may break this too: the message stays stored
+        logger.warning(
+            "set-aside message %s could not be shown in its conversation", message_id, exc_info=True
+        )
     # The error's class only: its text may quote the customer.
     logger.error(
         "inbound message %s set aside after %s attempts (%s); reprocess it from the admin",
@@ -221,6 +228,37 @@ def _set_aside(message_id: int, attempts: int, error: str) -> str:
         error.split(":", 1)[0],
     )
     return "set_aside"
+
+
+def _show_to_people(message_id: int) -> None:
+    """Put a set-aside message in its sender's live conversation, if there is one, and hand that
+    conversation to a person, so staff see what the bot could not handle. Reads only what exists:
+    a new customer's first message has no conversation yet and stays in the admin only."""
+    message = Message.objects.get(pk=message_id)
+    contact = contact_find(
+        workspace_id=message.workspace_id, wa_id=message.from_wa_id, bsuid=message.from_bsuid
+    )
+    if contact is None:
+        return
+    conversation = Conversation.objects.filter(
+        channel_id=message.channel_id, contact=contact, status__in=LIVE
+    ).first()
+    if conversation is None:
+        return
+    Message.objects.filter(pk=message_id).update(conversation=conversation, contact=contact)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        status=Conversation.Status.PENDING_HUMAN
+        if conversation.status == Conversation.Status.OPEN
+        else conversation.status,
+        last_message_at=timezone.now(),
+        unread_count=F("unread_count") + 1,
+    )
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="message",
+        conversation_id=conversation.pk,
+        payload={"message_id": message_id},
+    )
 
 
 def inbound_reprocess(*, message: Message) -> None:

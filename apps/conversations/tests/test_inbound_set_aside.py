@@ -210,3 +210,31 @@ def test_the_admin_action_processes_set_aside_messages_again(
     assert _no_broker == [aside]
     assert Message.objects.get(pk=aside).processed_at is None
     assert Message.objects.get(pk=fine).processed_at is not None
+
+
+def test_a_set_aside_message_shows_in_its_senders_conversation_which_goes_to_a_person(channel, poison):
+    first = store(channel, "hola")
+    inbound.inbound_message_process(message_id=first)
+    conversation = Conversation.objects.get()
+    bad = store(channel, "mensaje que rompe algo")
+    poison.add(bad)
+    Message.objects.filter(pk=bad).update(attempts=2)
+
+    result = inbound.inbound_message_process(message_id=bad)
+
+    conversation.refresh_from_db()
+    assert result == "set_aside"
+    assert Message.objects.get(pk=bad).conversation == conversation
+    assert conversation.status == Conversation.Status.PENDING_HUMAN  # the bot stays out of it
+    assert conversation.unread_count == 2
+
+
+def test_a_new_customers_first_message_set_aside_stays_out_of_any_conversation(channel, poison):
+    bad = store(channel, "primer mensaje", wa_id="5215550999")
+    poison.add(bad)
+    Message.objects.filter(pk=bad).update(attempts=2)
+
+    inbound.inbound_message_process(message_id=bad)
+
+    assert Message.objects.get(pk=bad).conversation is None
+    assert not Conversation.objects.exists()
