@@ -8,6 +8,8 @@ from django.db import models
 DEFAULT_OPT_OUT_WORDS = ["stop", "baja", "cancelar", "unsubscribe"]
 DEFAULT_OPT_IN_WORDS = ["start", "alta"]
 DEFAULT_HANDOFF_WORDS = ["agente", "humano", "persona", "human", "agent"]
+# failure_reason of a customer message whose processing failed INBOUND_MAX_ATTEMPTS times.
+INBOUND_SET_ASIDE = "processing_failed"
 
 
 class ConversationSettings(models.Model):

@@ -1,4 +1,5 @@
-"""Reads for the channels' operational status: health, queue depth and recent send outcomes."""
+"""Reads for the channels' operational status: health, queue depth, recent send outcomes, and the
+customer messages not processed yet or set aside."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from apps.conversations.models import Message
+from apps.conversations.models import INBOUND_SET_ASIDE, Message
 from apps.whatsapp.cloud import graph_breaker
 from apps.whatsapp.models import Channel
 
@@ -33,16 +34,20 @@ class ChannelStatus:
     sent_24h: int
     failed_24h: int
     error_rate: float
+    inbound_backlog: int
+    inbound_set_aside_24h: int
     graph_circuit: str  # the Graph API breaker this channel's calls go through
 
 
 def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None) -> list[ChannelStatus]:
-    """One row per channel, in two queries.
+    """One row per channel, in three queries.
 
     `queue_depth` counts outbound rows waiting or in flight (pending, retry, processing), whatever
     their age. Of the outbound rows created in the last 24 hours, `failed_24h` counts those that
     failed for good (the queue gave up, or WhatsApp reported a failed delivery) and `sent_24h`
     those WhatsApp accepted and did not fail later. `error_rate` = failed / (sent + failed), 0 when none.
+    `inbound_backlog` counts customer messages stored but not processed yet, `inbound_set_aside_24h`
+    those of the last 24 hours set aside after failing (see the runbook).
     """
     since = (now or timezone.now()) - STATUS_WINDOW
     rows = list(channels.defer("app_secret", "access_token", "verify_token").order_by("pk"))
@@ -61,9 +66,23 @@ def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None)
         )
         .order_by()
     }
+    inbound: dict[int, Mapping[str, Any]] = {
+        row["channel_id"]: row
+        for row in Message.objects.filter(
+            channel__in=[c.pk for c in rows], direction=Message.Direction.INBOUND
+        )
+        .filter(Q(processed_at__isnull=True) | (recent & Q(failure_reason=INBOUND_SET_ASIDE)))
+        .values("channel_id")
+        .annotate(
+            backlog=Count("pk", filter=Q(processed_at__isnull=True)),
+            set_aside=Count("pk", filter=Q(failure_reason=INBOUND_SET_ASIDE)),
+        )
+        .order_by()
+    }
     result = []
     for channel in rows:
         found = counts.get(channel.pk, {})
+        arrived = inbound.get(channel.pk, {})
         sent, failures = found.get("sent", 0), found.get("failed", 0)
         result.append(
             ChannelStatus(
@@ -79,6 +98,8 @@ def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None)
                 sent_24h=sent,
                 failed_24h=failures,
                 error_rate=failures / (sent + failures) if sent + failures else 0.0,
+                inbound_backlog=arrived.get("backlog", 0),
+                inbound_set_aside_24h=arrived.get("set_aside", 0),
                 graph_circuit=graph_breaker(channel).state(),
             )
         )

@@ -18,6 +18,7 @@ from apps.conversations.models import (
     DEFAULT_HANDOFF_WORDS,
     DEFAULT_OPT_IN_WORDS,
     DEFAULT_OPT_OUT_WORDS,
+    INBOUND_SET_ASIDE,
     Contact,
     Conversation,
     ConversationSettings,
@@ -143,7 +144,7 @@ EARLIER_LIMIT = 50
 # Failures that say nothing about the message itself: an outage of the database, the cache or the
 # network. They never count towards setting a message aside.
 _TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
-SET_ASIDE = "processing_failed"
+SET_ASIDE = INBOUND_SET_ASIDE
 
 
 def inbound_message_process(*, message_id: int) -> str:

@@ -98,6 +98,10 @@ class ChannelStatusOutput(serializers.Serializer):
         help_text="Of the outbound messages of the last 24 h, those failed."
     )
     error_rate = serializers.FloatField(help_text="failed / (sent + failed); 0 when there were none.")
+    inbound_backlog = serializers.IntegerField(help_text="Customer messages stored but not processed yet.")
+    inbound_set_aside_24h = serializers.IntegerField(
+        help_text="Customer messages of the last 24 h set aside after failing INBOUND_MAX_ATTEMPTS times."
+    )
     graph_circuit = serializers.ChoiceField(
         choices=list(STATES),
         help_text="The Graph API circuit breaker: open means calls are paused after repeated server errors.",

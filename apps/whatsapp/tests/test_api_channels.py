@@ -223,6 +223,17 @@ def test_admin_deletes_a_channel(member_client):
 
 
 # --- status ----------------------------------------------------------------------------------
+FIGURES = (
+    "id",
+    "queue_depth",
+    "sent_24h",
+    "failed_24h",
+    "error_rate",
+    "inbound_backlog",
+    "inbound_set_aside_24h",
+)
+
+
 def _aged(message: Message, hours: float) -> Message:
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=hours))
     return message
@@ -245,16 +256,18 @@ def test_status_counts_the_queue_and_the_last_24_hours_exactly(member_client):
     _aged(outbound_message(conversation=conversation, send_state=S.SENT), hours=25)
     _aged(outbound_message(conversation=conversation, send_state=S.FAILED), hours=30)
     outbound_message(conversation=conversation, send_state=S.CANCELLED)
-    MessageFactory(conversation=conversation)
+    MessageFactory(conversation=conversation)  # a customer message not processed yet
+    MessageFactory(conversation=conversation, processed_at=timezone.now())
+    set_aside = {"processed_at": timezone.now(), "failure_reason": "processing_failed"}
+    MessageFactory(conversation=conversation, **set_aside)
+    _aged(MessageFactory(conversation=conversation, **set_aside), hours=30)
 
     response = client.get("/api/whatsapp/status")
 
     assert response.status_code == 200
     rows = response.json()["channels"]
     assert [row["name"] for row in rows] == ["Ventas", "Soporte"]
-    assert {
-        k: rows[0][k] for k in ("id", "kind", "health", "queue_depth", "sent_24h", "failed_24h", "error_rate")
-    } == {
+    assert {k: rows[0][k] for k in (*FIGURES, "kind", "health")} == {
         "id": busy.pk,
         "kind": "cloud",
         "health": "ok",
@@ -262,13 +275,17 @@ def test_status_counts_the_queue_and_the_last_24_hours_exactly(member_client):
         "sent_24h": 3,
         "failed_24h": 2,
         "error_rate": 0.4,
+        "inbound_backlog": 1,
+        "inbound_set_aside_24h": 1,
     }
-    assert {k: rows[1][k] for k in ("id", "queue_depth", "sent_24h", "failed_24h", "error_rate")} == {
+    assert {k: rows[1][k] for k in FIGURES} == {
         "id": idle.pk,
         "queue_depth": 0,
         "sent_24h": 0,
         "failed_24h": 0,
         "error_rate": 0.0,
+        "inbound_backlog": 0,
+        "inbound_set_aside_24h": 0,
     }
     assert _no_secret_in(response)
 
