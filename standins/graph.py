@@ -5,8 +5,11 @@ posts signed status webhooks back like Meta does, and can be told to misbehave (
 answers, cut connections, a throughput limit). Tests, the demo and benchmarks reach it through
 WHATSAPP_GRAPH_URL; nothing in the application knows it is not Meta.
 
+Phone numbers registered with add_number() answer `GET /{version}/{phone-number-id}` (the channel
+ownership check) only to the access tokens given for them.
+
 Control endpoints (JSON, no authentication: bind it to localhost) live under /_standin/:
-GET sent, requests, webhooks; POST fail, delay, drop, rate_limit, webhooks, inbound, media, reset.
+GET sent, requests, webhooks; POST fail, delay, drop, rate_limit, webhooks, inbound, media, numbers, reset.
 """
 
 from __future__ import annotations
@@ -119,6 +122,14 @@ class _Media:
     mime_type: str
     sha256: str
     file_size: int
+
+
+@dataclass(frozen=True)
+class _Number:
+    tokens: frozenset[str]
+    verified_name: str
+    display_phone_number: str
+    quality_rating: str
 
 
 @dataclass(frozen=True)
@@ -333,6 +344,7 @@ class GraphStandIn:
         self._rate_limit: int | None = None
         self._windows: dict[str, deque[float]] = {}
         self._media: dict[str, _Media] = {}
+        self._numbers: dict[str, _Number] = {}
         self._webhooks: _WebhookConfig | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -476,6 +488,27 @@ class GraphStandIn:
         )
         with self._lock:
             self._media[media_id] = media
+
+    def add_number(
+        self,
+        phone_number_id: str,
+        token: str,
+        *,
+        verified_name: str = "Stand-in Business",
+        display_phone_number: str | None = None,
+        quality_rating: str = "GREEN",
+    ) -> None:
+        """Register `phone_number_id` as reachable with `token` (call again to add more tokens)."""
+        if not token:
+            raise ValueError("a number needs a token that may read it")
+        with self._lock:
+            known = self._numbers.get(phone_number_id)
+            self._numbers[phone_number_id] = _Number(
+                tokens=frozenset({token, *(known.tokens if known else ())}),
+                verified_name=verified_name,
+                display_phone_number=display_phone_number or self.display_phone_number,
+                quality_rating=quality_rating,
+            )
 
     def configure_webhooks(
         self,
@@ -633,15 +666,42 @@ class GraphStandIn:
         if method == "POST" and len(segments) == 3 and segments[2] == "messages":
             return self._messages(segments[1], body)
         if method == "GET" and len(segments) == 2:
+            with self._lock:
+                number = self._numbers.get(segments[1])
+                numbers_known, is_media = bool(self._numbers), segments[1] in self._media
+            if number is not None or (numbers_known and not is_media):
+                return self._phone_number(segments[1], number, _bearer(headers.get("Authorization", "")))
             return self._media_metadata(segments[1])
         return _Answer.meta(400, 100, details=f"Unsupported {method.lower()} request.")
 
     def _authorized(self, header: str) -> bool:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return False
-        return self.valid_tokens is None or token in self.valid_tokens
+        token = _bearer(header)
+        return bool(token) and (self.valid_tokens is None or token in self.valid_tokens)
+
+    def _phone_number(self, phone_number_id: str, number: _Number | None, token: str) -> _Answer:
+        """Meta's phone number node, for a token of that number only. A token that reads another
+        number is valid but lacks the permission (error 100, subcode 33); any other token is 190."""
+        if number is not None and token in number.tokens:
+            return _Answer.json(
+                200,
+                {
+                    "verified_name": number.verified_name,
+                    "display_phone_number": number.display_phone_number,
+                    "id": phone_number_id,
+                    "quality_rating": number.quality_rating,
+                },
+            )
+        with self._lock:
+            known = any(token in other.tokens for other in self._numbers.values())
+        if known or (self.valid_tokens is not None and token in self.valid_tokens):
+            details = (
+                f"Unsupported get request. Object with ID '{phone_number_id}' does not exist, cannot be "
+                "loaded due to missing permissions, or does not support this operation."
+            )
+            answer = meta_error(100, message=details)
+            answer["error"]["error_subcode"] = 33
+            return _Answer.json(400, answer)
+        return _Answer.meta(401, 190)
 
     def _messages(self, phone_number_id: str, body: bytes) -> _Answer:
         try:
@@ -804,10 +864,23 @@ class GraphStandIn:
                 str(data["media_id"]), content, str(data.get("mime_type", "application/octet-stream"))
             )
             return ok
+        if name == "numbers":
+            self.add_number(
+                str(data["phone_number_id"]),
+                str(data["token"]),
+                verified_name=str(data.get("verified_name", "Stand-in Business")),
+                display_phone_number=data.get("display_phone_number"),
+            )
+            return ok
         if name == "reset":
             self.reset()
             return ok
         return _Answer.json(404, {"error": f"no control endpoint POST /_standin/{name}"})
+
+
+def _bearer(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def send_problem(payload: dict[str, Any]) -> str | None:
@@ -912,6 +985,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-delay", type=float, default=0.0, help="seconds between statuses")
     parser.add_argument("--rate-limit", type=int, help="sends per second per phone number")
     parser.add_argument("--display-phone-number", default="15550000000")
+    parser.add_argument(
+        "--number",
+        action="append",
+        default=[],
+        metavar="PHONE_NUMBER_ID=TOKEN",
+        help="a number and its token",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -923,6 +1003,9 @@ def main(argv: list[str] | None = None) -> None:
         statuses = [s.strip() for s in args.statuses.split(",") if s.strip()]
         standin.configure_webhooks(args.webhook_url, args.app_secret, statuses, delay=args.webhook_delay)
     standin.set_rate_limit(args.rate_limit)
+    for number in args.number:
+        phone_number_id, _, token = number.partition("=")
+        standin.add_number(phone_number_id, token)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

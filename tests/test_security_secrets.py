@@ -58,6 +58,7 @@ def test_no_planted_secret_reaches_logs_or_answers(
     login = client.post("/api/auth/login", {"username": "owner1", "password": PASSWORD}, format="json")
     answers.append(login)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {login.json()['access']}")
+    graph_standin.add_number("1001", CHANNEL_TOKEN)
     created = client.post(
         "/api/whatsapp/channels/",
         {"kind": "cloud", "phone_number_id": "1001", "access_token": CHANNEL_TOKEN, "app_secret": APP_SECRET},

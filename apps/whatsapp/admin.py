@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from apps.whatsapp import services
 from apps.whatsapp.models import Channel
+from chatbot.exceptions import DomainError
 
 EDITABLE = [
     "workspace",
@@ -53,7 +54,33 @@ class ChannelForm(forms.ModelForm):
         kind = cleaned.get("kind", getattr(self.instance, "kind", ""))
         if kind == Channel.Kind.CLOUD and not cleaned.get("phone_number_id"):
             self.add_error("phone_number_id", "Required for a Cloud API channel.")
+        elif kind == Channel.Kind.CLOUD and self._moves_number(cleaned):
+            # The service proves ownership again when saving; checking here shows a refusal on the form
+            # (save_model cannot) instead of a server error.
+            candidate = Channel(
+                kind=kind,
+                phone_number_id=cleaned["phone_number_id"],
+                display_phone_number=cleaned.get("display_phone_number") or "",
+                app_secret=self._secret(cleaned, "app_secret"),
+                access_token=self._secret(cleaned, "access_token"),
+            )
+            try:
+                services.channel_ownership_verify(channel=candidate)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from None
         return cleaned
+
+    def _moves_number(self, cleaned: dict[str, Any]) -> bool:
+        if self.instance.pk is None:
+            return True
+        return bool(
+            {"kind", "phone_number_id"}.intersection(self.changed_data) or cleaned.get("new_access_token")
+        )
+
+    def _secret(self, cleaned: dict[str, Any], name: str) -> str:
+        if name in (cleaned.get("clear_secrets") or []):
+            return ""
+        return str(cleaned.get(f"new_{name}") or (getattr(self.instance, name) if self.instance.pk else ""))
 
 
 @admin.register(Channel)

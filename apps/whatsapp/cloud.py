@@ -1,4 +1,5 @@
-"""Meta's WhatsApp Cloud API (the Graph API): sends, read receipts and media downloads.
+"""Meta's WhatsApp Cloud API (the Graph API): sends, read receipts, media downloads and the check that
+a channel's access token reads its phone number (ownership).
 
 The only module that talks to Meta. One shared HTTP client with explicit timeouts; every failure
 becomes a SendError whose `reason`, `permanent`, `channel_unhealthy` and `outcome_unknown` tell the
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from django.conf import settings
@@ -44,13 +45,16 @@ from apps.conversations.transport import (
     SendError,
     SendResult,
 )
+from apps.whatsapp import services  # a module, not names: services calls phone_number_verify in turn
 from apps.whatsapp.models import Channel
-from apps.whatsapp.services import channel_health_set
 from chatbot.circuit import Breaker, breaker
+from chatbot.exceptions import TransientError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+# The ownership check runs while an admin waits for the API's answer.
+VERIFY_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 MAX_MEDIA_BYTES = 100 * 1024 * 1024
 SEND_TYPES = frozenset(
     {
@@ -179,6 +183,74 @@ def graph_host_breaker(base_url: str) -> Breaker:
     )
 
 
+# --- ownership ---------------------------------------------------------------------------------------
+class ChannelTokenInvalid(ValidationFailed):
+    code = "channel_token_invalid"
+
+
+class ChannelNotOwned(ValidationFailed):
+    code = "channel_not_owned"
+
+
+class GraphUnavailable(TransientError):
+    code = "graph_unavailable"
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    id: str
+    display_phone_number: str
+    verified_name: str
+
+
+def phone_number_verify(*, base_url: str, phone_number_id: str, access_token: str) -> PhoneNumber:
+    """The number as Meta shows it to `access_token` (`GET /{phone-number-id}`): only a token of the
+    business that owns the number reads it, so an answer proves ownership.
+
+    Raises ChannelTokenInvalid (Meta rejects the token), ChannelNotOwned (the token does not read this
+    number) or GraphUnavailable. Meta's body is logged as a code only and never passed on.
+    """
+    url = f"{base_url}/{settings.WHATSAPP_GRAPH_VERSION}/{quote(phone_number_id, safe='')}"
+    try:
+        response = http_client().get(
+            url,
+            params={"fields": "id,display_phone_number,verified_name,quality_rating"},
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=VERIFY_TIMEOUT,
+        )
+    except httpx.TransportError as exc:
+        logger.warning(
+            "phone number check for %s: Graph API not reached (%s)", phone_number_id, type(exc).__name__
+        )
+        raise GraphUnavailable(
+            "WhatsApp's API could not be reached to check the number; try again."
+        ) from None
+    data = _json_or_none(response)
+    if response.is_success and isinstance(data, dict) and str(data.get("id", "")) == phone_number_id:
+        return PhoneNumber(
+            id=phone_number_id,
+            display_phone_number=str(data.get("display_phone_number") or ""),
+            verified_name=str(data.get("verified_name") or ""),
+        )
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), int) else None
+    logger.warning(
+        "phone number check for %s refused: HTTP %s, code %s", phone_number_id, response.status_code, code
+    )
+    if code in (0, 190) or (code is None and response.status_code == 401):
+        raise ChannelTokenInvalid("WhatsApp does not accept this access token.")
+    if error_rule(response.status_code, code).reason in (REASON_SERVER_ERROR, REASON_RATE_LIMITED):
+        raise GraphUnavailable("WhatsApp's API could not check the number just now; try again.")
+    raise ChannelNotOwned("This access token does not give access to this phone_number_id.")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 class CloudTransport:
     """The Transport for channels on Meta's Cloud API (and the sandbox, which speaks it to the stand-in)."""
 
@@ -203,7 +275,7 @@ class CloudTransport:
                     raise
                 raise _partial(exc, wamids, len(bodies)) from None
         if channel.health != Channel.Health.OK:
-            channel_health_set(channel=channel, healthy=True)
+            services.channel_health_set(channel=channel, healthy=True)
         return SendResult(wamids=wamids)
 
     def mark_read(self, channel: Channel, wamid: str) -> None:
@@ -303,7 +375,7 @@ class CloudTransport:
             error.message,
         )
         if error.channel_unhealthy:
-            channel_health_set(channel=channel, healthy=False, detail=error.message)
+            services.channel_health_set(channel=channel, healthy=False, detail=error.message)
         return error
 
 

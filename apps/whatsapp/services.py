@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.conversations.services.ingest import inbound_store, preferences_apply, statuses_apply
+from apps.whatsapp import cloud
 from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
 from apps.whatsapp.payloads import ChannelBatch
 from chatbot.exceptions import Conflict, ValidationFailed
@@ -49,7 +50,11 @@ def channel_webhook_seen(*, channel_ids: list[int]) -> None:
 
 
 def channel_bootstrap(*, workspace: Any) -> str:
-    """Create or update the Cloud channel described by the WHATSAPP_* variables, when they are set."""
+    """Create or update the Cloud channel described by the WHATSAPP_* variables, when they are set.
+
+    The environment is the operator's word, so this channel is not checked against the Graph API. Its
+    app secret is WHATSAPP_APP_SECRET, stored (encrypted) on it: the webhook checks every channel's
+    deliveries with that channel's own secret only."""
     if not settings.WHATSAPP_PHONE_NUMBER_ID:
         return ""
     values = {
@@ -92,8 +97,34 @@ def _channel_check(channel: Channel) -> None:
             "A Cloud API channel needs its phone_number_id.",
             details={"phone_number_id": ["Required for Cloud API."]},
         )
+    if channel.kind == Channel.Kind.CLOUD and not channel.phone_number_id.isdigit():
+        raise ValidationFailed(
+            "Meta's phone_number_id is a number.", details={"phone_number_id": ["Digits only."]}
+        )
     if not 1 <= channel.send_rate <= MAX_SEND_RATE:
         raise ValidationFailed(f"send_rate must be between 1 and {MAX_SEND_RATE}.")
+
+
+def channel_ownership_verify(*, channel: Channel) -> None:
+    """A Cloud channel must prove it owns its number before it is saved: its access token reads the
+    number at the Graph API, and it brings its own app secret (deliveries are checked with it alone).
+
+    Runs before the uniqueness check, so a caller who cannot prove ownership never learns that another
+    workspace has connected the number. Raises ValidationFailed, ChannelTokenInvalid, ChannelNotOwned or
+    GraphUnavailable."""
+    missing = [field for field in ("app_secret", "access_token") if not getattr(channel, field)]
+    if missing:
+        raise ValidationFailed(
+            "A Cloud API channel needs its own app secret and access token.",
+            details={field: ["Required for Cloud API."] for field in missing},
+        )
+    number = cloud.phone_number_verify(
+        base_url=cloud.graph_url(channel),
+        phone_number_id=channel.phone_number_id,
+        access_token=channel.access_token,
+    )
+    if not channel.display_phone_number:
+        channel.display_phone_number = number.display_phone_number[:32]
 
 
 def _channel_save(channel: Channel, *, update_fields: list[str] | None = None) -> None:
@@ -135,6 +166,8 @@ def channel_create(
         verify_token=verify_token or "",
     )
     _channel_check(channel)
+    if channel.kind == Channel.Kind.CLOUD:
+        channel_ownership_verify(channel=channel)
     _channel_save(channel)
     return channel
 
@@ -155,6 +188,14 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
         channel.health_changed_at = timezone.now()
         fields += ["health", "health_detail", "health_changed_at"]
     _channel_check(channel)
+    # A new number, or a new token for it, is proven again; clearing the token needs no proof.
+    moved = {"kind", "phone_number_id"}.intersection(fields) or (
+        "access_token" in fields and channel.access_token
+    )
+    if channel.kind == Channel.Kind.CLOUD and moved:
+        channel_ownership_verify(channel=channel)
+        if "display_phone_number" not in fields and channel.display_phone_number:
+            fields.append("display_phone_number")
     _channel_save(channel, update_fields=fields)
     return channel
 

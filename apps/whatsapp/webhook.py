@@ -86,9 +86,7 @@ def _receive(request: HttpRequest) -> HttpResponse:
     channels = channels_addressed(
         phone_number_ids=phone_number_ids, account_ids=delivery_account_ids(delivery)
     )
-    secret = matching_secret(
-        body, signature, {_app_secret(c) for c in channels} | {settings.WHATSAPP_APP_SECRET}
-    )
+    secret = matching_secret(body, signature, _secrets(channels))
     if secret is None:
         logger.warning(
             "webhook refused: no app secret matches its signature (numbers %s)", sorted(phone_number_ids)[:5]
@@ -121,7 +119,7 @@ def _route(
                 len(batch.statuses),
                 len(batch.preferences),
             )
-        elif not hmac.compare_digest(_app_secret(channel).encode(), secret.encode()):
+        elif not hmac.compare_digest(channel.app_secret.encode(), secret.encode()):
             logger.warning(
                 "webhook for phone_number_id %s skipped: signed with another app's secret", phone_number_id
             )
@@ -130,8 +128,14 @@ def _route(
     return routed
 
 
-def _app_secret(channel: Channel) -> str:
-    return channel.app_secret or settings.WHATSAPP_APP_SECRET
+def _secrets(channels: list[Channel]) -> set[str]:
+    """The app secrets that may sign a delivery: those of the channels it addresses, each its own (a
+    channel without one accepts nothing). WHATSAPP_APP_SECRET is stored on the channel `bootstrap`
+    made from it; it also answers for numbers no channel has any more, so that Meta is told 200 and
+    does not re-deliver them for days."""
+    if channels:
+        return {channel.app_secret for channel in channels if channel.app_secret}
+    return {settings.WHATSAPP_APP_SECRET} if settings.WHATSAPP_APP_SECRET else set()
 
 
 def _declared_length(request: HttpRequest) -> int:

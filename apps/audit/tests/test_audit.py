@@ -71,13 +71,15 @@ def test_a_refused_member_change_records_nothing():
     assert not AuditEntry.objects.exists()
 
 
-def test_channel_create_update_delete_are_recorded_without_secrets():
+def test_channel_create_update_delete_are_recorded_without_secrets(cloud_settings, graph_standin):
     workspace = WorkspaceFactory.create()
     client, admin = _client(Role.ADMIN, workspace)
+    graph_standin.add_number("555000111", SECRET)
+    graph_standin.add_number("555000111", SECRET + "-2")
 
     created = client.post(
         "/api/whatsapp/channels/",
-        {"kind": "cloud", "phone_number_id": "555000111", "access_token": SECRET},
+        {"kind": "cloud", "phone_number_id": "555000111", "access_token": SECRET, "app_secret": "s3"},
         format="json",
     )
     channel_id = created.json()["id"]

@@ -33,6 +33,13 @@ NEW_CHANNEL = {
 }
 
 
+@pytest.fixture(autouse=True)
+def graph(cloud_settings, graph_standin):
+    """The Graph API stand-in, where NEW_CHANNEL's token reads its number."""
+    graph_standin.add_number(NEW_CHANNEL["phone_number_id"], PLANTED["access_token"])
+    return graph_standin
+
+
 def _no_secret_in(response) -> bool:
     text = response.content.decode()
     return not any(secret in text for secret in PLANTED.values())
@@ -317,8 +324,9 @@ def test_the_admin_never_shows_a_stored_secret(admin_client_logged_in):
     assert 'name="new_access_token"' in html
 
 
-def test_the_admin_sets_a_new_secret_keeps_blank_ones_and_clears_on_request(admin_client_logged_in):
+def test_the_admin_sets_a_new_secret_keeps_blank_ones_and_clears_on_request(admin_client_logged_in, graph):
     channel = ChannelFactory(send_rate=80, **PLANTED)
+    graph.add_number(channel.phone_number_id, "rotated-token")
     form = {
         "kind": "cloud",
         "name": channel.name,
@@ -345,8 +353,9 @@ def test_the_admin_sets_a_new_secret_keeps_blank_ones_and_clears_on_request(admi
     )
 
 
-def test_the_admin_adds_a_channel_through_the_service(admin_client_logged_in):
+def test_the_admin_adds_a_channel_through_the_service(admin_client_logged_in, graph):
     workspace = WorkspaceFactory()
+    graph.add_number("106540352242922", "t0k")
     form = {
         "workspace": workspace.pk,
         "kind": "cloud",

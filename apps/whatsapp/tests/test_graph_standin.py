@@ -460,3 +460,26 @@ def test_webhook_posting_logs_nothing_at_warning_when_all_goes_well(graph_standi
 
     assert [w["status_code"] for w in graph_standin.webhooks] == [200, 200, 200]
     assert [r for r in caplog.records if r.name == "standins.graph"] == []
+
+
+# --- phone numbers (the channel ownership check) ---------------------------------------------------
+def test_a_number_is_read_only_with_its_own_token(graph_standin, http):
+    graph_standin.add_number("1001", "token-of-1001", verified_name="Ana", display_phone_number="+34 600")
+    graph_standin.add_number("2002", "token-of-2002")
+
+    def read(pnid: str, token: str) -> httpx.Response:
+        return http.get(f"{graph_standin.url}/v21.0/{pnid}", headers={"Authorization": f"Bearer {token}"})
+
+    own, other, unknown = read("1001", "token-of-1001"), read("1001", "token-of-2002"), read("1001", "nope")
+
+    assert (own.status_code, own.json()) == (
+        200,
+        {"verified_name": "Ana", "display_phone_number": "+34 600", "id": "1001", "quality_rating": "GREEN"},
+    )
+    assert (other.status_code, other.json()["error"]["code"], other.json()["error"]["error_subcode"]) == (
+        400,
+        100,
+        33,
+    )
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (401, 190)
+    assert read("3003", "nope").json()["error"]["code"] == 190  # an unknown id tells a bad token apart too

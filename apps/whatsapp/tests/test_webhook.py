@@ -464,23 +464,49 @@ def test_one_apps_secret_cannot_write_into_another_apps_number(caplog):
     assert Channel.objects.get(phone_number_id=RESTAURANT).last_webhook_at is None
 
 
-def test_a_channel_without_its_own_app_secret_is_signed_with_the_global_one(settings):
+def test_a_channel_without_its_own_app_secret_takes_nothing_not_even_the_platform_secret(settings):
     settings.WHATSAPP_APP_SECRET = "global-app-secret-51d0"
-    channel = channel_create(app_secret="")
+    channel_create(app_secret="")
+
+    response = post(fixture("text.json"), secret="global-app-secret-51d0")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "signature_invalid"
+    assert not Message.objects.exists()
+
+
+def test_the_platform_secret_does_not_open_a_channel_that_has_its_own(settings):
+    settings.WHATSAPP_APP_SECRET = "global-app-secret-51d0"
+    channel = channel_create()
+
+    response = post(fixture("text.json"), secret="global-app-secret-51d0")
+
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+    channel.refresh_from_db()
+    assert channel.last_webhook_at is None
+
+
+def test_the_bootstrap_channel_takes_deliveries_signed_with_the_platform_secret(settings):
+    from apps.whatsapp.services import channel_bootstrap
+
+    settings.WHATSAPP_APP_SECRET, settings.WHATSAPP_PHONE_NUMBER_ID = "global-app-secret-51d0", SHOP
+    channel_bootstrap(workspace=WorkspaceFactory.create())
 
     response = post(fixture("text.json"), secret="global-app-secret-51d0")
 
     assert response.status_code == 200
-    assert Message.objects.get().channel_id == channel.pk
+    assert Message.objects.get().channel_id == Channel.objects.get(phone_number_id=SHOP).pk
 
 
-def test_the_global_secret_does_not_open_a_channel_that_has_its_own(settings):
+def test_a_delivery_for_a_number_no_channel_has_is_acknowledged_with_the_platform_secret_only(settings):
     settings.WHATSAPP_APP_SECRET = "global-app-secret-51d0"
-    channel_create()
 
-    response = post(fixture("text.json"), secret="global-app-secret-51d0")
+    platform = post(fixture("text.json"), secret="global-app-secret-51d0")
+    stranger = post(fixture("text.json"), secret="someone-elses-secret")
 
-    assert response.status_code == 200
+    # 200, so that Meta stops re-delivering for a number that left the platform; nothing stored.
+    assert (platform.status_code, stranger.status_code) == (200, 403)
     assert not Message.objects.exists()
 
 
