@@ -19,7 +19,7 @@ RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell 
 COPY --chown=app:app . .
 # collectstatic needs settings; throwaway values that exist only during this build step.
 RUN DJANGO_SECRET_KEY=build-only DJANGO_SETTINGS_MODULE=chatbot.settings \
-    JWT_SECRET=build-only-build-only-build-only-build-only \
+    JWT_SECRET=build-only-build-only-build-only-build-only METRICS_TOKEN=build-only-build-only \
     python manage.py collectstatic --noinput \
  && mkdir -p /app/data && chown app:app /app/data
 

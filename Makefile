@@ -50,7 +50,8 @@ lint: $(STAMP)
 
 # The Django plugin imports the settings, which need secrets; these exist only for the type check.
 typecheck: $(STAMP)
-	DJANGO_SECRET_KEY=typecheck-only JWT_SECRET=typecheck-only-typecheck-only-typecheck ENV_FILE=/dev/null \
+	DJANGO_SECRET_KEY=typecheck-only JWT_SECRET=typecheck-only-typecheck-only-typecheck \
+		METRICS_TOKEN=typecheck-only-metrics ENV_FILE=/dev/null \
 		$(VENV)/bin/mypy .
 
 ## lock: re-pin every dependency from pyproject.toml

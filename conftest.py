@@ -8,8 +8,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 pytest_plugins = ["standins.fixtures", "standins.llm_fixtures"]
@@ -55,3 +57,9 @@ def _clear_cache() -> None:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def metrics_client() -> Client:
+    """A client that sends METRICS_TOKEN, as Prometheus's scrape does."""
+    return Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"})

@@ -37,6 +37,7 @@ os.environ.update(
         "ENV_FILE": "/dev/null",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "JWT_SECRET": "bench-only-jwt-secret-0123456789-abcdef",
+        "METRICS_TOKEN": "bench-only-metrics-token-0123",
         "DJANGO_SETTINGS_MODULE": "chatbot.settings",
     }
 )

@@ -21,7 +21,7 @@ PASSES=2 # the measured webhook pass, the profiled one
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/11"
 export DEBUG=0 SECURE_SSL_REDIRECT=0 LOG_LEVEL=WARNING ENV_FILE=/dev/null
 export DJANGO_SECRET_KEY=bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz
-export JWT_SECRET=bench-only-jwt-secret-0123456789-abcdef
+export JWT_SECRET=bench-only-jwt-secret-0123456789-abcdef METRICS_TOKEN=bench-only-metrics-token-0123
 export FERNET_KEYS=$(.venv/bin/python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")
 mkdir -p "$RESULTS" "$PLOTS"
 rm -f "$RESULTS/memory-webhook.json.marks"

@@ -1,15 +1,19 @@
-"""Probes: /healthz says the process answers, /readyz that its database, cache and broker do."""
+"""Probes: /healthz says the process answers, /readyz that its database, cache and broker do (both
+open); /metrics serves Prometheus, behind METRICS_TOKEN when it is set."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
 
 from celery_app import app as celery_app
 
@@ -55,3 +59,29 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status
     )
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if token and not _bearer_is(request, token):
+        response = JsonResponse(
+            {
+                "error": {
+                    "code": "not_authenticated",
+                    "message": "/metrics needs the header Authorization: Bearer <METRICS_TOKEN>.",
+                }
+            },
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    exported: HttpResponse = ExportToDjangoView(request)
+    return exported
+
+
+def _bearer_is(request: HttpRequest, token: str) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # Bytes, because compare_digest refuses non-ASCII str; constant time, so timing tells nothing.
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())

@@ -39,6 +39,18 @@ if not JWT_SECRET:
 if len(JWT_SECRET) < 32 and not DEBUG:
     _refuse(f"JWT_SECRET must be at least 32 characters, got {len(JWT_SECRET)}")
 
+# /metrics: a bearer token; production refuses to start without one unless METRICS_PUBLIC=1 says
+# /metrics is meant to be open (its port reachable by Prometheus alone).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
+METRICS_TOKEN_MIN_LENGTH = 16
+if not DEBUG and not METRICS_TOKEN and not METRICS_PUBLIC:
+    _refuse(
+        "METRICS_TOKEN is not set (required when DEBUG is off; METRICS_PUBLIC=1 serves /metrics without one)"
+    )
+if METRICS_TOKEN and len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH and not DEBUG:
+    _refuse(f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters, got {len(METRICS_TOKEN)}")
+
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])  # old keys, during a rotation
 FERNET_KEYS = env.list("FERNET_KEYS", default=[])
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")

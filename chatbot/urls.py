@@ -11,7 +11,7 @@ handler404 = "chatbot.exceptions.page_not_found"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", health.metrics, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("apps.accounts.api.auth_urls")),
     path("api/accounts/", include("apps.accounts.api.urls")),

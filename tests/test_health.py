@@ -58,13 +58,49 @@ def test_readyz_is_503_naming_the_broker_when_it_is_unreachable():
     assert response.json()["failing"] == ["broker"]
 
 
-def test_metrics_are_exported_in_prometheus_format():
+def test_metrics_are_exported_in_prometheus_format(metrics_client):
     Client().get("/healthz")
 
-    response = Client().get("/metrics")
+    response = metrics_client.get("/metrics")
 
     assert response.status_code == 200
     assert "django_http_requests_total_by_view_transport_method_total" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer wrong-token-0123456789",
+        "Basic dGVzdA==",
+        "Bearer ",
+        "test-only-metrics-token-0123456789",
+    ],
+)
+def test_metrics_without_the_token_is_401_and_shows_no_figure(settings, authorization):
+    settings.METRICS_TOKEN = "test-only-metrics-token-0123456789"
+    headers = {"Authorization": authorization} if authorization is not None else {}
+
+    response = Client(headers=headers).get("/metrics")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert b"django_http" not in response.content and b"# HELP" not in response.content
+
+
+def test_the_probes_stay_open_when_metrics_needs_a_token(settings):
+    settings.METRICS_TOKEN = "test-only-metrics-token-0123456789"
+
+    assert Client().get("/healthz").status_code == 200
+    assert Client().get("/readyz").status_code == 200
+
+
+def test_metrics_is_open_without_a_token_only_where_start_up_allowed_it(settings):
+    # Production refuses to start without METRICS_TOKEN unless METRICS_PUBLIC=1 (tests/test_settings.py).
+    settings.METRICS_TOKEN = ""
+
+    assert Client().get("/metrics").status_code == 200
 
 
 def test_openapi_schema_is_served_and_valid_without_warnings():

@@ -81,3 +81,26 @@ def test_loopback_hosts_stay_allowed_for_health_checks_whatever_allowed_hosts_sa
         "127.0.0.1",
         "[::1]",
     ]
+
+
+def test_production_refuses_to_start_without_a_metrics_token(tmp_path):
+    result = run_manage(tmp_path, "check", **{**GOOD, "METRICS_TOKEN": ""})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "configuration error: METRICS_TOKEN is not set (required when DEBUG is off; "
+        "METRICS_PUBLIC=1 serves /metrics without one)"
+    )
+
+
+def test_production_refuses_a_short_metrics_token(tmp_path):
+    result = run_manage(tmp_path, "check", **{**GOOD, "METRICS_TOKEN": "short"})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "configuration error: METRICS_TOKEN must be at least 16 characters, got 5"
+
+
+def test_metrics_public_is_the_explicit_opt_out(tmp_path):
+    result = run_manage(tmp_path, "check", **{**GOOD, "METRICS_TOKEN": "", "METRICS_PUBLIC": "1"})
+
+    assert result.returncode == 0, result.stderr

@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 import redis
-from django.test import Client
 
 from chatbot import shared_metrics
 from chatbot.shared_metrics import FileStore, RedisStore, SharedCounter, SharedHistogram
@@ -87,20 +86,22 @@ def test_processes_recording_at_once_lose_nothing(kind, tmp_path, request):
     assert store.read(name) == {"x": 600.0}
 
 
-def test_recording_while_redis_is_unreachable_neither_raises_nor_breaks_the_scrape(monkeypatch, caplog):
+def test_recording_while_redis_is_unreachable_neither_raises_nor_breaks_the_scrape(
+    monkeypatch, caplog, metrics_client
+):
     dead = RedisStore(redis.Redis(port=1, socket_connect_timeout=0.2))
     monkeypatch.setattr(shared_metrics, "_store", lambda: dead)
     metric = SharedHistogram(_name(), "Test.", ["provider"], buckets=(1,))
 
     metric.observe("gemini", value=0.3)
-    response = Client().get("/metrics")
+    response = metrics_client.get("/metrics")
 
     assert response.status_code == 200
     assert f"metric {metric.name} not recorded" in caplog.text
     shared_metrics._METRICS.remove(metric)
 
 
-def test_metrics_shows_what_another_process_recorded(redis_url, settings):
+def test_metrics_shows_what_another_process_recorded(redis_url, settings, metrics_client):
     """The LLM latency recorded by a worker process appears at the web's /metrics."""
     provider = f"p{uuid.uuid4().hex[:8]}"  # the Redis database outlives the test
     code = (
@@ -111,7 +112,7 @@ def test_metrics_shows_what_another_process_recorded(redis_url, settings):
     env = {**os.environ, "REDIS_URL": redis_url}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)  # noqa: S603
 
-    text = Client().get("/metrics").content.decode()
+    text = metrics_client.get("/metrics").content.decode()
 
     assert f'assistant_provider_latency_seconds_count{{outcome="ok",provider="{provider}"}} 1.0' in text
     assert (

@@ -9,7 +9,7 @@ work=$(mktemp -d)
 port=${FUZZ_PORT:-8765}
 export DATABASE_URL="sqlite:///$work/fuzz.sqlite3" REDIS_URL="" DATA_DIR="$work" ENV_FILE=/dev/null DEBUG=0
 export DJANGO_SECRET_KEY=fuzz-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz
-export JWT_SECRET=fuzz-only-jwt-secret-0123456789-abcdefghij
+export JWT_SECRET=fuzz-only-jwt-secret-0123456789-abcdefghij METRICS_TOKEN=fuzz-only-metrics-token-0123
 export FERNET_KEYS=dGVzdC1vbmx5LWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=
 export ADMIN_PASSWORD=fuzz-only-admin-passphrase-2024 SECURE_SSL_REDIRECT=0 CELERY_TASK_ALWAYS_EAGER=0
 # Nothing listens on these: calls to local model servers fail fast instead of waiting.

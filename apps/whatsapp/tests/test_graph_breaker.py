@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.tests.factories import WorkspaceFactory
@@ -124,12 +123,12 @@ def test_a_queued_message_waits_out_the_outage_without_spending_its_attempts(
     assert (message.send_state, message.attempts) == ("sent", 1)
 
 
-def test_the_breaker_state_is_in_metrics(channel, graph_standin):
+def test_the_breaker_state_is_in_metrics(channel, graph_standin, metrics_client):
     breaker = graph_breaker(channel)
     for _ in range(3):
         breaker.failure()
 
-    metrics = Client().get("/metrics").content.decode()
+    metrics = metrics_client.get("/metrics").content.decode()
 
     assert f'chatbot_circuit_state{{name="{breaker.name}"}} 2.0' in metrics
 
