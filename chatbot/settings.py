@@ -258,7 +258,10 @@ CORS_ALLOWED_ORIGINS = env.list("CORS_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = False  # the API authenticates with bearer tokens, never cookies
 
 # --- Security: production defaults; TLS usually ends at a proxy ------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any client. gunicorn sets
+# the request's scheme from it only when the peer is in FORWARDED_ALLOW_IPS (the proxy), and Django
+# reads that scheme.
+SECURE_PROXY_SSL_HEADER = None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^webhooks/"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else env.int("SECURE_HSTS_SECONDS", default=31536000)
