@@ -54,28 +54,27 @@ class ChannelForm(forms.ModelForm):
         kind = cleaned.get("kind", getattr(self.instance, "kind", ""))
         if kind == Channel.Kind.CLOUD and not cleaned.get("phone_number_id"):
             self.add_error("phone_number_id", "Required for a Cloud API channel.")
-        elif kind == Channel.Kind.CLOUD and self._moves_number(cleaned):
+        elif self._claims_number(kind, cleaned):
             # The service proves ownership again when saving; checking here shows a refusal on the form
             # (save_model cannot) instead of a server error.
             candidate = Channel(
                 kind=kind,
-                phone_number_id=cleaned["phone_number_id"],
+                phone_number_id=cleaned.get("phone_number_id") or "",
                 display_phone_number=cleaned.get("display_phone_number") or "",
                 app_secret=self._secret(cleaned, "app_secret"),
                 access_token=self._secret(cleaned, "access_token"),
             )
             try:
-                services.channel_ownership_verify(channel=candidate)
+                services.channel_number_claim_verify(channel=candidate)
             except DomainError as exc:
                 raise forms.ValidationError(exc.message, code=exc.code) from None
         return cleaned
 
-    def _moves_number(self, cleaned: dict[str, Any]) -> bool:
+    def _claims_number(self, kind: str, cleaned: dict[str, Any]) -> bool:
         if self.instance.pk is None:
             return True
-        return bool(
-            {"kind", "phone_number_id"}.intersection(self.changed_data) or cleaned.get("new_access_token")
-        )
+        new_token = kind == Channel.Kind.CLOUD and cleaned.get("new_access_token")
+        return bool({"kind", "phone_number_id"}.intersection(self.changed_data) or new_token)
 
     def _secret(self, cleaned: dict[str, Any], name: str) -> str:
         if name in (cleaned.get("clear_secrets") or []):

@@ -105,13 +105,22 @@ def _channel_check(channel: Channel) -> None:
         raise ValidationFailed(f"send_rate must be between 1 and {MAX_SEND_RATE}.")
 
 
-def channel_ownership_verify(*, channel: Channel) -> None:
-    """A Cloud channel must prove it owns its number before it is saved: its access token reads the
-    number at the Graph API, and it brings its own app secret (deliveries are checked with it alone).
+def channel_number_claim_verify(*, channel: Channel) -> None:
+    """A channel that takes a phone_number_id (created, or its number, kind or token changed) must own it:
+    a Cloud channel proves it with its access token at the Graph API, and brings its own app secret
+    (deliveries are checked with it alone); no other kind may take one here (the sandbox's channels
+    come from the sandbox), or it could squat a number it does not own.
 
     Runs before the uniqueness check, so a caller who cannot prove ownership never learns that another
     workspace has connected the number. Raises ValidationFailed, ChannelTokenInvalid, ChannelNotOwned or
     GraphUnavailable."""
+    if channel.kind != Channel.Kind.CLOUD:
+        if channel.phone_number_id:
+            raise ValidationFailed(
+                "Only a Cloud API channel has a phone_number_id.",
+                details={"phone_number_id": ["Only for Cloud API."]},
+            )
+        return
     missing = [field for field in ("app_secret", "access_token") if not getattr(channel, field)]
     if missing:
         raise ValidationFailed(
@@ -166,8 +175,7 @@ def channel_create(
         verify_token=verify_token or "",
     )
     _channel_check(channel)
-    if channel.kind == Channel.Kind.CLOUD:
-        channel_ownership_verify(channel=channel)
+    channel_number_claim_verify(channel=channel)
     _channel_save(channel)
     return channel
 
@@ -189,11 +197,9 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
         fields += ["health", "health_detail", "health_changed_at"]
     _channel_check(channel)
     # A new number, or a new token for it, is proven again; clearing the token needs no proof.
-    moved = {"kind", "phone_number_id"}.intersection(fields) or (
-        "access_token" in fields and channel.access_token
-    )
-    if channel.kind == Channel.Kind.CLOUD and moved:
-        channel_ownership_verify(channel=channel)
+    new_token = channel.kind == Channel.Kind.CLOUD and "access_token" in fields and channel.access_token
+    if {"kind", "phone_number_id"}.intersection(fields) or new_token:
+        channel_number_claim_verify(channel=channel)
         if "display_phone_number" not in fields and channel.display_phone_number:
             fields.append("display_phone_number")
     _channel_save(channel, update_fields=fields)

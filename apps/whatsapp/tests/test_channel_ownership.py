@@ -165,3 +165,72 @@ def test_platform_signed_deliveries_for_a_number_with_its_own_secret_are_refused
 
     assert (forged.status_code, genuine.status_code) == (403, 200)
     assert list(Message.objects.values_list("wamid", "body")) == [(genuine.wamid, "hola de verdad")]
+
+
+@pytest.mark.parametrize("kind", ["sandbox", "web"])
+def test_no_other_kind_can_squat_a_number_or_learn_that_it_is_taken(member_client, kind):
+    ChannelFactory(
+        workspace=WorkspaceFactory(), phone_number_id=SHOP, app_secret="a", access_token=SHOP_TOKEN
+    )
+    client, admin = member_client(Role.ADMIN)
+    mine = ChannelFactory(workspace=admin.workspace, kind=kind, phone_number_id="")
+
+    taken = client.post(URL, {"kind": kind, "phone_number_id": SHOP}, format="json")
+    free = client.post(URL, {"kind": kind, "phone_number_id": "100000000000777"}, format="json")
+    moved = client.patch(f"{URL}{mine.pk}/", {"phone_number_id": "100000000000777"}, format="json")
+
+    assert _error(taken) == _error(free) == _error(moved) == (400, "invalid")
+    assert taken.json() == free.json()
+    assert set(Channel.objects.values_list("phone_number_id", flat=True)) == {SHOP, ""}
+
+
+def test_the_admin_shows_a_refused_claim_on_the_form_and_saves_nothing(client):
+    from apps.accounts.tests.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    form = {
+        "workspace": WorkspaceFactory().pk,
+        "kind": "cloud",
+        "name": "Ventas",
+        "phone_number_id": SHOP,
+        "display_phone_number": "",
+        "waba_id": "",
+        "send_rate": "80",
+        "is_active": "on",
+        "new_app_secret": "s3",
+        "new_access_token": OTHER_TOKEN,
+        "new_verify_token": "",
+    }
+
+    response = client.post("/admin/whatsapp/channel/add/", form)
+
+    assert response.status_code == 200
+    assert "This access token does not give access to this phone_number_id." in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0002_stores_the_platform_secret_on_the_bootstrap_channel_and_flags_the_others(settings):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    settings.WHATSAPP_PHONE_NUMBER_ID, settings.WHATSAPP_APP_SECRET = SHOP, "platform-app-secret-8c1e"
+    MigrationExecutor(connection).migrate([("whatsapp", "0001_initial")])
+    bootstrap = ChannelFactory(phone_number_id=SHOP, app_secret="", health=Channel.Health.OK)
+    bare = ChannelFactory(phone_number_id=OTHER, app_secret="", health=Channel.Health.OK)
+    own = ChannelFactory(app_secret="own-secret", health=Channel.Health.OK)
+    sandbox = ChannelFactory(kind="sandbox", app_secret="", health=Channel.Health.OK)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    rows = {c.pk: (c.app_secret, c.health) for c in Channel.objects.all()}
+    assert rows == {
+        bootstrap.pk: ("platform-app-secret-8c1e", "ok"),
+        bare.pk: ("", "unhealthy"),
+        own.pk: ("own-secret", "ok"),
+        sandbox.pk: ("", "ok"),
+    }
+    assert Channel.objects.get(pk=bare.pk).health_detail.startswith(
+        "No app secret: webhook deliveries are refused"
+    )
