@@ -21,9 +21,15 @@ from apps.whatsapp.models import Channel
 from apps.whatsapp.status import channels_status
 from chatbot.openapi import errors, paginated
 
-INVALID = errors({400: "Invalid input."})
+INVALID = errors(
+    {
+        400: "Invalid input; for a Cloud channel also channel_token_invalid (WhatsApp refuses the token) or "
+        "channel_not_owned (the token does not read this phone_number_id)."
+    }
+)
+GRAPH_DOWN = errors({503: "graph_unavailable: WhatsApp's API could not check the number."})
 NOT_FOUND = errors({404: "Not found in this workspace."})
-CONFLICT = errors({409: "The phone_number_id belongs to another channel."})
+CONFLICT = errors({409: "The phone_number_id belongs to another channel (told only to a proven owner)."})
 
 
 def _channels(request: Request) -> QuerySet[Channel]:
@@ -42,7 +48,9 @@ class ChannelListView(APIView):
     def get(self, request: Request) -> Response:
         return paginated_response(request, _channels(request), s.ChannelOutput)
 
-    @extend_schema(request=s.ChannelInput, responses={201: s.ChannelOutput, **INVALID, **CONFLICT})
+    @extend_schema(
+        request=s.ChannelInput, responses={201: s.ChannelOutput, **INVALID, **CONFLICT, **GRAPH_DOWN}
+    )
     def post(self, request: Request) -> Response:
         data = s.ChannelInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -60,7 +68,8 @@ class ChannelDetailView(APIView):
         return Response(s.ChannelOutput(get_object_or_404(_channels(request), pk=pk)).data)
 
     @extend_schema(
-        request=s.ChannelInput, responses={200: s.ChannelOutput, **INVALID, **NOT_FOUND, **CONFLICT}
+        request=s.ChannelInput,
+        responses={200: s.ChannelOutput, **INVALID, **NOT_FOUND, **CONFLICT, **GRAPH_DOWN},
     )
     def patch(self, request: Request, pk: int) -> Response:
         channel = get_object_or_404(_channels(request), pk=pk)
