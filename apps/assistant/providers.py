@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -59,6 +60,14 @@ _LITELLM_PREFIX: dict[str, str] = {
 # Explicit, so litellm never falls back to OPENAI_BASE_URL from the environment and sends the OpenAI
 # key to the OpenAI-compatible server configured there.
 OPENAI_API_BASE = "https://api.openai.com/v1"
+# Each keyed provider's own public endpoint: the only place (with a URL the operator set in the
+# environment) the environment's key is sent. A URL set by a workspace needs the workspace's own key.
+PUBLIC_BASES: dict[str, str] = {
+    Provider.GEMINI: "https://generativelanguage.googleapis.com",
+    Provider.OPENAI: OPENAI_API_BASE,
+    Provider.ANTHROPIC: "https://api.anthropic.com",
+    Provider.XAI: "https://api.x.ai/v1",
+}
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,28 @@ def _env_key(name: str) -> str:
     return str(getattr(settings, setting, "") or "") if setting else ""
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", "", None
+
+
+def _env_key_may_go_to(name: str, base: str) -> bool:
+    """Whether the environment's key for `name` may be sent to `base` (a workspace's base URL).
+
+    Only to the provider's own public endpoint or a URL the operator set in the environment: a
+    workspace admin must not be able to point the platform's key at a server of theirs.
+    """
+    if not base:
+        return True
+    operator_bases = [PUBLIC_BASES.get(name, "")]
+    if name == Provider.OPENAI:
+        operator_bases.append(settings.OPENAI_BASE_URL)
+    return any(b and _origin(b) == _origin(base) for b in operator_bases)
+
+
 def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None, str]:
     """(spec, "") when `name` can be called for this workspace, else (None, why not)."""
     if row is not None and not row.enabled:
@@ -151,7 +182,10 @@ def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None
     row_base = (row.base_url if row else "").rstrip("/")
     row_key = row.api_key if row else ""
     if name in ENV_KEYS:
-        key = row_key or _env_key(name)
+        env_key = _env_key(name) if _env_key_may_go_to(name, row_base) else ""
+        key = row_key or env_key
+        if not key and row_base and _env_key(name):
+            return None, "no API key for this base URL (a URL set here needs its own key)"
         if not key:
             return None, f"no API key (set it here or in {ENV_KEYS[name]})"
         base = row_base or (OPENAI_API_BASE if name == Provider.OPENAI else None)
@@ -230,7 +264,7 @@ def provider_states(*, workspace_id: int) -> list[ProviderState]:
         row = rows.get(name)
         spec, reason = _resolve(name, row)
         row_key = bool(row and row.api_key)
-        env_key = bool(_env_key(name))
+        env_key = bool(_env_key(name)) and _env_key_may_go_to(name, (row.base_url if row else ""))
         states.append(
             ProviderState(
                 provider=name,
