@@ -17,9 +17,12 @@ Rules:
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -137,6 +140,53 @@ def check_url(url: str, *, base: bool = True, resolve: bool = True) -> SplitResu
     return parts
 
 
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("egress_deadline", default=None)
+
+
+@contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Every connect, read and write of guarded clients in this block ends by `at` (time.monotonic()).
+
+    httpx's timeouts are per operation: a server dripping one byte a second would never trip them."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _left(timeout: float | None) -> float | None:
+    at = _DEADLINE.get()
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the call's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, _left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Resolves, checks, and connects to the checked address itself (TLS keeps the host name)."""
 
@@ -160,7 +210,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         error: Exception = httpcore.ConnectError(f"cannot connect to {host}")
         for address in allowed:
             try:
-                stream = super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, _left(timeout), local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
                 continue
@@ -168,7 +218,7 @@ class _GuardedBackend(httpcore.SyncBackend):
             if not address_allowed(host, port, peer):  # belt and braces: the socket we really have
                 stream.close()
                 raise EgressRefused(f"{host} connected to a refused address.", details={"host": host})
-            return stream
+            return _DeadlineStream(stream)
         raise error
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import pytest
 from django.contrib.auth.hashers import BCryptSHA256PasswordHasher
 from django.db import connection
 
-from apps.accounts.models import Membership, Role
+from apps.accounts.models import Role
 from apps.accounts.tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from apps.assistant.models import ModelPull, ProviderConfig
 from celery_app import app as celery
@@ -124,7 +124,7 @@ def web(postgres, redis_url, tmp_path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def _admin(username: str) -> Membership:
+def _admin(username):
     user = UserFactory(username=username)
     hasher = BCryptSHA256PasswordHasher()  # one the web process knows (tests use a faster one)
     user.password = hasher.encode(f"{username} password 1", hasher.salt())
@@ -141,7 +141,7 @@ def _login(web: str, username: str, timeout: float = 10) -> httpx.Response:
     )
 
 
-def _timed(call) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def _timed(call: Callable[[], httpx.Response]) -> tuple[int, float]:
     started = time.monotonic()
     try:
         status = call().status_code
@@ -207,6 +207,55 @@ def test_a_web_call_to_a_tarpit_ends_within_the_budget(settings, tarpit, db):
     assert caught.value.code == "ollama_timeout"
     assert time.monotonic() - started < 1.5
     assert len(tarpit.held) == 1
+
+
+@pytest.fixture
+def drip() -> Iterator[str]:
+    """A server that answers one header byte every 0.1 s, forever (bounded: 10 s per connection)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.1)
+    stopped = threading.Event()
+
+    def serve() -> None:
+        while not stopped.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(100):
+                    if stopped.is_set():
+                        break
+                    try:
+                        conn.sendall(b"X")
+                    except OSError:
+                        break
+                    time.sleep(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stopped.set()
+    thread.join(timeout=2)
+    sock.close()
+
+
+def test_a_server_dripping_its_answer_is_cut_at_the_budget_too(settings, drip, db):
+    from apps.assistant import local_models
+
+    settings.EGRESS_ALLOWED_NETWORKS = ["127.0.0.1"]
+    settings.LOCAL_MODEL_WEB_TIMEOUT = 0.5
+    workspace = WorkspaceFactory()
+    ProviderConfig.objects.create(workspace=workspace, provider="lmstudio", base_url=drip)
+
+    started = time.monotonic()
+    status = local_models.lmstudio_status(workspace_id=workspace.pk)
+
+    assert (status.reachable, status.error) == (False, f"LM Studio at {drip} did not answer in time.")
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.django_db

@@ -129,9 +129,16 @@ class _Server:
         """One call, over by `deadline` (time.monotonic()) however slowly the server answers."""
         egress.check_url(self.base_url)  # EgressRefused (400 url_not_allowed); the connection is checked too
         try:
-            with _http().stream(
-                method, self.base_url + path, json=body, headers=self.headers, timeout=self.timeout(deadline)
-            ) as response:
+            with (
+                egress.deadline(deadline),
+                _http().stream(
+                    method,
+                    self.base_url + path,
+                    json=body,
+                    headers=self.headers,
+                    timeout=self.timeout(deadline),
+                ) as response,
+            ):
                 raw = bytearray()
                 for chunk in response.iter_bytes():
                     raw += chunk
