@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web")
+QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web", "local_models")
 RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must stay above it
 
 

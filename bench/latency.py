@@ -64,6 +64,7 @@ os.environ.update(
         "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "JWT_SECRET": "bench-only-jwt-secret-0123456789-abcdef",
         "METRICS_TOKEN": "bench-only-metrics-token-0123",
+        "EGRESS_ALLOWED_NETWORKS": "127.0.0.1",  # the LLM stand-in the workspace points at
         "DJANGO_SETTINGS_MODULE": "chatbot.settings",
         # The product answers one customer at most 6 times a minute (INBOUND_REPLY_RATE, default 6/60) and
         # holds later turns back; these customers write every second or so, so the limit is lifted here.

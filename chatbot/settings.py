@@ -251,7 +251,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"CircuitStateEnum": "chatbot.circuit.STATES"},
+    "ENUM_NAME_OVERRIDES": {
+        "CircuitStateEnum": "chatbot.circuit.STATES",
+        "ModelJobKindEnum": "apps.assistant.models.ModelPull.Kind",
+        "ChannelKindEnum": "apps.whatsapp.models.Channel.Kind",
+    },
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ORIGINS", default=[])
@@ -331,6 +335,15 @@ ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 XAI_API_KEY = env.str("XAI_API_KEY", default="")
 OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="http://127.0.0.1:11434")
 LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234")
+# Outbound URLs set through the API may reach only public addresses, the exact host:port of the three
+# URLs above, and these hosts / CIDRs (e.g. "gpu-box,10.0.5.0/24"): see chatbot/egress.py.
+EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=[])
+# A web request's whole call to a workspace's model server (seconds), and how many such calls one
+# workspace may have open at once; longer work (model load, Ollama pull) runs on the `local_models`
+# queue, at most LOCAL_MODEL_MAX_JOBS at once per workspace.
+LOCAL_MODEL_WEB_TIMEOUT = env.float("LOCAL_MODEL_WEB_TIMEOUT", default=5.0)
+LOCAL_MODEL_WEB_CONCURRENCY = env.int("LOCAL_MODEL_WEB_CONCURRENCY", default=2)
+LOCAL_MODEL_MAX_JOBS = env.int("LOCAL_MODEL_MAX_JOBS", default=2)
 
 # `manage.py bootstrap` runs accounts' own step, then each of these with the default workspace
 # (accounts imports no other app, so later apps add their steps here).

@@ -11,8 +11,12 @@ from standins.llm import LLMStandIn
 
 
 @pytest.fixture
-def llm_standin() -> Iterator[LLMStandIn]:
-    """A started stand-in answering at once; faults and answers are set per test."""
+def llm_standin(settings: Any) -> Iterator[LLMStandIn]:
+    """A started stand-in answering at once; faults and answers are set per test.
+
+    It listens on 127.0.0.1, which the egress rules refuse for URLs set through the API: the test
+    allows it as an operator would (EGRESS_ALLOWED_NETWORKS), the guard itself stays as it is."""
+    settings.EGRESS_ALLOWED_NETWORKS = ["127.0.0.1"]
     standin = LLMStandIn().start()
     yield standin
     standin.stop()

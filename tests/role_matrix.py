@@ -44,6 +44,7 @@ MATRIX: dict[str, str] = {
     "GET /api/business/knowledge/search": V,
     "GET /api/lmstudio/status": AD,
     "POST /api/lmstudio/models/load": AD,
+    "GET /api/lmstudio/models/loads": AD,
     "POST /api/lmstudio/models/unload": AD,
     "GET /api/lmstudio/ollama/models": AD,
     "POST /api/lmstudio/ollama/pull": AD,

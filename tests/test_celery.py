@@ -28,6 +28,7 @@ def test_reliability_settings():
             "campaigns",
             "default",
             "whatsapp_web",
+            "local_models",
         }
     )
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]

@@ -44,6 +44,7 @@ def worker(postgres, redis_url, graph_standin, tmp_path) -> Iterator[subprocess.
         "FERNET_KEYS": ",".join(django_settings.FERNET_KEYS),
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(tmp_path),
+        "EGRESS_ALLOWED_NETWORKS": "127.0.0.1",  # the LLM stand-in the workspace points at
     }
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(  # noqa: S603

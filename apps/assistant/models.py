@@ -163,20 +163,27 @@ class ReplyUsage(models.Model):
 
 
 class ModelPull(models.Model):
-    """A model being downloaded into a workspace's Ollama, by a worker (it can take many minutes).
+    """A long operation on a workspace's local model server, run by a worker on the `local_models`
+    queue: a download into Ollama (`pull`, many minutes) or a load into LM Studio's memory (`load`).
 
-    One row per workspace and model: pulling it again restarts the row."""
+    One row per workspace, kind and model: asking again restarts the row."""
+
+    class Kind(models.TextChoices):
+        PULL = "pull"
+        LOAD = "load"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
         PULLING = "pulling"
+        LOADING = "loading"
         SUCCESS = "success"
         ERROR = "error"
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PULL)
     model = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    detail = models.CharField(max_length=200, blank=True, help_text="Ollama's last status line.")
+    detail = models.CharField(max_length=200, blank=True, help_text="The server's last status line.")
     completed_bytes = models.BigIntegerField(default=0)
     total_bytes = models.BigIntegerField(default=0)
     error_code = models.CharField(max_length=64, blank=True)
@@ -186,7 +193,7 @@ class ModelPull(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "model"], name="assistant_model_pull_uniq")
+            models.UniqueConstraint(fields=["workspace", "kind", "model"], name="assistant_model_job_uniq")
         ]
 
     def __str__(self) -> str:

@@ -18,12 +18,14 @@ from decimal import Decimal
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 
 from apps.assistant.models import AssistantSettings, Provider, ProviderConfig
 from apps.assistant.services import assistant_settings_get_or_create
+from chatbot import egress
 from chatbot.circuit import Breaker, all_states, breaker
 from chatbot.exceptions import TransientError, ValidationFailed
 
@@ -59,6 +61,14 @@ _LITELLM_PREFIX: dict[str, str] = {
 # Explicit, so litellm never falls back to OPENAI_BASE_URL from the environment and sends the OpenAI
 # key to the OpenAI-compatible server configured there.
 OPENAI_API_BASE = "https://api.openai.com/v1"
+# Each keyed provider's own public endpoint: the only place (with a URL the operator set in the
+# environment) the environment's key is sent. A URL set by a workspace needs the workspace's own key.
+PUBLIC_BASES: dict[str, str] = {
+    Provider.GEMINI: "https://generativelanguage.googleapis.com",
+    Provider.OPENAI: OPENAI_API_BASE,
+    Provider.ANTHROPIC: "https://api.anthropic.com",
+    Provider.XAI: "https://api.x.ai/v1",
+}
 
 
 @dataclass(frozen=True)
@@ -116,11 +126,16 @@ class ProviderError(TransientError):
 
     code = "provider_failed"
 
-    def __init__(self, message: str, *, provider: str, outcome: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str, outcome: str, status: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.outcome = outcome  # timeout, rate_limited, server_error, connection_error, auth_error, ...
         self.status = status
+        # The server's own words (keys scrubbed), for the operator's logs only: the message, which
+        # reaches the API, is the classification alone, so a URL can never read a server through us.
+        self.detail = detail
 
 
 def provider_breaker(name: str) -> Breaker:
@@ -143,6 +158,28 @@ def _env_key(name: str) -> str:
     return str(getattr(settings, setting, "") or "") if setting else ""
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", "", None
+
+
+def _env_key_may_go_to(name: str, base: str) -> bool:
+    """Whether the environment's key for `name` may be sent to `base` (a workspace's base URL).
+
+    Only to the provider's own public endpoint or a URL the operator set in the environment: a
+    workspace admin must not be able to point the platform's key at a server of theirs.
+    """
+    if not base:
+        return True
+    operator_bases = [PUBLIC_BASES.get(name, "")]
+    if name == Provider.OPENAI:
+        operator_bases.append(settings.OPENAI_BASE_URL)
+    return any(b and _origin(b) == _origin(base) for b in operator_bases)
+
+
 def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None, str]:
     """(spec, "") when `name` can be called for this workspace, else (None, why not)."""
     if row is not None and not row.enabled:
@@ -151,7 +188,10 @@ def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None
     row_base = (row.base_url if row else "").rstrip("/")
     row_key = row.api_key if row else ""
     if name in ENV_KEYS:
-        key = row_key or _env_key(name)
+        env_key = _env_key(name) if _env_key_may_go_to(name, row_base) else ""
+        key = row_key or env_key
+        if not key and row_base and _env_key(name):
+            return None, "no API key for this base URL (a URL set here needs its own key)"
         if not key:
             return None, f"no API key (set it here or in {ENV_KEYS[name]})"
         base = row_base or (OPENAI_API_BASE if name == Provider.OPENAI else None)
@@ -230,7 +270,7 @@ def provider_states(*, workspace_id: int) -> list[ProviderState]:
         row = rows.get(name)
         spec, reason = _resolve(name, row)
         row_key = bool(row and row.api_key)
-        env_key = bool(_env_key(name))
+        env_key = bool(_env_key(name)) and _env_key_may_go_to(name, (row.base_url if row else ""))
         states.append(
             ProviderState(
                 provider=name,
@@ -292,6 +332,9 @@ def providers_configure(
             fallback_order=_clean_order(fallback_order)
         )
     for change in providers:
+        if change.get("base_url"):
+            egress.check_url(change["base_url"])  # raises EgressRefused: url_not_allowed
+    for change in providers:
         name = change["provider"]
         if name not in LLM_PROVIDERS:
             raise ValidationFailed(f"unknown provider: {name}")
@@ -312,6 +355,10 @@ def _litellm() -> ModuleType:
     import litellm
 
     litellm.suppress_debug_info = True
+    # Every connection litellm opens (the OpenAI SDK's client and litellm's own) obeys the egress
+    # rules, checked on the address actually connected to.
+    litellm.sync_transport = egress.GuardedTransport()
+    litellm.client_session = egress.client()
     litellm.drop_params = (
         True  # a parameter a model does not take (temperature on some) is dropped, not fatal
     )
@@ -364,10 +411,11 @@ def _classify(exc: Exception, spec: ProviderSpec) -> ProviderError:
         outcome = "server_error"
     else:
         outcome = "error"
-    message = scrub(f"{type(exc).__name__}: {text}", [spec.api_key])
-    if len(message) > 300:
-        message = message[:297] + "..."
-    return ProviderError(message, provider=spec.name, outcome=outcome, status=status)
+    detail = scrub(f"{type(exc).__name__}: {text}", [spec.api_key])
+    if len(detail) > 300:
+        detail = detail[:297] + "..."
+    message = f"{outcome} (HTTP {status})" if status is not None else outcome
+    return ProviderError(message, provider=spec.name, outcome=outcome, status=status, detail=detail)
 
 
 def _cost(spec: ProviderSpec, response: Any) -> Decimal:
@@ -380,6 +428,18 @@ def _cost(spec: ProviderSpec, response: Any) -> Decimal:
         return Decimal(str(cost or 0)).quantize(Decimal("0.00000001"))
     except ArithmeticError:
         return Decimal("0")
+
+
+def _egress_refused(exc: BaseException) -> bool:
+    """Whether the transport refused the connection (litellm wraps the error, a few levels deep)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, egress.EgressRefused):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def complete(
@@ -406,8 +466,16 @@ def complete(
     if spec.api_key:
         kwargs["api_key"] = spec.api_key
     try:
+        if spec.api_base and spec.api_base not in PUBLIC_BASES.values():
+            egress.check_url(spec.api_base)  # before the call; the transport checks the connection too
         response = litellm.completion(**kwargs)
+    except egress.EgressRefused as exc:
+        raise ProviderError(exc.message, provider=spec.name, outcome="url_not_allowed") from None
     except Exception as exc:  # every failure of this provider moves the reply on to the next one
+        if _egress_refused(exc):
+            raise ProviderError(
+                "the connection led to a refused address", provider=spec.name, outcome="url_not_allowed"
+            ) from None
         raise _classify(exc, spec) from None  # not chained: the original may carry request details
     try:
         text = response.choices[0].message.content
@@ -431,7 +499,9 @@ def log_failure(error: ProviderError) -> None:
             "LLM provider %s rejected our credentials (HTTP %s): check its API key. %s",
             error.provider,
             error.status,
-            error.message,
+            error.detail or error.message,
         )
     else:
-        logger.warning("LLM provider %s failed (%s): %s", error.provider, error.outcome, error.message)
+        logger.warning(
+            "LLM provider %s failed (%s): %s", error.provider, error.outcome, error.detail or error.message
+        )

@@ -30,8 +30,8 @@ DEFAULT_BUDGET_SECONDS = 20.0
 MIN_CALL_SECONDS = 0.05  # less than this left of the budget is not worth a call
 CACHE_PREFIX = "assistant:reply:"
 # A provider that answered, even with "bad key" or "bad request", is up: the breaker, shared by every
-# workspace, must not open for all of them because one workspace's key is wrong.
-_PROVIDER_IS_UP = frozenset({"auth_error", "bad_request"})
+# workspace, must not open for all of them because one workspace's key (or refused URL) is wrong.
+_PROVIDER_IS_UP = frozenset({"auth_error", "bad_request", "url_not_allowed"})
 
 
 @dataclass

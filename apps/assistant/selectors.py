@@ -50,6 +50,6 @@ def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySe
     return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")
 
 
-def model_pulls(*, workspace_id: int) -> QuerySet[ModelPull]:
-    """The workspace's model downloads into Ollama, newest first."""
-    return ModelPull.objects.filter(workspace_id=workspace_id).order_by("-updated_at", "-pk")[:50]
+def model_pulls(*, workspace_id: int, kind: str = ModelPull.Kind.PULL) -> QuerySet[ModelPull]:
+    """The workspace's model downloads into Ollama (or loads into LM Studio), newest first."""
+    return ModelPull.objects.filter(workspace_id=workspace_id, kind=kind).order_by("-updated_at", "-pk")[:50]

@@ -72,6 +72,7 @@ def _process_env(redis_url: str, graph_url: str, data_dir: Path) -> dict[str, st
         "AI_FALLBACK_ORDER": "",
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(data_dir),
+        "EGRESS_ALLOWED_NETWORKS": "127.0.0.1",  # the stand-ins a test may point a workspace at
     }
 
 

@@ -132,6 +132,7 @@ def worker_pool(*, redis_url: str, graph_url: str, data_dir: Path) -> Workers:
         "FERNET_KEYS": ",".join(django_settings.FERNET_KEYS),
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(data_dir),
+        "EGRESS_ALLOWED_NETWORKS": "127.0.0.1",  # the LLM stand-in the workspaces point at
     }
     return Workers(env, data_dir)
 

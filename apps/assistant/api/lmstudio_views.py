@@ -14,12 +14,22 @@ from apps.assistant.api import provider_serializers as s
 from chatbot.openapi import errors
 
 TAGS = ["lmstudio"]
-UNAVAILABLE = errors({503: "The model server is not reachable, too slow, or failed."})
+UNAVAILABLE = errors(
+    {
+        400: "url_not_allowed: the server's URL leads to a private or internal network.",
+        429: "local_model_busy: this workspace's calls to its model server are already under way.",
+        503: "The model server is not reachable, too slow, or failed.",
+    }
+)
 MODEL_ERRORS = {
-    **errors(
-        {400: "Not valid, or refused by the model server.", 404: "The model server knows no such model."}
-    ),
     **UNAVAILABLE,
+    **errors(
+        {
+            400: "Not valid, refused by the model server, or url_not_allowed.",
+            404: "The model server knows no such model.",
+            429: "local_model_busy, or local_model_jobs_busy: too many loads/downloads under way.",
+        }
+    ),
 }
 
 
@@ -43,10 +53,29 @@ class LMStudioStatusView(APIView):
 class LMStudioLoadView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(tags=TAGS, request=s.ModelInput, responses={200: s.LMStudioLoadOutput, **MODEL_ERRORS})
+    @extend_schema(
+        tags=TAGS,
+        request=s.ModelInput,
+        responses={202: s.ModelPullOutput, **MODEL_ERRORS},
+        description=(
+            "Starts the load in a worker and answers at once (a large model takes minutes); "
+            "follow it in GET /api/lmstudio/models/loads. Asking again while it runs changes nothing."
+        ),
+    )
     def post(self, request: Request) -> Response:
-        loaded = local_models.lmstudio_load(workspace_id=request_workspace(request).pk, model=_model(request))
-        return Response(s.LMStudioLoadOutput(loaded).data)
+        job = local_models.lmstudio_load_start(
+            workspace_id=request_workspace(request).pk, model=_model(request)
+        )
+        return Response(s.ModelPullOutput(job).data, status=202)
+
+
+class LMStudioLoadsView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        loads = selectors.model_pulls(workspace_id=request_workspace(request).pk, kind="load")
+        return Response(s.ModelPullOutput(loads, many=True).data)
 
 
 class LMStudioUnloadView(APIView):

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from apps.assistant.models import Provider
+from apps.assistant.models import ModelPull, Provider
 from apps.assistant.providers import LLM_PROVIDERS
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS
 from chatbot.circuit import STATES
@@ -149,12 +149,6 @@ class LMStudioStatusOutput(serializers.Serializer):
     error = serializers.CharField()
 
 
-class LMStudioLoadOutput(serializers.Serializer):
-    model = serializers.CharField()
-    instance_id = serializers.CharField()
-    load_time_seconds = serializers.FloatField()
-
-
 class LMStudioUnloadOutput(serializers.Serializer):
     model = serializers.CharField()
     unloaded = serializers.ListField(
@@ -177,12 +171,19 @@ class OllamaModelsOutput(serializers.Serializer):
 
 
 class ModelPullOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=ModelPull.Kind.choices, help_text="An Ollama download or an LM Studio load."
+    )
     model = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "pulling", "success", "error"])
-    detail = serializers.CharField(help_text='Ollama\'s last progress line, e.g. "pulling 6a0746a1ec1a".')
+    status = serializers.ChoiceField(choices=["queued", "pulling", "loading", "success", "error"])
+    detail = serializers.CharField(
+        help_text='Ollama\'s last progress line ("pulling 6a0746a1ec1a"), or how a load ended.'
+    )
     completed_bytes = serializers.IntegerField()
     total_bytes = serializers.IntegerField(help_text="0 until Ollama says how big the layer is.")
-    error_code = serializers.CharField(help_text='"ollama_not_found", "ollama_unreachable", ... when failed.')
+    error_code = serializers.CharField(
+        help_text='"ollama_not_found", "lmstudio_unreachable", "lmstudio_http_500", "url_not_allowed", ...'
+    )
     error = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -76,20 +76,27 @@ def test_status_of_an_lmstudio_before_0_4_comes_from_the_v0_api(workspace, local
     ]
 
 
-def test_load_then_unload_a_model(workspace, local_servers):
+def test_load_runs_in_a_worker_then_unload_a_model(
+    workspace, local_servers, loads_run, django_capture_on_commit_callbacks
+):
     client = client_for(workspace, Role.OWNER)
 
-    loaded = client.post("/api/lmstudio/models/load", {"model": "qwen2.5-7b-instruct"}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post("/api/lmstudio/models/load", {"model": "qwen2.5-7b-instruct"}, format="json")
+    loads = client.get("/api/lmstudio/models/loads").json()
     after_load = client.get("/api/lmstudio/status").json()["models"][0]
     unloaded = client.post("/api/lmstudio/models/unload", {"model": "qwen2.5-7b-instruct"}, format="json")
     after_unload = client.get("/api/lmstudio/status").json()["models"][0]
 
-    assert loaded.status_code == 200
-    assert loaded.json() == {
-        "model": "qwen2.5-7b-instruct",
-        "instance_id": "qwen2.5-7b-instruct",
-        "load_time_seconds": 0.01,
-    }
+    assert started.status_code == 202
+    assert (started.json()["kind"], started.json()["model"], started.json()["status"]) == (
+        "load",
+        "qwen2.5-7b-instruct",
+        "queued",
+    )
+    assert [(j["model"], j["status"], j["detail"], j["error_code"]) for j in loads] == [
+        ("qwen2.5-7b-instruct", "success", "loaded as qwen2.5-7b-instruct in 0.01 s", "")
+    ]
     assert after_load["loaded"] is True
     assert unloaded.json() == {"model": "qwen2.5-7b-instruct", "unloaded": ["qwen2.5-7b-instruct"]}
     assert after_unload["loaded"] is False
@@ -98,6 +105,7 @@ def test_load_then_unload_a_model(workspace, local_servers):
         ("/api/v1/models/load", {"model": "qwen2.5-7b-instruct"}),
         ("/api/v1/models/unload", {"instance_id": "qwen2.5-7b-instruct"}),
     ]
+    assert client.get("/api/lmstudio/ollama/pulls").json() == []  # loads are listed apart
 
 
 def test_unloading_a_model_that_is_not_loaded_changes_nothing(workspace, local_servers):
@@ -109,12 +117,18 @@ def test_unloading_a_model_that_is_not_loaded_changes_nothing(workspace, local_s
     assert not [r for r in local_servers.requests if r.path == "/api/v1/models/unload"]
 
 
-def test_loading_an_unknown_model_is_a_404_in_the_house_shape(workspace, local_servers):
-    response = client_for(workspace).post("/api/lmstudio/models/load", {"model": "gpt-17"}, format="json")
+def test_loading_an_unknown_model_ends_in_an_error_on_its_row(
+    workspace, local_servers, loads_run, django_capture_on_commit_callbacks
+):
+    client = client_for(workspace)
 
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "lmstudio_not_found"
-    assert "gpt-17" in response.json()["error"]["message"]
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post("/api/lmstudio/models/load", {"model": "gpt-17"}, format="json")
+    [job] = client.get("/api/lmstudio/models/loads").json()
+
+    assert started.status_code == 202
+    assert (job["model"], job["status"], job["error_code"]) == ("gpt-17", "error", "lmstudio_not_found")
+    assert job["error"] == "LM Studio answered 404 for /api/v1/models/load."
 
 
 def test_the_workspace_base_url_and_token_are_used_and_the_token_never_shown(
@@ -130,6 +144,21 @@ def test_the_workspace_base_url_and_token_are_used_and_the_token_never_shown(
     assert (response.json()["reachable"], response.json()["base_url"]) == (True, llm_standin.url)
     assert llm_standin.requests[0].headers["authorization"] == "Bearer lms-token-123456"
     assert "lms-token-123456" not in response.content.decode()
+
+
+@pytest.fixture
+def loads_run(monkeypatch):
+    """The worker for loads, as `pulls_run` is for pulls."""
+    from apps.assistant import local_models
+
+    queued: list[int] = []
+
+    def delay(job_id):
+        queued.append(job_id)
+        local_models.lmstudio_load_run(job_id=job_id)
+
+    monkeypatch.setattr("apps.assistant.tasks.lmstudio_load.delay", delay)
+    return queued
 
 
 @pytest.fixture
@@ -236,7 +265,7 @@ def test_an_error_inside_the_progress_stream_is_reported_and_a_new_pull_may_star
     again = client.get("/api/lmstudio/ollama/pulls").json()
 
     assert (failed["status"], failed["error_code"]) == ("error", "ollama_refused")
-    assert failed["error"] == "Ollama: max retries exceeded: disk full"
+    assert failed["error"] == "Ollama reported an error during the download."  # not the server's words
     assert [(p["status"], p["error"]) for p in again] == [("success", "")]  # the same row, started afresh
     assert len(pulls_run) == 2 and pulls_run[0] == pulls_run[1]
 

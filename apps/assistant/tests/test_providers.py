@@ -378,3 +378,71 @@ def test_another_workspace_never_sees_these_providers(workspace, llm_breakers):
 
     openai = next(p for p in response.json()["providers"] if p["provider"] == "openai")
     assert (openai["model"], openai["configured"], openai["api_key_set"]) == ("gpt-4.1-mini", False, False)
+
+
+# --- the platform's keys go only where the platform sends them ---------------------------------------
+ENV_SECRET = "sk-env-PLATFORM-0123456789abcdef"
+KEYED = {
+    # provider: (environment setting, base URL on the stand-in, header that would carry the key)
+    "openai": ("OPENAI_API_KEY", "/v1", "authorization"),
+    "anthropic": ("ANTHROPIC_API_KEY", "", "x-api-key"),
+    "gemini": ("GEMINI_API_KEY", "/v1beta", "x-goog-api-key"),
+    "xai": ("XAI_API_KEY", "/v1", "authorization"),
+}
+
+
+@pytest.mark.parametrize("name", list(KEYED))
+def test_a_base_url_set_by_a_workspace_never_receives_the_environment_key(
+    settings, workspace, llm_standin, llm_breakers, name
+):
+    from apps.assistant.reply import generate_reply
+    from apps.assistant.types import ReplyRequest
+
+    # given the operator's key in the environment, and a workspace admin pointing the provider at
+    # a server of theirs (allowed as an egress target here, so only the key rule is under test)
+    env_setting, suffix, header = KEYED[name]
+    setattr(settings, env_setting, ENV_SECRET)
+    settings.EGRESS_ALLOWED_NETWORKS = ["127.0.0.1"]
+    admin = _client(workspace, Role.ADMIN)
+    saved = admin.put(
+        "/api/business/providers",
+        {"fallback_order": [name], "providers": [{"provider": name, "base_url": llm_standin.url + suffix}]},
+        format="json",
+    )
+
+    # when a customer message is answered
+    result = generate_reply(ReplyRequest(workspace_id=workspace.pk, question="hola"))
+    overview = admin.get("/api/business/providers").json()
+
+    # then the server saw no request at all, let alone the key, and the API says why
+    assert saved.status_code == 200, saved.content
+    assert result.provider == "offline"
+    assert llm_standin.requests == []
+    state = next(p for p in overview["providers"] if p["provider"] == name)
+    assert (state["usable"], state["api_key_set"], state["key_source"]) == (False, False, "")
+    assert state["reason"] == "no API key for this base URL (a URL set here needs its own key)"
+    # and with the workspace's own key, that key (only) goes there
+    admin.put(
+        "/api/business/providers", {"providers": [{"provider": name, "api_key": SECRET}]}, format="json"
+    )
+    generate_reply(ReplyRequest(workspace_id=workspace.pk, question="hola"))
+    (request,) = llm_standin.chat_requests()
+    assert SECRET in request.headers[header]
+    assert ENV_SECRET not in str(request.headers)
+
+
+@pytest.mark.parametrize("name", list(KEYED))
+def test_the_environment_key_still_goes_to_the_providers_public_endpoint(settings, workspace, name):
+    env_setting, _, _ = KEYED[name]
+    setattr(settings, env_setting, ENV_SECRET)
+    public = {
+        "openai": "https://api.openai.com/v1",
+        "anthropic": "https://api.anthropic.com",
+        "gemini": "https://generativelanguage.googleapis.com/v1beta",
+        "xai": "https://api.x.ai/v1",
+    }[name]
+    ProviderConfig.objects.create(workspace=workspace, provider=name, base_url=public)
+
+    (spec,) = provider_specs(workspace_id=workspace.pk, fallback_order=[name])
+
+    assert spec.api_key == ENV_SECRET
