@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def member(settings):
-    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 900), "ip": (100, 900)}
+    settings.LOGIN_FAILURE_LIMITS = {"account": (3, 900), "ip": (100, 900)}
     return MembershipFactory.create()
 
 
