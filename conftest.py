@@ -43,6 +43,11 @@ def postgres() -> None:
 def _fast_hasher_and_clean_cache(settings: pytest.FixtureRequest) -> Iterator[None]:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     _clear_cache()
+    # Login counters live in the shared rate-limit store (not the cache) and are keyed by user id,
+    # which the next test may reuse.
+    from apps.accounts import login_throttle
+
+    login_throttle.clear_all()
     yield
 
 

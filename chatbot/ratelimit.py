@@ -45,17 +45,25 @@ class Decision:
 
 
 class Limiter(Protocol):
-    def hit(self, key: str, limit: int, window_seconds: float) -> Decision: ...
+    def hit(self, key: str, limit: int, window_seconds: float, *, hit_id: str = "") -> Decision: ...
+
+    def forget(self, key: str, hit_id: str = "") -> None:
+        """Take back one allowed hit (by the `hit_id` it was made with), or every hit of the key."""
 
 
-def _decide(hits: list[float], now: float, limit: int, window: float) -> tuple[Decision, list[float]]:
-    """The embedded algorithm; mirrors _HIT_LUA. `hits` are the times of earlier allowed hits."""
-    hits = sorted(t for t in hits if t > now - window)
+Hit = tuple[float, str]  # (time, id)
+
+
+def _decide(
+    hits: list[Hit], now: float, limit: int, window: float, hit_id: str
+) -> tuple[Decision, list[Hit]]:
+    """The embedded algorithm; mirrors _HIT_LUA. `hits` are the earlier allowed hits."""
+    hits = sorted(h for h in hits if h[0] > now - window)
     allowed = len(hits) < limit
     if allowed:
-        hits.append(now)
-    retry_after = 0.0 if allowed else max(0.0, hits[0] + window - now)
-    reset = max(0.0, hits[-1] + window - now) if hits else 0.0
+        hits.append((now, hit_id))
+    retry_after = 0.0 if allowed else max(0.0, hits[0][0] + window - now)
+    reset = max(0.0, hits[-1][0] + window - now) if hits else 0.0
     decision = Decision(allowed, limit, max(0, limit - len(hits)), reset, retry_after)
     return decision, hits
 
@@ -88,13 +96,14 @@ return {allowed, count, reset, retry}
 
 class RedisLimiter:
     def __init__(self, client: Any) -> None:
+        self._client = client
         self._script = client.register_script(_HIT_LUA)
 
-    def hit(self, key: str, limit: int, window_seconds: float) -> Decision:
+    def hit(self, key: str, limit: int, window_seconds: float, *, hit_id: str = "") -> Decision:
         window_ms = max(1, int(window_seconds * 1000))
         # A unique member per hit: two hits in the same millisecond must both count.
         allowed, count, reset, retry = self._script(
-            keys=[f"ratelimit:{key}"], args=[limit, window_ms, uuid.uuid4().hex]
+            keys=[f"ratelimit:{key}"], args=[limit, window_ms, hit_id or uuid.uuid4().hex]
         )
         return Decision(
             allowed=bool(int(allowed)),
@@ -104,6 +113,27 @@ class RedisLimiter:
             retry_after=max(0.0, float(retry) / 1000),
         )
 
+    def forget(self, key: str, hit_id: str = "") -> None:
+        if hit_id:
+            self._client.zrem(f"ratelimit:{key}", hit_id)
+        else:
+            self._client.delete(f"ratelimit:{key}")
+
+    def forget_matching(self, pattern: str) -> None:
+        for name in self._client.scan_iter(match=f"ratelimit:{pattern}", count=500):
+            self._client.delete(name)
+
+
+def _parse_hits(raw: bytes) -> list[Hit]:
+    try:
+        # [time, id] pairs; a bare time is a hit written before hits had ids.
+        return [
+            (float(h[0]), str(h[1])) if isinstance(h, list) else (float(h), "")
+            for h in json.loads(raw or b"[]")
+        ]
+    except (ValueError, TypeError, IndexError):
+        return []  # a torn file (a crash mid-write) forgets the window rather than failing requests
+
 
 class FileLimiter:
     def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
@@ -111,7 +141,22 @@ class FileLimiter:
         self.clock = clock
         folder.mkdir(parents=True, exist_ok=True)
 
-    def hit(self, key: str, limit: int, window_seconds: float) -> Decision:
+    def hit(self, key: str, limit: int, window_seconds: float, *, hit_id: str = "") -> Decision:
+        decision: Decision | None = None
+
+        def change(hits: list[Hit]) -> list[Hit]:
+            nonlocal decision
+            decision, hits = _decide(hits, self.clock(), limit, window_seconds, hit_id)
+            return hits
+
+        self._change(key, change)
+        assert decision is not None  # noqa: S101 - set by change()
+        return decision
+
+    def forget(self, key: str, hit_id: str = "") -> None:
+        self._change(key, lambda hits: [h for h in hits if h[1] != hit_id] if hit_id else [])
+
+    def _change(self, key: str, change: Callable[[list[Hit]], list[Hit]]) -> None:
         path = self.folder / hashlib.sha256(key.encode()).hexdigest()[:40]
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -119,15 +164,11 @@ class FileLimiter:
             raw = b""
             while chunk := os.read(fd, 65536):
                 raw += chunk
-            try:
-                hits = [float(t) for t in json.loads(raw)] if raw else []
-            except ValueError:
-                hits = []  # a torn file (a crash mid-write) forgets the window rather than failing requests
-            decision, hits = _decide(hits, self.clock(), limit, window_seconds)
+            hits = _parse_hits(raw)
+            hits = change(hits)
             os.lseek(fd, 0, os.SEEK_SET)
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps(hits).encode())
-            return decision
         finally:
             os.close(fd)  # closing releases the lock
 
@@ -141,8 +182,10 @@ def _limiter_for(redis_url: str, folder: str) -> Limiter:
     return FileLimiter(Path(folder))
 
 
-def limiter() -> Limiter:
-    return _limiter_for(settings.REDIS_URL, str(settings.DATA_DIR / "ratelimit"))
+def limiter(area: str = "") -> Limiter:
+    """The store every process of the installation shares: Redis, else files in DATA_DIR (an
+    `area` keeps its files in a folder of its own, so they can be cleared on their own)."""
+    return _limiter_for(settings.REDIS_URL, str(settings.DATA_DIR / "ratelimit" / area))
 
 
 def hit(key: str, limit: int, window_seconds: float) -> Decision:

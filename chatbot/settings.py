@@ -218,8 +218,12 @@ LOGOUT_REDIRECT_URL = "/login/"
 # Where the dashboard's browser opens its WebSocket; empty = /ws/live/ on the page's own host (a
 # proxy routes /ws/ to the ws process). `make run` points it at the ws process on port 8001.
 DASHBOARD_WS_URL = env.str("DASHBOARD_WS_URL", default="")
+# A login name resolves one way everywhere: folded username, else the oldest account with that e-mail.
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.LoginNameBackend"]
+# Login attempts reserved before the password is checked, per account and per IP (sliding
+# windows in the shared rate-limit store; apps.accounts.login_throttle).
 LOGIN_FAILURE_LIMITS = {
-    "username": (env.int("LOGIN_MAX_FAILURES_PER_USER", default=5), 15 * 60),
+    "account": (env.int("LOGIN_MAX_FAILURES_PER_USER", default=5), 15 * 60),
     "ip": (env.int("LOGIN_MAX_FAILURES_PER_IP", default=20), 15 * 60),
 }
 

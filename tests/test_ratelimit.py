@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -123,6 +124,37 @@ def test_redis_state_is_shared_by_two_limiter_objects(redis_url):
     results += [first.hit(key, 3, 60).allowed, second.hit(key, 3, 60).allowed]
 
     assert results == [True, True, True, False]
+
+
+def _store(kind: str, tmp_path, redis_url_or_none):
+    if kind == "file":
+        return FileLimiter(tmp_path)
+    return RedisLimiter(redis.Redis.from_url(redis_url_or_none))
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_forget_takes_back_one_hit_by_its_id_or_every_hit_of_the_key(kind, tmp_path, request):
+    limiter = _store(kind, tmp_path, request.getfixturevalue("redis_url") if kind == "redis" else None)
+    key = f"test:{uuid.uuid4().hex}"
+    allowed = [limiter.hit(key, 2, 60, hit_id=name).allowed for name in ("a", "b", "c")]
+
+    limiter.forget(key, "a")
+    after_one = [limiter.hit(key, 2, 60).allowed, limiter.hit(key, 2, 60).allowed]
+    limiter.forget(key)
+    after_all = [limiter.hit(key, 2, 60).allowed for _ in range(3)]
+
+    assert allowed == [True, True, False]
+    assert after_one == [True, False]  # "a" given back: room for exactly one
+    assert after_all == [True, True, False]
+
+
+def test_a_file_written_before_hits_had_ids_still_counts(tmp_path):
+    clock = Clock()
+    limiter = FileLimiter(tmp_path, clock=clock)
+    path = tmp_path / hashlib.sha256(b"old").hexdigest()[:40]
+    path.write_text("[999.0, 999.5]")
+
+    assert [limiter.hit("old", 3, 10).allowed for _ in range(2)] == [True, False]
 
 
 # --- the API: throttles and headers ------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Django's session login forms (dashboard and admin) under the API's failed-login counters.
+"""Django's session login forms (dashboard and admin) under the API's login counters.
 
-One set of counters per username and per IP, whichever door is knocked on: an attacker cannot
+One set of counters per account and per IP, whichever door is knocked on: an attacker cannot
 get five guesses on the API, five on the dashboard and five on the admin.
 """
 
@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.throttling import BaseThrottle
 
 from apps.accounts import login_throttle
+from chatbot.exceptions import TooManyRequests
 
 
 class ThrottledLoginMixin:
@@ -25,22 +26,20 @@ class ThrottledLoginMixin:
 
     def clean(self) -> dict[str, Any]:
         username = str(self.cleaned_data.get("username") or "")
+        if not username or not self.cleaned_data.get("password"):
+            return super().clean()  # type: ignore[misc]  # a field error; no password checked
         ip = (BaseThrottle().get_ident(self.request) or None) if self.request is not None else None
-        wait = login_throttle.retry_after(username=username, ip=ip)
-        if wait:
-            self.retry_after = wait
+        try:
+            attempt = login_throttle.begin(identifier=username, ip=ip)
+        except TooManyRequests as exc:
+            self.retry_after = exc.retry_after or 1
             raise ValidationError(
                 _("Too many failed logins; try again in %(minutes)s min."),
                 code="throttled",
-                params={"minutes": max(1, round(wait / 60))},
-            )
-        try:
-            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
-        except ValidationError as exc:
-            if exc.code == "invalid_login":
-                login_throttle.record_failure(username=username, ip=ip)
-            raise
-        login_throttle.clear(username=username)
+                params={"minutes": max(1, round(self.retry_after / 60))},
+            ) from exc
+        cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        login_throttle.succeeded(attempt)
         return cleaned
 
 

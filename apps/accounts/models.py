@@ -1,22 +1,50 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
-from django.db.models.functions import Lower
+
+from apps.accounts.login_names import fold, username_characters, validate_no_at_sign
+
+
+class LoginNameUserManager(UserManager["User"]):
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(username=fold(username or ""))
 
 
 class User(AbstractUser):
-    """A person who logs in to the back office. Belongs to workspaces through `Membership`."""
+    """A person who logs in to the back office. Belongs to workspaces through `Membership`.
 
-    class Meta:
-        constraints = [
-            # Login accepts an e-mail address, so one address may name one user only.
-            models.UniqueConstraint(
-                Lower("email"), condition=~models.Q(email=""), name="accounts_user_email_ci_uniq"
-            ),
-        ]
+    Username and e-mail are stored folded (`login_names.fold`) whichever door saves them. An
+    e-mail address is not unique: it is no uniqueness oracle across workspaces, and at login it
+    names the oldest account holding it (`selectors.user_for_login`).
+    """
+
+    username = models.CharField(  # AbstractUser's, without "@"
+        "username",
+        max_length=150,
+        unique=True,
+        help_text="Letters, digits and . + - _ only; no @.",
+        validators=[username_characters, validate_no_at_sign],
+        error_messages={"unique": "A user with that username already exists."},
+    )
+
+    objects: ClassVar[LoginNameUserManager] = LoginNameUserManager()
+
+    @classmethod
+    def normalize_username(cls, username: str) -> str:
+        return fold(username)
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = fold(self.email)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.username = fold(self.username)
+        self.email = fold(self.email or "")
+        super().save(*args, **kwargs)
 
 
 class Workspace(models.Model):

@@ -8,6 +8,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from rest_framework.request import Request
 
+from apps.accounts.login_names import fold
 from apps.accounts.models import Membership, User, Workspace
 
 WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
@@ -54,3 +55,22 @@ def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
 
 def user_memberships(*, user_id: int) -> QuerySet[Membership]:
     return Membership.objects.filter(user_id=user_id).select_related("workspace").order_by("created_at", "pk")
+
+
+def user_for_login(identifier: str) -> User | None:
+    """The one account a login name names, or None.
+
+    A username matches its exact spelling (a row the normalising migration had to leave alone),
+    else its folded one. An identifier with "@" that is no username is an e-mail address and
+    names the OLDEST account holding it, never another: a later account given the same address
+    (any workspace may) cannot take over the login of the first.
+    """
+    folded = fold(identifier)
+    if not folded:
+        return None
+    exact = identifier.strip()
+    by_name = {user.username: user for user in User.objects.filter(username__in={exact, folded})}
+    user = by_name.get(exact) or by_name.get(folded)
+    if user is None and "@" in folded:
+        user = User.objects.filter(email=folded).order_by("date_joined", "pk").first()
+    return user

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework_simplejwt.exceptions import TokenBackendError
@@ -18,8 +18,9 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.accounts import login_throttle
+from apps.accounts.login_names import fold, namespaced
 from apps.accounts.models import ROLE_RANK, LoginSession, Membership, Role, User, Workspace
-from chatbot.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized, ValidationFailed
+from chatbot.exceptions import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 DEFAULT_WORKSPACE_SLUG = "default"
 
@@ -73,17 +74,32 @@ def member_create(
     first_name: str = "",
     last_name: str = "",
 ) -> Membership:
-    """Create a user and make them a member of the acting member's workspace."""
+    """Create a user and make them a member of the acting member's workspace.
+
+    The login name is `<username>.<workspace slug>` (`login_names.namespaced`): a name taken
+    elsewhere can never collide, so "taken" (409) speaks only of the admin's own workspace. The
+    e-mail is refused only when a member of this workspace holds it already; elsewhere it is
+    no business of this admin's (and names, at login, only the oldest account holding it).
+    """
     _check_may_assign(acting=acting, role=role)
-    email = email.strip().lower()
-    if User.objects.filter(username__iexact=username).exists():
-        raise Conflict("That username is taken.", code="username_taken")
-    if email and User.objects.filter(email__iexact=email).exists():
-        raise Conflict("That e-mail address is taken.", code="email_taken")
-    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    login_name = namespaced(username, acting.workspace.slug)
+    email = fold(email)
+    if User.objects.filter(username=login_name).exists():
+        raise Conflict(f"{login_name} is taken in this workspace.", code="username_taken")
+    if email and Membership.objects.filter(workspace=acting.workspace, user__email=email).exists():
+        raise Conflict("A member of this workspace has that e-mail address.", code="email_taken")
+    user = User(username=login_name, email=email, first_name=first_name, last_name=last_name)
+    try:
+        user.full_clean(exclude=["password"], validate_unique=False)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("The member is not valid.", details=exc.message_dict) from exc
     _check_password(password, user)
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # created by a concurrent request since the check above
+        raise Conflict(f"{login_name} is taken in this workspace.", code="username_taken") from exc
     return Membership.objects.create(user=user, workspace=acting.workspace, role=role)
 
 
@@ -134,26 +150,17 @@ def _issue(session: LoginSession) -> TokenPair:
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
-def _find_user(identifier: str, password: str) -> User | None:
-    identifier = identifier.strip()
-    username = identifier
-    if "@" in identifier:
-        match = User.objects.filter(email__iexact=identifier).values_list("username", flat=True).first()
-        username = match or identifier
-    user = authenticate(username=username, password=password)
-    return user if isinstance(user, User) else None
-
-
 def login(*, identifier: str, password: str, ip: str | None, user_agent: str = "") -> TokenPair:
-    """Check credentials and open a login session. Failures are counted per username and IP."""
-    wait = login_throttle.retry_after(username=identifier, ip=ip)
-    if wait:
-        raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
-    user = _find_user(identifier, password)
-    if user is None:
-        login_throttle.record_failure(username=identifier, ip=ip)
+    """Check credentials and open a login session.
+
+    The attempt is reserved on the account's and the IP's counters before the password is
+    checked (`login_throttle`); the identifier resolves as `selectors.user_for_login` says.
+    """
+    attempt = login_throttle.begin(identifier=identifier, ip=ip)
+    user = authenticate(username=identifier, password=password)
+    if not isinstance(user, User):
         raise Unauthorized("Wrong username or password.", code="invalid_credentials")
-    login_throttle.clear(username=identifier)
+    login_throttle.succeeded(attempt)
     session = LoginSession.objects.create(user=user, ip_address=ip, user_agent=user_agent[:255])
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     return _issue(session)

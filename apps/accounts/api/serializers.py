@@ -83,7 +83,11 @@ class MemberOutput(serializers.ModelSerializer):
 # AUTH_PASSWORD_VALIDATORS, as far as a schema can say: long enough and not all digits.
 @input_schema(fields={"password": {"minLength": _password_min_length(), "pattern": r"\D"}})
 class MemberCreateInput(JSONInput):
-    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
+    username = serializers.RegexField(
+        r"^[\w.+-]{3,89}$",
+        max_length=89,  # with "." and a slug of up to 60, the login name fits its 150
+        help_text="Letters, digits and . + - _ (no @). The login name is `<username>.<workspace slug>`.",
+    )
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     password = serializers.CharField(max_length=256, trim_whitespace=False, write_only=True)
     role = serializers.ChoiceField(choices=Role.choices)

@@ -137,7 +137,10 @@ class MemberListView(APIView):
 
     @extend_schema(
         request=s.MemberCreateInput,
-        responses={201: s.MemberOutput, **errors({409: "The username or e-mail address is taken."})},
+        responses={
+            201: s.MemberOutput,
+            **errors({409: "The username or e-mail address is taken in this workspace."}),
+        },
     )
     def post(self, request: Request) -> Response:
         data = s.MemberCreateInput(data=request.data)

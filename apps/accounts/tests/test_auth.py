@@ -168,7 +168,7 @@ def test_refresh_token_not_issued_by_us_is_401(api_client):
 
 
 def test_repeated_failed_logins_per_username_give_429_with_retry_after(api_client, settings):
-    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 900), "ip": (100, 900)}
+    settings.LOGIN_FAILURE_LIMITS = {"account": (3, 900), "ip": (100, 900)}
     membership = MembershipFactory()
     for _ in range(3):
         bad = api_client.post(
@@ -189,7 +189,7 @@ def test_repeated_failed_logins_per_username_give_429_with_retry_after(api_clien
 
 
 def test_repeated_failed_logins_per_ip_give_429_for_any_username(api_client, settings):
-    settings.LOGIN_FAILURE_LIMITS = {"username": (100, 900), "ip": (4, 900)}
+    settings.LOGIN_FAILURE_LIMITS = {"account": (100, 900), "ip": (4, 900)}
     membership = MembershipFactory()
     for n in range(4):
         api_client.post(
@@ -208,7 +208,7 @@ def test_repeated_failed_logins_per_ip_give_429_for_any_username(api_client, set
 
 
 def test_a_successful_login_resets_the_username_counter(api_client, settings):
-    settings.LOGIN_FAILURE_LIMITS = {"username": (2, 900), "ip": (100, 900)}
+    settings.LOGIN_FAILURE_LIMITS = {"account": (2, 900), "ip": (100, 900)}
     membership = MembershipFactory()
     creds = {"username": membership.user.username, "password": "wrong-password-1"}
     api_client.post("/api/auth/login", creds, format="json")

@@ -36,7 +36,7 @@ def test_below_admin_can_list_members_but_not_manage_them(member_client, role):
     assert created.json()["error"]["code"] == "permission_denied"
     target.refresh_from_db()
     assert target.role == Role.AGENT
-    assert not Membership.objects.filter(user__username="newbie").exists()
+    assert not Membership.objects.filter(user__username__startswith="newbie").exists()
 
 
 def test_viewer_cannot_write_the_workspace(member_client):
@@ -58,8 +58,9 @@ def test_admin_manages_members_and_the_new_member_can_log_in(member_client):
 
     assert created.status_code == 201
     assert "password" not in created.json()
+    assert created.json()["user"]["username"] == f"newbie.{admin.workspace.slug}"  # the login name
     assert promoted.json()["role"] == "supervisor"
-    assert login(APIClient(), "newbie", NEW_MEMBER["password"])["access"]
+    assert login(APIClient(), f"newbie.{admin.workspace.slug}", NEW_MEMBER["password"])["access"]
     assert client.delete(f"/api/accounts/members/{member_id}/").status_code == 204
     assert not Membership.objects.filter(pk=member_id).exists()
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def member(settings):
-    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 900), "ip": (100, 900)}
+    settings.LOGIN_FAILURE_LIMITS = {"account": (3, 900), "ip": (100, 900)}
     return MembershipFactory.create()
 
 
@@ -102,3 +102,18 @@ def test_the_refusal_speaks_spanish_to_a_spanish_browser(member):
 
     assert blocked.status_code == 429
     assert "Demasiados intentos fallidos; vuelve a intentarlo en 15 min." in blocked.content.decode()
+
+
+def test_the_dashboard_counts_every_spelling_and_the_email_against_the_account(settings):
+    settings.LOGIN_FAILURE_LIMITS = {"account": (3, 900), "ip": (100, 900)}
+    MembershipFactory.create(user__username="isabel", user__email="isabel@example.com")
+    for name in ["ısabel", "ISABEL"]:
+        Client().post("/login/", {"username": name, "password": "wrong-password-1"})
+    APIClient().post("/api/auth/login", {"username": "iſabel", "password": "wrong-password-2"}, format="json")
+
+    client = Client()
+
+    by_email = client.post("/login/", {"username": "ISABEL@example.com", "password": PASSWORD})
+
+    assert by_email.status_code == 429
+    assert client.get("/inbox/").status_code == 302  # still logged out
