@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 from types import ModuleType
@@ -79,6 +79,13 @@ class ProviderSpec:
     model: str
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False, compare=False)
+    # Set when the workspace chose the server (its own base URL): that server gets a breaker of its
+    # own, so one tenant's dead or stalling URL never opens the provider's breaker for every tenant.
+    own_server_of: int | None = field(default=None, compare=False)
+
+    @property
+    def breaker(self) -> Breaker:
+        return provider_breaker(self.name, workspace_id=self.own_server_of)
 
     @property
     def litellm_model(self) -> str:
@@ -138,9 +145,16 @@ class ProviderError(TransientError):
         self.detail = detail
 
 
-def provider_breaker(name: str) -> Breaker:
+def breaker_name(name: str, *, workspace_id: int | None = None) -> str:
+    """The provider's shared breaker, or the one of a server a workspace set for itself."""
+    return f"llm:{name}" if workspace_id is None else f"llm:{name}:workspace-{workspace_id}"
+
+
+def provider_breaker(name: str, *, workspace_id: int | None = None) -> Breaker:
     return breaker(
-        f"llm:{name}", failures=settings.LLM_BREAKER_FAILURES, cooldown=settings.LLM_BREAKER_COOLDOWN
+        breaker_name(name, workspace_id=workspace_id),
+        failures=settings.LLM_BREAKER_FAILURES,
+        cooldown=settings.LLM_BREAKER_COOLDOWN,
     )
 
 
@@ -182,6 +196,13 @@ def _env_key_may_go_to(name: str, base: str) -> bool:
 
 def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None, str]:
     """(spec, "") when `name` can be called for this workspace, else (None, why not)."""
+    spec, reason = _resolve_endpoint(name, row)
+    if spec is not None and row is not None and row.base_url.strip():
+        spec = replace(spec, own_server_of=row.workspace_id)
+    return spec, reason
+
+
+def _resolve_endpoint(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None, str]:
     if row is not None and not row.enabled:
         return None, "disabled"
     model = (row.model if row else "") or DEFAULT_MODELS[name]
@@ -285,7 +306,7 @@ def provider_states(*, workspace_id: int) -> list[ProviderState]:
                 key_source="workspace" if row_key else ("environment" if env_key else ""),
                 usable=spec is not None,
                 reason=reason,
-                circuit=circuits.get(f"llm:{name}", "closed"),
+                circuit=circuits.get(spec.breaker.name if spec else breaker_name(name), "closed"),
             )
         )
     return states

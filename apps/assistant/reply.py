@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUDGET_SECONDS = 20.0
 MIN_CALL_SECONDS = 0.05  # less than this left of the budget is not worth a call
 CACHE_PREFIX = "assistant:reply:"
-# A provider that answered, even with "bad key" or "bad request", is up: the breaker, shared by every
-# workspace, must not open for all of them because one workspace's key (or refused URL) is wrong.
+# A provider that answered, even with "bad key" or "bad request", is up: the provider's breaker, shared
+# by every workspace, must not open for all of them because one workspace's key (or refused URL) is wrong.
 _PROVIDER_IS_UP = frozenset({"auth_error", "bad_request", "url_not_allowed"})
 
 
@@ -135,7 +135,7 @@ def _try(
         attempts.budget_exhausted = True
         attempts.add(spec, "budget_exhausted")
         return None
-    guard = providers.provider_breaker(spec.name)
+    guard = spec.breaker
     if not guard.allow():
         attempts.add(spec, "circuit_open")
         return None

@@ -148,7 +148,7 @@ def test_breaker_opens_after_three_failures_then_the_provider_is_skipped_without
     result = ask(workspace, history=HISTORY)
 
     usage = ReplyUsage.objects.latest("pk")
-    assert providers.provider_breaker(COMPAT).state() == "open"
+    assert providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "open"
     assert models_called(llm_standin) == [f"{STUDIO}-model"]
     assert result.provider == STUDIO
     assert path_of(usage)[0] == {
@@ -160,6 +160,28 @@ def test_breaker_opens_after_three_failures_then_the_provider_is_skipped_without
     assert usage.fallback_path[0]["latency_ms"] == 0
 
 
+def test_one_workspaces_failing_server_does_not_open_the_breaker_for_other_workspaces(
+    llm_standin, standin_providers, settings
+):
+    """A tenant that points openai_compatible at a dead or stalling server of its own trips only its
+    own breaker: another tenant on the same provider kind keeps being answered by its server."""
+    settings.LLM_BREAKER_FAILURES = 1
+    attacker, neighbour = WorkspaceFactory(), WorkspaceFactory()
+    standin_providers(attacker.pk, [COMPAT])
+    standin_providers(neighbour.pk, [COMPAT])
+    llm_standin.fail_next(1, status=503, model=f"{COMPAT}-model")
+    ask(attacker, history=HISTORY)
+    llm_standin.clear_requests()
+
+    result = ask(neighbour, history=HISTORY)
+
+    assert providers.provider_breaker(COMPAT, workspace_id=attacker.pk).state() == "open"
+    assert providers.provider_breaker(COMPAT, workspace_id=neighbour.pk).state() == "closed"
+    assert providers.provider_breaker(COMPAT).state() == "closed"
+    assert result.provider == COMPAT
+    assert models_called(llm_standin) == [f"{COMPAT}-model"]
+
+
 def test_the_breaker_threshold_is_a_setting(workspace, llm_standin, standin_providers, settings):
     settings.LLM_BREAKER_FAILURES = 1
     standin_providers(workspace.pk, [COMPAT, STUDIO])
@@ -167,7 +189,7 @@ def test_the_breaker_threshold_is_a_setting(workspace, llm_standin, standin_prov
 
     ask(workspace, history=HISTORY)
 
-    assert providers.provider_breaker(COMPAT).state() == "open"
+    assert providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "open"
 
 
 def test_after_the_cooldown_one_trial_call_closes_the_breaker_on_success(
@@ -184,7 +206,7 @@ def test_after_the_cooldown_one_trial_call_closes_the_breaker_on_success(
 
     assert models_called(llm_standin) == [f"{COMPAT}-model"]
     assert result.provider == COMPAT
-    assert providers.provider_breaker(COMPAT).state() == "closed"
+    assert providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "closed"
 
 
 def test_a_failed_trial_reopens_the_breaker(workspace, llm_standin, standin_providers):
@@ -199,7 +221,7 @@ def test_a_failed_trial_reopens_the_breaker(workspace, llm_standin, standin_prov
     ask(workspace, history=HISTORY)
 
     assert models_called(llm_standin) == [f"{COMPAT}-model", f"{STUDIO}-model", f"{STUDIO}-model"]
-    assert providers.provider_breaker(COMPAT).state() == "open"
+    assert providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "open"
 
 
 def test_an_auth_error_moves_on_without_opening_the_shared_breaker_and_no_key_is_logged(
@@ -215,7 +237,7 @@ def test_an_auth_error_moves_on_without_opening_the_shared_breaker_and_no_key_is
     paths = [u.fallback_path for u in ReplyUsage.objects.order_by("pk")]
     assert [r.provider for r in results] == [STUDIO] * 3
     assert [p[0]["outcome"] for p in paths] == ["auth_error"] * 3
-    assert providers.provider_breaker(COMPAT).state() == "closed"
+    assert providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "closed"
     assert "rejected our credentials" in caplog.text
     assert SECRET not in caplog.text
     assert all(SECRET not in str(p) for p in paths)
@@ -244,7 +266,9 @@ def test_a_stalling_provider_cannot_outlast_the_budget_and_the_offline_responder
         (STUDIO, "budget_exhausted"),
     ]
     assert models_called(llm_standin) == [f"{COMPAT}-model"]
-    assert providers.provider_breaker(COMPAT).state() == "closed"  # cut short by our budget, not its fault
+    assert (
+        providers.provider_breaker(COMPAT, workspace_id=workspace.pk).state() == "closed"
+    )  # cut short by our budget, not its fault
 
 
 def test_every_provider_failing_ends_with_the_offline_responder(workspace, llm_standin, standin_providers):
