@@ -143,8 +143,14 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
+    # channels_redis waits for a socket's messages with BZPOPMIN of 5 s; redis-py 8 reads every reply
+    # with a 5 s socket_timeout by default, so an idle socket's wait timed out and closed it (1011).
+    # The read timeout must outlast that blocking wait; it still ends reads from a Redis that hangs.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}]},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -45,6 +45,7 @@ async def test_anonymous_users_are_refused():
     connected, code = await socket.connect()
 
     assert not connected and code == 4401
+    await socket.disconnect()  # as the server does: the consumer ends, nothing waits on Redis
 
 
 async def test_users_without_a_membership_are_refused():
@@ -54,6 +55,7 @@ async def test_users_without_a_membership_are_refused():
     connected, code = await socket.connect()
 
     assert not connected and code == 4403
+    await socket.disconnect()  # as the server does: the consumer ends, nothing waits on Redis
 
 
 async def test_a_member_gets_events_of_their_workspace_only_after_the_given_id():
