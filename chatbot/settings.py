@@ -271,6 +271,11 @@ CONTENT_SECURITY_POLICY = (
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# --- Live sockets (the ws process) -----------------------------------------------------------
+# An open /ws/live/ socket checks at least this often (and before it forwards events) that its
+# login still stands and its user is still a member; otherwise it closes (4401 / 4403).
+LIVE_SOCKET_RECHECK_SECONDS = env.float("LIVE_SOCKET_RECHECK_SECONDS", default=30.0)
+
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
 WHATSAPP_GRAPH_VERSION = env.str("WHATSAPP_GRAPH_VERSION", default="v21.0")

@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class User(AbstractUser):
-    """A person who logs in to the back office. Belongs to workspaces through `Membership`."""
+    """A person who logs in to the back office. Belongs to workspaces through `Membership`.
+
+    Saving a new or removed password ends every login of the user (API tokens at once; cookie
+    sessions anyway, as their auth hash no longer matches; live sockets at their next check).
+    A model hook, not a service, because Django's own forms and commands set passwords (the
+    admin's two password forms, `manage.py changepassword`) and no service sits in their path;
+    it mirrors Django's own `password_changed` hook, so a hash upgrade at login does not count.
+    """
+
+    _password_removed = False
 
     class Meta:
         constraints = [
@@ -17,6 +28,19 @@ class User(AbstractUser):
                 Lower("email"), condition=~models.Q(email=""), name="accounts_user_email_ci_uniq"
             ),
         ]
+
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_removed = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # `_password` is Django's own marker of set_password(), cleared by its save().
+        raw_password_set = getattr(self, "_password", None) is not None
+        password_changed = not self._state.adding and (raw_password_set or self._password_removed)
+        super().save(*args, **kwargs)
+        self._password_removed = False
+        if password_changed:
+            LoginSession.objects.filter(user=self).revoke(reason="password_changed")
 
 
 class Workspace(models.Model):
@@ -61,11 +85,16 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[minimum]
 
 
+class LoginSessionQuerySet(models.QuerySet["LoginSession"]):
+    def revoke(self, *, reason: str) -> int:
+        return self.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_reason=reason)
+
+
 class LoginSession(models.Model):
     """One login: every access and refresh token issued from it carries its id (claim `sid`).
 
-    Revoking the session stops all of them at once: logout, and re-use of a rotated refresh
-    token (a sign the token was stolen).
+    Revoking the session stops all of them at once: logout, re-use of a rotated refresh token (a
+    sign the token was stolen), a password change, deactivation, removal from the last workspace.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -75,6 +104,8 @@ class LoginSession(models.Model):
     user_agent = models.CharField(max_length=255, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, blank=True)
+
+    objects = LoginSessionQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at"])]
