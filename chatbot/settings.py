@@ -293,6 +293,9 @@ WHATSAPP_BREAKER_COOLDOWN = env.float("WHATSAPP_BREAKER_COOLDOWN", default=30.0)
 _SANDBOX_GRAPH_URL = env.str("WHATSAPP_SANDBOX_GRAPH_URL", default="http://127.0.0.1:8100")
 WHATSAPP_SANDBOX_GRAPH_URL = _SANDBOX_GRAPH_URL.rstrip("/")
 SANDBOX_APP_SECRET = env.str("SANDBOX_APP_SECRET", default="")
+# Meta's verification handshake (GET /webhooks/whatsapp/) per client IP, "N/SECONDS": the verify token
+# is a shared secret, so it must not be guessable by asking fast.
+WHATSAPP_VERIFY_RATE = env.str("WHATSAPP_VERIFY_RATE", default="10/60")
 WHATSAPP_WEBHOOK_MAX_BYTES = 1024 * 1024
 # The transport per channel kind (conversations never imports whatsapp; it asks this table).
 WHATSAPP_TRANSPORTS = {
