@@ -9,6 +9,7 @@ from django.db import transaction
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
+from apps.conversations.services.status import Move, conversation_move
 from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,7 @@ def reply_request(*, conversation: Conversation, message: Message) -> bool:
 
     assistant = assistant_settings_get_or_create(workspace_id=conversation.workspace_id)
     if not assistant.enabled:
-        Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
-            status=Conversation.Status.PENDING_HUMAN
-        )
+        conversation_move(conversation=conversation, move=Move.ASSISTANT_OFF)
         return False
     _schedule(conversation.pk, message.pk, assistant.debounce_seconds)
     return True
@@ -146,6 +145,6 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
             split_at=REPLY_PIECE,
         )
         if result.handoff:
-            Conversation.objects.filter(pk=current.pk).update(status=Conversation.Status.PENDING_HUMAN)
+            conversation_move(conversation=current, move=Move.MODEL_HANDOFF)
     logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
     return "handoff" if result.handoff else "replied"
