@@ -338,6 +338,9 @@ INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")
 # Tries at processing one customer message before it is set aside (outages do not count), so a
 # message that always fails cannot hold up its sender's later ones.
 INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
+# Tries at the bot's reply to one customer turn (outages do not count); then the conversation waits
+# for a person (pending_human) and nothing asks the LLM for that turn again.
+REPLY_MAX_ATTEMPTS = env.int("REPLY_MAX_ATTEMPTS", default=3)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list
