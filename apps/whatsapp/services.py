@@ -92,6 +92,13 @@ _HEALTH_INPUTS = frozenset({"kind", "phone_number_id", *SECRET_FIELDS})
 
 
 def _channel_check(channel: Channel) -> None:
+    # The token travels in an HTTP header: anything but visible ASCII could never be sent (the
+    # admin form reaches here too).
+    if channel.access_token and not all("!" <= c <= "~" for c in channel.access_token):
+        raise ValidationFailed(
+            "The access token holds characters a token cannot have.",
+            details={"access_token": ["Visible ASCII characters only, no spaces."]},
+        )
     if channel.kind == Channel.Kind.CLOUD and not channel.phone_number_id:
         raise ValidationFailed(
             "A Cloud API channel needs its phone_number_id.",

@@ -14,6 +14,10 @@ export FERNET_KEYS=dGVzdC1vbmx5LWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=
 export ADMIN_PASSWORD=fuzz-only-admin-passphrase-2024 SECURE_SSL_REDIRECT=0 CELERY_TASK_ALWAYS_EAGER=0
 # Nothing listens on these: calls to local model servers fail fast instead of waiting.
 export LMSTUDIO_BASE_URL=http://127.0.0.1:9 OLLAMA_BASE_URL=http://127.0.0.1:9
+# The Graph API stand-in answers a new Cloud channel's ownership check (no internet here: Meta's
+# real URL would make every channel creation a 503).
+graph_port=${FUZZ_GRAPH_PORT:-8766}
+export WHATSAPP_GRAPH_URL="http://127.0.0.1:$graph_port" WHATSAPP_SANDBOX_GRAPH_URL="http://127.0.0.1:$graph_port"
 export API_RATE_LIMIT_USER=1000000/60 API_RATE_LIMIT_ANON=1000000/60 LOGIN_MAX_FAILURES_PER_IP=1000000
 # One login serves the whole run, which on a busy machine can outlast the usual 15 minutes.
 export JWT_ACCESS_MINUTES=240
@@ -21,9 +25,11 @@ PY=.venv/bin/python
 
 $PY manage.py migrate --noinput -v 0
 $PY manage.py bootstrap >/dev/null
+$PY -m standins.graph --port "$graph_port" --log-level warning &
+graph=$!
 .venv/bin/gunicorn chatbot.wsgi -b "127.0.0.1:$port" -w 2 --log-level warning &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server" "$graph" 2>/dev/null; wait "$server" "$graph" 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 
 token=$(curl -fs -X POST "http://127.0.0.1:$port/api/auth/login" -H 'Content-Type: application/json' \

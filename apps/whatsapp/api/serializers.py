@@ -17,11 +17,27 @@ def _secret() -> serializers.CharField:
 
 
 @input_schema(
-    # A Cloud API channel (the default kind) needs its phone_number_id (services._channel_check).
+    # A Cloud API channel (the default kind) needs its phone_number_id, Meta's numeric id; no other
+    # kind takes one (services._channel_check, channel_number_claim_verify).
     whole={
         "anyOf": [
-            {"required": ["kind"], "properties": {"kind": {"not": {"enum": [Channel.Kind.CLOUD.value]}}}},
-            {"required": ["phone_number_id"], "properties": {"phone_number_id": {"pattern": r"\S"}}},
+            {
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"not": {"enum": [Channel.Kind.CLOUD.value]}},
+                    "phone_number_id": {"maxLength": 0},
+                },
+            },
+            {
+                # ... and brings its own app secret and access token, which must read that number.
+                "required": ["phone_number_id", "app_secret", "access_token"],
+                "properties": {
+                    "kind": {"enum": [Channel.Kind.CLOUD.value]},
+                    "phone_number_id": {"minLength": 1},
+                    "app_secret": {"type": "string", "minLength": 1},
+                    "access_token": {"type": "string", "minLength": 1},
+                },
+            },
         ]
     },
 )
@@ -30,19 +46,32 @@ class ChannelInput(JSONInput):
 
     kind = serializers.ChoiceField(choices=Channel.Kind.choices, default=Channel.Kind.CLOUD)
     name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
-    phone_number_id = serializers.CharField(
+    phone_number_id = serializers.RegexField(
+        # "+", not "*": blank is allowed apart, and the schema's oneOf (digits | empty) must not
+        # match "" twice; "$", not "\Z", because the pattern is published as an ECMA regex.
+        r"^[0-9]+$",
         max_length=64,
         required=False,
         allow_blank=True,
         default="",
-        help_text="Meta's id; required for Cloud API.",
+        help_text="Meta's numeric id; required for Cloud API, empty for the other kinds.",
+        error_messages={"invalid": "Digits only."},
     )
     display_phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     waba_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     send_rate = serializers.IntegerField(min_value=1, max_value=MAX_SEND_RATE, default=DEFAULT_SEND_RATE)
     is_active = serializers.BooleanField(default=True)
     app_secret = _secret()
-    access_token = _secret()
+    # Sent in an HTTP header: visible ASCII only (Meta's tokens are), refused before any call.
+    access_token = serializers.RegexField(
+        r"^[!-~]*$",
+        required=False,
+        allow_null=True,
+        max_length=1024,
+        write_only=True,
+        help_text=WRITE_ONLY_HELP,
+        error_messages={"invalid": "Visible ASCII characters only, no spaces."},
+    )
     verify_token = _secret()
 
 

@@ -380,3 +380,34 @@ def test_the_admin_adds_a_channel_through_the_service(admin_client_logged_in, gr
         "t0k",
         "",
     )
+
+
+@pytest.mark.parametrize("token", ["tok\u00e9n-with-accent", "two words", "tab\there"])
+def test_a_token_that_cannot_travel_in_a_header_is_refused_before_any_call(member_client, graph, token):
+    """Found by the fuzzer: a non-ASCII token made the ownership check crash with a 500."""
+    client, _ = member_client(Role.ADMIN)
+
+    response = client.post("/api/whatsapp/channels/", {**NEW_CHANNEL, "access_token": token}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["access_token"]
+    assert not Channel.objects.exists()
+
+
+def test_the_service_refuses_such_a_token_from_any_door(member_client):
+    from apps.whatsapp.services import channel_create
+    from chatbot.exceptions import ValidationFailed
+
+    _, admin = member_client(Role.ADMIN)
+    with pytest.raises(ValidationFailed) as refused:
+        channel_create(
+            workspace=admin.workspace,
+            kind="cloud",
+            name="x",
+            phone_number_id="106540352242922",
+            app_secret="s",
+            access_token="tok\u00e9n",
+        )
+
+    assert refused.value.details == {"access_token": ["Visible ASCII characters only, no spaces."]}
+    assert not Channel.objects.exists()
