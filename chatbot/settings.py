@@ -324,6 +324,11 @@ INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")
 # Tries at processing one customer message before it is set aside (outages do not count), so a
 # message that always fails cannot hold up its sender's later ones.
 INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
+# Adaptive debounce: a lone customer message is answered after this short wait (seconds); once a
+# burst is under way each message waits the workspace's debounce for the next, but the turn's reply
+# never waits longer than REPLY_BURST_MAX_WAIT after its first message.
+REPLY_FIRST_WAIT = env.float("REPLY_FIRST_WAIT", default=0.3)
+REPLY_BURST_MAX_WAIT = env.float("REPLY_BURST_MAX_WAIT", default=6.0)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
@@ -23,7 +24,7 @@ ROLE: dict[str, str] = {
 
 
 def reply_request(*, conversation: Conversation, message: Message) -> bool:
-    """After commit, ask for a reply once the customer has paused (debounce).
+    """After commit, ask for a reply once the customer has paused (adaptive debounce, `reply_wait`).
 
     With the assistant switched off for the workspace nothing is asked: the conversation waits for
     a person (pending_human), so it shows in the inbox as needing one. False then.
@@ -36,8 +37,42 @@ def reply_request(*, conversation: Conversation, message: Message) -> bool:
             status=Conversation.Status.PENDING_HUMAN
         )
         return False
-    _schedule(conversation.pk, message.pk, assistant.debounce_seconds)
+    _schedule(conversation.pk, message.pk, reply_wait(message=message, pause=assistant.debounce_seconds))
     return True
+
+
+def reply_wait(*, message: Message, pause: float) -> float:
+    """Seconds to wait before answering the turn `message` ends.
+
+    A lone message waits only REPLY_FIRST_WAIT, so it is answered fast. A message that follows an
+    unanswered one of the same customer stored less than `pause` (the workspace's debounce) earlier
+    means a burst is under way: wait `pause` for the next one, each message pushing the reply back
+    (its task supersedes the earlier ones), but never past REPLY_BURST_MAX_WAIT after the turn's
+    first unanswered message, so a customer who keeps typing is still answered.
+    """
+    first_wait = min(settings.REPLY_FIRST_WAIT, pause)
+    answered = (
+        Message.objects.filter(conversation_id=message.conversation_id, direction=Message.Direction.OUTBOUND)
+        .exclude(author=Message.Author.SYSTEM)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    ) or 0
+    unanswered = list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id,
+            direction=Message.Direction.INBOUND,
+            pk__gt=answered,
+            pk__lt=message.pk,
+        )
+        .order_by("pk")
+        .values_list("created_at", flat=True)
+    )
+    now = timezone.now()
+    if not unanswered or (now - unanswered[-1]).total_seconds() >= pause:
+        return first_wait
+    left = settings.REPLY_BURST_MAX_WAIT - (now - unanswered[0]).total_seconds()
+    return max(min(pause, left), 0.0)
 
 
 def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
