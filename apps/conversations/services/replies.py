@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.assistant.admission import Deferred
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
 from chatbot import ratelimit
@@ -83,14 +85,18 @@ def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
     )
 
 
-def _reply_pace(conversation: Conversation) -> float:
-    """Seconds until this customer may get another bot reply; 0 takes a reply slot now.
+def _pace_key(conversation: Conversation) -> str:
+    return f"reply:{conversation.channel_id}:{conversation.contact_id}"
+
+
+def _reply_pace(conversation: Conversation, hit_id: str) -> float:
+    """Seconds until this customer may get another bot reply; 0 takes a reply slot now (`hit_id`).
 
     A customer sending dozens of messages a minute has every message stored, but the bot answers
     at most INBOUND_REPLY_RATE times per window: the turn waits, and the later reply covers it all.
     """
     limit, window = ratelimit.parse_rate(settings.INBOUND_REPLY_RATE)
-    decision = ratelimit.hit(f"reply:{conversation.channel_id}:{conversation.contact_id}", limit, window)
+    decision = ratelimit.limiter().hit(_pace_key(conversation), limit, window, hit_id=hit_id)
     return 0.0 if decision.allowed else max(decision.retry_after, 0.5)
 
 
@@ -149,25 +155,33 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     question = "\n".join(m.body for m in burst if m.body).strip()
     if not question:
         return "nothing_to_answer"  # e.g. a sticker alone
-    wait = _reply_pace(conversation)
+    pace_hit = uuid.uuid4().hex
+    wait = _reply_pace(conversation, pace_hit)
     if wait:
         logger.info("reply to %s paced: the customer's reply limit is reached for %.1f s", message_id, wait)
         _schedule(conversation.pk, message_id, wait)
         return "paced"
     history = [Turn(role=ROLE.get(m.author, "customer"), text=m.body) for m in earlier if m.body]
-    result = generate_reply(
-        ReplyRequest(
-            workspace_id=conversation.workspace_id,
-            question=question,
-            history=history,
-            customer_name=conversation.contact.display_name
-            if conversation.contact.name or conversation.contact.profile_name
-            else "",
-            language_hint=conversation.contact.language,
-            conversation_id=conversation.pk,
-            turn_key=dedupe_key,
+    try:
+        result = generate_reply(
+            ReplyRequest(
+                workspace_id=conversation.workspace_id,
+                question=question,
+                history=history,
+                customer_name=conversation.contact.display_name
+                if conversation.contact.name or conversation.contact.profile_name
+                else "",
+                language_hint=conversation.contact.language,
+                conversation_id=conversation.pk,
+                turn_key=dedupe_key,
+            )
         )
-    )
+    except Deferred as deferred:
+        # Not answered yet: the customer's reply allowance is given back, and the task comes back
+        # when the provider's bounds may let it through (re-queued, so it holds no worker meanwhile).
+        ratelimit.limiter().forget(_pace_key(conversation), pace_hit)
+        _schedule(conversation.pk, message_id, deferred.countdown)
+        return "deferred"
     with transaction.atomic():
         # The conversation may have been taken over while the model was thinking.
         current = Conversation.objects.select_for_update().get(pk=conversation.pk)
