@@ -53,8 +53,11 @@ def reply_wait(*, message: Message, pause: float) -> float:
     first unanswered message, so a customer who keeps typing is still answered.
     """
     first_wait = min(settings.REPLY_FIRST_WAIT, pause)
+    conversation_id = message.conversation_id
+    if conversation_id is None:
+        return first_wait
     answered = (
-        Message.objects.filter(conversation_id=message.conversation_id, direction=Message.Direction.OUTBOUND)
+        Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.OUTBOUND)
         .exclude(author=Message.Author.SYSTEM)
         .order_by("-pk")
         .values_list("pk", flat=True)
@@ -62,7 +65,7 @@ def reply_wait(*, message: Message, pause: float) -> float:
     ) or 0
     unanswered = list(
         Message.objects.filter(
-            conversation_id=message.conversation_id,
+            conversation_id=conversation_id,
             direction=Message.Direction.INBOUND,
             pk__gt=answered,
             pk__lt=message.pk,
