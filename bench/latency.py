@@ -48,8 +48,8 @@ from memory import Sampler, postmaster_pid  # noqa: E402
 from outbound import QUEUE_KEYS, stop_workers  # noqa: E402
 from profile_summary import summarise  # noqa: E402
 
-DB = "bench_latency"
-PORT = 8092
+DB = os.environ.get("BENCH_LATENCY_DB", "bench_latency")
+PORT = int(os.environ.get("BENCH_LATENCY_PORT", "8092"))
 PHONE_NUMBER_ID = "lat-1"
 SECRET = "bench-latency-secret"  # noqa: S105 - a stand-in's secret
 REF = re.compile(r"ref (c\d+-\d+-\d+)")
@@ -254,6 +254,15 @@ def report(args: argparse.Namespace, levels: list[dict[str, Any]], command: str)
             f"| {fmt(level['p95'])} | {fmt(level['p99'])} | {fmt(level['max'])} | {fmt(level['mean'])} "
             f"| {fmt(level['webhook_p50'])} | {level['throughput']:.1f} | {errors} |"
         )
+    peaks = ", ".join(
+        f"{level['conversations']:,}: {level.get('llm_peak_in_flight', '-')}" for level in levels
+    )
+    lines += [
+        "",
+        f"This run: worker layout `{args.layout}`, the LLM answering in {args.llm_latency:g} s, debounce "
+        f"{'as shipped (REPLY_FIRST_WAIT, workspace debounce)' if args.default_debounce else '0'}; "
+        f"LLM calls in flight at the peak (per level): {peaks}.",
+    ]
     return lines
 
 
@@ -333,6 +342,20 @@ def main() -> None:
         default=100,
         help="py-spy the Celery worker during this level (0: do not)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("bench", "shipped"),
+        default="bench",
+        help="bench: --worker-processes x (-P threads -c --worker-concurrency) on every queue; shipped: "
+        "docker-compose's workers (inbound, outbound: threads x 8; llm: threads x 100; default)",
+    )
+    parser.add_argument("--llm-latency", type=float, default=0.0, help="seconds every LLM answer takes")
+    parser.add_argument(
+        "--default-debounce",
+        action="store_true",
+        help="keep the workspace's debounce and REPLY_FIRST_WAIT as shipped (else the debounce is 0)",
+    )
+    parser.add_argument("--name", default="latency", help="results go to bench/results/<name>.md/.json")
     parser.add_argument("--logs", default=tempfile.gettempdir())
     args = parser.parse_args()
     command = "python bench/latency.py " + " ".join(sys.argv[1:])
@@ -387,6 +410,7 @@ def main() -> None:
     levels: list[dict[str, Any]] = []
     with RecordingGraph() as graph, LLMStandIn() as llm:
         llm.echo()  # the reply repeats the question, so it names the message it answers
+        llm.latency = args.llm_latency
         ProviderConfig.objects.create(
             workspace=workspace,
             provider="openai_compatible",
@@ -396,7 +420,9 @@ def main() -> None:
             api_key="bench-key",
         )
         AssistantSettings.objects.update_or_create(
-            workspace=workspace, defaults={"fallback_order": ["openai_compatible"], "debounce_seconds": 0}
+            workspace=workspace,
+            defaults={"fallback_order": ["openai_compatible"]}
+            | ({} if args.default_debounce else {"debounce_seconds": 0}),
         )
         env = {**os.environ, "WHATSAPP_GRAPH_URL": graph.url}
         web = start(
@@ -410,6 +436,16 @@ def main() -> None:
             logs / "bench-latency-web.log",
         )
         # One process per CPU: a Celery process runs Python on one core at a time (the GIL).
+        layout: list[tuple[str, int, dict[str, str]]] = (
+            [
+                ("inbound", 8, {}),
+                ("llm", 100, {"DB_CONN_MAX_AGE": "0"}),
+                ("outbound", 8, {}),
+                ("default", 2, {}),
+            ]
+            if args.layout == "shipped"
+            else [("inbound,llm,outbound,default", args.worker_concurrency, {})] * args.worker_processes
+        )
         workers = [
             start(
                 celery(
@@ -417,21 +453,21 @@ def main() -> None:
                     "-n",
                     f"bench{n}@%h",
                     "-Q",
-                    "inbound,llm,outbound,default",
+                    queues,
                     "-P",
                     "threads",
                     "-c",
-                    str(args.worker_concurrency),
+                    str(threads),
                     "--without-heartbeat",
                     "--without-gossip",
                     "--without-mingle",
                     "-l",
                     "INFO",
                 ),
-                env,
+                {**env, **extra},
                 logs / f"bench-latency-worker{n}.log",
             )
-            for n in range(args.worker_processes)
+            for n, (queues, threads, extra) in enumerate(layout)
         ]
         worker = workers[0]  # the one profiled
         beat = start(celery("beat", "-l", "WARNING"), env, logs / "bench-latency-beat.log")
@@ -451,7 +487,7 @@ def main() -> None:
             },
         ).start()
         try:
-            for n in range(args.worker_processes):
+            for n in range(len(workers)):
                 wait_ready(logs / f"bench-latency-worker{n}.log", time.monotonic() + 120)
             graph.configure_webhooks(f"http://127.0.0.1:{PORT}/webhooks/whatsapp/", SECRET, statuses=())
             sampler.mark("warm-up")
@@ -467,6 +503,7 @@ def main() -> None:
                     result = asyncio.run(run_level(conversations, rounds, args, graph, level_id))
                 finally:
                     profile_stop(spies)
+                result["llm_peak_in_flight"] = llm.peak_in_flight
                 levels.append(result)
                 print(
                     {
@@ -482,7 +519,7 @@ def main() -> None:
             sampler.stop(ROOT / "bench" / "results" / "memory-latency.json")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "latency.json").write_text(
+    (out / f"{args.name}.json").write_text(
         json.dumps({"command": command, "args": vars(args), "levels": levels}, separators=(",", ":"))
     )
     if any(level["conversations"] == args.profile_level for level in levels):
@@ -496,7 +533,7 @@ def main() -> None:
             summarise("worker", out / "worker-profile.txt", out / "worker-profile-gil.txt", title=title)
         )
     lines = report(args, levels, command)
-    (out / "latency.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -181,6 +181,7 @@ def main() -> None:
         *image(plots, "e2e-latency-growth", "end-to-end latency against concurrent conversations"),
         *image(plots, "e2e-latency-cdf", "cumulative distribution of end-to-end latency per level"),
         *image(plots, "e2e-latency-hist", "histograms of end-to-end latency per level"),
+        *section("llm-layout.md"),
         *section("worker-profile.md"),
         *memory_section(plots),
     ]

@@ -341,6 +341,11 @@ INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
 # Tries at the bot's reply to one customer turn (outages do not count); then the conversation waits
 # for a person (pending_human) and nothing asks the LLM for that turn again.
 REPLY_MAX_ATTEMPTS = env.int("REPLY_MAX_ATTEMPTS", default=3)
+# Adaptive debounce: a lone customer message is answered after this short wait (seconds); once a
+# burst is under way each message waits the workspace's debounce for the next, but the turn's reply
+# never waits longer than REPLY_BURST_MAX_WAIT after its first message.
+REPLY_FIRST_WAIT = env.float("REPLY_FIRST_WAIT", default=0.3)
+REPLY_BURST_MAX_WAIT = env.float("REPLY_BURST_MAX_WAIT", default=6.0)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list
@@ -349,6 +354,30 @@ AI_FALLBACK_ORDER = env.list("AI_FALLBACK_ORDER", default=[])
 # then one trial call after the cool-down (seconds).
 LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", default=3)
 LLM_BREAKER_COOLDOWN = env.float("LLM_BREAKER_COOLDOWN", default=30.0)
+
+
+# Bounds on LLM calls (apps/assistant/admission.py), shared by every worker: per provider, requests a
+# minute ("gemini=15,openai=500") and calls at once; per workspace, calls in flight (waiting for a rate
+# slot included), so one tenant's burst leaves worker threads for the others. A call that cannot start
+# within LLM_MAX_SLOT_WAIT seconds is re-queued (after LLM_DEFER_SECONDS when a place is full) instead of
+# meeting the provider's 429s; the rate is paced at LLM_RATE_HEADROOM of the quota.
+def _counts(name: str) -> dict[str, int]:
+    """ "gemini=15,openai=500" -> {"gemini": 15, "openai": 500}; a bad value stops the start."""
+    raw: dict[str, str] = env.dict(name, default={})
+    try:
+        return {key.strip(): int(value) for key, value in raw.items()}
+    except ValueError as exc:
+        raise SystemExit(
+            f"configuration error: {name} is written provider=N,provider=N; got {raw!r}"
+        ) from exc
+
+
+LLM_PROVIDER_RPM = _counts("LLM_PROVIDER_RPM")
+LLM_PROVIDER_CONCURRENCY = _counts("LLM_PROVIDER_CONCURRENCY")
+LLM_WORKSPACE_MAX_IN_FLIGHT = env.int("LLM_WORKSPACE_MAX_IN_FLIGHT", default=80)
+LLM_MAX_SLOT_WAIT = env.float("LLM_MAX_SLOT_WAIT", default=30.0)
+LLM_DEFER_SECONDS = env.float("LLM_DEFER_SECONDS", default=1.0)
+LLM_RATE_HEADROOM = env.float("LLM_RATE_HEADROOM", default=0.95)
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")

@@ -8,7 +8,9 @@ One server speaks:
   `{"model"}`, `POST /api/v1/models/unload` `{"instance_id"}`, and the older v0 `GET /api/v0/models`
   (`state`: "loaded" / "not-loaded").
 
-Tests control it: the answer (fixed text, or an echo of the last user message), faults for the next N chat
+Tests control it: the answer (fixed text, or an echo of the last user message), how long every chat answer
+takes (`latency`, as a real provider's 1-10 s), a provider's rate limit (`limit_rate`: 429 beyond N requests
+per minute, checked over a shorter window if asked), faults for the next N chat
 requests (an HTTP status, a stall, malformed JSON, an empty answer), optionally only for one model, and read
 back every request received (`requests`), with how long the stand-in itself took to answer it.
 
@@ -112,6 +114,13 @@ class LLMStandIn:
         self.ollama_models: list[str] = ["llama3.2:latest"]
         self.ollama_pullable: set[str] | None = None  # None: any name can be pulled
         self.ollama_pull_error = ""  # set: a streamed pull ends with this error line
+        self.latency = 0.0  # seconds every chat answer takes (a real model thinks for 1-10 s)
+        self.rpm: int | None = None  # requests per minute accepted; beyond: 429 (limit_rate)
+        self.rpm_window = 60.0
+        self.rate_limited = 0  # chat requests answered 429 by the rate limit
+        self.in_flight = 0
+        self.peak_in_flight = 0  # the most chat requests being answered at once
+        self._accepted: list[float] = []  # monotonic times of chat requests within the rate window
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -170,6 +179,25 @@ class LLMStandIn:
     def empty_next(self, n: int = 1, *, model: str | None = None) -> None:
         self._add(Fault("empty", n, model))
 
+    def limit_rate(self, rpm: int, *, window: float = 60.0) -> None:
+        """Accept `rpm` chat requests a minute, as a provider's quota: at most rpm * window / 60 in any
+        `window` seconds (sliding); the others get 429. A short window catches bursts in a short test."""
+        with self._lock:
+            self.rpm, self.rpm_window = rpm, window
+            self._accepted.clear()
+
+    def _over_rate(self) -> bool:
+        with self._lock:
+            if self.rpm is None:
+                return False
+            now = time.monotonic()
+            self._accepted = [t for t in self._accepted if t > now - self.rpm_window]
+            if len(self._accepted) >= self.rpm * self.rpm_window / 60:
+                self.rate_limited += 1
+                return True
+            self._accepted.append(now)
+            return False
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -183,6 +211,9 @@ class LLMStandIn:
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self._accepted.clear()
+            self.rate_limited = 0
+            self.peak_in_flight = self.in_flight
 
     def chat_requests(self) -> list[RecordedRequest]:
         paths = CHAT_PATHS | {ANTHROPIC_PATH, OLLAMA_CHAT_PATH}
@@ -324,6 +355,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             self._error(path, 401, "invalid api key")
             return
+        if standin._over_rate():
+            self._error(path, 429, "rate limit exceeded: requests per minute")
+            return
+        with standin._lock:
+            standin.in_flight += 1
+            standin.peak_in_flight = max(standin.peak_in_flight, standin.in_flight)
+        try:
+            if standin.latency:
+                standin._stopping.wait(standin.latency)
+            self._answer_chat(path, request, body)
+        finally:
+            with standin._lock:
+                standin.in_flight -= 1
+
+    def _answer_chat(self, path: str, request: RecordedRequest, body: dict[str, Any]) -> None:
+        standin = self.standin
         model = request.model
         fault = standin._take_fault(model)
         if fault is not None and fault.kind == "stall":

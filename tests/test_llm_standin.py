@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -96,3 +97,36 @@ def test_lmstudio_load_unload_and_ollama_streamed_pull(standin):
     assert (loaded["model_instance_id"], v0, v1) == ("qwen2.5-7b-instruct", "loaded", [])
     assert [json.loads(line)["status"] for line in pull.text.splitlines()][-1] == "success"
     assert "phi3:latest" in [m["name"] for m in httpx.get(f"{standin.url}/api/tags").json()["models"]]
+
+
+def test_latency_holds_every_answer_and_counts_the_calls_in_flight(standin):
+    standin.latency = 0.3
+    with httpx.Client() as client:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(5) as pool:
+            statuses = list(
+                pool.map(
+                    lambda _: client.post(f"{standin.openai_base}/chat/completions", json=CHAT).status_code,
+                    range(5),
+                )
+            )
+        elapsed = time.perf_counter() - started
+
+    assert statuses == [200] * 5
+    assert 0.3 <= elapsed < 1.2  # answered side by side, not one after the other
+    assert (standin.peak_in_flight, standin.in_flight) == (5, 0)
+
+
+def test_rate_limit_answers_429_beyond_the_quota_in_its_window(standin):
+    standin.limit_rate(120, window=1.0)  # 2 a second
+
+    statuses = [
+        httpx.post(f"{standin.openai_base}/chat/completions", json=CHAT).status_code for _ in range(3)
+    ]
+    time.sleep(1.05)
+    later = httpx.post(f"{standin.openai_base}/chat/completions", json=CHAT).status_code
+
+    assert statuses == [200, 200, 429]
+    assert later == 200
+    assert standin.rate_limited == 1
+    assert len(standin.chat_requests()) == 4  # a refused request is still recorded

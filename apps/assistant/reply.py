@@ -1,8 +1,9 @@
 """One reply to one customer turn: knowledge, cache, providers in fallback order, offline responder last.
 
 Contract: `generate_reply` always returns a reply within the workspace's reply budget (plus the offline
-responder's own, local, time) and writes exactly one ReplyUsage row. Provider failures never escape;
-errors of the database or of the caller's data do.
+responder's own, local, time, and any wait for a provider's rate slot) and writes exactly one ReplyUsage
+row. Provider failures never escape; errors of the database or of the caller's data do, and so does
+`admission.Deferred` when the first provider's bounds say "not now" (nothing called, nothing written).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from apps.assistant import knowledge, metrics, offline, prompt, providers, services
+from apps.assistant import admission, knowledge, metrics, offline, prompt, providers, services
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
 from apps.assistant.types import ReplyRequest, ReplyResult
@@ -38,6 +39,7 @@ _PROVIDER_IS_UP = frozenset({"auth_error", "bad_request", "url_not_allowed"})
 class _Attempts:
     path: list[dict[str, Any]] = field(default_factory=list)
     budget_exhausted: bool = False
+    queued: float = 0.0  # seconds spent waiting for rate slots: not counted against the reply budget
 
     def add(self, spec: ProviderSpec, outcome: str, latency: float = 0.0, error: str = "") -> None:
         self.path.append(
@@ -91,7 +93,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     )
     attempts = _Attempts()
     for spec in specs:
-        answer = _try(spec, messages, deadline, ai, attempts)
+        answer = _try(spec, messages, deadline, ai, attempts, workspace_id=request.workspace_id)
         if answer is None:
             continue
         text, handoff = prompt.split_handoff(answer.text)
@@ -129,8 +131,10 @@ def _try(
     deadline: float,
     ai: AssistantSettings,
     attempts: _Attempts,
+    *,
+    workspace_id: int,
 ) -> Completion | None:
-    remaining = deadline - time.perf_counter()
+    remaining = deadline + attempts.queued - time.perf_counter()
     if remaining < MIN_CALL_SECONDS:
         attempts.budget_exhausted = True
         attempts.add(spec, "budget_exhausted")
@@ -139,7 +143,29 @@ def _try(
     if not guard.allow():
         attempts.add(spec, "circuit_open")
         return None
-    timeout = min(ai.provider_timeout_seconds, remaining)
+    try:
+        with admission.admitted(
+            provider=spec.name, quota_key=guard.name, workspace_id=workspace_id
+        ) as waited:
+            attempts.queued += waited
+            return _call(spec, messages, min(ai.provider_timeout_seconds, remaining), ai, attempts)
+    except admission.Deferred as deferred:
+        if not attempts.path:
+            raise  # the first choice is only busy: wait for it rather than fall back
+        attempts.add(spec, deferred.reason)
+        return None
+
+
+def _call(
+    spec: ProviderSpec,
+    messages: list[dict[str, str]],
+    timeout: float,
+    ai: AssistantSettings,
+    attempts: _Attempts,
+) -> Completion | None:
+    guard = spec.breaker
+    # ~100 calls wait side by side in an llm worker: none of them may hold a database connection.
+    admission.release_db_connection()
     called = time.perf_counter()
     try:
         answer = providers.complete(

@@ -52,11 +52,17 @@ class Workers:
         self.env = env
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
-        self._extra: dict[int, dict[str, str]] = {}
+        self._extra: dict[int, tuple[str, int, dict[str, str]]] = {}
         self._done: set[int] = set()  # killed on purpose, or already replaced
         self.exits: list[int] = []  # exit codes of the workers that stopped on their own
 
-    def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        *,
+        queues: str = "inbound,llm,outbound,default",
+        concurrency: int = CONCURRENCY,
+        **extra_env: str,
+    ) -> subprocess.Popen[bytes]:
         log_path = self.logs / f"worker-{len(self.procs)}.log"
         log = log_path.open("w")
         proc = subprocess.Popen(
@@ -68,11 +74,11 @@ class Workers:
                 "celery_app",
                 "worker",
                 "-Q",
-                "inbound,llm,outbound,default",
+                queues,
                 "-P",
                 "threads",
                 "-c",
-                str(CONCURRENCY),
+                str(concurrency),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -88,7 +94,7 @@ class Workers:
             start_new_session=True,
         )
         self.procs.append(proc)
-        self._extra[proc.pid] = extra_env
+        self._extra[proc.pid] = (queues, concurrency, extra_env)
         wait_for(lambda: "ready." in log_path.read_text(), timeout=120)
         return proc
 
@@ -104,7 +110,8 @@ class Workers:
             if proc.pid not in self._done and proc.poll() is not None:
                 self._done.add(proc.pid)
                 self.exits.append(proc.returncode)
-                self.start(**self._extra[proc.pid])
+                queues, concurrency, extra_env = self._extra[proc.pid]
+                self.start(queues=queues, concurrency=concurrency, **extra_env)
 
     def stop_all(self) -> None:
         for proc in self.procs:

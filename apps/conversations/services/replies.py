@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F
+from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.assistant.admission import Deferred
 from apps.conversations import metrics
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
@@ -30,7 +33,7 @@ ROLE: dict[str, str] = {
 
 
 def reply_request(*, conversation: Conversation, message: Message) -> bool:
-    """After commit, ask for a reply once the customer has paused (debounce).
+    """After commit, ask for a reply once the customer has paused (adaptive debounce, `reply_wait`).
 
     With the assistant switched off for the workspace nothing is asked: the conversation waits for
     a person (pending_human), so it shows in the inbox as needing one. False then.
@@ -41,8 +44,45 @@ def reply_request(*, conversation: Conversation, message: Message) -> bool:
     if not assistant.enabled:
         conversation_move(conversation=conversation, move=Move.ASSISTANT_OFF)
         return False
-    _schedule(conversation.pk, message.pk, assistant.debounce_seconds)
+    _schedule(conversation.pk, message.pk, reply_wait(message=message, pause=assistant.debounce_seconds))
     return True
+
+
+def reply_wait(*, message: Message, pause: float) -> float:
+    """Seconds to wait before answering the turn `message` ends.
+
+    A lone message waits only REPLY_FIRST_WAIT, so it is answered fast. A message that follows an
+    unanswered one of the same customer stored less than `pause` (the workspace's debounce) earlier
+    means a burst is under way: wait `pause` for the next one, each message pushing the reply back
+    (its task supersedes the earlier ones), but never past REPLY_BURST_MAX_WAIT after the turn's
+    first unanswered message, so a customer who keeps typing is still answered.
+    """
+    first_wait = min(settings.REPLY_FIRST_WAIT, pause)
+    conversation_id = message.conversation_id
+    if conversation_id is None:
+        return first_wait
+    answered = (
+        Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.OUTBOUND)
+        .exclude(author=Message.Author.SYSTEM)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    ) or 0
+    unanswered = list(
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            direction=Message.Direction.INBOUND,
+            pk__gt=answered,
+            pk__lt=message.pk,
+        )
+        .order_by("pk")
+        .values_list("created_at", flat=True)
+    )
+    now = timezone.now()
+    if not unanswered or (now - unanswered[-1]).total_seconds() >= pause:
+        return first_wait
+    left = settings.REPLY_BURST_MAX_WAIT - (now - unanswered[0]).total_seconds()
+    return max(min(pause, left), 0.0)
 
 
 def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
@@ -53,14 +93,18 @@ def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
     )
 
 
-def _reply_pace(conversation: Conversation) -> float:
-    """Seconds until this customer may get another bot reply; 0 takes a reply slot now.
+def _pace_key(conversation: Conversation) -> str:
+    return f"reply:{conversation.channel_id}:{conversation.contact_id}"
+
+
+def _reply_pace(conversation: Conversation, hit_id: str) -> float:
+    """Seconds until this customer may get another bot reply; 0 takes a reply slot now (`hit_id`).
 
     A customer sending dozens of messages a minute has every message stored, but the bot answers
     at most INBOUND_REPLY_RATE times per window: the turn waits, and the later reply covers it all.
     """
     limit, window = ratelimit.parse_rate(settings.INBOUND_REPLY_RATE)
-    decision = ratelimit.hit(f"reply:{conversation.channel_id}:{conversation.contact_id}", limit, window)
+    decision = ratelimit.limiter().hit(_pace_key(conversation), limit, window, hit_id=hit_id)
     return 0.0 if decision.allowed else max(decision.retry_after, 0.5)
 
 
@@ -136,8 +180,8 @@ def _attempt(conversation: Conversation, message_id: int) -> str:
             return _give_up(conversation, message_id, attempt, error)
         Message.objects.filter(pk=message_id).update(last_error=error)
         raise
-    if outcome == "paced":
-        _uncount(message_id)  # waiting for the customer's reply slot is not a try
+    if outcome in ("paced", "deferred"):
+        _uncount(message_id)  # waiting for the customer's reply slot or the provider's bounds is not a try
     return outcome
 
 
@@ -175,25 +219,33 @@ def _answer(conversation: Conversation, message_id: int) -> str:
     question = "\n".join(m.body for m in burst if m.body).strip()
     if not question:
         return "nothing_to_answer"  # e.g. a sticker alone
-    wait = _reply_pace(conversation)
+    pace_hit = uuid.uuid4().hex
+    wait = _reply_pace(conversation, pace_hit)
     if wait:
         logger.info("reply to %s paced: the customer's reply limit is reached for %.1f s", message_id, wait)
         _schedule(conversation.pk, message_id, wait)
         return "paced"
     history = [Turn(role=ROLE.get(m.author, "customer"), text=m.body) for m in earlier if m.body]
-    result = generate_reply(
-        ReplyRequest(
-            workspace_id=conversation.workspace_id,
-            question=question,
-            history=history,
-            customer_name=conversation.contact.display_name
-            if conversation.contact.name or conversation.contact.profile_name
-            else "",
-            language_hint=conversation.contact.language,
-            conversation_id=conversation.pk,
-            turn_key=dedupe_key,
+    try:
+        result = generate_reply(
+            ReplyRequest(
+                workspace_id=conversation.workspace_id,
+                question=question,
+                history=history,
+                customer_name=conversation.contact.display_name
+                if conversation.contact.name or conversation.contact.profile_name
+                else "",
+                language_hint=conversation.contact.language,
+                conversation_id=conversation.pk,
+                turn_key=dedupe_key,
+            )
         )
-    )
+    except Deferred as deferred:
+        # Not answered yet: the customer's reply allowance is given back, and the task comes back
+        # when the provider's bounds may let it through (re-queued, so it holds no worker meanwhile).
+        ratelimit.limiter().forget(_pace_key(conversation), pace_hit)
+        _schedule(conversation.pk, message_id, deferred.countdown)
+        return "deferred"
     with transaction.atomic():
         # The conversation may have been taken over while the model was thinking.
         current = Conversation.objects.select_for_update().get(pk=conversation.pk)

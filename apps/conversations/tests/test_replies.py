@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -76,13 +78,58 @@ def test_a_customer_turn_is_answered_by_the_configured_provider(channel, llm_sta
     assert ReplyUsage.objects.get().provider == "openai_compatible"
 
 
-def test_the_reply_is_scheduled_after_commit_with_the_debounce(
+def test_a_lone_message_is_scheduled_after_commit_with_the_short_first_wait(
     channel, _isolated, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         message = customer_says(channel, "hola")
 
-    assert _isolated == [((message.conversation_id, message.pk), 2.0)]
+    assert _isolated == [((message.conversation_id, message.pk), 0.3)]
+
+
+def test_a_message_following_an_unanswered_one_waits_the_debounce_for_the_rest_of_the_burst(
+    channel, _isolated, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = customer_says(channel, "hola")
+        second = customer_says(channel, "quería preguntar")
+
+    assert [countdown for _, countdown in _isolated] == [0.3, 2.0]
+    assert [args for args, _ in _isolated] == [
+        (first.conversation_id, first.pk),
+        (second.conversation_id, second.pk),
+    ]
+
+
+def test_a_burst_never_waits_past_its_cap_after_the_turns_first_message(
+    channel, _isolated, django_capture_on_commit_callbacks, settings
+):
+    settings.REPLY_BURST_MAX_WAIT = 6.0
+    first = customer_says(channel, "hola")
+    Message.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=5.5))
+    second = customer_says(channel, "sigo escribiendo")
+    Message.objects.filter(pk=second.pk).update(created_at=timezone.now() - timedelta(seconds=0.5))
+    _isolated.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_says(channel, "y otra cosa")
+
+    [(_, countdown)] = _isolated
+    assert 0.0 < countdown <= 0.5  # 6 s after the first message, not 2 s more
+
+
+def test_a_message_after_the_last_one_was_answered_is_lone_again(
+    channel, _isolated, django_capture_on_commit_callbacks, llm_standin, standin_providers
+):
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    first = customer_says(channel, "hola")
+    replies.reply_generate(conversation_id=first.conversation_id, message_id=first.pk)
+    _isolated.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_says(channel, "¿y los domingos?")
+
+    assert [countdown for _, countdown in _isolated] == [0.3]
 
 
 def test_running_the_reply_task_twice_gives_one_reply(channel, llm_standin, standin_providers):
