@@ -10,9 +10,9 @@ from apps.whatsapp.models import Channel
 from apps.whatsapp.route_cache import (
     ChannelRoute,
     route_cache_enabled,
+    route_cache_generation,
     route_cache_get,
     route_cache_put,
-    route_cache_token,
 )
 
 
@@ -27,17 +27,17 @@ def channels_addressed(
     them as unknown.
     """
     if phone_ids := sorted({pnid for pnid in phone_number_ids if pnid}):
-        token = route_cache_token() if route_cache_enabled() else None
-        if token is None:
+        generation = route_cache_generation() if route_cache_enabled() else None
+        if generation is None:
             return _routes(Channel.objects.filter(phone_number_id__in=phone_ids))
-        found, missing = route_cache_get(phone_ids, token)
+        found, missing = route_cache_get(phone_ids, generation)
         if missing:
             loaded = {
                 route.phone_number_id: route
                 for route in _routes(Channel.objects.filter(phone_number_id__in=missing))
             }
             fresh = {number: loaded.get(number) for number in missing}
-            route_cache_put(fresh, token)
+            route_cache_put(fresh, generation)
             found.update(fresh)
         return [route for route in found.values() if route is not None]
     if waba_ids := [waba_id for waba_id in account_ids if waba_id]:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from django.core.cache import cache
+import redis
+from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from apps.conversations.models import Message
@@ -23,13 +26,23 @@ from apps.whatsapp.tests.test_webhook import (
 
 __all__ = ["enqueued"]
 
-pytestmark = pytest.mark.django_db(transaction=True)  # changes invalidate after a real commit
+pytestmark = pytest.mark.django_db(transaction=True)  # changes are announced after a real commit
+
+
+def listening() -> int:
+    """The process's generation once its listener has subscribed (deliveries before read the database)."""
+    deadline = time.monotonic() + 5
+    while (generation := route_cache.route_cache_generation()) is None:
+        assert time.monotonic() < deadline, "the route listener did not subscribe"
+        time.sleep(0.01)
+    return generation
 
 
 def test_a_known_number_costs_one_insert_and_no_channel_query_or_transaction(
     django_assert_num_queries, enqueued
 ):
     channel = channel_create()
+    listening()
     post(text_delivery((SHOP, "wamid.WARM", "warms the route")))
 
     with django_assert_num_queries(1) as captured:
@@ -67,18 +80,36 @@ def test_a_rotated_app_secret_refuses_the_old_one_on_the_next_delivery():
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.AFTER", "wamid.BEFORE"]
 
 
-def test_a_change_made_by_another_process_is_seen_through_the_shared_generation():
+def test_a_change_announced_by_another_process_is_seen_on_the_next_delivery():
     channel = channel_create()
+    before = listening()
     assert post(text_delivery((SHOP, "wamid.BEFORE", "before"))).status_code == 200
-    # Another process changes the secret: here only the row and the generation in Redis change, this
-    # process's memory is left as it was.
+    # Another process (the API, the admin) deactivates the channel: here only the row changes and the
+    # announcement arrives over Redis; this process's memory is left as it was.
     Channel.objects.filter(pk=channel.pk).update(is_active=False)
-    cache.set(route_cache.GENERATION_KEY, "written-by-another-process", timeout=None)
+    redis.Redis.from_url(django_settings.REDIS_URL).publish(route_cache.announce_channel(), b"1")
+    deadline = time.monotonic() + 5
+    while route_cache.route_cache_generation() == before and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     response = post(text_delivery((SHOP, "wamid.INACTIVE", "skipped")))
 
     assert response.status_code == 200
     assert not Message.objects.filter(wamid="wamid.INACTIVE").exists()
+
+
+def test_memory_does_not_serve_while_the_listener_is_not_subscribed(django_assert_num_queries):
+    channel_create()
+    listening()
+    post(text_delivery((SHOP, "wamid.WARM", "warm")))
+    route_cache._state.listening = False  # as after a lost Redis connection, before re-subscribing
+    try:
+        with django_assert_num_queries(2):  # the channel is read, then the INSERT
+            response = post(text_delivery((SHOP, "wamid.COLD", "cold")))
+    finally:
+        route_cache._state.listening = True
+
+    assert response.status_code == 200
 
 
 def test_a_deactivated_then_deleted_channel_takes_nothing_more():
@@ -107,6 +138,7 @@ def test_a_number_unknown_when_cached_is_routed_once_a_channel_takes_it():
 
 def test_key_rotation_forgets_the_routes(settings, django_assert_num_queries):
     channel_create()
+    listening()
     post(text_delivery((SHOP, "wamid.BEFORE", "before")))
     with django_assert_num_queries(1):
         post(text_delivery((SHOP, "wamid.CACHED", "cached")))
@@ -118,8 +150,8 @@ def test_key_rotation_forgets_the_routes(settings, django_assert_num_queries):
     assert response.status_code == 200
 
 
-def test_without_a_shared_cache_every_delivery_reads_the_channel(settings, django_assert_num_queries):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+def test_without_redis_every_delivery_reads_the_channel(settings, django_assert_num_queries):
+    settings.REDIS_URL = ""
     channel_create()
     post(text_delivery((SHOP, "wamid.FIRST", "first")))
 
