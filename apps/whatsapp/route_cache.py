@@ -145,7 +145,14 @@ def _listen() -> None:
     while _state.listener_pid == pid:
         pubsub = None
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=30, health_check_interval=10)
+            client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                # A silently dropped connection is noticed within ~15 s (a PING every 5 s, 10 s
+                # to answer); until then announcements could be missed, the TTL aside.
+                socket_timeout=10,
+                health_check_interval=5,
+                client_name=f"channel-route-listener-{pid}",
+            )
             pubsub = client.pubsub(ignore_subscribe_messages=False)
             pubsub.subscribe(announce_channel())
             while _state.listener_pid == pid:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -159,3 +160,26 @@ def test_without_redis_every_delivery_reads_the_channel(settings, django_assert_
         response = post(text_delivery((SHOP, "wamid.SECOND", "second")))
 
     assert response.status_code == 200
+
+
+def test_a_change_made_while_the_listener_was_cut_off_is_seen_after_it_reconnects():
+    channel = channel_create()
+    listening()
+    assert post(text_delivery((SHOP, "wamid.BEFORE", "before"))).status_code == 200
+    server = redis.Redis.from_url(django_settings.REDIS_URL)
+    name = f"channel-route-listener-{os.getpid()}"
+    [listener] = [client for client in server.client_list() if client["name"] == name]
+
+    # The listener's connection drops, and meanwhile the secret changes where no announcement reaches
+    # this process (the row only).
+    server.client_kill_filter(_id=listener["id"])
+    deadline = time.monotonic() + 5
+    while route_cache._state.listening and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Channel.objects.filter(pk=channel.pk).update(is_active=False)
+    during = post(text_delivery((SHOP, "wamid.DURING", "skipped")))
+    listening()
+    after = post(text_delivery((SHOP, "wamid.AFTER", "skipped")))
+
+    assert (during.status_code, after.status_code) == (200, 200)
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.BEFORE"]
