@@ -161,6 +161,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# On a shared channel layer every live event rings the sockets; their poll of the table only
+# catches a wake-up lost to a Redis restart. (The in-memory layer of embedded mode polls every second.)
+LIVE_SAFETY_POLL_SECONDS = env.float("LIVE_SAFETY_POLL_SECONDS", default=30.0)
 
 # --- Celery (read by celery_app.py through namespace "CELERY") ------------------------------
 BROKER_DIR = DATA_DIR / "broker"

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
+from django.conf import settings
 
 from apps.accounts.selectors import membership_for
 from apps.live.selectors import live_events_since
 from apps.live.services import workspace_group
 
 # The embedded in-memory channel layer does not cross processes, so a wake-up from a worker
-# never arrives there: the socket also looks at the table this often.
+# never arrives there: the socket also looks at the table this often. A shared layer (Redis) brings
+# every wake-up; there the poll (LIVE_SAFETY_POLL_SECONDS) only catches one lost to a Redis restart.
 POLL_SECONDS = 1.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -27,6 +31,10 @@ def _after(query_string: bytes) -> int:
         return max(int(values[0]), 0)
     except ValueError:
         return 0
+
+
+def _poll_seconds(layer: BaseChannelLayer) -> float:
+    return POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
 
 
 @database_sync_to_async
@@ -80,9 +88,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver()
 
     async def _poll(self) -> None:
+        interval = _poll_seconds(self.channel_layer)
+        # Sockets opened together (every agent's page after a ws restart) spread their polls out.
+        await asyncio.sleep(random.uniform(interval / 2, interval))  # noqa: S311 - not a secret
         while True:
-            await asyncio.sleep(POLL_SECONDS)
             await self._deliver()
+            await asyncio.sleep(interval)
 
     async def _deliver(self) -> None:
         # One delivery at a time, so a wake-up racing the poll never sends an event twice.
