@@ -155,8 +155,14 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
+    # channels_redis waits for a socket's messages with BZPOPMIN of 5 s; redis-py 8 reads every reply
+    # with a 5 s socket_timeout by default, so an idle socket's wait timed out and closed it (1011).
+    # The read timeout must outlast that blocking wait; it still ends reads from a Redis that hangs.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}]},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -291,6 +297,11 @@ CONTENT_SECURITY_POLICY = (
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# --- Live sockets (the ws process) -----------------------------------------------------------
+# An open /ws/live/ socket checks at least this often (and before it forwards events) that its
+# login still stands and its user is still a member; otherwise it closes (4401 / 4403).
+LIVE_SOCKET_RECHECK_SECONDS = env.float("LIVE_SOCKET_RECHECK_SECONDS", default=30.0)
+
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
 WHATSAPP_GRAPH_VERSION = env.str("WHATSAPP_GRAPH_VERSION", default="v21.0")
@@ -311,6 +322,9 @@ WHATSAPP_BREAKER_COOLDOWN = env.float("WHATSAPP_BREAKER_COOLDOWN", default=30.0)
 _SANDBOX_GRAPH_URL = env.str("WHATSAPP_SANDBOX_GRAPH_URL", default="http://127.0.0.1:8100")
 WHATSAPP_SANDBOX_GRAPH_URL = _SANDBOX_GRAPH_URL.rstrip("/")
 SANDBOX_APP_SECRET = env.str("SANDBOX_APP_SECRET", default="")
+# Meta's verification handshake (GET /webhooks/whatsapp/) per client IP, "N/SECONDS": the verify token
+# is a shared secret, so it must not be guessable by asking fast.
+WHATSAPP_VERIFY_RATE = env.str("WHATSAPP_VERIFY_RATE", default="10/60")
 WHATSAPP_WEBHOOK_MAX_BYTES = 1024 * 1024
 # The transport per channel kind (conversations never imports whatsapp; it asks this table).
 WHATSAPP_TRANSPORTS = {
@@ -330,6 +344,9 @@ INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")
 # Tries at processing one customer message before it is set aside (outages do not count), so a
 # message that always fails cannot hold up its sender's later ones.
 INBOUND_MAX_ATTEMPTS = env.int("INBOUND_MAX_ATTEMPTS", default=5)
+# Tries at the bot's reply to one customer turn (outages do not count); then the conversation waits
+# for a person (pending_human) and nothing asks the LLM for that turn again.
+REPLY_MAX_ATTEMPTS = env.int("REPLY_MAX_ATTEMPTS", default=3)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

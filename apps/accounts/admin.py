@@ -1,6 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
+from apps.accounts import services
 from apps.accounts.forms import ThrottledAdminAuthenticationForm
 from apps.accounts.models import LoginSession, Membership, User, Workspace
 
@@ -17,6 +21,12 @@ class MembershipInline(admin.TabularInline):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = ["username", "email", "is_active", "is_staff", "last_login"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # A new password ends the user's logins in User.save; unticking "active" goes through the service.
+        if change and "is_active" in form.changed_data:
+            services.user_active_set(user=obj, active=obj.is_active)
 
 
 @admin.register(Workspace)

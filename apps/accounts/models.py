@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.utils import timezone
 
 from apps.accounts.login_names import fold, username_characters, validate_no_at_sign
 
@@ -20,6 +21,12 @@ class User(AbstractUser):
     Username and e-mail are stored folded (`login_names.fold`) whichever door saves them. An
     e-mail address is not unique: it is no uniqueness oracle across workspaces, and at login it
     names the oldest account holding it (`selectors.user_for_login`).
+
+    Saving a new or removed password ends every login of the user (API tokens at once; cookie
+    sessions anyway, as their auth hash no longer matches; live sockets at their next check).
+    A model hook, not a service, because Django's own forms and commands set passwords (the
+    admin's two password forms, `manage.py changepassword`) and no service sits in their path;
+    it mirrors Django's own `password_changed` hook, so a hash upgrade at login does not count.
     """
 
     username = models.CharField(  # AbstractUser's, without "@"
@@ -33,6 +40,8 @@ class User(AbstractUser):
 
     objects: ClassVar[LoginNameUserManager] = LoginNameUserManager()
 
+    _password_removed = False
+
     @classmethod
     def normalize_username(cls, username: str) -> str:
         return fold(username)
@@ -41,10 +50,20 @@ class User(AbstractUser):
         super().clean()
         self.email = fold(self.email)
 
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_removed = True
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.username = fold(self.username)
         self.email = fold(self.email or "")
+        # `_password` is Django's own marker of set_password(), cleared by its save().
+        raw_password_set = getattr(self, "_password", None) is not None
+        password_changed = not self._state.adding and (raw_password_set or self._password_removed)
         super().save(*args, **kwargs)
+        self._password_removed = False
+        if password_changed:
+            LoginSession.objects.filter(user=self).revoke(reason="password_changed")
 
 
 class Workspace(models.Model):
@@ -89,11 +108,16 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[minimum]
 
 
+class LoginSessionQuerySet(models.QuerySet["LoginSession"]):
+    def revoke(self, *, reason: str) -> int:
+        return self.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_reason=reason)
+
+
 class LoginSession(models.Model):
     """One login: every access and refresh token issued from it carries its id (claim `sid`).
 
-    Revoking the session stops all of them at once: logout, and re-use of a rotated refresh
-    token (a sign the token was stolen).
+    Revoking the session stops all of them at once: logout, re-use of a rotated refresh token (a
+    sign the token was stolen), a password change, deactivation, removal from the last workspace.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -103,6 +127,8 @@ class LoginSession(models.Model):
     user_agent = models.CharField(max_length=255, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, blank=True)
+
+    objects = LoginSessionQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at"])]

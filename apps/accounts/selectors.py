@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TypeVar
 
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare
 from rest_framework.request import Request
 
 from apps.accounts.login_names import fold
@@ -74,3 +78,32 @@ def user_for_login(identifier: str) -> User | None:
     if user is None and "@" in folded:
         user = User.objects.filter(email=folded).order_by("date_joined", "pk").first()
     return user
+
+
+def session_login_user(*, session_key: str | None) -> User | None:
+    """The active user a cookie login (Django session) still stands for, else None.
+
+    None once the session was logged out or expired, its user deactivated or deleted, or the
+    password changed since it was made (the session auth hash no longer matches). Reads only:
+    unlike `django.contrib.auth.get_user` it never flushes or cycles the browser's session.
+    """
+    if not session_key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    try:
+        user_id = User._meta.pk.to_python(store[SESSION_KEY])
+        backend_path = store[BACKEND_SESSION_KEY]
+    except KeyError:
+        return None
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(user_id)  # ModelBackend refuses inactive users
+    if not isinstance(user, User):
+        return None
+    stored = store.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return user if stored and any(constant_time_compare(stored, h) for h in hashes) else None
+
+
+def is_member(*, user_id: int, workspace_id: int) -> bool:
+    return Membership.objects.filter(user_id=user_id, workspace_id=workspace_id).exists()

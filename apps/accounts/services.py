@@ -218,6 +218,22 @@ def logout(*, session_id: Any, raw_refresh: str | None = None) -> None:
             BlacklistedToken.objects.get_or_create(token=outstanding)
 
 
+def user_logins_end(*, user: User, reason: str) -> int:
+    """Revoke every open login of the user: its API tokens stop working at once and stay dead
+    if the user is reactivated; live sockets close at their next check."""
+    return LoginSession.objects.filter(user=user).revoke(reason=reason)
+
+
+@transaction.atomic
+def user_active_set(*, user: User, active: bool) -> User:
+    """Deactivating ends every login of the user (see `user_logins_end`)."""
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    if not active:
+        user_logins_end(user=user, reason="deactivated")
+    return user
+
+
 # --- bootstrap -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BootstrapResult:

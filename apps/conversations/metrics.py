@@ -10,3 +10,8 @@ INBOUND_SET_ASIDE = SharedCounter(
     "Customer messages set aside after failing INBOUND_MAX_ATTEMPTS times (see the runbook).",
     [],
 )
+REPLY_GIVEN_UP = SharedCounter(
+    "conversations_reply_given_up",
+    "Customer turns whose bot reply failed REPLY_MAX_ATTEMPTS times; each conversation went to a person.",
+    [],
+)

@@ -189,6 +189,9 @@ class Message(models.Model):
     )
     dedupe_key = models.CharField(max_length=128, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Inbound: tries at the bot's reply to the turn this message ends (REPLY_MAX_ATTEMPTS); kept
+    # here, not in the task, so a worker killed mid-call still counts.
+    reply_attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)

@@ -15,12 +15,14 @@ from celery_app import app
 logger = logging.getLogger(__name__)
 
 
-@app.task(name="inbound.message_process", autoretry_for=(Exception,))
+# Both retry only outages (BaseTask); a bug is tried again by the sweeper, within the message's or
+# the turn's attempt budget (INBOUND_MAX_ATTEMPTS, REPLY_MAX_ATTEMPTS), not by a retry loop here.
+@app.task(name="inbound.message_process")
 def inbound_message_process(message_id: int) -> str:
     return inbound.inbound_message_process(message_id=message_id)
 
 
-@app.task(name="llm.reply_generate", autoretry_for=(Exception,), max_retries=3)
+@app.task(name="llm.reply_generate")
 def reply_generate(conversation_id: int, message_id: int) -> str:
     return replies.reply_generate(conversation_id=conversation_id, message_id=message_id)
 

@@ -1,10 +1,16 @@
-"""The live feed: a member's socket receives their workspace's events after the id it last saw."""
+"""The live feed: a member's socket receives their workspace's events after the id it last saw.
+
+A socket outlives the checks made when it opened, so it checks again that its login still
+stands (not logged out, password unchanged, user active) and that the user is still a member
+of the workspace: before it forwards events, and at least every LIVE_SOCKET_RECHECK_SECONDS.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,7 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from django.conf import settings
 
-from apps.accounts.selectors import membership_for
+from apps.accounts.selectors import is_member, membership_for, session_login_user
 from apps.live.selectors import live_events_since
 from apps.live.services import workspace_group
 
@@ -34,13 +40,26 @@ def _after(query_string: bytes) -> int:
 
 
 def _poll_seconds(layer: BaseChannelLayer) -> float:
-    return POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
+    """How often a socket looks at the table (and re-checks its login, whichever is sooner)."""
+    poll = POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
+    return min(poll, settings.LIVE_SOCKET_RECHECK_SECONDS)
 
 
 @database_sync_to_async
 def _membership_workspace(user: Any, slug: str | None) -> int | None:
     membership = membership_for(user=user, workspace_slug=slug)
     return membership.workspace_id if membership else None
+
+
+@database_sync_to_async
+def _refusal(*, session_key: str | None, user_id: int, workspace_id: int) -> int | None:
+    """The close code for a socket that may no longer listen, or None while it may."""
+    user = session_login_user(session_key=session_key)
+    if user is None or user.pk != user_id:
+        return CLOSE_UNAUTHENTICATED
+    if not is_member(user_id=user_id, workspace_id=workspace_id):
+        return CLOSE_FORBIDDEN
+    return None
 
 
 @database_sync_to_async
@@ -53,7 +72,10 @@ def _events(workspace_id: int, after_id: int) -> list[dict[str, Any]]:
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     workspace_id: int | None = None
+    user_id = 0
     after_id = 0
+    checked_at = 0.0
+    ended = False
     _poller: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -66,6 +88,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.workspace_id is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.user_id = user.pk
+        self.checked_at = time.monotonic()
         self.after_id = _after(self.scope.get("query_string", b""))
         self._lock = asyncio.Lock()
         await self.channel_layer.group_add(workspace_group(self.workspace_id), self.channel_name)
@@ -91,14 +115,36 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         interval = _poll_seconds(self.channel_layer)
         # Sockets opened together (every agent's page after a ws restart) spread their polls out.
         await asyncio.sleep(random.uniform(interval / 2, interval))  # noqa: S311 - not a secret
-        while True:
+        while not self.ended:
+            if time.monotonic() - self.checked_at >= settings.LIVE_SOCKET_RECHECK_SECONDS:
+                await self._still_allowed()
             await self._deliver()
             await asyncio.sleep(interval)
+
+    async def _still_allowed(self) -> bool:
+        assert self.workspace_id is not None  # noqa: S101 - set before accept
+        session = self.scope.get("session")
+        code = await _refusal(
+            session_key=getattr(session, "session_key", None),
+            user_id=self.user_id,
+            workspace_id=self.workspace_id,
+        )
+        self.checked_at = time.monotonic()
+        if code is not None and not self.ended:
+            self.ended = True
+            await self.close(code=code)
+        return code is None
 
     async def _deliver(self) -> None:
         # One delivery at a time, so a wake-up racing the poll never sends an event twice.
         assert self.workspace_id is not None  # noqa: S101 - set before accept
         async with self._lock:
-            for event in await _events(self.workspace_id, self.after_id):
+            if self.ended:
+                return
+            events = await _events(self.workspace_id, self.after_id)
+            # A removed member or an ended login must not hear one more event.
+            if not events or not await self._still_allowed():
+                return
+            for event in events:
                 await self.send_json(event)
                 self.after_id = event["id"]

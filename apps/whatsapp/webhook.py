@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from rest_framework.throttling import BaseThrottle
 
 from apps.whatsapp.payloads import (
     ChannelBatch,
@@ -28,6 +30,7 @@ from apps.whatsapp.route_cache import ChannelRoute
 from apps.whatsapp.selectors import channel_verify_tokens, channels_addressed
 from apps.whatsapp.services import webhook_delivery_store
 from apps.whatsapp.signature import matching_secret
+from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,18 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
 
 
 def _verify(request: HttpRequest) -> HttpResponse:
-    """Meta's subscription handshake: echo `hub.challenge` exactly when the verify token is ours."""
+    """Meta's subscription handshake: echo `hub.challenge` exactly when the verify token is ours.
+
+    Limited per client IP (WHATSAPP_VERIFY_RATE), so the token cannot be guessed by asking fast.
+    """
+    limit, window = ratelimit.parse_rate(settings.WHATSAPP_VERIFY_RATE)
+    ip = BaseThrottle().get_ident(request)  # type: ignore[arg-type]  # honours NUM_PROXIES
+    decision = ratelimit.hit(f"webhook-verify:ip:{ip}", limit, window)
+    if not decision.allowed:
+        logger.warning("webhook verification throttled for %s", ip)
+        response = _error(429, "throttled", "Too many verification attempts; try again later.")
+        response["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        return response
     token = request.GET.get("hub.verify_token", "")
     if request.GET.get("hub.mode") != "subscribe" or not _verify_token_known(token):
         logger.warning("webhook verification refused (mode %r)", request.GET.get("hub.mode"))

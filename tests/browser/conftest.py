@@ -133,10 +133,16 @@ def ws_server(postgres: None, redis_url: str, sandbox_standin: GraphStandIn, tmp
     port = _free_port()
     log_path = tmp_path / "daphne.log"
     log = log_path.open("w")
+    # Production settings take a WebSocket only from https pages or trusted origins; the pages here
+    # are plain http from daphne itself.
+    env = {
+        **_process_env(redis_url, sandbox_standin.url, tmp_path),
+        "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
+    }
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatbot.asgi:application"],
         cwd=ROOT,
-        env=_process_env(redis_url, sandbox_standin.url, tmp_path),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -86,7 +86,10 @@ def on_private_redis(private_redis, settings) -> Iterator[str]:
         }
     }
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15, "socket_connect_timeout": 5}]},
+        }
     }
     settings.CELERY_BROKER_URL = url
     _celery_broker(url)

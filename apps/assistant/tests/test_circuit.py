@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY, generate_latest
 from chatbot.circuit import FileStore, all_states, breaker
 
 COOLDOWN = 0.2
+# A trial is re-granted after a cool-down; the race below must finish well within one, on a loaded machine too.
+TRIAL_COOLDOWN = 1.0
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -65,16 +67,16 @@ def test_a_success_resets_the_count_of_consecutive_failures(store, name):
 
 
 def test_after_the_cooldown_exactly_one_concurrent_caller_gets_the_trial(store, name):
-    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard = breaker(name, failures=1, cooldown=TRIAL_COOLDOWN)
     guard.failure()
-    time.sleep(COOLDOWN + 0.05)
+    time.sleep(TRIAL_COOLDOWN + 0.05)
     answers = []
     lock = threading.Lock()
     barrier = threading.Barrier(8)
 
     def ask():
         barrier.wait()
-        allowed = breaker(name, failures=1, cooldown=COOLDOWN).allow()
+        allowed = breaker(name, failures=1, cooldown=TRIAL_COOLDOWN).allow()
         with lock:
             answers.append(allowed)
 

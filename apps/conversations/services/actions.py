@@ -9,64 +9,65 @@ from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue, window_open
+from apps.conversations.services.status import Move, conversation_move
 from apps.live.services import live_publish
 from chatbot.exceptions import Conflict
 
 C = Conversation.Status
 
 
-def _live(conversation: Conversation) -> None:
-    if conversation.status == C.CLOSED:
-        raise Conflict("The conversation is closed.", code="conversation_closed")
+def _closed() -> Conflict:
+    return Conflict("The conversation is closed.", code="conversation_closed")
 
 
 def conversation_takeover(*, conversation: Conversation, user: Any) -> Conversation:
     """A person takes the conversation: the bot stays silent until it is handed back."""
-    _live(conversation)
-    conversation.status, conversation.assignee = C.HUMAN, user
-    conversation.human_activity_at = timezone.now()
-    conversation.save(update_fields=["status", "assignee", "human_activity_at"])
-    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
+    if not conversation_move(
+        conversation=conversation, move=Move.TAKEOVER, assignee=user, human_activity_at=timezone.now()
+    ):
+        raise _closed()  # the only status a take-over cannot start from
     return conversation
 
 
 def conversation_handback(*, conversation: Conversation, user: Any) -> Conversation:
-    _live(conversation)
-    conversation.status, conversation.assignee = C.OPEN, None
-    conversation.save(update_fields=["status", "assignee"])
-    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
-    return conversation
+    moved = conversation_move(conversation=conversation, move=Move.HANDBACK, assignee=None)
+    if not moved and conversation.status == C.CLOSED:
+        raise _closed()
+    return conversation  # refused otherwise: the bot already has it
 
 
 def conversation_close(*, conversation: Conversation, user: Any) -> Conversation:
-    if conversation.status != C.CLOSED:
-        conversation.status, conversation.closed_at = C.CLOSED, timezone.now()
-        conversation.save(update_fields=["status", "closed_at"])
-        live_publish(
-            workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk
-        )
+    """Close a live conversation; closing a closed one changes nothing."""
+    conversation_move(conversation=conversation, move=Move.CLOSE)
     return conversation
 
 
 @transaction.atomic
 def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> list[Message]:
     """An agent's reply goes through the queue; replying takes the conversation over if nobody had."""
-    _live(conversation)
-    if not window_open(conversation, timezone.now()):
+    # Locked and re-read: a close (or another agent's take-over) after the caller loaded it wins.
+    current = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if current.status == C.CLOSED:
+        raise _closed()
+    if not window_open(current, timezone.now()):
         # Only approved templates may reach a customer outside the 24-hour window; say so now
         # rather than queue a message that is bound to fail.
         raise Conflict(
             "The customer's 24-hour window is closed; only a template can be sent.", code="window_closed"
         )
-    if conversation.status != C.HUMAN or conversation.assignee_id is None:
-        conversation.status = C.HUMAN
-        conversation.assignee = conversation.assignee or user
-    conversation.human_activity_at = timezone.now()
-    conversation.save(update_fields=["status", "assignee", "human_activity_at"])
-    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
-    return message_enqueue(
-        conversation=conversation, author=Message.Author.AGENT, author_user=user, body=body
-    )
+    now = timezone.now()
+    if current.status != C.HUMAN or current.assignee_id is None:
+        conversation_move(
+            conversation=current,
+            move=Move.TAKEOVER,
+            assignee_id=current.assignee_id or user.pk,
+            human_activity_at=now,
+        )
+    else:
+        Conversation.objects.filter(pk=current.pk).update(human_activity_at=now)
+        current.human_activity_at = now
+        live_publish(workspace_id=current.workspace_id, kind="conversation", conversation_id=current.pk)
+    return message_enqueue(conversation=current, author=Message.Author.AGENT, author_user=user, body=body)
 
 
 def conversation_mark_read(*, conversation: Conversation) -> None:

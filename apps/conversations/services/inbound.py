@@ -8,7 +8,7 @@ import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -19,7 +19,6 @@ from apps.conversations.models import (
     DEFAULT_OPT_IN_WORDS,
     DEFAULT_OPT_OUT_WORDS,
     INBOUND_SET_ASIDE,
-    Contact,
     Conversation,
     ConversationSettings,
     Message,
@@ -28,12 +27,12 @@ from apps.conversations.services.ingest import contact_find, contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
 from apps.conversations.services.replies import reply_request
+from apps.conversations.services.status import LIVE, Move, conversation_live_for, conversation_move
 from apps.live.services import live_publish
 from chatbot.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
 
-LIVE = [Conversation.Status.OPEN, Conversation.Status.PENDING_HUMAN, Conversation.Status.HUMAN]
 SPANISH_HINTS = {
     "baja",
     "cancelar",
@@ -106,20 +105,6 @@ def _words(configured: list[str], default: list[str]) -> set[str]:
     return {normalize(word) for word in (configured or default)}
 
 
-def conversation_for(*, channel_id: int, workspace_id: int, contact: Contact) -> Conversation:
-    """The live conversation of this contact on this number, opened when there is none."""
-    live = Conversation.objects.filter(channel_id=channel_id, contact=contact, status__in=LIVE).first()
-    if live is not None:
-        return live
-    try:
-        with transaction.atomic():
-            return Conversation.objects.create(
-                workspace_id=workspace_id, channel_id=channel_id, contact=contact
-            )
-    except IntegrityError:  # opened concurrently
-        return Conversation.objects.get(channel_id=channel_id, contact=contact, status__in=LIVE)
-
-
 def _system_reply(
     conversation: Conversation, text_key: str, language: str, source: Message, rules: ConversationSettings
 ) -> None:
@@ -131,13 +116,6 @@ def _system_reply(
         body=body,
         dedupe_key=f"{text_key}:{source.pk}",
     )
-
-
-def _bot_may_resume(conversation: Conversation, rules: ConversationSettings) -> bool:
-    if conversation.status != Conversation.Status.HUMAN or not rules.takeover_idle_minutes:
-        return False
-    idle_since = conversation.human_activity_at or conversation.created_at
-    return timezone.now() - idle_since >= timedelta(minutes=rules.takeover_idle_minutes)
 
 
 EARLIER_LIMIT = 50
@@ -248,12 +226,9 @@ def _show_to_people(message_id: int) -> None:
         return
     Message.objects.filter(pk=message_id).update(conversation=conversation, contact=contact)
     Conversation.objects.filter(pk=conversation.pk).update(
-        status=Conversation.Status.PENDING_HUMAN
-        if conversation.status == Conversation.Status.OPEN
-        else conversation.status,
-        last_message_at=timezone.now(),
-        unread_count=F("unread_count") + 1,
+        last_message_at=timezone.now(), unread_count=F("unread_count") + 1
     )
+    conversation_move(conversation=conversation, move=Move.SET_ASIDE)
     live_publish(
         workspace_id=message.workspace_id,
         kind="message",
@@ -288,7 +263,7 @@ def _process_one(message_id: int) -> str:
         bsuid=message.from_bsuid,
         profile_name=message.from_name,
     )
-    conversation = conversation_for(
+    conversation = conversation_live_for(
         channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact
     )
     Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
@@ -322,13 +297,19 @@ def _process_one(message_id: int) -> str:
         if contact_set_opt_out(contact=contact, opted_out=False, source="keyword"):
             _system_reply(conversation, "opt_in", "en" if text == "start" else "es", message, rules)
         return "opted_in"
-    if conversation.status == Conversation.Status.HUMAN and _bot_may_resume(conversation, rules):
-        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.OPEN, assignee=None)
-        conversation.status = Conversation.Status.OPEN
-    if conversation.status in (Conversation.Status.HUMAN, Conversation.Status.PENDING_HUMAN):
+    if conversation.status == Conversation.Status.HUMAN and rules.takeover_idle_minutes:
+        idle_since = now - timedelta(minutes=rules.takeover_idle_minutes)
+        conversation_move(
+            conversation=conversation,
+            move=Move.IDLE_HANDBACK,
+            where=Q(human_activity_at__lte=idle_since)
+            | Q(human_activity_at__isnull=True, created_at__lte=idle_since),
+            assignee=None,
+        )
+    if conversation.status != Conversation.Status.OPEN:
         return "human"  # the bot stays silent while a person has the conversation
     if text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS):
-        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.PENDING_HUMAN)
+        conversation_move(conversation=conversation, move=Move.CUSTOMER_HANDOFF)
         _system_reply(conversation, "handoff", language, message, rules)
         return "handoff"
     return "bot" if reply_request(conversation=conversation, message=message) else "assistant_off"

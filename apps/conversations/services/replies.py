@@ -5,16 +5,23 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F
+from redis.exceptions import RedisError
 
+from apps.conversations import metrics
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
+from apps.conversations.services.status import Move, conversation_move
 from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
 
 HISTORY_TURNS = 20  # turns handed to the assistant; it trims further to its token budget
 REPLY_PIECE = 1000  # long answers go out as several messages, cut at sentence boundaries
+# Failures that say nothing about the turn: an outage of the database, the cache or the network.
+# The task retries them, and they never count towards giving the reply up.
+_TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
 ROLE: dict[str, str] = {
     Message.Author.CUSTOMER: "customer",
     Message.Author.BOT: "assistant",
@@ -32,9 +39,7 @@ def reply_request(*, conversation: Conversation, message: Message) -> bool:
 
     assistant = assistant_settings_get_or_create(workspace_id=conversation.workspace_id)
     if not assistant.enabled:
-        Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
-            status=Conversation.Status.PENDING_HUMAN
-        )
+        conversation_move(conversation=conversation, move=Move.ASSISTANT_OFF)
         return False
     _schedule(conversation.pk, message.pk, assistant.debounce_seconds)
     return True
@@ -93,9 +98,6 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     Re-running (a retry, a crash after the LLM call) finds the reply queued under the same
     dedupe key and queues nothing more.
     """
-    from apps.assistant.reply import generate_reply
-    from apps.assistant.types import ReplyRequest, Turn
-
     conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
     if conversation is None or conversation.status != Conversation.Status.OPEN:
         return "not_open"
@@ -110,6 +112,65 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     dedupe_key = f"reply:{message_id}"
     if Message.objects.filter(workspace_id=conversation.workspace_id, dedupe_key=dedupe_key).exists():
         return "already_replied"
+    return _attempt(conversation, message_id)
+
+
+def _attempt(conversation: Conversation, message_id: int) -> str:
+    """One counted try at the turn's reply. A reply that keeps failing (or keeps killing its worker)
+    stops after REPLY_MAX_ATTEMPTS: the conversation goes to a person, so nothing asks the LLM again."""
+    counted = Message.objects.filter(pk=message_id).update(reply_attempts=F("reply_attempts") + 1)
+    attempt = Message.objects.filter(pk=message_id).values_list("reply_attempts", flat=True).first()
+    if not counted or attempt is None:
+        return "superseded"  # the message is gone
+    limit = settings.REPLY_MAX_ATTEMPTS
+    if attempt > limit:  # the earlier tries ended without a word: their worker died
+        return _give_up(conversation, message_id, attempt - 1, "every attempt ended without an answer")
+    try:
+        outcome = _answer(conversation, message_id)
+    except _TRANSIENT:
+        _uncount(message_id)  # an outage is not the turn's fault
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempt >= limit:
+            return _give_up(conversation, message_id, attempt, error)
+        Message.objects.filter(pk=message_id).update(last_error=error)
+        raise
+    if outcome == "paced":
+        _uncount(message_id)  # waiting for the customer's reply slot is not a try
+    return outcome
+
+
+def _uncount(message_id: int) -> None:
+    try:
+        Message.objects.filter(pk=message_id, reply_attempts__gt=0).update(
+            reply_attempts=F("reply_attempts") - 1
+        )
+    except DatabaseError:
+        pass
+
+
+def _give_up(conversation: Conversation, message_id: int, attempts: int, error: str) -> str:
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id).update(last_error=error)
+        conversation_move(conversation=conversation, move=Move.REPLY_FAILED)
+    metrics.REPLY_GIVEN_UP.inc()
+    # The error's class only: its text may quote the customer.
+    logger.error(
+        "reply to message %s given up after %s attempts (%s); conversation %s waits for a person",
+        message_id,
+        attempts,
+        error.split(":", 1)[0],
+        conversation.pk,
+    )
+    return "gave_up"
+
+
+def _answer(conversation: Conversation, message_id: int) -> str:
+    from apps.assistant.reply import generate_reply
+    from apps.assistant.types import ReplyRequest, Turn
+
+    dedupe_key = f"reply:{message_id}"
     burst, earlier = _turns(conversation, message_id)
     question = "\n".join(m.body for m in burst if m.body).strip()
     if not question:
@@ -146,6 +207,6 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
             split_at=REPLY_PIECE,
         )
         if result.handoff:
-            Conversation.objects.filter(pk=current.pk).update(status=Conversation.Status.PENDING_HUMAN)
+            conversation_move(conversation=current, move=Move.MODEL_HANDOFF)
     logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
     return "handoff" if result.handoff else "replied"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ def turns_unanswered(*, now: datetime | None = None, limit: int = 500) -> list[t
             created_at__lt=moment - TURN_GRACE,
             created_at__gte=moment - TURN_HORIZON,
             conversation__status=Conversation.Status.OPEN,
+            reply_attempts__lt=settings.REPLY_MAX_ATTEMPTS,  # spent: the turn is a person's now
         )
         .exclude(body="")
         .exclude(Exists(newer))

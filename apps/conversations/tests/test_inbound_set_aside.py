@@ -147,6 +147,33 @@ def test_outages_do_not_count_towards_setting_aside(channel, monkeypatch):
     assert (message.attempts, message.processed_at, message.failure_reason) == (0, None, "")
 
 
+# Eager, as a worker runs it: Celery closes a connection left inside a transaction around a task.
+@pytest.mark.django_db(transaction=True)
+def test_the_task_retries_an_outage_but_leaves_a_bug_to_the_sweeper(channel, poison, monkeypatch):
+    """A bug is tried again by the sweeper, within INBOUND_MAX_ATTEMPTS, not in a retry loop."""
+    from apps.conversations import tasks
+
+    broken = store(channel, wa_id="5215550003")
+    poison.add(broken)
+    blinked = store(channel, wa_id="5215550004")
+    real = inbound._process_one
+    outages = [OperationalError("server closed the connection unexpectedly")]
+
+    def once_down(message_id: int) -> str:
+        if message_id == blinked and outages:
+            raise outages.pop()
+        return real(message_id)
+
+    monkeypatch.setattr(inbound, "_process_one", once_down)
+
+    failed = tasks.inbound_message_process.apply((broken,))
+    retried = tasks.inbound_message_process.apply((blinked,))
+
+    assert failed.failed() and isinstance(failed.result, ValueError)
+    assert Message.objects.get(pk=broken).attempts == 1  # one try, then the sweeper's turn
+    assert (retried.get(), Message.objects.get(pk=blinked).attempts) == ("bot", 1)
+
+
 def test_a_message_whose_every_attempt_killed_its_worker_is_set_aside_without_another_try(channel, poison):
     message_id = store(channel)
     Message.objects.filter(pk=message_id).update(attempts=3)  # three tries that never came back

@@ -14,8 +14,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db.backends import utils
 
-from apps.accounts.tests.factories import MembershipFactory, UserFactory
-from apps.dashboard.tests.test_live_consumer import communicator, publish
+from apps.accounts.tests.factories import MembershipFactory
+from apps.dashboard.tests.sockets import logged_in, member, socket_for
+from apps.dashboard.tests.test_live_consumer import publish
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 
@@ -49,7 +50,9 @@ async def test_fifty_idle_sockets_on_redis_cost_no_queries_and_an_event_still_ar
     others = await sync_to_async(
         lambda: [MembershipFactory.create(workspace=membership.workspace) for _ in range(SOCKETS - 1)]
     )()
-    sockets: list[WebsocketCommunicator] = [communicator(m.user) for m in [membership, *others]]
+    sockets: list[WebsocketCommunicator] = [
+        socket_for(await logged_in(m.user)) for m in [membership, *others]
+    ]
     for socket in sockets:
         connected, _ = await socket.connect()
         assert connected
@@ -63,7 +66,7 @@ async def test_fifty_idle_sockets_on_redis_cost_no_queries_and_an_event_still_ar
     received = [await socket.receive_json_from(timeout=2) for socket in sockets]
     took = asyncio.get_running_loop().time() - started
 
-    assert idle_queries == 0  # the 1 s poll made 150 here (50 sockets x 3 s)
+    assert idle_queries == 0  # the 1 s poll made 145 here
     assert {event["id"] for event in received} == {event_id}
     assert took < 1.0
     for socket in sockets:
@@ -74,9 +77,8 @@ async def test_fifty_idle_sockets_on_redis_cost_no_queries_and_an_event_still_ar
 async def test_on_redis_the_safety_poll_delivers_a_lost_wake_up(settings, monkeypatch):
     settings.LIVE_SAFETY_POLL_SECONDS = 1.0
     monkeypatch.setattr("apps.live.services._ring", lambda workspace_id: None)  # e.g. Redis restarted
-    user = await sync_to_async(UserFactory.create)()
-    membership = await sync_to_async(MembershipFactory.create)(user=user)
-    socket = communicator(membership.user)
+    membership = await member()
+    socket = socket_for(await logged_in(membership.user))
     await socket.connect()
 
     event_id = await publish(membership.workspace_id)

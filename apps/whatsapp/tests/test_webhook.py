@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import sys
 import threading
 import types
@@ -664,3 +665,27 @@ def test_a_wrong_token_or_mode_is_403_and_echoes_nothing(params, settings):
 
     assert response.status_code == 403
     assert b"42" not in response.content
+
+
+def test_the_verify_handshake_is_rate_limited_per_ip(settings):
+    # Given a limit of 3 handshakes a minute and a channel's verify token
+    settings.WHATSAPP_VERIFY_RATE = "3/60"
+    channel_create(verify_token="s3cret-verify-token")
+    # Fresh addresses: the limiter's Redis keys outlive a test run
+    guesser, meta = (Client(REMOTE_ADDR=f"2001:db8::{secrets.token_hex(2)}:{n}") for n in (1, 2))
+    guess = {"hub.mode": "subscribe", "hub.challenge": "42"}
+
+    # When one address guesses three times, then presents the right token
+    guesses = [guesser.get(URL, {**guess, "hub.verify_token": f"guess-{n}"}).status_code for n in range(3)]
+    fourth = guesser.get(URL, {**guess, "hub.verify_token": "s3cret-verify-token"})
+
+    # Then the fourth try is refused before the token is looked at, and echoes nothing
+    assert guesses == [403, 403, 403]
+    assert fourth.status_code == 429
+    assert fourth.json() == {
+        "error": {"code": "throttled", "message": "Too many verification attempts; try again later."}
+    }
+    assert 1 <= int(fourth["Retry-After"]) <= 60
+    assert b"42" not in fourth.content
+    # ... while another address is not held back by it
+    assert meta.get(URL, {**guess, "hub.verify_token": "s3cret-verify-token"}).content == b"42"

@@ -1,0 +1,108 @@
+"""Conversation status: the one place it changes.
+
+Every move is a conditional UPDATE on the status the database holds now, not on the copy a caller
+read earlier, so a move decided on a stale read is refused instead of undoing a newer one (a
+take-over landing after a close would reopen it). Like the send states (outbound.SEND_TRANSITIONS).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.conversations.models import Contact, Conversation
+from apps.live.services import live_publish
+
+logger = logging.getLogger(__name__)
+
+C = Conversation.Status
+LIVE = frozenset({C.OPEN, C.PENDING_HUMAN, C.HUMAN})
+TO_A_PERSON = frozenset({C.OPEN})  # a person already has it otherwise: leave them be
+
+
+class Move(StrEnum):
+    TAKEOVER = "takeover"  # staff take it, or reply (which takes it if nobody had)
+    HANDBACK = "handback"  # staff give it back to the bot
+    IDLE_HANDBACK = "idle_handback"  # the person went quiet for takeover_idle_minutes
+    CLOSE = "close"
+    CUSTOMER_HANDOFF = "customer_handoff"  # the customer asked for a person
+    MODEL_HANDOFF = "model_handoff"  # the assistant said it cannot help
+    ASSISTANT_OFF = "assistant_off"  # the workspace switched the bot off
+    REPLY_FAILED = "reply_failed"  # the bot's reply failed REPLY_MAX_ATTEMPTS times
+    SET_ASIDE = "set_aside"  # a customer message failed INBOUND_MAX_ATTEMPTS times
+
+
+# move -> (statuses it may start from, status it ends in). A closed conversation is history: no move
+# leaves it; the customer's next message opens a new one (conversation_live_for).
+TRANSITIONS: dict[Move, tuple[frozenset[str], str]] = {
+    Move.TAKEOVER: (LIVE, C.HUMAN),
+    Move.HANDBACK: (frozenset({C.PENDING_HUMAN, C.HUMAN}), C.OPEN),
+    Move.IDLE_HANDBACK: (frozenset({C.HUMAN}), C.OPEN),
+    Move.CLOSE: (LIVE, C.CLOSED),
+    Move.CUSTOMER_HANDOFF: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.MODEL_HANDOFF: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.ASSISTANT_OFF: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.REPLY_FAILED: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.SET_ASIDE: (TO_A_PERSON, C.PENDING_HUMAN),
+}
+
+
+@transaction.atomic
+def conversation_move(
+    *, conversation: Conversation, move: Move, where: Q | None = None, **fields: Any
+) -> bool:
+    """Apply `move` if the status in the database (and `where`, when given) still allows it.
+
+    True when it happened: the row and `conversation` then hold the new status and `fields` (plain
+    values), and a live event is recorded in the caller's transaction (screens are rung after
+    commit). False when refused: nothing is written and `conversation.status` is re-read, so the
+    caller can tell a closed conversation from one already in the wanted state.
+    """
+    allowed_from, to = TRANSITIONS[move]
+    changes: dict[str, Any] = {"status": to, **fields}
+    if to == C.CLOSED:
+        changes.setdefault("closed_at", timezone.now())
+    rows = Conversation.objects.filter(pk=conversation.pk, status__in=allowed_from)
+    if where is not None:
+        rows = rows.filter(where)
+    if not rows.update(**changes):
+        current = Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True).first()
+        logger.info("conversation %s: %s refused from %s", conversation.pk, move, current)
+        if current is not None:
+            conversation.status = current
+        return False
+    for name, value in changes.items():
+        setattr(conversation, name, value)
+    live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
+    return True
+
+
+def conversation_live_for(*, channel_id: int, workspace_id: int, contact: Contact) -> Conversation:
+    """The contact's live conversation on this number, or a new one when there is none (the last
+    was closed: a new message reopens the thread as a new conversation).
+
+    The row stays locked until the caller's transaction ends, so a close waits for the message being
+    processed instead of landing between the read and the decisions taken on it.
+    """
+    with transaction.atomic():
+        live = (
+            Conversation.objects.select_for_update()
+            .filter(channel_id=channel_id, contact=contact, status__in=LIVE)
+            .first()
+        )
+        if live is not None:
+            return live
+        try:
+            with transaction.atomic():
+                return Conversation.objects.create(
+                    workspace_id=workspace_id, channel_id=channel_id, contact=contact
+                )
+        except IntegrityError:  # opened concurrently
+            return Conversation.objects.select_for_update().get(
+                channel_id=channel_id, contact=contact, status__in=LIVE
+            )

@@ -1,0 +1,53 @@
+"""The live socket on the real Redis channel layer (issue 10, item 10).
+
+With redis-py 8's default 5 s socket_timeout, channels_redis's 5 s BZPOPMIN wait for the socket's
+messages timed out and every socket closed with 1011 about 5 s after it opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+
+from apps.dashboard.tests.sockets import logged_in, member, socket_for
+from apps.live.services import live_publish
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@sync_to_async
+def publish(workspace_id: int) -> int:
+    return live_publish(workspace_id=workspace_id, kind="message").pk
+
+
+@pytest.mark.slow
+async def test_a_socket_on_the_redis_layer_stays_open_for_60_s_while_events_flow(redis_url):
+    # Given a member's socket on the Redis layer
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+    membership = await member()
+    socket = socket_for(await logged_in(membership.user))
+    connected, _ = await socket.connect()
+    assert connected
+
+    # When an event is published every 4 s for 60 s (quiet gaps longer than the 5 s wait included)
+    started = time.monotonic()
+    published, received = [], []
+    while time.monotonic() - started < 60:
+        published.append(await publish(membership.workspace_id))
+        received.append((await socket.receive_json_from(timeout=3))["id"])
+        await asyncio.sleep(4 if len(published) % 5 else 7)
+
+    # Then every event arrived, in order, and the socket is still open
+    assert received == published and len(received) >= 11
+    assert await socket.receive_nothing(timeout=0.5)
+    await socket.disconnect()
