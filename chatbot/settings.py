@@ -167,6 +167,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# On a shared channel layer every live event rings the sockets; their poll of the table only
+# catches a wake-up lost to a Redis restart. (The in-memory layer of embedded mode polls every second.)
+LIVE_SAFETY_POLL_SECONDS = env.float("LIVE_SAFETY_POLL_SECONDS", default=30.0)
 
 # --- Celery (read by celery_app.py through namespace "CELERY") ------------------------------
 BROKER_DIR = DATA_DIR / "broker"
@@ -306,6 +309,9 @@ WHATSAPP_APP_SECRET = env.str("WHATSAPP_APP_SECRET", default="")
 WHATSAPP_VERIFY_TOKEN = env.str("WHATSAPP_VERIFY_TOKEN", default="")
 WHATSAPP_ACCESS_TOKEN = env.str("WHATSAPP_ACCESS_TOKEN", default="")
 WHATSAPP_PHONE_NUMBER_ID = env.str("WHATSAPP_PHONE_NUMBER_ID", default="")
+# How long a web process may keep a channel's webhook route (id, app secret) in memory; any channel
+# change forgets it at once through Redis, so this only bounds writes that bypass the ORM. 0: off.
+WHATSAPP_CHANNEL_CACHE_SECONDS = env.int("WHATSAPP_CHANNEL_CACHE_SECONDS", default=300)
 WHATSAPP_SEND_TIMEOUT = env.float("WHATSAPP_SEND_TIMEOUT", default=15.0)
 # The Graph API's circuit breaker (shared by all workers): this many server errors or timeouts in a
 # row pause every call to that Graph host for the cool-down, then one trial call decides.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from django.conf import settings
 
 from apps.accounts.selectors import is_member, membership_for, session_login_user
@@ -22,7 +24,8 @@ from apps.live.selectors import live_events_since
 from apps.live.services import workspace_group
 
 # The embedded in-memory channel layer does not cross processes, so a wake-up from a worker
-# never arrives there: the socket also looks at the table this often.
+# never arrives there: the socket also looks at the table this often. A shared layer (Redis) brings
+# every wake-up; there the poll (LIVE_SAFETY_POLL_SECONDS) only catches one lost to a Redis restart.
 POLL_SECONDS = 1.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -34,6 +37,12 @@ def _after(query_string: bytes) -> int:
         return max(int(values[0]), 0)
     except ValueError:
         return 0
+
+
+def _poll_seconds(layer: BaseChannelLayer) -> float:
+    """How often a socket looks at the table (and re-checks its login, whichever is sooner)."""
+    poll = POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
+    return min(poll, settings.LIVE_SOCKET_RECHECK_SECONDS)
 
 
 @database_sync_to_async
@@ -103,11 +112,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver()
 
     async def _poll(self) -> None:
+        interval = _poll_seconds(self.channel_layer)
+        # Sockets opened together (every agent's page after a ws restart) spread their polls out.
+        await asyncio.sleep(random.uniform(interval / 2, interval))  # noqa: S311 - not a secret
         while not self.ended:
-            await asyncio.sleep(POLL_SECONDS)
             if time.monotonic() - self.checked_at >= settings.LIVE_SOCKET_RECHECK_SECONDS:
                 await self._still_allowed()
             await self._deliver()
+            await asyncio.sleep(interval)
 
     async def _still_allowed(self) -> bool:
         assert self.workspace_id is not None  # noqa: S101 - set before accept

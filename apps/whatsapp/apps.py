@@ -1,7 +1,24 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class WhatsappConfig(AppConfig):
     name = "apps.whatsapp"
     label = "whatsapp"
     verbose_name = "WhatsApp"
+
+    def ready(self) -> None:
+        # Signals, not calls in the services: the webhook's route cache must forget a channel however
+        # it changed (the services, the admin, `rotate_keys`, the sandbox seed, a workspace's cascade).
+        from apps.whatsapp.models import Channel
+
+        post_save.connect(_channel_changed, sender=Channel, dispatch_uid="whatsapp-route-cache-save")
+        post_delete.connect(_channel_changed, sender=Channel, dispatch_uid="whatsapp-route-cache-delete")
+
+
+def _channel_changed(**kwargs: Any) -> None:
+    from apps.whatsapp.route_cache import route_cache_invalidate
+
+    route_cache_invalidate()

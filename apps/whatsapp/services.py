@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from apps.conversations.services.ingest import inbound_store, preferences_apply,
 from apps.whatsapp import cloud
 from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
 from apps.whatsapp.payloads import ChannelBatch
+from apps.whatsapp.route_cache import ChannelRoute
 from chatbot.exceptions import Conflict, ValidationFailed
 
 
@@ -29,10 +31,24 @@ def channel_health_set(*, channel: Channel, healthy: bool, detail: str = "") -> 
     return bool(changed)
 
 
-def webhook_delivery_store(*, routed: list[tuple[Channel, ChannelBatch]], seen_precision: timedelta) -> None:
+# When this process last wrote each channel's heartbeat: a cached route's last_webhook_at is as old as
+# the route, so without this every delivery would find it stale.
+_heartbeats: dict[int, datetime] = {}
+
+
+def webhook_delivery_store(
+    *, routed: list[tuple[ChannelRoute, ChannelBatch]], seen_precision: timedelta
+) -> None:
     """All of one delivery or nothing, so that the re-delivery after a failure finds nothing half-written."""
-    stale = timezone.now() - seen_precision
-    with transaction.atomic():
+    now = timezone.now()
+    stale = now - seen_precision
+    seen = [
+        route.pk for route, _ in routed if max(_last_seen(route), _heartbeats.get(route.pk, stale)) <= stale
+    ]
+    # The common delivery (one number's messages, heartbeat fresh) is one INSERT: in autocommit it is
+    # all or nothing already, and a transaction would add BEGIN and COMMIT round trips.
+    single = len(routed) == 1 and not seen and not routed[0][1].statuses and not routed[0][1].preferences
+    with nullcontext() if single else transaction.atomic():
         for channel, batch in routed:
             if batch.messages:
                 inbound_store(channel=channel, messages=batch.messages)
@@ -40,9 +56,14 @@ def webhook_delivery_store(*, routed: list[tuple[Channel, ChannelBatch]], seen_p
                 statuses_apply(channel=channel, updates=batch.statuses)
             if batch.preferences:
                 preferences_apply(channel=channel, updates=batch.preferences)
-        seen = [c.pk for c, _ in routed if c.last_webhook_at is None or c.last_webhook_at < stale]
         if seen:
             channel_webhook_seen(channel_ids=seen)
+    for channel_id in seen:
+        _heartbeats[channel_id] = now
+
+
+def _last_seen(route: ChannelRoute) -> datetime:
+    return route.last_webhook_at or datetime.min.replace(tzinfo=UTC)
 
 
 def channel_webhook_seen(*, channel_ids: list[int]) -> None:

@@ -18,7 +18,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
-from apps.whatsapp.models import Channel
 from apps.whatsapp.payloads import (
     ChannelBatch,
     PayloadError,
@@ -27,6 +26,7 @@ from apps.whatsapp.payloads import (
     delivery_parse,
     delivery_phone_number_ids,
 )
+from apps.whatsapp.route_cache import ChannelRoute
 from apps.whatsapp.selectors import channel_verify_tokens, channels_addressed
 from apps.whatsapp.services import webhook_delivery_store
 from apps.whatsapp.signature import matching_secret
@@ -117,8 +117,8 @@ def _receive(request: HttpRequest) -> HttpResponse:
 
 
 def _route(
-    batches: dict[str, ChannelBatch], channels: list[Channel], secret: str
-) -> list[tuple[Channel, ChannelBatch]]:
+    batches: dict[str, ChannelBatch], channels: list[ChannelRoute], secret: str
+) -> list[tuple[ChannelRoute, ChannelBatch]]:
     """Each batch with its channel, kept only when that channel's own secret signed the delivery:
     the holder of one app's secret cannot write into another app's numbers."""
     by_number = {channel.phone_number_id: channel for channel in channels if channel.phone_number_id}
@@ -142,7 +142,7 @@ def _route(
     return routed
 
 
-def _secrets(channels: list[Channel]) -> set[str]:
+def _secrets(channels: list[ChannelRoute]) -> set[str]:
     """The app secrets that may sign a delivery: those of the channels it addresses, each its own (a
     channel without one accepts nothing). WHATSAPP_APP_SECRET is stored on the channel `bootstrap`
     made from it; it also answers for numbers no channel has any more, so that Meta is told 200 and

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Model, Q
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
@@ -31,14 +33,15 @@ def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
     """Insert each message once; return the ids of the new rows and enqueue them after commit.
 
     The unique (channel, wamid) constraint decides what is new, so two deliveries racing
-    with the same message store it once. Must run inside the caller's transaction.
+    with the same message store it once. Runs inside the caller's transaction, or alone in autocommit
+    (it is one statement). `channel` is a Channel or anything with its `pk` and `workspace_id`.
     """
     from apps.conversations.tasks import inbound_message_process
 
     rows = [
         Message(
             workspace_id=channel.workspace_id,
-            channel=channel,
+            channel_id=channel.pk,
             direction=Message.Direction.INBOUND,
             author=Message.Author.CUSTOMER,
             type=item.type,
@@ -56,21 +59,33 @@ def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
     ]
     if not rows:
         return []
-    # ON CONFLICT DO NOTHING: the unique (channel, wamid) skips a message already stored, also one a
-    # concurrent delivery is inserting right now, in one statement with no savepoint per message.
-    # The rows that went in are those carrying the uids generated here.
-    Message.objects.bulk_create(rows, ignore_conflicts=True)
-    ours = {row.uid for row in rows}
-    created = sorted(Message.objects.filter(uid__in=ours).values_list("pk", flat=True))
+    created = _insert_new(rows)
     if len(created) < len(rows):
         logger.info(
             "%d duplicate inbound message(s) on channel %s ignored", len(rows) - len(created), channel.pk
         )
-    for message_id in created:
+    if created:
         # robust: the rows are committed; an unreachable broker must not turn that into an error
-        # answer (the sweeper enqueues what never reached the broker).
-        transaction.on_commit(lambda mid=message_id: inbound_message_process.delay(mid), robust=True)  # type: ignore[misc]
+        # answer (the sweeper enqueues what never reached the broker). One callback per delivery.
+        transaction.on_commit(
+            lambda: [inbound_message_process.delay(message_id) for message_id in created], robust=True
+        )
     return created
+
+
+def _insert_new(rows: list[Message]) -> list[int]:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: one statement, in which the unique (channel,
+    wamid) skips a message already stored, also one a concurrent delivery is inserting right now, and
+    which returns the ids of the rows that went in (bulk_create cannot both ignore and return)."""
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key and not f.generated]
+    query = InsertQuery(Message, on_conflict=OnConflict.IGNORE)
+    query.insert_values(fields, list[Model](rows))
+    compiler = query.get_compiler(using=Message.objects.db)
+    compiler.returning_fields = [Message._meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    with connections[Message.objects.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
@@ -82,7 +97,7 @@ def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
     match = Q(wamid=update.wamid)
     if update.callback_data:
         match |= Q(uid=update.callback_data) if _is_uuid(update.callback_data) else Q()
-    rows = Message.objects.filter(match, channel=channel, direction=Message.Direction.OUTBOUND)
+    rows = Message.objects.filter(match, channel_id=channel.pk, direction=Message.Direction.OUTBOUND)
     if new == Message.Status.FAILED:
         allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[Message.Status.READ]]
         changes: dict[str, Any] = {

@@ -87,8 +87,9 @@ async def test_a_wake_up_delivers_new_events_and_no_event_twice():
     await socket.disconnect()
 
 
-async def test_without_a_wake_up_the_poll_still_delivers(monkeypatch):
+async def test_without_a_wake_up_the_poll_still_delivers(settings, monkeypatch):
     # As with the in-memory layer of another process: the wake-up never arrives.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     monkeypatch.setattr("apps.live.services._ring", lambda workspace_id: None)
     membership = await member()
     socket = socket_for(await logged_in(membership.user))
