@@ -37,7 +37,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from apps.conversations.models import ConversationSettings, Message, SenderLease
@@ -81,20 +81,28 @@ def lease_live(channel_id: int) -> bool:
 
 def ready_rows(channel_id: int, *, limit: int = BATCH) -> list[Message]:
     """The number's rows that may be sent now: due, and first of their conversation's queue."""
-    now = timezone.now()
-    earlier = Message.objects.filter(
-        conversation_id=OuterRef("conversation_id"),
-        direction=Message.Direction.OUTBOUND,
-        pk__lt=OuterRef("pk"),
-        send_state__in=[S.PENDING, S.RETRY, S.PROCESSING],
+    # The oldest waiting row of each conversation, by one GROUP BY over the number's waiting rows:
+    # linear whatever the statistics say (a NOT EXISTS per row was planned as a nested loop over
+    # freshly bulk-queued rows, 1 s for 1,500 of them).
+    heads = (
+        Message.objects.filter(
+            channel_id=channel_id,
+            direction=Message.Direction.OUTBOUND,
+            send_state__in=[S.PENDING, S.RETRY, S.PROCESSING],
+            conversation_id__isnull=False,
+        )
+        .values("conversation_id")
+        .annotate(first=Min("pk"))
+        .values("first")
     )
+    now = timezone.now()
     rows = (
         Message.objects.select_related("channel", "contact", "conversation")
         .filter(
             channel_id=channel_id, direction=Message.Direction.OUTBOUND, send_state__in=[S.PENDING, S.RETRY]
         )
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=0.5)))
-        .exclude(Exists(earlier))
+        .filter(Q(conversation_id__isnull=True) | Q(pk__in=heads))
         .order_by("pk")[:limit]
     )
     return list(rows)
