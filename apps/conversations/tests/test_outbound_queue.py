@@ -618,8 +618,9 @@ def test_enqueueing_wakes_the_number_only_when_it_has_no_live_sender(
 
 @pytest.mark.django_db(transaction=True)
 def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
-    channel, graph_standin, _no_broker
+    postgres, channel, graph_standin, _no_broker
 ):
+    """Threads each on their own connection: PostgreSQL (on SQLite a sender sends one at a time)."""
     Channel.objects.filter(pk=channel.pk).update(send_rate=200)
     conversations = [conversation_in_window(channel) for _ in range(10)]
     expected: dict[str, list[str]] = {}
