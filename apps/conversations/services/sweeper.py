@@ -49,6 +49,8 @@ def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
     )
     for message_id in inbound_ids:
         inbound_message_process.delay(message_id)
+    # Settled first: a conversation waiting behind a stuck send is free to go on.
+    settled = stuck_processing_settle(older_than=processing_timeout)
     # Outbound rows are not re-queued one by one: every number with due work gets a live sender.
     waiting = [cid for cid in numbers_with_due_work(now=now) if not lease_live(cid)]
     for channel_id in waiting:
@@ -56,7 +58,6 @@ def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
     turns = turns_unanswered(now=now)
     for conversation_id, message_id in turns:
         reply_generate.delay(conversation_id, message_id)  # one reply per turn: a duplicate is a no-op
-    settled = stuck_processing_settle(older_than=processing_timeout)
     return {
         "inbound": len(inbound_ids),
         "outbound": len(waiting),
