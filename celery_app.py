@@ -52,7 +52,7 @@ app.conf.update(
     task_default_queue="default",
     task_queues=[Queue(name) for name in QUEUES],
     task_create_missing_queues=False,
-    # Convention: a task's name starts with its queue ("outbound.message_send" runs on "outbound").
+    # Convention: a task's name starts with its queue ("outbound.number_send" runs on "outbound").
     task_routes={f"{name}.*": {"queue": name} for name in QUEUES},
     broker_connection_retry_on_startup=True,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",

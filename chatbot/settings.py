@@ -334,8 +334,19 @@ WHATSAPP_TRANSPORTS = {
 }
 # Outbound queue: a row stuck in `processing` this long without an answer is settled by the sweeper.
 OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
-# A send waits in the worker at most this long for its pacing slot; longer waits are re-queued.
+# A sender waits at most this long for a row's pacing slot (holding no claim); further slots are
+# left for a later pass.
 OUTBOUND_MAX_INLINE_WAIT = env.float("OUTBOUND_MAX_INLINE_WAIT", default=2.0)
+# The per-number sender (services/sender.py): a task runs this many seconds, then hands over.
+OUTBOUND_SENDER_SLICE = env.float("OUTBOUND_SENDER_SLICE", default=20.0)
+# Its lease on the number; a killed sender's number is taken over this long after its last renewal.
+OUTBOUND_SENDER_LEASE = env.float("OUTBOUND_SENDER_LEASE", default=15.0)
+# Transport calls in flight per sender (each thread holds a database connection). SQLite serialises
+# writes, so the embedded default sends one at a time.
+OUTBOUND_SENDER_THREADS = env.int(
+    "OUTBOUND_SENDER_THREADS",
+    default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 16,
+)
 # Fraction of a number's send rate the pacer uses (bench/: pacing at exactly 80/s drew 130429s).
 OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
 # Bot replies per customer per window (N/SECONDS, sliding window): a customer flooding the number

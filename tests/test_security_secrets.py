@@ -30,7 +30,7 @@ PASSWORD = "planted-user-password-x8Q2!z"
 def _isolated(settings, tmp_path, monkeypatch):
     settings.DATA_DIR = tmp_path
     pacing._pacer.cache_clear()
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     yield
     pacing._pacer.cache_clear()
 

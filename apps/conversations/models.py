@@ -220,3 +220,20 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.wamid or self.uid}"
+
+
+class SenderLease(models.Model):
+    """Which sender sends a number's outbound queue right now: one at a time, until `expires_at`.
+
+    A live sender renews it well before it expires; a killed one stops renewing, and the next
+    sender takes the number over once it has expired.
+    """
+
+    channel = models.OneToOneField(
+        "whatsapp.Channel", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    holder = models.CharField(max_length=128, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"sender of channel {self.channel_id}: {self.holder} until {self.expires_at:%H:%M:%S}"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from apps.conversations.models import Message
-from apps.conversations.services import inbound, outbound, replies, sweeper
+from apps.conversations.services import inbound, outbound, replies, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
 
@@ -27,14 +27,30 @@ def reply_generate(conversation_id: int, message_id: int) -> str:
     return replies.reply_generate(conversation_id=conversation_id, message_id=message_id)
 
 
-@app.task(name="outbound.message_send", bind=True)
-def message_send(self: object, message_id: int) -> str:
-    outcome = outbound.message_send(message_id=message_id)
-    if outcome.result in ("deferred", "retry"):
-        # The row holds the schedule; the countdown only wakes us when it is due (the sweeper
-        # re-enqueues if this message is ever lost).
-        message_send.apply_async((message_id,), countdown=max(outcome.countdown, 0.05))
-    return outcome.result
+@app.task(name="outbound.number_send")
+def number_send(channel_id: int) -> str:
+    """The number's sender for one slice (services/sender.py); hands over to a fresh task after it."""
+    report = sender.sender_run(
+        channel_id=channel_id,
+        slice_seconds=settings.OUTBOUND_SENDER_SLICE,
+        threads=settings.OUTBOUND_SENDER_THREADS,
+    )
+    if report.result == "slice":
+        number_send.delay(channel_id)
+    elif report.result == "idle" and report.retry_in is not None:
+        # One wake-up per number for its earliest retry (the sweeper covers a lost one).
+        number_send.apply_async(
+            (channel_id,), countdown=max(min(report.retry_in, outbound.BACKOFF_MAX), 0.05)
+        )
+    return report.result
+
+
+@app.task(name="outbound.message_send")
+def message_send(message_id: int) -> None:
+    """Tasks queued before the per-number sender: wake the message's number instead."""
+    channel_id = Message.objects.filter(pk=message_id).values_list("channel_id", flat=True).first()
+    if channel_id is not None:
+        outbound.sender_wake(channel_id)
 
 
 @app.task(name="outbound.mark_read")

@@ -19,9 +19,10 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
-from apps.conversations.services.outbound import message_enqueue
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SenderLease
+from apps.conversations.services.outbound import message_enqueue, stuck_processing_settle
 from apps.conversations.services.sweeper import sweep
+from apps.whatsapp.models import Channel
 from tests.faults.harness import (
     APP_SECRET,
     Workers,
@@ -295,3 +296,86 @@ def test_a_webhook_during_a_database_outage_gets_5xx_and_the_redelivery_is_proce
     assert Message.objects.filter(channel=channel, direction=Message.Direction.INBOUND).count() == 1
     assert len(bot_replies(channel)) == 1
     assert [s["content"]["body"] for s in graph_standin.sent] == ["Procesado una vez."]
+
+
+def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
+    workers, graph_standin, live_server, cloud_settings
+):
+    channel = make_channel("3007")
+    Channel.objects.filter(pk=channel.pk).update(send_rate=20)
+    # Status webhooks settle the sends that were in flight when the sender died.
+    graph_standin.configure_webhooks(f"{live_server.url}/webhooks/whatsapp/", APP_SECRET)
+    conversations = []
+    for n in range(10):
+        contact = Contact.objects.create(workspace=channel.workspace, wa_id=f"52155570{n:02d}")
+        conversations.append(
+            Conversation.objects.create(
+                workspace=channel.workspace, channel=channel, contact=contact, last_inbound_at=timezone.now()
+            )
+        )
+    settings_env = {
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+        "OUTBOUND_SENDER_LEASE": "3",
+        "OUTBOUND_SENDER_THREADS": "4",
+    }
+    first = workers.start(**settings_env)
+    expected = _queue(conversations, 6, "lote")  # 60 messages, about 3 s at 20/s
+
+    def mid_batch() -> bool:
+        """the sender is part-way through the number's queue"""
+        return len(graph_standin.sent) >= 15
+
+    wait_for(mid_batch, timeout=60)
+    [dead] = SenderLease.objects.filter(channel_id=channel.pk).values_list("holder", flat=True)
+    workers.kill(first)
+    sent_before = len(graph_standin.sent)
+    assert sent_before < 60
+    workers.start(**settings_env)
+
+    def finished_or_blocked() -> bool:
+        """every row left the queue, or waits behind a send whose outcome is unknown"""
+        return (
+            not Message.objects.filter(channel=channel, send_state__in=["pending", "retry"])
+            .exclude(conversation__messages__send_state="processing")
+            .exists()
+        )
+
+    sweep(processing_timeout=timedelta(minutes=10))  # the beat's next sweep wakes the number if needed
+    wait_for(finished_or_blocked, timeout=90)
+    settle(3)
+    # A send the dead sender had claimed but never handed over stays unknown: a person decides.
+    unknown = stuck_processing_settle(older_than=timedelta(0))
+    sweep(processing_timeout=timedelta(minutes=10))
+
+    def all_settled() -> bool:
+        """no row is waiting any more"""
+        return not Message.objects.filter(
+            channel=channel, send_state__in=["pending", "retry", "processing"]
+        ).exists()
+
+    wait_for(all_settled, timeout=60)
+    settle(2)
+    lease = SenderLease.objects.get(channel_id=channel.pk)
+    assert lease.holder != dead  # another sender took the number over
+    bodies = [record["content"]["body"] for record in graph_standin.sent]
+    assert len(bodies) == len(set(bodies))  # nothing twice
+    unknown_rows = set(
+        Message.objects.filter(channel=channel, failure_reason="unknown_outcome").values_list(
+            "body", flat=True
+        )
+    )
+    assert (
+        unknown_rows.isdisjoint(bodies) and len(unknown_rows) == unknown <= 4
+    )  # at most the threads in flight
+    assert set(bodies) | unknown_rows == {
+        body for queued in expected.values() for body in queued
+    }  # none lost
+    per_recipient: dict[str, list[str]] = {}
+    for record in graph_standin.sent:
+        per_recipient.setdefault(record["to"], []).append(record["content"]["body"])
+    for wa_id, queued in expected.items():
+        assert per_recipient.get(wa_id, []) == [b for b in queued if b not in unknown_rows]  # in order
+    sent_rows = Message.objects.filter(channel=channel, send_state="sent").count()
+    assert sent_rows == len(bodies) and len(
+        [r for r in graph_standin.requests if r["method"] == "POST"]
+    ) == 60 - len(unknown_rows)

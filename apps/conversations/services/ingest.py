@@ -117,6 +117,11 @@ def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
     )
     if reconciled:
         logger.info("send %s reconciled from a status webhook", update.callback_data or update.wamid)
+        # Its conversation's next message was waiting behind it: the number's sender may have gone idle.
+        from apps.conversations.services.outbound import sender_wake
+
+        channel_id = channel.pk
+        transaction.on_commit(lambda: sender_wake(channel_id), robust=True)
     if changed or reconciled:
         live_publish(
             workspace_id=channel.workspace_id,

@@ -4,9 +4,11 @@
                processing -> failed -> retry -> processing ...
     pending | retry -> cancelled
 
-A row is claimed with one conditional UPDATE, so two workers never send the same row. A send
-whose answer was lost stays `processing` until a status webhook (matched by the callback data we
-sent) or the sweeper settles it: it is never sent again blindly.
+A row is claimed with one conditional UPDATE, taken after its pacing slot and just before the
+transport call, so two senders never send the same row and `processing` means "may have reached
+Meta". A send whose answer was lost (or whose sender died) stays `processing` until a status
+webhook (matched by the callback data we sent) or the sweeper settles it: it is never sent again
+blindly. Each number's queue is sent by one sender at a time (services/sender.py).
 """
 
 from __future__ import annotations
@@ -119,8 +121,6 @@ def message_enqueue(
 
     A non-empty `dedupe_key` makes this idempotent: calling again returns the rows already queued.
     """
-    from apps.conversations.tasks import message_send
-
     if dedupe_key and (existing := _queued_with_key(conversation.workspace_id, dedupe_key)):
         return existing
     max_attempts = conversation_settings(conversation.workspace_id).max_send_attempts
@@ -166,8 +166,8 @@ def message_enqueue(
         conversation_id=conversation.pk,
         payload={"message_ids": [row.pk for row in rows]},
     )
-    for row in rows:
-        transaction.on_commit(lambda mid=row.pk: message_send.delay(mid), robust=True)  # type: ignore[misc]
+    channel_id = conversation.channel_id
+    transaction.on_commit(lambda: sender_wake(channel_id), robust=True)
     return rows
 
 
@@ -189,8 +189,6 @@ def message_cancel(*, message: Message) -> Message:
 
 def message_retry_now(*, message: Message) -> Message:
     """Staff asked to try a failed (or waiting) message again now, with a fresh attempt budget."""
-    from apps.conversations.tasks import message_send
-
     now = timezone.now()
     if message.send_state == S.FAILED:
         moved = _transition(
@@ -207,7 +205,8 @@ def message_retry_now(*, message: Message) -> Message:
         raise Conflict(
             f"A message in state '{message.send_state}' cannot be retried.", code="illegal_transition"
         )
-    transaction.on_commit(lambda: message_send.delay(message.pk), robust=True)
+    channel_id = message.channel_id
+    transaction.on_commit(lambda: sender_wake(channel_id), robust=True)
     live_publish(
         workspace_id=message.workspace_id,
         kind="status",
@@ -251,9 +250,11 @@ def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     )
 
 
-def _pace(message: Message, max_wait: float) -> float | None:
+def _pace(
+    message: Message, max_wait: float, conv_settings: ConversationSettings | None = None
+) -> float | None:
     """Reserve a slot on the number's bucket and the recipient's; the wait, or None to defer."""
-    conv_settings = conversation_settings(message.workspace_id)
+    conv_settings = conv_settings or conversation_settings(message.workspace_id)
     recipient = pacer().reserve(
         f"recipient:{message.channel_id}:{message.contact_id}",
         rate=1.0 / max(conv_settings.recipient_interval_seconds, 0.001),
@@ -306,6 +307,13 @@ def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
         return SendOutcome("deferred", max_wait)
     if wait > 0:
         sleep(wait)
+    if not message_claim(message):
+        return SendOutcome("skipped")
+    return message_deliver(message)
+
+
+def message_claim(message: Message) -> bool:
+    """Take the row for one send attempt; from here on it may reach Meta and is never re-sent blindly."""
     claimed = _transition(
         message.pk,
         S.PROCESSING,
@@ -313,9 +321,14 @@ def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
         attempts=F("attempts") + 1,
         next_attempt_at=None,
     )
-    if not claimed:
-        return SendOutcome("skipped")
-    message.attempts += 1
+    if claimed:
+        message.attempts += 1
+        message.send_state = S.PROCESSING
+    return claimed
+
+
+def message_deliver(message: Message) -> SendOutcome:
+    """Hand a claimed row to its transport and record the outcome."""
     request = _request_for(message, timezone.now())
     if isinstance(request, str):
         _fail(message, reason=request, detail=f"not sent: {request}")
@@ -425,3 +438,16 @@ def stuck_processing_settle(*, older_than: timedelta) -> int:
         last_error="No answer from WhatsApp and no status webhook; not re-sent automatically.",
         status=Message.Status.FAILED,
     )
+
+
+def sender_wake(channel_id: int) -> None:
+    """Make sure the number has a live sender (called after commit, once per enqueue, not per row).
+
+    A sender that finds its queue empty releases its lease and then looks again, so a row committed
+    before this check is either seen by that sender or finds the lease gone and starts another.
+    """
+    from apps.conversations.services.sender import lease_live
+    from apps.conversations.tasks import number_send
+
+    if not lease_live(channel_id):
+        number_send.delay(channel_id)

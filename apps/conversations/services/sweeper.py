@@ -9,9 +9,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services.outbound import S, stuck_processing_settle
+from apps.conversations.services.outbound import stuck_processing_settle
+from apps.conversations.services.sender import lease_live, numbers_with_due_work
 
-GRACE = timedelta(seconds=60)  # leave fresh rows to the tasks already on their way
+GRACE = timedelta(seconds=60)  # leave fresh inbound rows to the tasks already on their way
 # A customer turn still unanswered this long after it was stored lost its reply task (debounce and
 # reply pacing wait far less); older turns are left to people, a late bot answer would confuse.
 TURN_GRACE = timedelta(minutes=2)
@@ -40,7 +41,7 @@ def turns_unanswered(*, now: datetime | None = None, limit: int = 500) -> list[t
 
 
 def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
-    from apps.conversations.tasks import inbound_message_process, message_send, reply_generate
+    from apps.conversations.tasks import inbound_message_process, number_send, reply_generate
 
     now = timezone.now()
     inbound_ids = list(
@@ -50,19 +51,18 @@ def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
     )
     for message_id in inbound_ids:
         inbound_message_process.delay(message_id)
-    due = Message.objects.filter(send_state__in=[S.PENDING, S.RETRY], created_at__lt=now - GRACE).exclude(
-        next_attempt_at__gt=now
-    )
-    outbound_ids = list(due.values_list("pk", flat=True)[:5000])
-    for message_id in outbound_ids:
-        message_send.delay(message_id)
+    # Settled first: a conversation waiting behind a stuck send is free to go on.
+    settled = stuck_processing_settle(older_than=processing_timeout)
+    # Outbound rows are not re-queued one by one: every number with due work gets a live sender.
+    waiting = [cid for cid in numbers_with_due_work(now=now) if not lease_live(cid)]
+    for channel_id in waiting:
+        number_send.delay(channel_id)
     turns = turns_unanswered(now=now)
     for conversation_id, message_id in turns:
         reply_generate.delay(conversation_id, message_id)  # one reply per turn: a duplicate is a no-op
-    settled = stuck_processing_settle(older_than=processing_timeout)
     return {
         "inbound": len(inbound_ids),
-        "outbound": len(outbound_ids),
+        "outbound": len(waiting),
         "turns": len(turns),
         "unknown_outcome": settled,
     }

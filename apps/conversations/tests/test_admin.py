@@ -86,7 +86,7 @@ def test_the_queue_actions_cancel_and_retry_through_the_services(
     staff, monkeypatch, django_capture_on_commit_callbacks
 ):
     enqueued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", enqueued.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", enqueued.append)
     conversation = ConversationFactory()
     pending = outbound_message(conversation=conversation)
     sent = outbound_message(conversation=conversation, send_state=Message.SendState.SENT)
@@ -101,4 +101,4 @@ def test_the_queue_actions_cancel_and_retry_through_the_services(
 
     states = dict(Message.objects.values_list("pk", "send_state"))
     assert states == {pending.pk: "cancelled", sent.pk: "sent", failed.pk: "retry"}
-    assert enqueued == [failed.pk]
+    assert enqueued == [failed.channel_id]  # its number's sender is woken

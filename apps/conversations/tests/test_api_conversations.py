@@ -26,7 +26,7 @@ C = Conversation.Status
 @pytest.fixture
 def enqueued(monkeypatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", sent.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
     return sent
 
 
@@ -237,7 +237,7 @@ def test_agent_reply_queues_an_agent_message_and_enqueues_it_after_commit(
         "pending",
     )
     assert (queued["send_state"], queued["author"]) == ("pending", "agent")
-    assert enqueued == [message.pk]
+    assert enqueued == [message.channel_id]  # its number's sender is woken
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee_id) == (C.HUMAN, agent.user.pk)
 
@@ -256,7 +256,7 @@ def test_a_reply_longer_than_whatsapp_allows_is_queued_in_parts(
     assert response.status_code == 201
     assert len(parts) == 2
     assert " ".join(part["body"] for part in parts) == body
-    assert enqueued == [part["id"] for part in parts]
+    assert enqueued == [conversation.channel_id]  # one wake-up for both parts, not a task per part
 
 
 @pytest.mark.parametrize("body", ["", "   ", "x" * (4096 * 4 + 1)])

@@ -23,7 +23,7 @@ S = Message.SendState
 @pytest.fixture
 def enqueued(monkeypatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", sent.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
     return sent
 
 
@@ -147,7 +147,7 @@ def test_retrying_a_failed_message_queues_it_now_with_a_fresh_budget(
     assert (message.send_state, message.attempts, message.max_attempts) == (S.RETRY, 5, 10)
     assert message.next_attempt_at is not None
     assert response.json()["send_state"] == "retry"
-    assert enqueued == [message.pk]
+    assert enqueued == [message.channel_id]  # its number's sender is woken
 
 
 @pytest.mark.parametrize("state", [S.PENDING, S.PROCESSING, S.SENT, S.CANCELLED])

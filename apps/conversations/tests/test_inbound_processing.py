@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def _no_broker(monkeypatch):
     """Queueing is asserted on the rows; the Celery hand-off itself is covered by the worker tests."""
     sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", sent.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
     monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
     return sent
 
@@ -205,7 +205,7 @@ def test_an_agent_reply_takes_the_conversation_and_is_queued(
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee) == (Conversation.Status.HUMAN, agent)
     assert (reply.author, reply.author_user, reply.send_state) == (Message.Author.AGENT, agent, "pending")
-    assert _no_broker == [reply.pk]
+    assert _no_broker == [reply.channel_id]  # its number's sender is woken
 
 
 def test_a_closed_conversation_is_not_reopened_a_new_one_starts(channel):

@@ -27,7 +27,7 @@ _counter = iter(range(10**6))
 def _no_broker(monkeypatch, settings):
     settings.INBOUND_MAX_ATTEMPTS = 3
     enqueued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", enqueued.append)
     return enqueued
 

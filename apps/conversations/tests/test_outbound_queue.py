@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.conversations.events import StatusUpdate
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
-from apps.conversations.services import outbound
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SenderLease
+from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
 from apps.conversations.services.outbound import S, message_send, split_text
 from apps.conversations.services.sweeper import sweep
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     queued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", queued.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", queued.append)
     monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
     return queued
 
@@ -136,7 +136,7 @@ def test_retry_now_revives_a_failed_message_with_a_fresh_budget(
         retried = outbound.message_retry_now(message=reload(message))
 
     assert (retried.send_state, retried.max_attempts) == (S.RETRY, 10)
-    assert _no_broker == [message.pk]
+    assert _no_broker == [message.channel_id]  # its number's sender is woken
     Message.objects.filter(pk=message.pk).update(send_state=S.SENT)
     with pytest.raises(Conflict):
         outbound.message_retry_now(message=reload(message))
@@ -458,21 +458,180 @@ def test_the_recipient_pace_spaces_messages_to_one_customer(channel, graph_stand
     assert 0.85 <= times[3] - times[0] <= 1.2  # then one every 0.5 s
 
 
-def test_the_sweeper_settles_stuck_sends_and_re_enqueues_lost_work(channel, _no_broker):
+def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_once(channel, _no_broker):
     conversation = conversation_in_window(channel)
     [stuck] = enqueue(conversation, "stuck")
-    [lost] = enqueue(conversation_in_window(channel), "lost")
-    [fresh] = enqueue(conversation_in_window(channel), "fresh")
+    lost = [enqueue(conversation_in_window(channel), f"lost {n}")[0] for n in range(3)]
+    busy_channel = Channel.objects.create(
+        workspace=channel.workspace, kind="cloud", phone_number_id="1002", access_token="t", app_secret="s"
+    )
+    [busy] = enqueue(conversation_in_window(busy_channel), "busy")
     old = timezone.now() - timedelta(minutes=30)
     Message.objects.filter(pk=stuck.pk).update(
         send_state=S.PROCESSING, processing_started_at=old, created_at=old
     )
-    Message.objects.filter(pk=lost.pk).update(created_at=old)
+    assert sender.lease_take(busy_channel.pk, "another-host:1")  # a live sender already has that number
     _no_broker.clear()
 
     result = sweep(processing_timeout=timedelta(minutes=10))
 
     assert result == {"inbound": 0, "outbound": 1, "turns": 0, "unknown_outcome": 1}
-    assert _no_broker == [lost.pk]
+    assert _no_broker == [channel.pk]  # one sender for the number, not one task per row
     assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason == "unknown_outcome"
-    assert reload(fresh).send_state == S.PENDING
+    assert [reload(row).send_state for row in [*lost, busy]] == [S.PENDING] * 4
+
+
+# --- the per-number sender ------------------------------------------------------------------
+def bodies_per_recipient(graph_standin) -> dict[str, list[str]]:
+    per: dict[str, list[str]] = {}
+    for record in graph_standin.sent:
+        per.setdefault(record["to"], []).append(record["content"]["body"])
+    return per
+
+
+def run(channel, **kwargs):
+    kwargs.setdefault("slice_seconds", 10.0)
+    kwargs.setdefault("threads", 1)
+    return sender.sender_run(channel_id=channel.pk, **kwargs)
+
+
+def test_one_sender_sends_the_numbers_queue_at_its_rate_keeping_each_conversation_in_order(
+    channel, graph_standin
+):
+    Channel.objects.filter(pk=channel.pk).update(send_rate=10)
+    conversations = [conversation_in_window(channel) for _ in range(3)]
+    expected = {}
+    for n in range(3):
+        for conversation in conversations:
+            enqueue(conversation, f"{conversation.contact.wa_id} #{n}")
+            expected.setdefault(conversation.contact.wa_id, []).append(f"{conversation.contact.wa_id} #{n}")
+
+    report = run(channel)
+
+    assert (report.result, report.outcomes, report.retry_in) == ("idle", {"sent": 9}, None)
+    assert bodies_per_recipient(graph_standin) == expected
+    times = sorted(record["received_at"] for record in graph_standin.sent)
+    assert 8 / 10 * 0.85 <= times[-1] - times[0] <= 8 / 10 * 1.3  # 9 sends at ~10/s
+    assert set(Message.objects.values_list("send_state", flat=True)) == {S.SENT}
+    assert not sender.lease_live(channel.pk)  # an idle sender lets go of the number
+
+
+def test_the_sender_holds_no_claim_while_it_waits_for_a_pacing_slot(channel, graph_standin):
+    Channel.objects.filter(pk=channel.pk).update(send_rate=5)
+    rows = [enqueue(conversation_in_window(channel), f"m{n}")[0] for n in range(4)]
+    claimed_while_sleeping: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        claimed_while_sleeping.append(Message.objects.filter(send_state=S.PROCESSING).count())
+        time.sleep(seconds)
+
+    report = run(channel, sleep=sleep)
+
+    assert report.outcomes == {"sent": 4}
+    assert len(claimed_while_sleeping) >= 3 and set(claimed_while_sleeping) == {0}
+    assert [reload(row).attempts for row in rows] == [1, 1, 1, 1]
+
+
+def test_a_second_sender_on_the_same_number_exits_and_sends_nothing(channel, graph_standin):
+    rows = [enqueue(conversation_in_window(channel), f"m{n}")[0] for n in range(3)]
+    assert sender.lease_take(channel.pk, "other-host:42:abc")
+
+    report = run(channel)
+
+    assert (report.result, report.outcomes) == ("busy", {})
+    assert graph_standin.sent == []
+    assert [reload(row).send_state for row in rows] == [S.PENDING] * 3
+    assert SenderLease.objects.get(channel_id=channel.pk).holder == "other-host:42:abc"
+
+
+def test_a_killed_senders_number_is_taken_over_and_its_in_flight_send_is_never_repeated(
+    channel, graph_standin
+):
+    # Given a sender that died mid-batch: its lease expired, one row claimed (it may have reached
+    # Meta), the rest of the batch never claimed.
+    conversation = conversation_in_window(channel)
+    [in_flight] = enqueue(conversation, "en vuelo")
+    [after_it] = enqueue(conversation, "después")
+    others = [enqueue(conversation_in_window(channel), f"otro {n}")[0] for n in range(3)]
+    Message.objects.filter(pk=in_flight.pk).update(
+        send_state=S.PROCESSING, processing_started_at=timezone.now(), attempts=1
+    )
+    SenderLease.objects.create(channel_id=channel.pk, holder="dead:1:x", expires_at=timezone.now())
+
+    report = run(channel)
+
+    assert (report.result, report.outcomes) == ("idle", {"sent": 3})
+    assert sorted(r["content"]["body"] for r in graph_standin.sent) == ["otro 0", "otro 1", "otro 2"]
+    assert reload(in_flight).send_state == S.PROCESSING  # unknown outcome: left to the webhook/sweeper
+    assert reload(after_it).send_state == S.PENDING  # its conversation keeps its order
+    assert [reload(row).attempts for row in others] == [1, 1, 1]
+
+
+def test_a_retried_send_goes_out_when_due_and_holds_back_its_conversation_until_then(channel, graph_standin):
+    conversation = conversation_in_window(channel)
+    enqueue(conversation, "uno")
+    enqueue(conversation, "dos")
+    graph_standin.fail_next(131000, http_status=500, retry_after=1)
+
+    first = run(channel)
+    assert (first.result, first.outcomes, graph_standin.sent) == ("idle", {"retry": 1}, [])
+    assert first.retry_in is not None and 0.5 <= first.retry_in <= 1.0  # the task's countdown
+    time.sleep(first.retry_in)
+    second = run(channel)
+
+    assert (second.result, second.outcomes) == ("idle", {"sent": 2})
+    assert [r["content"]["body"] for r in graph_standin.sent] == ["uno", "dos"]
+    posts = [r for r in graph_standin.requests if r["method"] == "POST"]
+    assert len(posts) == 3
+
+
+def test_a_cancelled_row_is_not_sent(channel, graph_standin):
+    [kept] = enqueue(conversation_in_window(channel), "sí")
+    [dropped] = enqueue(conversation_in_window(channel), "no")
+    outbound.message_cancel(message=dropped)
+    report = run(channel)
+
+    assert report.outcomes == {"sent": 1}
+    assert [r["content"]["body"] for r in graph_standin.sent] == ["sí"]
+    assert (reload(kept).send_state, reload(dropped).send_state) == (S.SENT, S.CANCELLED)
+
+
+def test_enqueueing_wakes_the_number_only_when_it_has_no_live_sender(
+    channel, _no_broker, django_capture_on_commit_callbacks
+):
+    conversation = conversation_in_window(channel)
+    _no_broker.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue(conversation, "x" * 5000)  # two rows, one wake-up
+    assert _no_broker == [channel.pk]
+
+    sender.lease_take(channel.pk, "live:1:x")
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue(conversation, "otra")
+    assert _no_broker == [channel.pk]  # the live sender will find it
+
+    SenderLease.objects.filter(channel_id=channel.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue(conversation, "y otra")
+    assert _no_broker == [channel.pk, channel.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
+    postgres, channel, graph_standin, _no_broker
+):
+    """Threads each on their own connection: PostgreSQL (on SQLite a sender sends one at a time)."""
+    Channel.objects.filter(pk=channel.pk).update(send_rate=200)
+    conversations = [conversation_in_window(channel) for _ in range(10)]
+    expected: dict[str, list[str]] = {}
+    for n in range(4):
+        for conversation in conversations:
+            body = f"{conversation.contact.wa_id} #{n}"
+            enqueue(conversation, body)
+            expected.setdefault(conversation.contact.wa_id, []).append(body)
+
+    report = run(channel, threads=8)
+
+    assert (report.result, report.outcomes) == ("idle", {"sent": 40})
+    assert bodies_per_recipient(graph_standin) == expected
+    assert len([r for r in graph_standin.requests if r["method"] == "POST"]) == 40

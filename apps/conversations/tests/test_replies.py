@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def _isolated(monkeypatch):
     knowledge.cache_clear()
     scheduled: list[tuple] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
     monkeypatch.setattr(
         "apps.conversations.tasks.reply_generate.apply_async",

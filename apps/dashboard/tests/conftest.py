@@ -34,5 +34,5 @@ def conversation(workspace):
 @pytest.fixture
 def enqueued(monkeypatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", sent.append)
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
     return sent

@@ -166,7 +166,7 @@ def test_take_over_reply_and_close_through_the_page(
     reply = Message.objects.get(conversation=conversation, direction=Message.Direction.OUTBOUND)
     assert (reply.body, reply.author, reply.author_user_id) == ("Te ayudo yo", "agent", agent.user_id)
     assert reply.send_state == Message.SendState.PENDING
-    assert enqueued == [reply.pk]
+    assert enqueued == [reply.channel_id]  # its number's sender is woken
 
     client.post(f"{url}handback/")
     conversation.refresh_from_db()
@@ -228,7 +228,7 @@ def test_the_queue_lists_rows_and_a_supervisor_cancels_and_retries(
     failed.refresh_from_db()
     assert pending.send_state == Message.SendState.CANCELLED
     assert failed.send_state == Message.SendState.RETRY
-    assert enqueued == [failed.pk]
+    assert enqueued == [failed.channel_id]  # its number's sender is woken
     assert client.post(f"/queue/{foreign.pk}/cancel/").status_code == 404
 
 

@@ -1,0 +1,276 @@
+"""The per-number sender: one loop per WhatsApp number sends its outbound queue at the pacer's rate.
+
+Modelled on Healthchecks' `sendalerts`: the database is the queue. A sender runs as the Celery task
+`outbound.number_send` for a bounded slice, then hands over to a fresh task, so it needs no process
+of its own (`make run`, docker-compose and the fault tests run it in the workers they already have)
+and a killed worker's sender is redelivered by the broker (acks late) or restarted by the sweeper.
+
+- One sender per number: a `SenderLease` row with an expiry, renewed while the sender runs; a second
+  sender (another host, a duplicate wake-up) finds it live and exits. A killed sender stops renewing
+  and its number is taken over once the lease expires.
+- Claims: a row is claimed (`pending|retry -> processing`, one conditional UPDATE) only after its
+  pacing slot came, just before the transport call, so no claim is held while sleeping and a
+  `processing` row is one that may have reached Meta. A sender killed mid-batch leaves unclaimed rows
+  `pending` for the next one, and its few in-flight rows `processing`, reconciled by the status
+  webhook or settled as `unknown_outcome` by the sweeper, never re-sent blindly. The lease makes the
+  claimer unique per number, so there is nothing for `SELECT ... FOR UPDATE SKIP LOCKED` to skip; a
+  stray second sender (one that outlived its lease) loses the conditional UPDATE instead.
+- Order: only the head of each conversation is ready (no earlier row pending, retry or processing),
+  so a conversation's next message waits until the previous one left the queue.
+- Throughput: the loop paces and claims; up to OUTBOUND_SENDER_THREADS transport calls are in flight
+  (a real Graph call takes ~0.2-1 s; 80 msg/s needs tens in flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from apps.conversations.models import ConversationSettings, Message, SenderLease
+from apps.conversations.services import outbound
+from apps.conversations.services.outbound import S
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200  # ready rows read per query; a fresh read at least every BATCH / rate seconds
+IDLE_POLL = 0.02  # seconds between looks while the last sends of a conversation are in flight
+
+
+def _lease_seconds() -> float:
+    return float(settings.OUTBOUND_SENDER_LEASE)
+
+
+def lease_take(channel_id: int, holder: str) -> bool:
+    """Take (or renew) the number's lease; False while another sender's lease is live."""
+    now = timezone.now()
+    until = now + timedelta(seconds=_lease_seconds())
+    mine_or_expired = Q(holder=holder) | Q(expires_at__lte=now)
+    if SenderLease.objects.filter(mine_or_expired, channel_id=channel_id).update(
+        holder=holder, expires_at=until
+    ):
+        return True
+    try:
+        with transaction.atomic():
+            SenderLease.objects.create(channel_id=channel_id, holder=holder, expires_at=until)
+    except IntegrityError:
+        return False  # the row exists and another sender holds it
+    return True
+
+
+def lease_release(channel_id: int, holder: str) -> None:
+    SenderLease.objects.filter(channel_id=channel_id, holder=holder).update(expires_at=timezone.now())
+
+
+def lease_live(channel_id: int) -> bool:
+    return SenderLease.objects.filter(channel_id=channel_id, expires_at__gt=timezone.now()).exists()
+
+
+def ready_rows(channel_id: int, *, limit: int = BATCH) -> list[Message]:
+    """The number's rows that may be sent now: due, and first of their conversation's queue."""
+    # The oldest waiting row of each conversation, by one GROUP BY over the number's waiting rows:
+    # linear whatever the statistics say (a NOT EXISTS per row was planned as a nested loop over
+    # freshly bulk-queued rows, 1 s for 1,500 of them).
+    heads = (
+        Message.objects.filter(
+            channel_id=channel_id,
+            direction=Message.Direction.OUTBOUND,
+            send_state__in=[S.PENDING, S.RETRY, S.PROCESSING],
+            conversation_id__isnull=False,
+        )
+        .values("conversation_id")
+        .annotate(first=Min("pk"))
+        .values("first")
+    )
+    now = timezone.now()
+    rows = (
+        Message.objects.select_related("channel", "contact", "conversation")
+        .filter(
+            channel_id=channel_id, direction=Message.Direction.OUTBOUND, send_state__in=[S.PENDING, S.RETRY]
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=0.5)))
+        .filter(Q(conversation_id__isnull=True) | Q(pk__in=heads))
+        .order_by("pk")[:limit]
+    )
+    return list(rows)
+
+
+def numbers_with_due_work(*, now: object = None) -> list[int]:
+    moment = now or timezone.now()
+    due = (
+        Message.objects.filter(direction=Message.Direction.OUTBOUND, send_state__in=[S.PENDING, S.RETRY])
+        .exclude(next_attempt_at__gt=moment)
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+    return sorted(set(due))
+
+
+def next_retry_in(channel_id: int) -> float | None:
+    """Seconds until the number's earliest waiting retry, None when there is none."""
+    earliest = Message.objects.filter(channel_id=channel_id, send_state=S.RETRY).aggregate(
+        at=Min("next_attempt_at")
+    )
+    if earliest["at"] is None:
+        return None
+    return max((earliest["at"] - timezone.now()).total_seconds(), 0.0)
+
+
+class _Deliveries:
+    """Transport calls in flight: inline with one thread (SQLite serialises writes anyway), else a
+    fixed set of threads, each with its own database connection, closed when the slice ends."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(threads, 1)
+        self.free = threading.Semaphore(self.threads)
+        self.outcomes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._jobs: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
+            for n in range(self.threads if self.threads > 1 else 0)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def reserve(self) -> None:
+        """Wait for a free delivery before claiming a row (a claim never waits for a thread)."""
+        self.free.acquire()
+        with self._lock:
+            self._in_flight += 1
+
+    def unreserve(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self.free.release()
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def submit(self, message: Message) -> None:
+        if self._workers:
+            self._jobs.put(message)
+        else:
+            self._deliver(message)
+
+    def _deliver(self, message: Message) -> None:
+        try:
+            result = outbound.message_deliver(message).result
+        except Exception:
+            # The row stays `processing`: reconciled by its status webhook or settled by the sweeper.
+            logger.exception("delivery of message %s failed", message.pk)
+            result = "error"
+        finally:
+            self.unreserve()
+        with self._lock:
+            self.outcomes[result] += 1
+
+    def _work(self) -> None:
+        try:
+            while (message := self._jobs.get()) is not None:
+                self._deliver(message)
+        finally:
+            connections.close_all()
+
+    def close(self) -> None:
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join()
+
+
+@dataclass
+class SenderReport:
+    result: str  # busy (another sender has the number), idle, slice (time is up), lost_lease
+    outcomes: dict[str, int] = field(default_factory=dict)
+    retry_in: float | None = None  # when idle: seconds until the earliest waiting retry
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def sender_run(
+    *,
+    channel_id: int,
+    slice_seconds: float,
+    threads: int,
+    holder: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> SenderReport:
+    """Send the number's ready rows for up to `slice_seconds`; exits at once if another sender runs."""
+    holder = holder or holder_name()
+    if not lease_take(channel_id, holder):
+        return SenderReport("busy")
+    renew_every = _lease_seconds() / 3
+    renewed = clock()
+    deadline = renewed + slice_seconds
+    max_wait = float(settings.OUTBOUND_MAX_INLINE_WAIT)
+    workspace_settings: dict[int, ConversationSettings] = {}
+    deliveries = _Deliveries(threads)
+    result = "slice"
+    try:
+        while clock() < deadline:
+            if clock() - renewed >= renew_every:
+                if not lease_take(channel_id, holder):
+                    result = "lost_lease"
+                    break
+                renewed = clock()
+            rows = ready_rows(channel_id)
+            if not rows:
+                if deliveries.in_flight():
+                    sleep(IDLE_POLL)  # their conversations' next rows become ready when they finish
+                    continue
+                # Release, then look once more: a row committed before a waker saw the lease live
+                # is seen here; one committed later finds the lease gone and wakes a new sender.
+                lease_release(channel_id, holder)
+                if ready_rows(channel_id, limit=1) and lease_take(channel_id, holder):
+                    renewed = clock()
+                    continue
+                result = "idle"
+                break
+            paced = False
+            for message in rows:
+                if clock() >= deadline or clock() - renewed >= renew_every:
+                    break
+                if message.workspace_id not in workspace_settings:
+                    workspace_settings[message.workspace_id] = outbound.conversation_settings(
+                        message.workspace_id
+                    )
+                wait = outbound._pace(message, max_wait, workspace_settings[message.workspace_id])
+                if wait is None:
+                    continue  # this customer's (or the number's) next slot is further away
+                paced = True
+                if wait > 0:
+                    sleep(wait)
+                deliveries.reserve()
+                if outbound.message_claim(message):
+                    deliveries.submit(message)
+                else:
+                    deliveries.unreserve()  # cancelled (or taken) since it was read
+            if not paced:
+                sleep(min(max_wait, 0.25))
+    finally:
+        deliveries.close()
+        if result != "idle":
+            lease_release(channel_id, holder)
+    report = SenderReport(result, dict(deliveries.outcomes))
+    if result == "idle":
+        report.retry_in = next_retry_in(channel_id)
+    return report
