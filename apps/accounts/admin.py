@@ -35,12 +35,26 @@ class WorkspaceAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        instances = formset.save(commit=False)
+        # Rows ticked "delete" go through the service, so a user left in no workspace is logged out.
+        services.memberships_delete(memberships=list(formset.deleted_objects))
+        for instance in instances:
+            instance.save()
+        formset.save_m2m()
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role", "workspace"]
     search_fields = ["user__username", "workspace__name"]
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        services.memberships_delete(memberships=[obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        services.memberships_delete(memberships=list(queryset.select_related("user")))
 
 
 @admin.register(LoginSession)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,13 +129,20 @@ def member_remove(*, acting: Membership, membership: Membership) -> None:
     _check_may_assign(acting=acting, role=membership.role)
     if membership.role == Role.OWNER and _owners_left(membership.workspace, membership) == 0:
         raise Conflict("A workspace keeps at least one owner.", code="last_owner")
-    user = membership.user
-    membership.delete()
-    # A user who belongs nowhere any more can no longer log in to anything: end their logins.
-    if not user.memberships.exists():
-        LoginSession.objects.filter(user=user, revoked_at__isnull=True).update(
-            revoked_at=timezone.now(), revoked_reason="removed"
-        )
+    memberships_delete(memberships=[membership])
+
+
+@transaction.atomic
+def memberships_delete(*, memberships: Iterable[Membership]) -> None:
+    """Delete memberships with no role checks (the Django admin's door; the API's is `member_remove`).
+
+    A user who belongs nowhere any more can no longer log in to anything: their logins end."""
+    users = {membership.user for membership in memberships}
+    for membership in memberships:
+        membership.delete()
+    for user in users:
+        if not user.memberships.exists():
+            LoginSession.objects.filter(user=user).revoke(reason="removed")
 
 
 # --- logins and tokens ---------------------------------------------------------------------

@@ -193,3 +193,23 @@ def test_after_removal_from_one_workspace_calls_naming_it_fail_and_the_others_go
     assert api_status(tokens["access"], kept.workspace.slug) == 200
     assert api_status(tokens["access"]) == 200  # no header: their remaining workspace
     assert not LoginSession.objects.filter(user=removed.user, revoked_at__isnull=False).exists()
+
+
+def test_deleting_a_users_last_membership_in_the_admin_ends_their_logins():
+    # Given a member of two workspaces with one API login
+    first = MembershipFactory.create(role=Role.AGENT)
+    second = MembershipFactory.create(user=first.user, role=Role.AGENT)
+    tokens = login(APIClient(), first.user.username)
+    admin = admin_browser()
+
+    # When an admin deletes one membership, the user keeps working; when the last goes, logins end
+    admin.post(f"/admin/accounts/membership/{first.pk}/delete/", {"post": "yes"})
+    still = api_status(tokens["access"])
+    admin.post(
+        "/admin/accounts/membership/",
+        {"action": "delete_selected", "_selected_action": [second.pk], "post": "yes"},
+    )
+
+    assert still == 200
+    assert api_status(tokens["access"]) == 401
+    assert LoginSession.objects.get(user=first.user).revoked_reason == "removed"
