@@ -53,9 +53,12 @@ def _fast_hasher_and_clean_cache(settings: pytest.FixtureRequest) -> Iterator[No
 
 def _clear_cache() -> None:
     # The webhook's channel routes live in process memory; a test's channels are gone after it.
+    from apps.whatsapp import services as whatsapp_services
     from apps.whatsapp.route_cache import _state
 
     _state.forget()
+    # So are the heartbeats this process wrote, keyed by channel id, which SQLite reuses between tests.
+    whatsapp_services._heartbeats.clear()
     # django-redis's clear() would FLUSHDB; deleting our prefix leaves other users of the server alone.
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")

@@ -123,6 +123,7 @@ def test_a_reply_over_its_workspaces_share_is_requeued_without_calling_or_spendi
     assert Message.objects.filter(author=Message.Author.BOT).count() == 1
 
 
+@pytest.mark.usefixtures("postgres")
 @pytest.mark.django_db(transaction=True)
 def test_no_database_connection_is_held_while_the_model_thinks(llm_standin, standin_providers, monkeypatch):
     channel = Channel.objects.create(

@@ -159,6 +159,7 @@ def _in_thread(target, errors: list[BaseException]):
     return threading.Thread(target=run)
 
 
+@pytest.mark.usefixtures("postgres")
 @pytest.mark.django_db(transaction=True)
 def test_close_racing_a_takeover_always_ends_closed():
     """Given two people acting at the same moment, each on the conversation they loaded (as the
@@ -213,6 +214,7 @@ def _store(channel, body: str, wa_id: str) -> int:
     return message_id
 
 
+@pytest.mark.usefixtures("postgres")
 @pytest.mark.django_db(transaction=True)
 def test_a_close_while_a_customer_message_is_processed_is_not_undone(monkeypatch):
     """Given a customer asking for a person while staff close the conversation: the close waits

@@ -44,6 +44,7 @@ def statements(monkeypatch) -> Iterator[list[str]]:
     yield seen
 
 
+@pytest.mark.usefixtures("redis_url")
 async def test_fifty_idle_sockets_on_redis_cost_no_queries_and_an_event_still_arrives_at_once(statements):
     assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
     membership = await sync_to_async(MembershipFactory.create)()

@@ -39,6 +39,7 @@ def listening() -> int:
     return generation
 
 
+@pytest.mark.usefixtures("redis_url")
 def test_a_known_number_costs_one_insert_and_no_channel_query_or_transaction(
     django_assert_num_queries, enqueued
 ):
@@ -81,6 +82,7 @@ def test_a_rotated_app_secret_refuses_the_old_one_on_the_next_delivery():
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.AFTER", "wamid.BEFORE"]
 
 
+@pytest.mark.usefixtures("redis_url")
 def test_a_change_announced_by_another_process_is_seen_on_the_next_delivery():
     channel = channel_create()
     before = listening()
@@ -99,6 +101,7 @@ def test_a_change_announced_by_another_process_is_seen_on_the_next_delivery():
     assert not Message.objects.filter(wamid="wamid.INACTIVE").exists()
 
 
+@pytest.mark.usefixtures("redis_url")
 def test_memory_does_not_serve_while_the_listener_is_not_subscribed(django_assert_num_queries):
     channel_create()
     listening()
@@ -137,6 +140,7 @@ def test_a_number_unknown_when_cached_is_routed_once_a_channel_takes_it():
     assert list(Message.objects.values_list("wamid", "channel_id")) == [("wamid.LATER", restaurant.pk)]
 
 
+@pytest.mark.usefixtures("redis_url")
 def test_key_rotation_forgets_the_routes(settings, django_assert_num_queries):
     channel_create()
     listening()
@@ -162,6 +166,7 @@ def test_without_redis_every_delivery_reads_the_channel(settings, django_assert_
     assert response.status_code == 200
 
 
+@pytest.mark.usefixtures("redis_url")
 def test_a_change_made_while_the_listener_was_cut_off_is_seen_after_it_reconnects():
     channel = channel_create()
     listening()
