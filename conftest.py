@@ -5,6 +5,7 @@ where a missing service fails the test instead."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -64,6 +65,31 @@ def _clear_cache() -> None:
         cache.delete_pattern("*")
     else:
         cache.clear()
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def shared_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock of the shared state (breakers, pacing, rate limits), on Redis and on files alike:
+    `advance()` lets a cool-down or a window pass without waiting for it."""
+    from chatbot import shared_state
+
+    # Near the real time, so state written without it stays consistent; whole seconds, so sums are exact.
+    clock = FakeClock(float(int(time.time())))
+    monkeypatch.setattr(shared_state, "clock", clock)
+    return clock
 
 
 @pytest.fixture

@@ -5,29 +5,25 @@ half_open --success--> closed;  half_open --failure--> open (another cool-down).
 
 With Redis the state of a breaker is one hash updated by a Lua script (atomic, on Redis's
 clock, shared by all machines). Without Redis (embedded mode) it is a small file per breaker
-under DATA_DIR, changed under an exclusive lock, shared by every process of this machine.
+under DATA_DIR, changed under an exclusive lock, shared by every process of this machine
+(both through `chatbot.shared_state`).
 Callers pass `failures` and `cooldown` on every call, so nothing but the state is stored.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import logging
-import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from django.conf import settings
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
+
+from chatbot import shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +69,10 @@ def _transition(record: _Record, op: str, now: float, failures: int, cooldown: f
 
 
 _LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local op = ARGV[1]
-local limit = tonumber(ARGV[2])
-local cooldown = tonumber(ARGV[3])
-local name = ARGV[4]
+local op = ARGV[2]
+local limit = tonumber(ARGV[3])
+local cooldown = tonumber(ARGV[4])
+local name = ARGV[5]
 local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'opened_at', 'trial_at')
 local state = h[1] or 'closed'
 local failures = tonumber(h[2] or '0')
@@ -132,7 +126,7 @@ class _Store(Protocol):
 class RedisStore:
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._script = client.register_script(_LUA)
+        self._script = shared_state.Script(client, _LUA)
 
     def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
         state, allowed = self._script(
@@ -155,55 +149,33 @@ def _text(value: bytes | str) -> str:
 class FileStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, name: str) -> Path:
-        return self.folder / (hashlib.sha256(name.encode()).hexdigest()[:40] + ".json")
+        self._files = shared_state.JsonFiles(folder, suffix=".json")
 
     def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
-        path = self._path(name)
-        if op == "state" and not path.exists():
-            return "closed", True
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if op != "state" else fcntl.LOCK_SH)
-            raw = os.read(fd, 4096)
-            data = json.loads(raw) if raw else {}
-            record = _Record(**{k: v for k, v in data.items() if k != "name"})
-            before = (record.state, record.failures, record.opened_at, record.trial_at)
-            allowed = op == "state" or _transition(record, op, time.time(), failures, cooldown)
-            if before != (record.state, record.failures, record.opened_at, record.trial_at):
-                body = json.dumps({"name": name, **record.__dict__}).encode()
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, body)
-            return record.state, allowed
-        finally:
-            os.close(fd)  # closing releases the lock
+        if op == "state":
+            data = self._files.read(name) or {}
+            return data.get("state", "closed"), True
+
+        def change(data: dict[str, Any] | None) -> tuple[tuple[str, bool], dict[str, Any] | None]:
+            record = _Record(**{k: v for k, v in (data or {}).items() if k != "name"})
+            allowed = _transition(record, op, shared_state.now(), failures, cooldown)
+            untouched = data is None and record == _Record()  # nothing worth writing yet
+            return (record.state, allowed), None if untouched else {"name": name, **record.__dict__}
+
+        result: tuple[str, bool] = self._files.update(name, change)
+        return result
 
     def states(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for path in self.folder.glob("*.json"):
-            try:
-                data = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                continue  # being written right now, or removed: the next scrape sees it
-            if "name" in data:
-                found[data["name"]] = data.get("state", "closed")
+        found = {
+            data["name"]: data.get("state", "closed")
+            for data in self._files.documents()
+            if isinstance(data, dict) and "name" in data
+        }
         return dict(sorted(found.items()))
 
 
-@lru_cache(maxsize=4)
-def _store_for(redis_url: str, folder: str) -> _Store:
-    if redis_url:
-        from django_redis import get_redis_connection
-
-        return RedisStore(get_redis_connection("default"))
-    return FileStore(Path(folder))
-
-
 def _store() -> _Store:
-    return _store_for(settings.REDIS_URL, str(settings.DATA_DIR / "circuit"))
+    return shared_state.select("circuit", redis=RedisStore, files=FileStore)
 
 
 class Breaker:

@@ -3,22 +3,20 @@
 Every worker reserves a slot before sending; the answer is how long to wait for it. With Redis
 the state is one key per bucket updated by a Lua script (atomic, on Redis's clock, shared by
 all machines). Without Redis (embedded mode) the state is a small file per bucket under
-DATA_DIR, updated under an exclusive lock, shared by every process of this machine.
+DATA_DIR, updated under an exclusive lock, shared by every process of this machine (both
+through `chatbot.shared_state`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from django.conf import settings
+from chatbot import shared_state
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,9 @@ def _gcra(tat: float, now: float, interval: float, burst: int, max_wait: float) 
 
 
 _RESERVE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - (burst - 1) * interval - now
@@ -59,11 +55,9 @@ return {tostring(wait), 1}
 """
 
 _SLOW_DOWN_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-tat = tat + tonumber(ARGV[1])
+tat = tat + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
 return 1
 """
@@ -71,8 +65,8 @@ return 1
 
 class RedisPacer:
     def __init__(self, client: Any) -> None:
-        self._reserve = client.register_script(_RESERVE_LUA)
-        self._slow_down = client.register_script(_SLOW_DOWN_LUA)
+        self._reserve = shared_state.Script(client, _RESERVE_LUA)
+        self._slow_down = shared_state.Script(client, _SLOW_DOWN_LUA)
 
     def reserve(self, key: str, *, rate: float, burst: int, max_wait: float) -> Reservation:
         wait, reserved = self._reserve(keys=[f"pace:{key}"], args=[1.0 / rate, max(burst, 1), max_wait])
@@ -85,45 +79,25 @@ class RedisPacer:
 class FilePacer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self._files = shared_state.JsonFiles(folder)
 
-    def _update(self, key: str, change: Any) -> Any:
-        path = self.folder / hashlib.sha256(key.encode()).hexdigest()[:40]
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.read(fd, 256)
-            tat = float(json.loads(raw)["tat"]) if raw else 0.0
-            result, new_tat = change(tat, time.time())
-            if new_tat is not None:
-                data = json.dumps({"tat": new_tat}).encode()
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, data)
-            return result
-        finally:
-            os.close(fd)  # closing releases the lock
+    def _update(self, key: str, change: Callable[[float, float], tuple[T, float | None]]) -> T:
+        def on_document(data: dict[str, float] | None) -> tuple[T, dict[str, float] | None]:
+            result, new_tat = change(float(data["tat"]) if data else 0.0, shared_state.now())
+            return result, data if new_tat is None else {"tat": new_tat}
+
+        return self._files.update(key, on_document)
 
     def reserve(self, key: str, *, rate: float, burst: int, max_wait: float) -> Reservation:
         def change(tat: float, now: float) -> tuple[Reservation, float | None]:
             wait, new_tat = _gcra(tat, now, 1.0 / rate, max(burst, 1), max_wait)
             return Reservation(wait=wait, reserved=new_tat is not None), new_tat
 
-        result: Reservation = self._update(key, change)
-        return result
+        return self._update(key, change)
 
     def slow_down(self, key: str, *, seconds: float) -> None:
         self._update(key, lambda tat, now: (None, max(tat, now) + seconds))
 
 
-@lru_cache(maxsize=1)
-def _pacer(redis_url: str, folder: str) -> Pacer:
-    if redis_url:
-        from django_redis import get_redis_connection
-
-        return RedisPacer(get_redis_connection("default"))
-    return FilePacer(Path(folder))
-
-
 def pacer() -> Pacer:
-    return _pacer(settings.REDIS_URL, str(settings.DATA_DIR / "pacing"))
+    return shared_state.select("pacing", redis=RedisPacer, files=FilePacer)

@@ -4,7 +4,8 @@ The window slides: each hit is remembered with its time, and a new hit is allowe
 than `limit` hits lie within the last `window` seconds, so a burst straddling a boundary can never
 pass twice the limit (a fixed window can). With Redis the hits of a key are one sorted set updated
 by a Lua script (atomic, on Redis's clock). Without Redis (embedded mode) they are a small file
-per key under DATA_DIR, changed under an exclusive lock, shared by every process of this machine.
+per key under DATA_DIR, changed under an exclusive lock, shared by every process of this machine
+(both through `chatbot.shared_state`).
 
 Exposed as DRF throttles (per user, and per IP for anonymous requests) and a middleware that
 adds X-RateLimit-* headers to the API's answers.
@@ -12,18 +13,12 @@ adds X-RateLimit-* headers to the API's answers.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import math
-import os
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -31,8 +26,11 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from chatbot import shared_state
+
 EXEMPT_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/metrics")
 DECISION_ATTR = "ratelimit_decision"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,15 +67,14 @@ def _decide(
 
 
 _HIT_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+now = math.floor(now * 1000)
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
 if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
   count = count + 1
   allowed = 1
 end
@@ -97,7 +94,7 @@ return {allowed, count, reset, retry}
 class RedisLimiter:
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._script = client.register_script(_HIT_LUA)
+        self._script = shared_state.Script(client, _HIT_LUA)
 
     def hit(self, key: str, limit: int, window_seconds: float, *, hit_id: str = "") -> Decision:
         window_ms = max(1, int(window_seconds * 1000))
@@ -124,68 +121,46 @@ class RedisLimiter:
             self._client.delete(name)
 
 
-def _parse_hits(raw: bytes) -> list[Hit]:
+def _parse_hits(document: Any) -> list[Hit]:
     try:
         # [time, id] pairs; a bare time is a hit written before hits had ids.
-        return [
-            (float(h[0]), str(h[1])) if isinstance(h, list) else (float(h), "")
-            for h in json.loads(raw or b"[]")
-        ]
+        return [(float(h[0]), str(h[1])) if isinstance(h, list) else (float(h), "") for h in document or []]
     except (ValueError, TypeError, IndexError):
-        return []  # a torn file (a crash mid-write) forgets the window rather than failing requests
+        return []  # not a list of hits: forget the window rather than fail requests
 
 
 class FileLimiter:
-    def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, folder: Path, clock: Callable[[], float] | None = None) -> None:
         self.folder = folder
-        self.clock = clock
-        folder.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or shared_state.now
+        self._files = shared_state.JsonFiles(folder)
 
     def hit(self, key: str, limit: int, window_seconds: float, *, hit_id: str = "") -> Decision:
-        decision: Decision | None = None
+        def change(hits: list[Hit]) -> tuple[Decision, list[Hit]]:
+            return _decide(hits, self.clock(), limit, window_seconds, hit_id)
 
-        def change(hits: list[Hit]) -> list[Hit]:
-            nonlocal decision
-            decision, hits = _decide(hits, self.clock(), limit, window_seconds, hit_id)
-            return hits
-
-        self._change(key, change)
-        assert decision is not None  # noqa: S101 - set by change()
-        return decision
+        return self._change(key, change)
 
     def forget(self, key: str, hit_id: str = "") -> None:
-        self._change(key, lambda hits: [h for h in hits if h[1] != hit_id] if hit_id else [])
+        self._change(key, lambda hits: (None, [h for h in hits if h[1] != hit_id] if hit_id else []))
 
-    def _change(self, key: str, change: Callable[[list[Hit]], list[Hit]]) -> None:
-        path = self.folder / hashlib.sha256(key.encode()).hexdigest()[:40]
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = b""
-            while chunk := os.read(fd, 65536):
-                raw += chunk
-            hits = _parse_hits(raw)
-            hits = change(hits)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps(hits).encode())
-        finally:
-            os.close(fd)  # closing releases the lock
+    def clear(self) -> None:
+        self._files.clear()
 
+    def _change(self, key: str, change: Callable[[list[Hit]], tuple[T, list[Hit]]]) -> T:
+        def on_document(document: Any) -> tuple[T, list[list[Any]]]:
+            result, hits = change(_parse_hits(document))
+            return result, [list(h) for h in hits]
 
-@lru_cache(maxsize=4)
-def _limiter_for(redis_url: str, folder: str) -> Limiter:
-    if redis_url:
-        from django_redis import get_redis_connection
-
-        return RedisLimiter(get_redis_connection("default"))
-    return FileLimiter(Path(folder))
+        return self._files.update(key, on_document)
 
 
 def limiter(area: str = "") -> Limiter:
     """The store every process of the installation shares: Redis, else files in DATA_DIR (an
     `area` keeps its files in a folder of its own, so they can be cleared on their own)."""
-    return _limiter_for(settings.REDIS_URL, str(settings.DATA_DIR / "ratelimit" / area))
+    return shared_state.select(
+        f"ratelimit/{area}" if area else "ratelimit", redis=RedisLimiter, files=FileLimiter
+    )
 
 
 def hit(key: str, limit: int, window_seconds: float) -> Decision:

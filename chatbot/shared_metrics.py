@@ -11,21 +11,18 @@ is better than a reply lost over a metric.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from django.conf import settings
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from chatbot import shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -56,48 +53,24 @@ class RedisStore:
 class FileStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self._files = shared_state.JsonFiles(folder, suffix=".json", hashed=False)
 
     def add(self, metric: str, increments: dict[str, float]) -> None:
-        fd = os.open(self.folder / f"{metric}.json", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = b""
-            while chunk := os.read(fd, 65536):
-                raw += chunk
-            values: dict[str, float] = json.loads(raw) if raw else {}
+        def change(values: dict[str, float] | None) -> tuple[None, dict[str, float]]:
+            values = dict(values or {})
             for field, amount in increments.items():
                 values[field] = values.get(field, 0.0) + amount
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps(values).encode())
-        finally:
-            os.close(fd)  # closing releases the lock
+            return None, values
+
+        self._files.update(metric, change)
 
     def read(self, metric: str) -> dict[str, float]:
-        path = self.folder / f"{metric}.json"
-        if not path.exists():
-            return {}
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            raw = path.read_bytes()
-        finally:
-            os.close(fd)
-        return json.loads(raw) if raw else {}
-
-
-@lru_cache(maxsize=4)
-def _store_for(redis_url: str, folder: str) -> _Store:
-    if redis_url:
-        from django_redis import get_redis_connection
-
-        return RedisStore(get_redis_connection("default"))
-    return FileStore(Path(folder))
+        values: dict[str, float] = self._files.read(metric) or {}
+        return values
 
 
 def _store() -> _Store:
-    return _store_for(settings.REDIS_URL, str(settings.DATA_DIR / "metrics"))
+    return shared_state.select("metrics", redis=RedisStore, files=FileStore)
 
 
 class _Shared:

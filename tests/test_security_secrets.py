@@ -16,7 +16,6 @@ from apps.assistant.types import ReplyRequest
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.outbound import message_send
 from apps.whatsapp.models import Channel
-from chatbot import pacing
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +28,8 @@ PASSWORD = "planted-user-password-x8Q2!z"
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path, monkeypatch):
     settings.DATA_DIR = tmp_path
-    pacing._pacer.cache_clear()
     monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     yield
-    pacing._pacer.cache_clear()
 
 
 def _planted() -> list[str]:

@@ -83,5 +83,4 @@ def clear_all() -> None:
     if isinstance(store, ratelimit.RedisLimiter):
         store.forget_matching(f"{PREFIX}*")
     elif isinstance(store, ratelimit.FileLimiter):
-        for path in store.folder.iterdir():
-            path.unlink(missing_ok=True)
+        store.clear()

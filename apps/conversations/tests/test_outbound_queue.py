@@ -35,9 +35,7 @@ def _no_broker(monkeypatch):
 @pytest.fixture(autouse=True)
 def _own_pacing_folder(settings, tmp_path):
     settings.DATA_DIR = tmp_path
-    pacing._pacer.cache_clear()
     yield
-    pacing._pacer.cache_clear()
 
 
 @pytest.fixture
