@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 
 import pytest
@@ -79,7 +78,7 @@ def test_keys_are_independent_and_two_limiter_objects_share_the_files(tmp_path):
     assert first.hit("other", 3, 60).allowed is True
 
 
-# --- Redis: one Lua script over a sorted set, real time ------------------------------------------
+# --- Redis: one Lua script over a sorted set -------------------------------------------------------
 @pytest.fixture
 def redis_client(redis_url):
     return redis.Redis.from_url(redis_url)
@@ -98,21 +97,19 @@ def test_redis_allows_exactly_the_limit_then_refuses(redis_client):
     assert 0 < redis_client.pttl(f"ratelimit:{key}") <= 61_000
 
 
-def test_redis_window_slides_under_real_time(redis_client):
+def test_redis_window_slides_on_the_shared_clock(redis_client, shared_clock):
     limiter = RedisLimiter(redis_client)
     key = f"test:{uuid.uuid4().hex}"
     allowed: list[float] = []
 
-    deadline = time.monotonic() + 1.6
-    while time.monotonic() < deadline:
+    for _ in range(160):  # a hit every 10 ms for 1.6 s
         if limiter.hit(key, 5, 0.5).allowed:
-            allowed.append(time.monotonic())
-        time.sleep(0.002)
+            allowed.append(shared_clock.now)
+        shared_clock.advance(0.01)
 
-    # About 5 per half second; never 10 in one half second, however the hits fall across boundaries.
-    # More than 5 in all shows the window slid (a loaded machine may make fewer attempts than 3 windows' worth).
-    assert 6 <= len(allowed) <= 20
-    assert _max_in_any_window(allowed, 0.45) <= 5
+    # 5 at the start of each half second as the oldest hits leave; never more in any half second.
+    assert len(allowed) == 20
+    assert _max_in_any_window(allowed, 0.49) == 5
 
 
 def test_redis_state_is_shared_by_two_limiter_objects(redis_url):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
 import uuid
 
 import pytest
@@ -12,13 +11,11 @@ from prometheus_client import REGISTRY, generate_latest
 
 from chatbot.circuit import FileStore, all_states, breaker
 
-COOLDOWN = 0.2
-# A trial is re-granted after a cool-down; the race below must finish well within one, on a loaded machine too.
-TRIAL_COOLDOWN = 1.0
+COOLDOWN = 30.0  # time passes on the shared clock: nothing waits for it
 
 
 @pytest.fixture(params=["file", "redis"])
-def store(request, settings, tmp_path):
+def store(request, settings, tmp_path, shared_clock):
     settings.DATA_DIR = tmp_path
     if request.param == "file":
         settings.REDIS_URL = ""
@@ -66,17 +63,17 @@ def test_a_success_resets_the_count_of_consecutive_failures(store, name):
     assert guard.allow() is True
 
 
-def test_after_the_cooldown_exactly_one_concurrent_caller_gets_the_trial(store, name):
-    guard = breaker(name, failures=1, cooldown=TRIAL_COOLDOWN)
+def test_after_the_cooldown_exactly_one_concurrent_caller_gets_the_trial(store, name, shared_clock):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
     guard.failure()
-    time.sleep(TRIAL_COOLDOWN + 0.05)
+    shared_clock.advance(COOLDOWN)
     answers = []
     lock = threading.Lock()
     barrier = threading.Barrier(8)
 
     def ask():
         barrier.wait()
-        allowed = breaker(name, failures=1, cooldown=TRIAL_COOLDOWN).allow()
+        allowed = breaker(name, failures=1, cooldown=COOLDOWN).allow()
         with lock:
             answers.append(allowed)
 
@@ -91,10 +88,21 @@ def test_after_the_cooldown_exactly_one_concurrent_caller_gets_the_trial(store, 
     assert guard.allow() is False  # still refused while the trial is out
 
 
-def test_a_successful_trial_closes_the_breaker(store, name):
+def test_the_cooldown_is_exact_on_the_shared_clock(store, name, shared_clock):
     guard = breaker(name, failures=1, cooldown=COOLDOWN)
     guard.failure()
-    time.sleep(COOLDOWN + 0.05)
+
+    shared_clock.advance(COOLDOWN - 1)
+    early = guard.allow()
+    shared_clock.advance(1)
+
+    assert (early, guard.allow()) == (False, True)
+
+
+def test_a_successful_trial_closes_the_breaker(store, name, shared_clock):
+    guard = breaker(name, failures=1, cooldown=COOLDOWN)
+    guard.failure()
+    shared_clock.advance(COOLDOWN)
 
     assert guard.allow() is True
     guard.success()
@@ -103,28 +111,30 @@ def test_a_successful_trial_closes_the_breaker(store, name):
     assert [guard.allow() for _ in range(3)] == [True, True, True]
 
 
-def test_a_failed_trial_reopens_for_another_cooldown(store, name):
+def test_a_failed_trial_reopens_for_another_cooldown(store, name, shared_clock):
     guard = breaker(name, failures=1, cooldown=COOLDOWN)
     guard.failure()
-    time.sleep(COOLDOWN + 0.05)
+    shared_clock.advance(COOLDOWN)
 
     assert guard.allow() is True
     guard.failure()
 
     assert guard.state() == "open"
+    shared_clock.advance(COOLDOWN - 1)
     assert guard.allow() is False
-    time.sleep(COOLDOWN + 0.05)
+    shared_clock.advance(1)
     assert guard.allow() is True
 
 
-def test_a_trial_whose_caller_vanished_is_granted_again_after_a_cooldown(store, name):
+def test_a_trial_whose_caller_vanished_is_granted_again_after_a_cooldown(store, name, shared_clock):
     guard = breaker(name, failures=1, cooldown=COOLDOWN)
     guard.failure()
-    time.sleep(COOLDOWN + 0.05)
+    shared_clock.advance(COOLDOWN)
     assert guard.allow() is True  # this caller never reports back
 
+    shared_clock.advance(COOLDOWN - 1)
     assert guard.allow() is False
-    time.sleep(COOLDOWN + 0.05)
+    shared_clock.advance(1)
     assert guard.allow() is True
 
 

@@ -3,8 +3,6 @@ costs queued messages none of their attempts, and shows in /metrics."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.utils import timezone
 
@@ -55,13 +53,13 @@ def test_server_errors_in_a_row_open_the_breaker_and_later_calls_are_not_made(ch
     assert graph_breaker(channel).state() == "open"
 
 
-def test_after_the_cool_down_one_trial_call_closes_it_again(channel, graph_standin):
+def test_after_the_cool_down_one_trial_call_closes_it_again(channel, graph_standin, shared_clock):
     graph_standin.fail_next(None, http_status=500, count=3)
     for n in range(3):
         with pytest.raises(SendError):
             send(channel, uid=f"m{n}")
 
-    time.sleep(0.6)
+    shared_clock.advance(1)  # the cool-down is 0.5 s
     result = send(channel, uid="trial")
 
     assert result.wamids and graph_breaker(channel).state() == "closed"
@@ -94,7 +92,7 @@ def test_timeouts_count_as_an_outage(channel, graph_standin, cloud_settings):
 
 
 def test_a_queued_message_waits_out_the_outage_without_spending_its_attempts(
-    channel, graph_standin, monkeypatch
+    channel, graph_standin, monkeypatch, shared_clock
 ):
     monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     contact = Contact.objects.create(workspace=channel.workspace, wa_id="5215550100")
@@ -116,7 +114,7 @@ def test_a_queued_message_waits_out_the_outage_without_spending_its_attempts(
     assert (message.send_state, message.attempts, message.failure_reason) == ("retry", 0, REASON_CIRCUIT_OPEN)
     assert posts(graph_standin) == 0
 
-    time.sleep(0.6)
+    shared_clock.advance(1)
     Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
     assert outbound.message_send(message_id=message.pk).result == "sent"
     message.refresh_from_db()
