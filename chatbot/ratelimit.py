@@ -158,9 +158,8 @@ class FileLimiter:
 def limiter(area: str = "") -> Limiter:
     """The store every process of the installation shares: Redis, else files in DATA_DIR (an
     `area` keeps its files in a folder of its own, so they can be cleared on their own)."""
-    return shared_state.select(
-        f"ratelimit/{area}" if area else "ratelimit", redis=RedisLimiter, files=FileLimiter
-    )
+    folder = f"ratelimit/{area}" if area else "ratelimit"
+    return shared_state.select(folder, redis=RedisLimiter, files=FileLimiter)
 
 
 def hit(key: str, limit: int, window_seconds: float) -> Decision:

@@ -26,6 +26,8 @@ from django.conf import settings
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+R = TypeVar("R")
+F = TypeVar("F")
 
 # None: each backend's own clock. Read at every call, so a test can set it after the stores exist.
 clock: Clock | None = None
@@ -36,11 +38,11 @@ def now() -> float:
     return (clock or time.time)()
 
 
-def select(area: str, *, redis: Callable[[Any], T], files: Callable[[Path], T]) -> T:
+def select(area: str, *, redis: Callable[[Any], R], files: Callable[[Path], F]) -> R | F:
     """The store of `area`: `redis(client)` when REDIS_URL is set, else `files(DATA_DIR / area)`.
 
     Built once per (REDIS_URL, folder), so tests that change either get a store of their own."""
-    chosen: T = _select(settings.REDIS_URL, str(settings.DATA_DIR / area), redis, files)
+    chosen: R | F = _select(settings.REDIS_URL, str(settings.DATA_DIR / area), redis, files)
     return chosen
 
 

@@ -149,4 +149,4 @@ def test_select_builds_the_redis_store_when_redis_is_configured(settings, redis_
     kind, client = shared_state.select("area", redis=_on_redis, files=_on_files)
 
     assert kind == "redis"
-    assert client.ping() is True  # type: ignore[attr-defined]
+    assert client.ping() is True
