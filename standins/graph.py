@@ -348,6 +348,8 @@ class GraphStandIn:
         self._webhooks: _WebhookConfig | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
+        # What `received_at` reads; a test that lets time pass on a fake clock sets it to that one.
+        self.clock: Callable[[], float] = time.time
         self._thread: threading.Thread | None = None
         self._poster: _WebhookPoster | None = None
         self._client: httpx.Client | None = None
@@ -407,7 +409,7 @@ class GraphStandIn:
         """Every accepted send, oldest first (a snapshot: safe to read while sends go on).
 
         Each is a dict: phone_number_id, to, type, content, biz_opaque_callback_data, context,
-        wamid, received_at (time.time()) and body (the whole request).
+        wamid, received_at (`clock()`, time.time() unless a test set it) and body (the whole request).
         """
         with self._lock:
             return list(self._sent)
@@ -649,7 +651,7 @@ class GraphStandIn:
             return _Answer(404, b"Not Found", content_type="text/plain")
         with self._lock:
             self._requests.append(
-                {"method": method, "path": "/" + "/".join(segments), "received_at": time.time()}
+                {"method": method, "path": "/" + "/".join(segments), "received_at": self.clock()}
             )
             delay = self._delays.popleft() if self._delays else 0.0
         answer = self._graph(method, segments, headers, body, is_download)
@@ -728,7 +730,7 @@ class GraphStandIn:
             "biz_opaque_callback_data": payload.get("biz_opaque_callback_data"),
             "context": payload.get("context"),
             "wamid": new_wamid(),
-            "received_at": time.time(),
+            "received_at": self.clock(),
             "body": payload,
         }
         with self._lock:
