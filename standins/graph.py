@@ -348,7 +348,8 @@ class GraphStandIn:
         self._webhooks: _WebhookConfig | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
-        # What `received_at` reads; a test that lets time pass on a fake clock sets it to that one.
+        # What `received_at` and the rate limit's window read; a test that lets time pass on a fake
+        # clock sets it to that one.
         self.clock: Callable[[], float] = time.time
         self._thread: threading.Thread | None = None
         self._poster: _WebhookPoster | None = None
@@ -735,7 +736,7 @@ class GraphStandIn:
         }
         with self._lock:
             failure = self._failures.popleft() if self._failures else None
-            if failure is None and not self._within_rate_limit(phone_number_id, time.monotonic()):
+            if failure is None and not self._within_rate_limit(phone_number_id, self.clock()):
                 failure = _Failure(130429, 400, None, None)
             drop = failure is None and self._drops > 0
             if drop:

@@ -27,6 +27,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -120,7 +121,9 @@ class LLMStandIn:
         self.rate_limited = 0  # chat requests answered 429 by the rate limit
         self.in_flight = 0
         self.peak_in_flight = 0  # the most chat requests being answered at once
-        self._accepted: list[float] = []  # monotonic times of chat requests within the rate window
+        self._accepted: list[float] = []  # `clock()` times of chat requests within the rate window
+        # The rate window's clock; a test that lets time pass on a fake clock sets it to that one.
+        self.clock: Callable[[], float] = time.monotonic
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -190,7 +193,7 @@ class LLMStandIn:
         with self._lock:
             if self.rpm is None:
                 return False
-            now = time.monotonic()
+            now = self.clock()
             self._accepted = [t for t in self._accepted if t > now - self.rpm_window]
             if len(self._accepted) >= self.rpm * self.rpm_window / 60:
                 self.rate_limited += 1

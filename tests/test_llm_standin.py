@@ -117,13 +117,14 @@ def test_latency_holds_every_answer_and_counts_the_calls_in_flight(standin):
     assert (standin.peak_in_flight, standin.in_flight) == (5, 0)
 
 
-def test_rate_limit_answers_429_beyond_the_quota_in_its_window(standin):
+def test_rate_limit_answers_429_beyond_the_quota_in_its_window(standin, shared_clock):
+    standin.clock = shared_clock
     standin.limit_rate(120, window=1.0)  # 2 a second
 
     statuses = [
         httpx.post(f"{standin.openai_base}/chat/completions", json=CHAT).status_code for _ in range(3)
     ]
-    time.sleep(1.05)
+    shared_clock.advance(1)
     later = httpx.post(f"{standin.openai_base}/chat/completions", json=CHAT).status_code
 
     assert statuses == [200, 200, 429]

@@ -239,12 +239,13 @@ def test_drop_next_records_the_send_and_cuts_the_connection(graph_standin, http)
     assert len(graph_standin.sent) == 1
 
 
-def test_the_rate_limit_is_per_number_over_a_sliding_second(graph_standin, http):
+def test_the_rate_limit_is_per_number_over_a_sliding_second(graph_standin, http, shared_clock):
+    graph_standin.clock = shared_clock
     graph_standin.set_rate_limit(3)
 
     burst = [send(http, graph_standin, text_body()).status_code for _ in range(4)]
     other_number = send(http, graph_standin, text_body(), pnid="2002").status_code
-    time.sleep(1.05)
+    shared_clock.advance(1)
     later = send(http, graph_standin, text_body()).status_code
 
     assert burst == [200, 200, 200, 400]
