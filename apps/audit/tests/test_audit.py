@@ -13,7 +13,8 @@ from apps.accounts.tests.factories import PASSWORD, MembershipFactory, Workspace
 from apps.assistant.models import KnowledgeEntry
 from apps.audit.models import AuditEntry
 from apps.audit.services import audit_record
-from apps.conversations.tests.factories import ChannelFactory, ConversationFactory
+from apps.conversations.tests.factories import ConversationFactory
+from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
 

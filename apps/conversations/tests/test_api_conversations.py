@@ -11,12 +11,8 @@ from rest_framework import serializers
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
 from apps.conversations.models import Conversation, Message
-from apps.conversations.tests.factories import (
-    ChannelFactory,
-    ContactFactory,
-    ConversationFactory,
-    MessageFactory,
-)
+from apps.conversations.tests.factories import ContactFactory, ConversationFactory, MessageFactory
+from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
 

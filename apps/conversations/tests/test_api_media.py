@@ -6,8 +6,9 @@ import pytest
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
-from apps.conversations.tests.factories import ChannelFactory, ConversationFactory, MessageFactory
+from apps.conversations.tests.factories import ConversationFactory, MessageFactory
 from apps.conversations.transport import REASON_AUTH, MediaFile, SendError
+from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
 

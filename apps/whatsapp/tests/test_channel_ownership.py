@@ -8,8 +8,8 @@ import pytest
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.conversations.models import Message
-from apps.conversations.tests.factories import ChannelFactory
 from apps.whatsapp.models import Channel
+from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
 
