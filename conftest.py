@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
@@ -14,6 +15,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
+
+if TYPE_CHECKING:
+    from apps.accounts.models import Workspace
 
 pytest_plugins = ["standins.fixtures", "standins.llm_fixtures"]
 
@@ -90,6 +94,14 @@ def shared_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock(float(int(time.time())))
     monkeypatch.setattr(shared_state, "clock", clock)
     return clock
+
+
+@pytest.fixture
+def workspace() -> Workspace:
+    """A fresh workspace (tenant): the one fixture every app's tests share."""
+    from apps.accounts.tests.factories import WorkspaceFactory
+
+    return WorkspaceFactory.create()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
-from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
+from apps.accounts.tests.factories import MembershipFactory
 from apps.assistant.models import ModelPull, ProviderConfig
 from apps.assistant.providers import ProviderError, ProviderSpec, complete
 from chatbot import egress
@@ -67,11 +67,6 @@ def internal() -> Iterator[InternalServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def workspace():
-    return WorkspaceFactory()
 
 
 @pytest.fixture

@@ -6,18 +6,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Membership, Role, Workspace
-from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
+from apps.accounts.tests.factories import PASSWORD, MembershipFactory
 
 
 def login(client: APIClient, username: str, password: str = PASSWORD) -> dict[str, str]:
     response = client.post("/api/auth/login", {"username": username, "password": password}, format="json")
     assert response.status_code == 200, response.content
     return response.json()
-
-
-@pytest.fixture
-def workspace() -> Workspace:
-    return WorkspaceFactory.create()
 
 
 @pytest.fixture

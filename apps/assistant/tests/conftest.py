@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.accounts.tests.conftest import member_client, workspace  # noqa: F401 - fixtures
+from apps.accounts.tests.conftest import member_client  # noqa: F401 - a fixture
 from apps.assistant import knowledge
 
 

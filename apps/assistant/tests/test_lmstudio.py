@@ -15,11 +15,6 @@ DEAD = "http://127.0.0.1:9"
 
 
 @pytest.fixture
-def workspace():
-    return WorkspaceFactory()
-
-
-@pytest.fixture
 def local_servers(settings, llm_standin):
     settings.LMSTUDIO_BASE_URL = llm_standin.url
     settings.OLLAMA_BASE_URL = llm_standin.url

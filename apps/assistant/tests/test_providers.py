@@ -37,11 +37,6 @@ def no_environment_keys(settings):
     settings.LMSTUDIO_BASE_URL = "http://127.0.0.1:1234"
 
 
-@pytest.fixture
-def workspace():
-    return WorkspaceFactory()
-
-
 def _names(workspace, order=()):
     return [(s.name, s.model) for s in provider_specs(workspace_id=workspace.pk, fallback_order=order)]
 

@@ -25,11 +25,6 @@ def fast_breakers(settings):
     settings.LLM_BREAKER_COOLDOWN = 30  # time passes on the shared clock (`shared_clock`), not by waiting
 
 
-@pytest.fixture
-def workspace():
-    return WorkspaceFactory()
-
-
 def ask(workspace, question="¿A qué hora abren?", history=(), **extra):
     return generate_reply(
         ReplyRequest(workspace_id=workspace.pk, question=question, history=list(history), **extra)

@@ -4,13 +4,9 @@ import pytest
 from django.test import Client
 
 from apps.accounts.models import Membership, Role, Workspace
-from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
-from apps.conversations.tests.factories import ChannelFactory, ConversationFactory
-
-
-@pytest.fixture
-def workspace() -> Workspace:
-    return WorkspaceFactory.create()
+from apps.accounts.tests.factories import MembershipFactory
+from apps.conversations.tests.factories import ConversationFactory
+from apps.whatsapp.tests.factories import ChannelFactory
 
 
 @pytest.fixture
