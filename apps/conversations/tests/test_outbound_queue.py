@@ -15,8 +15,9 @@ from apps.conversations.events import StatusUpdate
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SenderLease
 from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
-from apps.conversations.services.outbound import S, message_send, split_text
+from apps.conversations.services.outbound import S, message_send
 from apps.conversations.services.sweeper import sweep
+from apps.conversations.text import split_text
 from apps.whatsapp.models import Channel
 from chatbot import pacing
 from chatbot.exceptions import Conflict
