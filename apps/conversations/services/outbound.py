@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, ConversationSettings, Message
+from apps.conversations.selectors import window_open
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.text import TEXT_LIMIT, split_text
 from apps.conversations.transport import (
@@ -52,7 +53,6 @@ SEND_TRANSITIONS: dict[str, set[str]] = {
     S.SENT: set(),
     S.CANCELLED: set(),
 }
-WINDOW = timedelta(hours=24)
 BACKOFF_BASE = 2.0  # seconds; attempt n waits about BASE * 2**(n-1), with full jitter
 BACKOFF_MAX = 600.0
 
@@ -206,10 +206,6 @@ class SendOutcome:
     countdown: float = 0.0  # for "deferred" and "retry": when to run again
 
 
-def window_open(conversation: Conversation | None, now: Any) -> bool:
-    return bool(conversation and conversation.last_inbound_at and now - conversation.last_inbound_at < WINDOW)
-
-
 def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     """The request to send, or the failure reason when it must not go out."""
     contact = message.contact
@@ -219,7 +215,7 @@ def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     if message.author == Message.Author.CAMPAIGN and contact and contact.opted_out:
         return REASON_OPTED_OUT
     kind, content = message.type, message.payload
-    if kind != "template" and not window_open(message.conversation, now):
+    if kind != "template" and not window_open(conversation=message.conversation, now=now):
         if not message.template_fallback:
             return REASON_WINDOW_CLOSED
         kind, content = "template", message.template_fallback
