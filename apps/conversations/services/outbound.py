@@ -326,10 +326,6 @@ def message_deliver(message: Message) -> SendOutcome:
         Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
             status=Message.Status.ACCEPTED, status_at=timezone.now()
         )
-        if len(result.wamids) > 1:
-            Message.objects.filter(pk=message.pk).update(
-                payload={**message.payload, "extra_wamids": result.wamids[1:]}
-            )
         live_publish(
             workspace_id=message.workspace_id,
             kind="status",

@@ -180,6 +180,19 @@ def test_long_text_is_split_into_rows_that_keep_every_character(channel):
     assert " ".join(row.body for row in rows) == text
 
 
+def test_each_queued_part_of_a_long_text_is_one_whatsapp_message(channel, graph_standin):
+    # The queue and the Cloud transport split with one splitter at one limit: a queued part is never
+    # split again, so a send always returns one wamid for one row.
+    ConversationSettings.objects.create(workspace=channel.workspace, recipient_burst=10)
+    rows = enqueue(conversation_in_window(channel), " ".join(f"Frase número {n}." for n in range(800)))
+
+    results = [message_send(message_id=row.pk, sleep=lambda _seconds: None).result for row in rows]
+
+    assert results == ["sent"] * len(rows) and len(rows) > 1
+    assert [record["content"]["body"] for record in graph_standin.sent] == [row.body for row in rows]
+    assert [reload(row).wamid for row in rows] == [record["wamid"] for record in graph_standin.sent]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_of_one_row_reach_whatsapp_once(channel, graph_standin, postgres):
     [message] = enqueue(conversation_in_window(channel))
