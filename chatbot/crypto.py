@@ -41,7 +41,7 @@ def rotate(token: str) -> str:
     return fernet().rotate(token.encode()).decode()
 
 
-class EncryptedTextField(models.TextField):
+class EncryptedTextField(models.TextField[str, str]):
     """A text column holding a Fernet token; Python code only ever sees the plaintext.
 
     Empty strings are stored as empty strings, so "not configured" stays queryable.

@@ -6,12 +6,15 @@ Both hold a request to what the OpenAPI schema says of it, where DRF alone is mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from rest_framework import serializers
 
+# Any DRF field: the stubs' type parameters are invariant, so only Any admits every kind of field.
+Field: TypeAlias = serializers.Field[Any, Any, Any, Any]
 
-def length_problem(field: serializers.Field, value: Any) -> str | None:
+
+def length_problem(field: Field, value: Any) -> str | None:
     """A string over the field's max_length as sent: DRF trims whitespace first, the schema does not."""
     if isinstance(field, serializers.CharField) and isinstance(value, str):
         if field.max_length is not None and len(value) > field.max_length:
@@ -19,7 +22,7 @@ def length_problem(field: serializers.Field, value: Any) -> str | None:
     return None
 
 
-def type_problem(field: serializers.Field, value: Any) -> str | None:
+def type_problem(field: Field, value: Any) -> str | None:
     """Why `value` is not of the JSON type (or length) the schema gives `field`, or None when it is."""
     if value is None:
         return None  # allow_null decides
@@ -60,10 +63,10 @@ def type_problem(field: serializers.Field, value: Any) -> str | None:
     return length_problem(field, value)
 
 
-class QueryInput(serializers.Serializer):
+class QueryInput(serializers.Serializer[None]):  # input only: never given an instance
     """Query parameters, whose string limits hold for the values as sent."""
 
-    def problem(self, field: serializers.Field, value: Any) -> str | None:
+    def problem(self, field: Field, value: Any) -> str | None:
         return length_problem(field, value)
 
     def to_internal_value(self, data: Any) -> Any:
@@ -86,5 +89,5 @@ class JSONInput(QueryInput):
     else is refused with the field's error, as any other invalid value is.
     """
 
-    def problem(self, field: serializers.Field, value: Any) -> str | None:
+    def problem(self, field: Field, value: Any) -> str | None:
         return type_problem(field, value)

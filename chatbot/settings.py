@@ -6,9 +6,13 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 
 from chatbot.dev_secrets import ensure_dev_secrets
+
+# Django's generic classes subscriptable at run time (ModelAdmin[Contact]), as the type hints name them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "data"))

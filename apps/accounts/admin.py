@@ -12,14 +12,14 @@ from apps.accounts.models import LoginSession, Membership, User, Workspace
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline[Membership, Workspace]):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     list_display = ["username", "email", "is_active", "is_staff", "last_login"]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
@@ -30,7 +30,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(admin.ModelAdmin[Workspace]):
     list_display = ["name", "slug", "default_language", "timezone", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
@@ -45,7 +45,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(admin.ModelAdmin[Membership]):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role", "workspace"]
     search_fields = ["user__username", "workspace__name"]
@@ -58,7 +58,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(LoginSession)
-class LoginSessionAdmin(admin.ModelAdmin):
+class LoginSessionAdmin(admin.ModelAdmin[LoginSession]):
     list_display = ["user", "created_at", "ip_address", "revoked_at", "revoked_reason"]
     list_filter = ["revoked_reason"]
     readonly_fields = ["id", "user", "created_at", "ip_address", "user_agent"]

@@ -27,7 +27,8 @@ class ThrottledLoginMixin:
     def clean(self) -> dict[str, Any]:
         username = str(self.cleaned_data.get("username") or "")
         if not username or not self.cleaned_data.get("password"):
-            return super().clean()  # type: ignore[misc]  # a field error; no password checked
+            blank: dict[str, Any] = super().clean()  # type: ignore[misc]  # a field error; no password checked
+            return blank
         ip = (BaseThrottle().get_ident(self.request) or None) if self.request is not None else None
         try:
             attempt = login_throttle.begin(identifier=username, ip=ip)

@@ -12,7 +12,6 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.text import slugify
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -27,13 +26,6 @@ DEFAULT_WORKSPACE_SLUG = "default"
 
 
 # --- workspaces and members ----------------------------------------------------------------
-def workspace_create(*, name: str, slug: str | None = None) -> Workspace:
-    slug = slug or slugify(name)[:60] or secrets.token_hex(4)
-    if Workspace.objects.filter(slug=slug).exists():
-        raise Conflict(f"A workspace with slug '{slug}' exists already.")
-    return Workspace.objects.create(name=name, slug=slug)
-
-
 def workspace_update(
     *,
     workspace: Workspace,

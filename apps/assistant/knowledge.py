@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_SPANISH
 
 from apps.assistant import selectors
+from apps.assistant.language import detect_language, fold
 from apps.assistant.models import KnowledgeEntry
 from apps.assistant.types import Passage
 
@@ -51,51 +51,9 @@ _FILLERS = frozenset(
     }
 )  # fmt: skip
 
-
-def fold(text: str) -> str:
-    """Casefold and drop accents (á -> a, ñ -> n, ü -> u)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
 STOP_WORDS: frozenset[str] = frozenset(
     fold(word) for word in (*STOPWORDS_SPANISH, *STOPWORDS_EN_PLUS, *_FILLERS) if word not in _KEEP
 )
-
-# --- language ------------------------------------------------------------------------------------
-_ES_MARKERS = frozenset(
-    {
-        "el", "la", "los", "las", "de", "del", "que", "y", "en", "un", "una", "por", "para", "con", "es",
-        "son", "eres", "esta", "estan", "estoy", "hay", "tienen", "tiene", "hacen", "puedo", "quiero",
-        "cuanto", "cuando", "donde", "como", "cual", "quien", "hola", "gracias", "buenas", "buenos",
-        "usted", "ustedes", "mi", "su", "sus", "nos", "al", "lo", "pero", "muy", "tambien", "horario",
-    }
-)  # fmt: skip
-_EN_MARKERS = frozenset(
-    {
-        "the", "and", "is", "are", "you", "your", "what", "when", "where", "how", "do", "does", "can",
-        "of", "to", "in", "for", "with", "on", "at", "this", "that", "it", "my", "i", "we", "have",
-        "hello", "hi", "thanks", "thank", "please", "there", "which", "who", "why", "would", "could",
-        "from", "about", "open", "hours", "price", "am", "talking", "speaking", "an", "be",
-    }
-)  # fmt: skip
-_ES_CHARS = frozenset("ñ¿¡áéíóú")
-
-
-def detect_language(text: str) -> str:
-    """The language of `text`: "es", "en", or "" when it cannot tell (too short, neither, a tie).
-
-    Counts words typical of each language; Spanish punctuation and accents count for Spanish.
-    """
-    lowered = text.casefold()
-    words = [fold(word) for word in _WORD.findall(lowered)]
-    spanish = sum(word in _ES_MARKERS for word in words) + 2 * sum(ch in _ES_CHARS for ch in lowered)
-    english = sum(word in _EN_MARKERS for word in words)
-    if spanish > english:
-        return "es"
-    if english > spanish:
-        return "en"
-    return ""
 
 
 # --- tokens --------------------------------------------------------------------------------------

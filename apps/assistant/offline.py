@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from apps.assistant.knowledge import confident_answer, detect_language, fold
+from apps.assistant.knowledge import confident_answer
+from apps.assistant.language import detect_language, fold
 from apps.assistant.models import BusinessProfile
 from apps.assistant.prompt import default_disclosure, local_now
 from apps.assistant.types import Passage

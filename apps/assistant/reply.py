@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +20,7 @@ from typing import Any
 from django.core.cache import cache
 
 from apps.assistant import admission, knowledge, metrics, offline, prompt, providers, services
+from apps.assistant.language import detect_language, fold
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
 from apps.assistant.types import ReplyRequest, ReplyResult
@@ -59,7 +59,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     ai = services.assistant_settings_get_or_create(workspace_id=request.workspace_id)
     deadline = started + (ai.reply_budget_seconds or DEFAULT_BUDGET_SECONDS)
     specs = providers.provider_specs(workspace_id=request.workspace_id, fallback_order=ai.fallback_order)
-    language = request.language_hint or knowledge.detect_language(request.question)
+    language = request.language_hint or detect_language(request.question)
 
     now = prompt.local_now(profile)  # in the prompt; the cache keeps an answer within the hour
     # Only a question that does not depend on the conversation so far may be answered from the cache.
@@ -192,9 +192,7 @@ def _call(
 
 def normalize_question(question: str) -> str:
     """Case, accents, spacing and surrounding punctuation do not change what is asked."""
-    decomposed = unicodedata.normalize("NFKD", question.casefold())
-    text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(text.split()).strip(" ¿?¡!.,;:")
+    return " ".join(fold(question).split()).strip(" ¿?¡!.,;:")
 
 
 def _cache_key(

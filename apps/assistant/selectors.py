@@ -18,10 +18,6 @@ class ChunkRow:
     text: str
 
 
-def profile_get(*, workspace_id: int) -> BusinessProfile | None:
-    return BusinessProfile.objects.filter(workspace_id=workspace_id).first()
-
-
 def knowledge_version(*, workspace_id: int) -> int:
     """0 while the workspace has no profile (and so has never had knowledge written through services)."""
     version = (

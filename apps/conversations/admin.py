@@ -13,12 +13,12 @@ from chatbot.exceptions import Conflict
 
 
 @admin.register(ConversationSettings)
-class ConversationSettingsAdmin(admin.ModelAdmin):
+class ConversationSettingsAdmin(admin.ModelAdmin[ConversationSettings]):
     list_display = ["workspace", "takeover_idle_minutes", "max_send_attempts", "recipient_interval_seconds"]
     autocomplete_fields = ["workspace"]
 
 
-class ContactForm(forms.ModelForm):
+class ContactForm(forms.ModelForm[Contact]):
     class Meta:
         model = Contact
         fields = ["workspace", "wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"]
@@ -41,7 +41,7 @@ class ContactForm(forms.ModelForm):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(admin.ModelAdmin[Contact]):
     form = ContactForm
     list_display = ["__str__", "workspace", "wa_id", "bsuid", "language", "opted_out", "created_at"]
     list_filter = ["opted_out", "opt_out_source", "language", "workspace"]
@@ -51,7 +51,9 @@ class ContactAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
         return [*self.readonly_fields, "workspace"] if obj else list(self.readonly_fields)
 
-    def save_model(self, request: HttpRequest, obj: Contact, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Contact, form: forms.ModelForm[Contact], change: bool
+    ) -> None:
         # Through the services, so an opt-out set here is recorded with its source and time.
         data: dict[str, Any] = {field: form.cleaned_data[field] for field in contacts.EDITABLE}
         if change:
@@ -62,7 +64,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
     """To look at; staff act on conversations from the inbox, where the services keep the rules."""
 
     list_display = [
@@ -96,7 +98,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = [
         "id",
         "workspace",

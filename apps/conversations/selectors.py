@@ -7,24 +7,27 @@ workspace filter is applied in the one place that knows who is asking.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.conversations.models import Contact, Conversation, Message
-from apps.conversations.services.outbound import WINDOW
 from apps.conversations.transport import MediaFile, transport_for
 from chatbot.exceptions import NotFound
 
 ASSIGNEE_ME = "me"
 ASSIGNEE_NONE = "none"
+WINDOW = timedelta(hours=24)  # Meta's customer service window
 
 
-def window_open(*, conversation: Conversation, now: datetime | None = None) -> bool:
-    """Whether free-form messages may be sent: the customer wrote within the last 24 hours."""
-    last = conversation.last_inbound_at
+def window_open(*, conversation: Conversation | None, now: datetime | None = None) -> bool:
+    """Whether free-form messages may be sent: the customer wrote within the last 24 hours.
+
+    Closed for a message without a conversation (nothing was ever received).
+    """
+    last = conversation.last_inbound_at if conversation else None
     return last is not None and (now or timezone.now()) - last < WINDOW
 
 

@@ -9,7 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
-from apps.conversations.services.outbound import TEXT_LIMIT
+from apps.conversations.text import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
 
 STATUS_FILTERS = [("", _("All")), *CONVERSATION_STATUS.items()]

@@ -13,7 +13,6 @@ import functools
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from django.conf import settings
 
+from apps.conversations.text import split_text
 from apps.conversations.transport import (
     REASON_ACCOUNT_RESTRICTED,
     REASON_AUTH,
@@ -73,7 +73,6 @@ SEND_TYPES = frozenset(
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 
 # Meta's limits (Cloud API reference), checked before calling so a bad request fails at once.
-TEXT_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
 INTERACTIVE_HEADER_MAX = 60
 INTERACTIVE_FOOTER_MAX = 60
@@ -559,46 +558,6 @@ def _message_bodies(request: OutboundRequest) -> list[dict[str, Any]]:
             body["context"] = {"message_id": request.reply_to_wamid}
         bodies.append(body)
     return bodies
-
-
-_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+")
-_WORD = re.compile(r"\s+")
-
-
-def split_text(text: str, limit: int = TEXT_MAX) -> list[str]:
-    """`text` in parts of at most `limit` characters, cut at the last paragraph break, else sentence
-    end, else space, in each part's second half (a word is cut only when it alone is too long).
-
-    The whitespace at each cut is dropped (it separates the messages); every other character stays.
-    """
-    parts: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        end, resume = _cut(rest, limit)
-        parts.append(rest[:end])
-        rest = rest[resume:]
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _cut(text: str, limit: int) -> tuple[int, int]:
-    """Where the first part of `text` ends and the next begins."""
-    window = text[: limit + 1]  # a separator starting right at the limit still counts
-    for pattern, earliest in ((_PARAGRAPH, limit // 2), (_SENTENCE, limit // 2), (_WORD, 1)):
-        starts = [match for match in pattern.finditer(window) if match.start() >= earliest]
-        if not starts:
-            continue
-        last = starts[-1]
-        end = len(text[: last.start()].rstrip())
-        if end == 0:
-            continue
-        resume = last.end()
-        while resume < len(text) and text[resume].isspace():
-            resume += 1
-        return end, resume
-    return limit, limit
 
 
 # --- validation ----------------------------------------------------------------------------------

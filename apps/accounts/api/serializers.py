@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
 from rest_framework import serializers
 
 from apps.accounts.models import Membership, Role, User, Workspace
+from apps.accounts.services import TokenPair
 from chatbot.openapi import TIME_ZONE, input_schema
 from chatbot.serializers import JSONInput
 
@@ -26,18 +29,18 @@ class LogoutInput(JSONInput):
     refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
 
 
-class TokenPairOutput(serializers.Serializer):
+class TokenPairOutput(serializers.Serializer[TokenPair]):
     access = serializers.CharField()
     refresh = serializers.CharField()
 
 
-class UserOutput(serializers.ModelSerializer):
+class UserOutput(serializers.ModelSerializer[User]):
     class Meta:
         model = User
         fields = ["id", "username", "email", "first_name", "last_name"]
 
 
-class WorkspaceOutput(serializers.ModelSerializer):
+class WorkspaceOutput(serializers.ModelSerializer[Workspace]):
     class Meta:
         model = Workspace
         fields = ["id", "name", "slug", "default_language", "timezone"]
@@ -57,7 +60,7 @@ class WorkspaceInput(JSONInput):
         return value
 
 
-class MembershipBrief(serializers.ModelSerializer):
+class MembershipBrief(serializers.ModelSerializer[Membership]):
     workspace = WorkspaceOutput()
 
     class Meta:
@@ -65,14 +68,14 @@ class MembershipBrief(serializers.ModelSerializer):
         fields = ["workspace", "role"]
 
 
-class MeOutput(serializers.Serializer):
+class MeOutput(serializers.Serializer[dict[str, Any]]):
     user = UserOutput()
     workspace = WorkspaceOutput(allow_null=True)
     role = serializers.ChoiceField(choices=Role.choices, allow_null=True)
     memberships = MembershipBrief(many=True)
 
 
-class MemberOutput(serializers.ModelSerializer):
+class MemberOutput(serializers.ModelSerializer[Membership]):
     user = UserOutput()
 
     class Meta:

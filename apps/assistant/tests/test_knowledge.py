@@ -83,24 +83,6 @@ def test_without_a_language_it_is_detected_and_undetectable_text_gets_both_stems
     assert knowledge.tokenize("pedidos") == ["ped", "pedido"]
 
 
-@pytest.mark.parametrize(
-    ("text", "language"),
-    [
-        ("¿eres un robot?", "es"),
-        ("Hola, ¿a qué hora abren mañana?", "es"),
-        ("¿Envían a domicilio?", "es"),
-        ("are you a bot?", "en"),
-        ("What time do you open tomorrow?", "en"),
-        ("Do you deliver?", "en"),
-        ("ok", ""),
-        ("WiFi 5G", ""),
-        ("", ""),
-    ],
-)
-def test_detect_language(text, language):
-    assert knowledge.detect_language(text) == language
-
-
 # --- retrieval --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("query", "expected"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.db.models import Model, QuerySet
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -9,10 +11,14 @@ from rest_framework.response import Response
 
 from chatbot.pagination import Pagination
 
+M = TypeVar("M", bound=Model)
+
 
 def paginated_response(
-    request: Request, queryset: QuerySet[Model], serializer: type[serializers.BaseSerializer]
+    request: Request, queryset: QuerySet[M], serializer: type[serializers.BaseSerializer[M]]
 ) -> Response:
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
+    # The stubs type the instance of a many=True serializer as one row, not a list of them.
+    rows = serializer(page, many=True)  # type: ignore[arg-type]
+    return paginator.get_paginated_response(rows.data)

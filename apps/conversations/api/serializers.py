@@ -7,7 +7,13 @@ from rest_framework import serializers
 from apps.accounts.models import User
 from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, Message
-from apps.conversations.services.contacts import MAX_TAG_LENGTH, MAX_TAGS, normalize_tags, normalize_wa_id
+from apps.conversations.services.contacts import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    ImportReport,
+    normalize_tags,
+    normalize_wa_id,
+)
 from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
@@ -28,7 +34,7 @@ class ConversationFilter(QueryInput):
     )
 
 
-class UserBrief(serializers.ModelSerializer):
+class UserBrief(serializers.ModelSerializer[User]):
     name = serializers.CharField(source="get_full_name")
 
     class Meta:
@@ -36,7 +42,7 @@ class UserBrief(serializers.ModelSerializer):
         fields = ["id", "username", "name"]
 
 
-class ContactBrief(serializers.ModelSerializer):
+class ContactBrief(serializers.ModelSerializer[Contact]):
     display_name = serializers.CharField()
 
     class Meta:
@@ -44,7 +50,7 @@ class ContactBrief(serializers.ModelSerializer):
         fields = ["id", "display_name", "wa_id", "opted_out"]
 
 
-class ConversationOutput(serializers.ModelSerializer):
+class ConversationOutput(serializers.ModelSerializer[Conversation]):
     contact = ContactBrief()
     assignee = UserBrief(allow_null=True)
     window_open = serializers.SerializerMethodField(help_text="The customer wrote within the last 24 hours.")
@@ -69,7 +75,7 @@ class ConversationOutput(serializers.ModelSerializer):
         return selectors.window_open(conversation=conversation)
 
 
-class MessageOutput(serializers.ModelSerializer):
+class MessageOutput(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
         fields = [
@@ -101,7 +107,7 @@ class ContactFilter(QueryInput):
     opted_out = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
-class ContactOutput(serializers.ModelSerializer):
+class ContactOutput(serializers.ModelSerializer[Contact]):
     tags = serializers.ListField(child=serializers.CharField())
 
     class Meta:
@@ -167,16 +173,16 @@ class ContactInput(JSONInput):
         return attrs
 
 
-class ContactImportInput(serializers.Serializer):
+class ContactImportInput(serializers.Serializer[None]):
     file = serializers.FileField(help_text="CSV: wa_id,name,language,tags,opted_out (tags split by | or ;).")
 
 
-class ImportErrorOutput(serializers.Serializer):
+class ImportErrorOutput(serializers.Serializer[dict[str, Any]]):
     row = serializers.IntegerField(help_text="Spreadsheet row number; the header is row 1.")
     error = serializers.CharField()
 
 
-class ContactImportOutput(serializers.Serializer):
+class ContactImportOutput(serializers.Serializer[ImportReport]):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     # A field, not Serializer.errors: DRF's metaclass moves declared fields off the class.
@@ -192,7 +198,7 @@ class QueueFilter(QueryInput):
     conversation = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
-class QueueItemOutput(serializers.ModelSerializer):
+class QueueItemOutput(serializers.ModelSerializer[Message]):
     # Plain text here: the same choices as MessageOutput.status, and the schema names an enum once.
     status = serializers.CharField(help_text="Delivery status as WhatsApp reports it (as in a message).")
 

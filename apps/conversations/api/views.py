@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -32,6 +32,7 @@ from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import actions, contacts, outbound
 from chatbot.exceptions import ValidationFailed
 from chatbot.openapi import errors, paginated
+from chatbot.serializers import QueryInput
 
 AgentsOnly = role_required(read=Role.AGENT, write=Role.AGENT)
 MembersReadSupervisorsWrite = role_required(read=Role.VIEWER, write=Role.SUPERVISOR)
@@ -41,7 +42,7 @@ CONFLICT = errors({409: "Not allowed in the current state."})
 ERRORS = {**INVALID, **NOT_FOUND}
 
 
-def _filters(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+def _filters(serializer: type[QueryInput], request: Request) -> dict[str, Any]:
     data = serializer(data=request.query_params)
     data.is_valid(raise_exception=True)
     return dict(data.validated_data)

@@ -8,7 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services.outbound import message_enqueue, window_open
+from apps.conversations.selectors import window_open
+from apps.conversations.services.outbound import message_enqueue
 from apps.conversations.services.status import Move, conversation_move
 from apps.live.services import live_publish
 from chatbot.exceptions import Conflict
@@ -49,7 +50,7 @@ def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> l
     current = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if current.status == C.CLOSED:
         raise _closed()
-    if not window_open(current, timezone.now()):
+    if not window_open(conversation=current):
         # Only approved templates may reach a customer outside the 24-hour window; say so now
         # rather than queue a message that is bound to fail.
         raise Conflict(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +11,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.assistant.language import detect_language, folded_words
 from apps.conversations import metrics
 from apps.conversations.models import (
     DEFAULT_HANDOFF_WORDS,
@@ -33,30 +32,6 @@ from chatbot.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
 
-SPANISH_HINTS = {
-    "baja",
-    "cancelar",
-    "alta",
-    "agente",
-    "humano",
-    "persona",
-    "hola",
-    "quiero",
-    "con",
-    "una",
-    "un",
-    "por",
-    "favor",
-    "gracias",
-    "necesito",
-    "hablar",
-    "que",
-    "el",
-    "la",
-    "de",
-    "ayuda",
-    "buenas",
-}
 TEXTS = {
     "opt_out": {
         "es": "Listo, no te enviaremos más mensajes promocionales. Escribe ALTA si quieres volver a recibirlos.",
@@ -73,36 +48,8 @@ TEXTS = {
 }
 
 
-def normalize(text: str) -> str:
-    """Case- and accent-insensitive form with punctuation removed ("¡BAJA!" -> "baja")."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"\w+", folded))
-
-
-def guess_language(text: str, default: str = "es") -> str:
-    words = set(normalize(text).split())
-    if words & SPANISH_HINTS:
-        return "es"
-    if words & {
-        "stop",
-        "unsubscribe",
-        "start",
-        "agent",
-        "human",
-        "hello",
-        "hi",
-        "please",
-        "the",
-        "want",
-        "talk",
-    }:
-        return "en"
-    return default
-
-
 def _words(configured: list[str], default: list[str]) -> set[str]:
-    return {normalize(word) for word in (configured or default)}
+    return {folded_words(word) for word in (configured or default)}
 
 
 def _system_reply(
@@ -285,17 +232,15 @@ def _process_one(message_id: int) -> str:
     )
 
     rules = conversation_settings(message.workspace_id)
-    text = normalize(message.body) if message.type in ("text", "button", "interactive") else ""
-    language = guess_language(message.body, default=contact.language or "es")
+    text = folded_words(message.body) if message.type in ("text", "button", "interactive") else ""
+    language = detect_language(message.body) or contact.language or "es"
     if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
         if contact_set_opt_out(contact=contact, opted_out=True, source="keyword"):
-            _system_reply(
-                conversation, "opt_out", "en" if text in {"stop", "unsubscribe"} else "es", message, rules
-            )
+            _system_reply(conversation, "opt_out", language, message, rules)
         return "opted_out"
     if text and text in _words(rules.opt_in_words, DEFAULT_OPT_IN_WORDS):
         if contact_set_opt_out(contact=contact, opted_out=False, source="keyword"):
-            _system_reply(conversation, "opt_in", "en" if text == "start" else "es", message, rules)
+            _system_reply(conversation, "opt_in", language, message, rules)
         return "opted_in"
     if conversation.status == Conversation.Status.HUMAN and rules.takeover_idle_minutes:
         idle_since = now - timedelta(minutes=rules.takeover_idle_minutes)

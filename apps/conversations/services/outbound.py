@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, ConversationSettings, Message
+from apps.conversations.selectors import window_open
 from apps.conversations.services.optout import contact_set_opt_out
+from apps.conversations.text import TEXT_LIMIT, split_text
 from apps.conversations.transport import (
     REASON_CIRCUIT_OPEN,
     REASON_OPTED_OUT,
@@ -52,8 +53,6 @@ SEND_TRANSITIONS: dict[str, set[str]] = {
     S.SENT: set(),
     S.CANCELLED: set(),
 }
-TEXT_LIMIT = 4096
-WINDOW = timedelta(hours=24)
 BACKOFF_BASE = 2.0  # seconds; attempt n waits about BASE * 2**(n-1), with full jitter
 BACKOFF_MAX = 600.0
 
@@ -76,27 +75,6 @@ def _transition(message_id: int, target: str, *, sources: list[str] | None = Non
 def conversation_settings(workspace_id: int) -> ConversationSettings:
     found, _ = ConversationSettings.objects.get_or_create(workspace_id=workspace_id)
     return found
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, then sentence, then word boundaries; never loses characters."""
-    parts: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), -1)
-        if cut < limit // 2:
-            sentence_ends = [m.end() for m in re.finditer(r"[.!?…](\s|$)", window)]
-            cut = sentence_ends[-1] if sentence_ends and sentence_ends[-1] >= limit // 2 else -1
-        if cut < limit // 2:
-            cut = window.rfind(" ")
-        if cut <= 0:
-            cut = limit
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest or not parts:
-        parts.append(rest)
-    return parts
 
 
 def _queued_with_key(workspace_id: int, dedupe_key: str) -> list[Message]:
@@ -228,10 +206,6 @@ class SendOutcome:
     countdown: float = 0.0  # for "deferred" and "retry": when to run again
 
 
-def window_open(conversation: Conversation | None, now: Any) -> bool:
-    return bool(conversation and conversation.last_inbound_at and now - conversation.last_inbound_at < WINDOW)
-
-
 def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     """The request to send, or the failure reason when it must not go out."""
     contact = message.contact
@@ -241,7 +215,7 @@ def _request_for(message: Message, now: Any) -> OutboundRequest | str:
     if message.author == Message.Author.CAMPAIGN and contact and contact.opted_out:
         return REASON_OPTED_OUT
     kind, content = message.type, message.payload
-    if kind != "template" and not window_open(message.conversation, now):
+    if kind != "template" and not window_open(conversation=message.conversation, now=now):
         if not message.template_fallback:
             return REASON_WINDOW_CLOSED
         kind, content = "template", message.template_fallback
@@ -352,10 +326,6 @@ def message_deliver(message: Message) -> SendOutcome:
         Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
             status=Message.Status.ACCEPTED, status_at=timezone.now()
         )
-        if len(result.wamids) > 1:
-            Message.objects.filter(pk=message.pk).update(
-                payload={**message.payload, "extra_wamids": result.wamids[1:]}
-            )
         live_publish(
             workspace_id=message.workspace_id,
             kind="status",

@@ -57,7 +57,7 @@ def reply_wait(*, message: Message, pause: float) -> float:
     (its task supersedes the earlier ones), but never past REPLY_BURST_MAX_WAIT after the turn's
     first unanswered message, so a customer who keeps typing is still answered.
     """
-    first_wait = min(settings.REPLY_FIRST_WAIT, pause)
+    first_wait: float = min(settings.REPLY_FIRST_WAIT, pause)
     conversation_id = message.conversation_id
     if conversation_id is None:
         return first_wait
@@ -81,7 +81,7 @@ def reply_wait(*, message: Message, pause: float) -> float:
     now = timezone.now()
     if not unanswered or (now - unanswered[-1]).total_seconds() >= pause:
         return first_wait
-    left = settings.REPLY_BURST_MAX_WAIT - (now - unanswered[0]).total_seconds()
+    left: float = settings.REPLY_BURST_MAX_WAIT - (now - unanswered[0]).total_seconds()
     return max(min(pause, left), 0.0)
 
 

@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
@@ -124,9 +124,10 @@ def next_retry_in(channel_id: int) -> float | None:
     earliest = Message.objects.filter(channel_id=channel_id, send_state=S.RETRY).aggregate(
         at=Min("next_attempt_at")
     )
-    if earliest["at"] is None:
+    at: datetime | None = earliest["at"]
+    if at is None:
         return None
-    return max((earliest["at"] - timezone.now()).total_seconds(), 0.0)
+    return max((at - timezone.now()).total_seconds(), 0.0)
 
 
 class _Deliveries:

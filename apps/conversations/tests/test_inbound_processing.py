@@ -9,7 +9,7 @@ from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
 from apps.conversations.events import InboundMessage
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
 from apps.conversations.services import actions
-from apps.conversations.services.inbound import inbound_message_process, normalize
+from apps.conversations.services.inbound import inbound_message_process
 from apps.conversations.services.ingest import inbound_store
 from apps.whatsapp.models import Channel
 from chatbot.exceptions import Conflict
@@ -140,6 +140,26 @@ def test_opt_out_words_are_configurable_per_workspace(channel):
     assert basta_result == "opted_out"
 
 
+def test_a_keyword_the_detector_cannot_place_is_confirmed_in_the_contacts_language(channel):
+    # Before one detector, every opt-out word but STOP/UNSUBSCRIBE was confirmed in Spanish.
+    ConversationSettings.objects.create(workspace=channel.workspace, opt_out_words=["end"])
+    receive(channel, "hola")
+    Contact.objects.update(language="en")
+
+    _, result = receive(channel, "END")
+
+    assert result == "opted_out"
+    assert "promotional" in outbound(Conversation.objects.get())[-1].body
+
+
+def test_a_mixed_message_is_answered_in_the_language_most_of_its_words_are_in(channel):
+    # Before one detector, inbound processing took Spanish as soon as one Spanish word appeared.
+    _, result = receive(channel, "I want to talk to a human please, gracias")
+
+    assert result == "handoff"
+    assert outbound(Conversation.objects.get())[-1].body.startswith("Thanks, a person")
+
+
 def test_a_sentence_containing_opt_out_is_not_an_opt_out(channel):
     _, result = receive(channel, "no quiero darme de baja todavía")
 
@@ -216,11 +236,6 @@ def test_a_closed_conversation_is_not_reopened_a_new_one_starts(channel):
 
     assert Conversation.objects.count() == 2
     assert Conversation.objects.exclude(pk=first.pk).get().status == Conversation.Status.OPEN
-
-
-def test_normalize_folds_case_accents_and_punctuation():
-    assert normalize("¡BAJÁ!  ") == "baja"
-    assert normalize("Quiero   hablar, con un AGENTE.") == "quiero hablar con un agente"
 
 
 def test_an_agent_cannot_reply_outside_the_24_hour_window(channel):

@@ -15,8 +15,9 @@ from apps.conversations.events import StatusUpdate
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SenderLease
 from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
-from apps.conversations.services.outbound import S, message_send, split_text
+from apps.conversations.services.outbound import S, message_send
 from apps.conversations.services.sweeper import sweep
+from apps.conversations.text import split_text
 from apps.whatsapp.models import Channel
 from chatbot import pacing
 from chatbot.exceptions import Conflict
@@ -183,6 +184,19 @@ def test_long_text_is_split_into_rows_that_keep_every_character(channel):
     assert len(rows) == len(split_text(text)) > 1
     assert all(len(row.body) <= 4096 for row in rows)
     assert " ".join(row.body for row in rows) == text
+
+
+def test_each_queued_part_of_a_long_text_is_one_whatsapp_message(channel, graph_standin):
+    # The queue and the Cloud transport split with one splitter at one limit: a queued part is never
+    # split again, so a send always returns one wamid for one row.
+    ConversationSettings.objects.create(workspace=channel.workspace, recipient_burst=10)
+    rows = enqueue(conversation_in_window(channel), " ".join(f"Frase número {n}." for n in range(800)))
+
+    results = [message_send(message_id=row.pk, sleep=lambda _seconds: None).result for row in rows]
+
+    assert results == ["sent"] * len(rows) and len(rows) > 1
+    assert [record["content"]["body"] for record in graph_standin.sent] == [row.body for row in rows]
+    assert [reload(row).wamid for row in rows] == [record["wamid"] for record in graph_standin.sent]
 
 
 @pytest.mark.django_db(transaction=True)

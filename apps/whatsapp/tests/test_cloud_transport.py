@@ -15,7 +15,7 @@ import pytest
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.conversations.transport import OutboundRequest, SendError, transport_for
 from apps.whatsapp import cloud
-from apps.whatsapp.cloud import CloudTransport, split_text
+from apps.whatsapp.cloud import CloudTransport
 from apps.whatsapp.models import Channel
 from apps.whatsapp.signature import matching_secret
 from standins.graph import meta_error
@@ -153,36 +153,6 @@ def test_a_text_of_exactly_4096_characters_goes_whole(channel, transport, graph_
     transport.send(channel, request(content={"body": "a" * 4096}))
 
     assert [len(r["content"]["body"]) for r in graph_standin.sent] == [4096]
-
-
-def test_split_text_prefers_paragraphs_then_sentences_then_words():
-    assert split_text("corto") == ["corto"]
-    assert split_text("uno dos.\n\ntres cuatro", limit=12) == ["uno dos.", "tres cuatro"]
-    assert split_text("Uno dos tres. Cuatro cinco seis", limit=20) == ["Uno dos tres.", "Cuatro cinco seis"]
-    assert split_text("Uno. Dos tres cuatro cinco", limit=20) == [
-        "Uno. Dos tres cuatro",
-        "cinco",
-    ]  # too early
-    assert split_text("Hola mundo. Adiós amigos míos", limit=16) == ["Hola mundo.", "Adiós amigos", "míos"]
-
-
-def test_split_text_cuts_a_word_only_when_it_alone_is_too_long():
-    word = "x" * 9000
-
-    parts = split_text(f"inicio {word} fin")
-
-    assert parts == ["inicio", "x" * 4096, "x" * 4096, "x" * 808 + " fin"]
-
-
-def test_split_text_keeps_every_non_space_character_in_order():
-    text = " ".join(f"Frase número {n}." for n in range(900)) + "\n\n" + "fin\n"
-
-    parts = split_text(text)
-
-    assert len(parts) == 4
-    assert all(0 < len(part) <= 4096 for part in parts)
-    assert " ".join(parts).split() == text.split()
-    assert all(part == part.strip() for part in parts[:-1])
 
 
 def test_when_a_later_part_fails_the_sent_parts_are_reported_and_not_to_be_resent(
