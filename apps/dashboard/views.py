@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -91,8 +91,11 @@ def _conversations(
     form = forms.InboxFilterForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
     found = selectors.conversation_list(
-        user_id=int(request.user.pk or 0), status=filters.get("status", ""), q=filters.get("q", "")
-    ).filter(workspace_id=membership.workspace_id)
+        workspace=membership.workspace,
+        user_id=int(request.user.pk or 0),
+        status=filters.get("status", ""),
+        q=filters.get("q", ""),
+    )
     return form, found[:PAGE_SIZE]
 
 
@@ -112,9 +115,7 @@ def inbox_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 # --- one conversation -----------------------------------------------------------------------
 def _conversation(membership: Membership, pk: int) -> Conversation:
-    return get_object_or_404(
-        selectors.conversation_detail().filter(workspace_id=membership.workspace_id), pk=pk
-    )
+    return selectors.conversation_get(workspace=membership.workspace, pk=pk)
 
 
 def _thread(conversation: Conversation) -> list[Message]:
@@ -195,7 +196,7 @@ def conversation_reply(request: HttpRequest, membership: Membership, pk: int) ->
 def _queue(request: HttpRequest, membership: Membership) -> tuple[forms.QueueFilterForm, QuerySet[Message]]:
     form = forms.QueueFilterForm(request.GET)
     state = form.cleaned_data.get("state", "") if form.is_valid() else ""
-    rows = selectors.queue_list(state=state).filter(workspace_id=membership.workspace_id)
+    rows = selectors.queue_list(workspace=membership.workspace, state=state)
     return form, rows.select_related("contact")[:PAGE_SIZE]
 
 
@@ -216,7 +217,7 @@ def queue_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 @member_page(write=Role.SUPERVISOR)
 def queue_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
-    row = get_object_or_404(selectors.queue_list().filter(workspace_id=membership.workspace_id), pk=pk)
+    row = selectors.queue_item_get(workspace=membership.workspace, pk=pk)
     act = {"cancel": outbound.message_cancel, "retry": outbound.message_retry_now}.get(action)
     if act is None:
         return HttpResponse(status=404)
@@ -269,7 +270,7 @@ def business(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
-    return get_object_or_404(assistant_selectors.knowledge_list(workspace_id=membership.workspace_id), pk=pk)
+    return assistant_selectors.knowledge_get(workspace_id=membership.workspace_id, pk=pk)
 
 
 @require_POST

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -157,9 +156,7 @@ class MemberDetailView(APIView):
     permission_classes = [MembersReadAdminsWrite]
 
     def _get(self, request: Request, pk: int) -> Membership:
-        return get_object_or_404(
-            selectors.scoped(Membership.objects.select_related("user", "workspace"), request), pk=pk
-        )
+        return selectors.member_get(workspace=selectors.request_workspace(request), pk=pk)
 
     @extend_schema(responses={200: s.MemberOutput})
     def get(self, request: Request, pk: int) -> Response:

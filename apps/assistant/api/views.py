@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -60,7 +59,7 @@ class BusinessProfileView(APIView):
 
 
 def _entry(request: Request, pk: int) -> KnowledgeEntry:
-    return get_object_or_404(selectors.knowledge_list(workspace_id=request_workspace(request).pk), pk=pk)
+    return selectors.knowledge_get(workspace_id=request_workspace(request).pk, pk=pk)
 
 
 class KnowledgeListView(APIView):
