@@ -20,7 +20,6 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
-from apps.audit.services import audited
 from apps.conversations import selectors
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import actions, outbound
@@ -160,16 +159,7 @@ def conversation_action(request: HttpRequest, membership: Membership, pk: int, a
     if act is None:
         return HttpResponse(status=404)
     try:
-        if action == "takeover":  # the one conversation action the audit log keeps, as in the API
-            with audited(
-                request,
-                workspace_id=membership.workspace_id,
-                action="conversation.takeover",
-                target=conversation,
-            ):
-                act(conversation=conversation, user=request.user)
-        else:
-            act(conversation=conversation, user=request.user)
+        act(conversation=conversation, user=request.user)
     except DomainError as exc:
         _refused(request, exc)
     return redirect("dashboard:conversation", pk=pk)
@@ -310,15 +300,7 @@ def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> Htt
 @require_POST
 @member_page(write=Role.SUPERVISOR)
 def knowledge_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    entry = _entry(membership, pk)
-    with audited(
-        request,
-        workspace_id=membership.workspace_id,
-        action="knowledge.delete",
-        target=("assistant.knowledgeentry", pk),
-    ) as audit:
-        audit.details["title"] = entry.title[:200]
-        assistant_services.knowledge_delete(entry=entry)
+    assistant_services.knowledge_delete(entry=_entry(membership, pk), actor_id=request.user.pk)
     messages.success(request, _("Knowledge entry deleted."))
     return redirect("dashboard:business")
 
@@ -379,14 +361,7 @@ def business_providers(request: HttpRequest, membership: Membership) -> HttpResp
                 ],
             }
             try:
-                with audited(
-                    request,
-                    workspace_id=workspace_id,
-                    action="providers.update",
-                    target=("assistant.providerconfig", workspace_id),
-                ) as audit:
-                    providers.providers_configure(workspace_id=workspace_id, **change)
-                    audit.details.update(providers.providers_audit_details(**change))
+                providers.providers_configure(workspace_id=workspace_id, actor_id=request.user.pk, **change)
             except DomainError as exc:
                 order_form.add_error(None, exc.message)
             else:
@@ -434,14 +409,9 @@ def assistant_settings(request: HttpRequest, membership: Membership) -> HttpResp
     form = forms.AssistantSettingsForm(request.POST)
     if form.is_valid():
         try:
-            with audited(
-                request,
-                workspace_id=workspace_id,
-                action="assistant.update",
-                target=("assistant.assistantsettings", workspace_id),
-            ) as audit:
-                assistant_services.assistant_settings_update(workspace_id=workspace_id, **form.cleaned_data)
-                audit.details.update(form.cleaned_data)
+            assistant_services.assistant_settings_update(
+                workspace_id=workspace_id, actor_id=request.user.pk, **form.cleaned_data
+            )
         except DomainError as exc:
             _form_refused(form, exc)
         else:

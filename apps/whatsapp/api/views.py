@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -11,7 +9,6 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsAdmin, IsMember
 from apps.accounts.selectors import request_workspace
-from apps.audit.services import audited
 from apps.conversations.api.pagination import paginated_response
 from apps.whatsapp import selectors, services
 from apps.whatsapp.api import serializers as s
@@ -34,11 +31,6 @@ def _channel(request: Request, pk: int) -> Channel:
     return selectors.channel_get(workspace=request_workspace(request), pk=pk)
 
 
-def _audited(request: Request, action: str, target: Channel | tuple[str, int] | None = None) -> Any:
-    # Details hold field names only: a channel's values include its access token and app secret.
-    return audited(request, workspace_id=request_workspace(request).pk, action=action, target=target)
-
-
 class ChannelListView(APIView):
     permission_classes = [IsAdmin]
 
@@ -53,9 +45,9 @@ class ChannelListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.ChannelInput(data=request.data)
         data.is_valid(raise_exception=True)
-        with _audited(request, "channel.create") as entry:
-            channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
-            entry.target, entry.details["fields"] = channel, sorted(data.validated_data)
+        channel = services.channel_create(
+            workspace=request_workspace(request), actor_id=request.user.pk, **data.validated_data
+        )
         return Response(s.ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
 
 
@@ -74,17 +66,12 @@ class ChannelDetailView(APIView):
         channel = _channel(request, pk)
         data = s.ChannelInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        with _audited(request, "channel.update", channel) as entry:
-            channel = services.channel_update(channel=channel, data=data.validated_data)
-            entry.details["fields"] = sorted(data.validated_data)
+        channel = services.channel_update(channel=channel, data=data.validated_data, actor_id=request.user.pk)
         return Response(s.ChannelOutput(channel).data)
 
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        channel = _channel(request, pk)
-        with _audited(request, "channel.delete", ("whatsapp.channel", pk)) as entry:
-            entry.details["name"] = channel.name
-            services.channel_delete(channel=channel)
+        services.channel_delete(channel=_channel(request, pk), actor_id=request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
