@@ -22,9 +22,9 @@ pytestmark = pytest.mark.django_db
 def _take_over(door: str, membership: Membership, conversation: Conversation) -> None:
     if door == "api":
         pair = account_services.login(identifier=membership.user.username, password=PASSWORD, ip=None)
-        client = APIClient(HTTP_USER_AGENT="door/1.0", REMOTE_ADDR="198.51.100.8")
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.access}")
-        assert client.post(f"/api/conversations/{conversation.pk}/takeover").status_code == 200
+        api = APIClient(HTTP_USER_AGENT="door/1.0", REMOTE_ADDR="198.51.100.8")
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.access}")
+        assert api.post(f"/api/conversations/{conversation.pk}/takeover").status_code == 200
     elif door == "dashboard":
         client = Client(HTTP_USER_AGENT="door/1.0", REMOTE_ADDR="198.51.100.8")
         client.force_login(membership.user)
