@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.middleware.AuditOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "chatbot.security_headers.ContentSecurityPolicyMiddleware",
@@ -419,8 +420,6 @@ LOCAL_MODEL_MAX_JOBS = env.int("LOCAL_MODEL_MAX_JOBS", default=2)
 # `manage.py bootstrap` runs accounts' own step, then each of these with the default workspace
 # (accounts imports no other app, so later apps add their steps here).
 BOOTSTRAP_STEPS = ["apps.whatsapp.services.channel_bootstrap"]
-# accounts records member changes through this (it imports no other app).
-AUDITED = "apps.audit.services.audited"
 
 # --- I18n ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

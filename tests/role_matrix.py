@@ -89,3 +89,52 @@ def expected(operation: str, role: str) -> int | str:
     if needed == AUTHENTICATED or ROLE_RANK[role] >= ROLE_RANK[needed]:
         return ALLOWED
     return 403
+
+
+# --- dashboard and sandbox pages ------------------------------------------------------------------
+# The same roles as the API's rows for the same act. Anonymous visitors are sent to the login page
+# (the sandbox's JSON and POST doors answer 401 instead). tests/test_role_matrix.py fails when a page
+# of apps/dashboard/urls.py or apps/sandbox/urls.py has no row here.
+PAGES: dict[str, str] = {
+    "GET /": PUBLIC,
+    "GET /login/": PUBLIC,
+    "POST /logout/": PUBLIC,
+    "GET /inbox/": V,
+    "GET /inbox/list/": V,
+    "GET /conversations/{id}/": V,
+    "GET /conversations/{id}/thread/": V,
+    "POST /conversations/{id}/reply/": A,
+    "POST /conversations/{id}/takeover/": A,
+    "POST /conversations/{id}/handback/": A,
+    "POST /conversations/{id}/close/": A,
+    "GET /queue/": V,
+    "GET /queue/list/": V,
+    "POST /queue/{id}/cancel/": S,
+    "POST /queue/{id}/retry/": S,
+    "GET /business/": V,
+    "POST /business/": AD,
+    "GET /business/providers/": V,
+    "POST /business/providers/": AD,
+    "POST /business/assistant/": AD,
+    "POST /business/knowledge/": S,
+    "POST /business/knowledge/import/": S,
+    "GET /business/knowledge/{id}/": S,
+    "POST /business/knowledge/{id}/": S,
+    "POST /business/knowledge/{id}/delete/": S,
+    "GET /sandbox/": A,
+    "POST /sandbox/send": A,
+    "GET /sandbox/messages.json": A,
+}
+LOGIN = "login"
+
+
+def page_expected(page: str, role: str) -> int | str:
+    """LOGIN (sent to the login page, or 401), 403, or ALLOWED (any answer but those, never a 500)."""
+    needed = PAGES[page]
+    if needed == PUBLIC:
+        return ALLOWED
+    if role == ANONYMOUS:
+        return LOGIN
+    if ROLE_RANK[role] >= ROLE_RANK[needed]:
+        return ALLOWED
+    return 403

@@ -38,7 +38,7 @@ class WorkspaceAdmin(admin.ModelAdmin[Workspace]):
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         instances = formset.save(commit=False)
         # Rows ticked "delete" go through the service, so a user left in no workspace is logged out.
-        services.memberships_delete(memberships=list(formset.deleted_objects))
+        services.memberships_delete(memberships=list(formset.deleted_objects), actor_id=request.user.pk)
         for instance in instances:
             instance.save()
         formset.save_m2m()
@@ -51,10 +51,12 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     search_fields = ["user__username", "workspace__name"]
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
-        services.memberships_delete(memberships=[obj])
+        services.memberships_delete(memberships=[obj], actor_id=request.user.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        services.memberships_delete(memberships=list(queryset.select_related("user")))
+        services.memberships_delete(
+            memberships=list(queryset.select_related("user")), actor_id=request.user.pk
+        )
 
 
 @admin.register(LoginSession)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 from rest_framework.request import Request
 
 from apps.accounts.login_names import fold
 from apps.accounts.models import Membership, User, Workspace
+from chatbot.exceptions import NotFound
 
 WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
-M = TypeVar("M", bound=Model)
 
 
 def membership_for(*, user: User, workspace_slug: str | None = None) -> Membership | None:
@@ -48,13 +47,20 @@ def request_workspace(request: Request | HttpRequest) -> Workspace:
     return membership.workspace
 
 
-def scoped(queryset: QuerySet[M], request: Request | HttpRequest, *, field: str = "workspace") -> QuerySet[M]:
-    """Every queryset a view serves goes through here, so another tenant's rows answer 404."""
-    return queryset.filter(**{field: request_workspace(request)})
-
-
 def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
-    return Membership.objects.filter(workspace=workspace).select_related("user").order_by("created_at", "pk")
+    return (
+        Membership.objects.filter(workspace=workspace)
+        .select_related("user", "workspace")
+        .order_by("created_at", "pk")
+    )
+
+
+def member_get(*, workspace: Workspace, pk: int) -> Membership:
+    """Raises NotFound alike for a missing id and another workspace's."""
+    membership = workspace_members(workspace=workspace).filter(pk=pk).first()
+    if membership is None:
+        raise NotFound("Not found.")
+    return membership
 
 
 def user_memberships(*, user_id: int) -> QuerySet[Membership]:

@@ -20,6 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from apps.accounts import login_throttle
 from apps.accounts.login_names import fold, namespaced
 from apps.accounts.models import ROLE_RANK, LoginSession, Membership, Role, User, Workspace
+from apps.audit.services import audit_record
 from chatbot.exceptions import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 DEFAULT_WORKSPACE_SLUG = "default"
@@ -93,7 +94,15 @@ def member_create(
             user.save()
     except IntegrityError as exc:  # created by a concurrent request since the check above
         raise Conflict(f"{login_name} is taken in this workspace.", code="username_taken") from exc
-    return Membership.objects.create(user=user, workspace=acting.workspace, role=role)
+    membership = Membership.objects.create(user=user, workspace=acting.workspace, role=role)
+    audit_record(
+        workspace_id=membership.workspace_id,
+        actor_id=acting.user_id,
+        action="member.create",
+        target=membership,
+        details={"user_id": membership.user_id, "role": membership.role},
+    )
+    return membership
 
 
 def _owners_left(workspace: Workspace, excluding: Membership) -> int:
@@ -111,8 +120,15 @@ def member_update_role(*, acting: Membership, membership: Membership, role: str)
         and _owners_left(membership.workspace, membership) == 0
     ):
         raise Conflict("A workspace keeps at least one owner.", code="last_owner")
-    membership.role = role
+    before, membership.role = membership.role, role
     membership.save(update_fields=["role"])
+    audit_record(
+        workspace_id=membership.workspace_id,
+        actor_id=acting.user_id,
+        action="member.role_change",
+        target=membership,
+        details={"user_id": membership.user_id, "role_before": before, "role": role},
+    )
     return membership
 
 
@@ -121,16 +137,23 @@ def member_remove(*, acting: Membership, membership: Membership) -> None:
     _check_may_assign(acting=acting, role=membership.role)
     if membership.role == Role.OWNER and _owners_left(membership.workspace, membership) == 0:
         raise Conflict("A workspace keeps at least one owner.", code="last_owner")
-    memberships_delete(memberships=[membership])
+    memberships_delete(memberships=[membership], actor_id=acting.user_id)
 
 
 @transaction.atomic
-def memberships_delete(*, memberships: Iterable[Membership]) -> None:
+def memberships_delete(*, memberships: Iterable[Membership], actor_id: int | None) -> None:
     """Delete memberships with no role checks (the Django admin's door; the API's is `member_remove`).
 
     A user who belongs nowhere any more can no longer log in to anything: their logins end."""
     users = {membership.user for membership in memberships}
     for membership in memberships:
+        audit_record(
+            workspace_id=membership.workspace_id,
+            actor_id=actor_id,
+            action="member.remove",
+            target=("accounts.membership", membership.pk),  # named before delete() clears the pk
+            details={"user_id": membership.user_id, "role": membership.role},
+        )
         membership.delete()
     for user in users:
         if not user.memberships.exists():

@@ -130,11 +130,11 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
         services.knowledge_save(entry=obj)
 
     def delete_model(self, request: HttpRequest, obj: KnowledgeEntry) -> None:
-        services.knowledge_delete(entry=obj)
+        services.knowledge_delete(entry=obj, actor_id=request.user.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[KnowledgeEntry]) -> None:
         for entry in queryset:
-            services.knowledge_delete(entry=entry)
+            services.knowledge_delete(entry=entry, actor_id=request.user.pk)
 
 
 @admin.register(AssistantSettings)

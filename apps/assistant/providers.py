@@ -25,6 +25,7 @@ from django.db import transaction
 
 from apps.assistant.models import AssistantSettings, Provider, ProviderConfig
 from apps.assistant.services import assistant_settings_get_or_create
+from apps.audit.services import audit_record
 from chatbot import egress
 from chatbot.circuit import Breaker, all_states, breaker
 from chatbot.exceptions import TransientError, ValidationFailed
@@ -337,6 +338,7 @@ def providers_audit_details(
 def providers_configure(
     *,
     workspace_id: int,
+    actor_id: int | None,
     fallback_order: Sequence[str] | None = None,
     providers: Sequence[dict[str, Any]] = (),
 ) -> None:
@@ -367,6 +369,13 @@ def providers_configure(
             setattr(row, field_name, change[field_name])
         if fields:
             row.save(update_fields=fields)
+    audit_record(
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        action="providers.update",
+        target=("assistant.providerconfig", workspace_id),
+        details=providers_audit_details(fallback_order=fallback_order, providers=providers),
+    )
 
 
 # --- one call -------------------------------------------------------------------------------------

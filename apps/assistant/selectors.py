@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 
 from apps.assistant.models import BusinessProfile, KnowledgeChunk, KnowledgeEntry, ModelPull
+from chatbot.exceptions import NotFound
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySe
     if q:
         entries = entries.filter(Q(title__icontains=q) | Q(content__icontains=q))
     return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")
+
+
+def knowledge_get(*, workspace_id: int, pk: int) -> KnowledgeEntry:
+    """Raises NotFound alike for a missing id and another workspace's."""
+    entry = knowledge_list(workspace_id=workspace_id).filter(pk=pk).first()
+    if entry is None:
+        raise NotFound("Not found.")
+    return entry
 
 
 def model_pulls(*, workspace_id: int, kind: str = ModelPull.Kind.PULL) -> QuerySet[ModelPull]:

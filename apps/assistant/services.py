@@ -23,6 +23,7 @@ from rest_framework import status
 
 from apps.accounts.models import Workspace
 from apps.assistant.models import AssistantSettings, BusinessProfile, KnowledgeChunk, KnowledgeEntry
+from apps.audit.services import audit_record
 from chatbot.exceptions import DomainError, NotFound, ValidationFailed
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -192,7 +193,7 @@ ASSISTANT_SETTING_FIELDS = frozenset({"enabled", *ASSISTANT_SETTING_BOUNDS})
 
 
 @transaction.atomic
-def assistant_settings_update(*, workspace_id: int, **fields: Any) -> AssistantSettings:
+def assistant_settings_update(*, workspace_id: int, actor_id: int | None, **fields: Any) -> AssistantSettings:
     """Set the given fields (others keep their value). Answers already in the reply cache were made
     with the old temperature and length; they expire with their TTL."""
     unknown = sorted(set(fields) - ASSISTANT_SETTING_FIELDS)
@@ -212,6 +213,13 @@ def assistant_settings_update(*, workspace_id: int, **fields: Any) -> AssistantS
         setattr(row, name, value)
     if fields:
         row.save(update_fields=list(fields))
+    audit_record(
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        action="assistant.update",
+        target=("assistant.assistantsettings", workspace_id),
+        details=fields,
+    )
     return row
 
 
@@ -378,8 +386,15 @@ def knowledge_update(*, entry: KnowledgeEntry, **fields: Any) -> KnowledgeEntry:
 
 
 @transaction.atomic
-def knowledge_delete(*, entry: KnowledgeEntry) -> None:
+def knowledge_delete(*, entry: KnowledgeEntry, actor_id: int | None) -> None:
     workspace_id = entry.workspace_id
+    audit_record(
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        action="knowledge.delete",
+        target=("assistant.knowledgeentry", entry.pk),
+        details={"title": entry.title[:200]},
+    )
     entry.delete()
     _knowledge_bump(workspace_id)
 

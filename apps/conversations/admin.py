@@ -62,6 +62,13 @@ class ContactAdmin(admin.ModelAdmin[Contact]):
             created = contacts.contact_create(workspace=form.cleaned_data["workspace"], **data)
             obj.pk, obj.created_at = created.pk, created.created_at
 
+    def delete_model(self, request: HttpRequest, obj: Contact) -> None:
+        contacts.contact_delete(contact=obj, actor_id=request.user.pk)  # audited, as in the API
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        for contact in queryset:
+            contacts.contact_delete(contact=contact, actor_id=request.user.pk)
+
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin[Conversation]):

@@ -1,22 +1,27 @@
 """Reads for conversations, messages, contacts and the outbound queue.
 
-These return unscoped querysets; views pass them through `apps.accounts.selectors.scoped`, so the
-workspace filter is applied in the one place that knows who is asking.
+Every read of tenant data takes the workspace it reads in, so no door can forget the filter: lists
+return that workspace's rows only, and the `*_get` helpers (like Zulip's `access_*_by_id`) answer
+NotFound alike for an id that does not exist and for another workspace's, so existence never leaks.
+A selector that takes an object (a conversation, a message) trusts it was obtained through one of these.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from apps.accounts.models import Workspace
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.transport import MediaFile, transport_for
 from chatbot.exceptions import NotFound
 
+M = TypeVar("M", bound=Model)
 ASSIGNEE_ME = "me"
 ASSIGNEE_NONE = "none"
 WINDOW = timedelta(hours=24)  # Meta's customer service window
@@ -31,11 +36,24 @@ def window_open(*, conversation: Conversation | None, now: datetime | None = Non
     return last is not None and (now or timezone.now()) - last < WINDOW
 
 
+def _found(queryset: QuerySet[M], pk: int) -> M:
+    row = queryset.filter(pk=pk).first()
+    if row is None:
+        raise NotFound("Not found.")
+    return row
+
+
 def conversation_list(
-    *, user_id: int, status: str = "", assignee: str = "", channel: int | None = None, q: str = ""
+    *,
+    workspace: Workspace,
+    user_id: int,
+    status: str = "",
+    assignee: str = "",
+    channel: int | None = None,
+    q: str = "",
 ) -> QuerySet[Conversation]:
     """Newest activity first. `assignee` is a user id, "me" (`user_id`) or "none" (unassigned)."""
-    conversations = Conversation.objects.select_related("contact", "assignee")
+    conversations = Conversation.objects.filter(workspace=workspace).select_related("contact", "assignee")
     if status:
         conversations = conversations.filter(status=status)
     if assignee == ASSIGNEE_NONE:
@@ -57,8 +75,8 @@ def conversation_list(
     return conversations.order_by(F("last_message_at").desc(nulls_last=True), "-pk")
 
 
-def conversation_detail() -> QuerySet[Conversation]:
-    return Conversation.objects.select_related("contact", "assignee")
+def conversation_get(*, workspace: Workspace, pk: int) -> Conversation:
+    return _found(Conversation.objects.filter(workspace=workspace).select_related("contact", "assignee"), pk)
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
@@ -72,8 +90,10 @@ def _tag_needle(tag: str) -> str:
     return json.dumps(tag, ensure_ascii=connection.vendor != "postgresql")
 
 
-def contact_list(*, q: str = "", tag: str = "", opted_out: bool | None = None) -> QuerySet[Contact]:
-    contacts = Contact.objects.all()
+def contact_list(
+    *, workspace: Workspace, q: str = "", tag: str = "", opted_out: bool | None = None
+) -> QuerySet[Contact]:
+    contacts = Contact.objects.filter(workspace=workspace)
     if q := q.strip():
         contacts = contacts.filter(
             Q(name__icontains=q)
@@ -88,11 +108,15 @@ def contact_list(*, q: str = "", tag: str = "", opted_out: bool | None = None) -
     return contacts.order_by("-created_at", "-pk")
 
 
+def contact_get(*, workspace: Workspace, pk: int) -> Contact:
+    return _found(Contact.objects.filter(workspace=workspace), pk)
+
+
 def queue_list(
-    *, state: str = "", channel: int | None = None, conversation: int | None = None
+    *, workspace: Workspace, state: str = "", channel: int | None = None, conversation: int | None = None
 ) -> QuerySet[Message]:
     """Outbound messages that went through the send queue, newest first."""
-    rows = Message.objects.filter(direction=Message.Direction.OUTBOUND).exclude(
+    rows = Message.objects.filter(workspace=workspace, direction=Message.Direction.OUTBOUND).exclude(
         send_state=Message.SendState.NONE
     )
     if state:
@@ -102,6 +126,14 @@ def queue_list(
     if conversation is not None:
         rows = rows.filter(conversation_id=conversation)
     return rows.order_by("-created_at", "-pk")
+
+
+def queue_item_get(*, workspace: Workspace, pk: int) -> Message:
+    return _found(queue_list(workspace=workspace), pk)
+
+
+def message_get(*, workspace: Workspace, pk: int) -> Message:
+    return _found(Message.objects.filter(workspace=workspace).select_related("channel"), pk)
 
 
 def message_media_id(*, message: Message) -> str:

@@ -93,12 +93,29 @@ REASON_INVALID_REQUEST = "invalid_request"  # other 4xx
 REASON_CIRCUIT_OPEN = "circuit_open"  # not called: the API kept failing and calls are paused
 
 
+class ChannelRef(Protocol):
+    """What conversations reads of a channel: whatsapp's Channel, or the webhook's cached route."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def workspace_id(self) -> int: ...
+
+
+class TransportChannel(ChannelRef, Protocol):
+    """A channel a transport serves; the transport reads its own fields (tokens, ids) itself."""
+
+    @property
+    def kind(self) -> str: ...
+
+
 class Transport(Protocol):
-    def send(self, channel: Any, request: OutboundRequest) -> SendResult: ...
+    def send(self, channel: TransportChannel, request: OutboundRequest) -> SendResult: ...
 
-    def mark_read(self, channel: Any, wamid: str) -> None: ...
+    def mark_read(self, channel: TransportChannel, wamid: str) -> None: ...
 
-    def fetch_media(self, channel: Any, media_id: str) -> MediaFile: ...
+    def fetch_media(self, channel: TransportChannel, media_id: str) -> MediaFile: ...
 
 
 @dataclass
@@ -109,7 +126,7 @@ class _Registry:
 _registry = _Registry()
 
 
-def transport_for(channel: Any) -> Transport:
+def transport_for(channel: TransportChannel) -> Transport:
     path = settings.WHATSAPP_TRANSPORTS[channel.kind]
     if path not in _registry.cache:
         _registry.cache[path] = import_string(path)()

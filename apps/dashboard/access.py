@@ -8,10 +8,11 @@ from typing import Any, Concatenate, ParamSpec
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.selectors import request_membership
+from chatbot.exceptions import NotFound
 
 P = ParamSpec("P")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -34,7 +35,10 @@ def member_page(
             needed = read if request.method in SAFE_METHODS else write
             if membership is None or not membership.has_role(needed):
                 raise PermissionDenied
-            return view(request, membership, *args, **kwargs)
+            try:
+                return view(request, membership, *args, **kwargs)
+            except NotFound as exc:  # a selector's "not in this workspace" is the page's 404
+                raise Http404 from exc
 
         return wrapped
 

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -20,7 +20,6 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
-from apps.audit.services import audited
 from apps.conversations import selectors
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import actions, outbound
@@ -91,8 +90,11 @@ def _conversations(
     form = forms.InboxFilterForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
     found = selectors.conversation_list(
-        user_id=int(request.user.pk or 0), status=filters.get("status", ""), q=filters.get("q", "")
-    ).filter(workspace_id=membership.workspace_id)
+        workspace=membership.workspace,
+        user_id=int(request.user.pk or 0),
+        status=filters.get("status", ""),
+        q=filters.get("q", ""),
+    )
     return form, found[:PAGE_SIZE]
 
 
@@ -112,9 +114,7 @@ def inbox_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 # --- one conversation -----------------------------------------------------------------------
 def _conversation(membership: Membership, pk: int) -> Conversation:
-    return get_object_or_404(
-        selectors.conversation_detail().filter(workspace_id=membership.workspace_id), pk=pk
-    )
+    return selectors.conversation_get(workspace=membership.workspace, pk=pk)
 
 
 def _thread(conversation: Conversation) -> list[Message]:
@@ -159,16 +159,7 @@ def conversation_action(request: HttpRequest, membership: Membership, pk: int, a
     if act is None:
         return HttpResponse(status=404)
     try:
-        if action == "takeover":  # the one conversation action the audit log keeps, as in the API
-            with audited(
-                request,
-                workspace_id=membership.workspace_id,
-                action="conversation.takeover",
-                target=conversation,
-            ):
-                act(conversation=conversation, user=request.user)
-        else:
-            act(conversation=conversation, user=request.user)
+        act(conversation=conversation, user=request.user)
     except DomainError as exc:
         _refused(request, exc)
     return redirect("dashboard:conversation", pk=pk)
@@ -195,7 +186,7 @@ def conversation_reply(request: HttpRequest, membership: Membership, pk: int) ->
 def _queue(request: HttpRequest, membership: Membership) -> tuple[forms.QueueFilterForm, QuerySet[Message]]:
     form = forms.QueueFilterForm(request.GET)
     state = form.cleaned_data.get("state", "") if form.is_valid() else ""
-    rows = selectors.queue_list(state=state).filter(workspace_id=membership.workspace_id)
+    rows = selectors.queue_list(workspace=membership.workspace, state=state)
     return form, rows.select_related("contact")[:PAGE_SIZE]
 
 
@@ -216,7 +207,7 @@ def queue_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 @member_page(write=Role.SUPERVISOR)
 def queue_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
-    row = get_object_or_404(selectors.queue_list().filter(workspace_id=membership.workspace_id), pk=pk)
+    row = selectors.queue_item_get(workspace=membership.workspace, pk=pk)
     act = {"cancel": outbound.message_cancel, "retry": outbound.message_retry_now}.get(action)
     if act is None:
         return HttpResponse(status=404)
@@ -269,7 +260,7 @@ def business(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
-    return get_object_or_404(assistant_selectors.knowledge_list(workspace_id=membership.workspace_id), pk=pk)
+    return assistant_selectors.knowledge_get(workspace_id=membership.workspace_id, pk=pk)
 
 
 @require_POST
@@ -309,15 +300,7 @@ def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> Htt
 @require_POST
 @member_page(write=Role.SUPERVISOR)
 def knowledge_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    entry = _entry(membership, pk)
-    with audited(
-        request,
-        workspace_id=membership.workspace_id,
-        action="knowledge.delete",
-        target=("assistant.knowledgeentry", pk),
-    ) as audit:
-        audit.details["title"] = entry.title[:200]
-        assistant_services.knowledge_delete(entry=entry)
+    assistant_services.knowledge_delete(entry=_entry(membership, pk), actor_id=request.user.pk)
     messages.success(request, _("Knowledge entry deleted."))
     return redirect("dashboard:business")
 
@@ -378,14 +361,7 @@ def business_providers(request: HttpRequest, membership: Membership) -> HttpResp
                 ],
             }
             try:
-                with audited(
-                    request,
-                    workspace_id=workspace_id,
-                    action="providers.update",
-                    target=("assistant.providerconfig", workspace_id),
-                ) as audit:
-                    providers.providers_configure(workspace_id=workspace_id, **change)
-                    audit.details.update(providers.providers_audit_details(**change))
+                providers.providers_configure(workspace_id=workspace_id, actor_id=request.user.pk, **change)
             except DomainError as exc:
                 order_form.add_error(None, exc.message)
             else:
@@ -433,14 +409,9 @@ def assistant_settings(request: HttpRequest, membership: Membership) -> HttpResp
     form = forms.AssistantSettingsForm(request.POST)
     if form.is_valid():
         try:
-            with audited(
-                request,
-                workspace_id=workspace_id,
-                action="assistant.update",
-                target=("assistant.assistantsettings", workspace_id),
-            ) as audit:
-                assistant_services.assistant_settings_update(workspace_id=workspace_id, **form.cleaned_data)
-                audit.details.update(form.cleaned_data)
+            assistant_services.assistant_settings_update(
+                workspace_id=workspace_id, actor_id=request.user.pk, **form.cleaned_data
+            )
         except DomainError as exc:
             _form_refused(form, exc)
         else:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.whatsapp import services
@@ -144,6 +145,13 @@ class ChannelAdmin(admin.ModelAdmin):
     def verify_token_set(self, channel: Channel) -> bool:
         return bool(channel.verify_token)
 
+    def delete_model(self, request: HttpRequest, obj: Channel) -> None:
+        services.channel_delete(channel=obj, actor_id=request.user.pk)  # audited, as in the API
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            services.channel_delete(channel=channel, actor_id=request.user.pk)
+
     def save_model(self, request: HttpRequest, obj: Channel, form: forms.ModelForm, change: bool) -> None:
         data: dict[str, Any] = {
             field: form.cleaned_data[field] for field in EDITABLE if field in services.CHANNEL_FIELDS
@@ -154,7 +162,11 @@ class ChannelAdmin(admin.ModelAdmin):
             if value := form.cleaned_data.get(f"new_{name}"):
                 data[name] = value
         if change:
-            services.channel_update(channel=Channel.objects.get(pk=obj.pk), data=data)
+            services.channel_update(
+                channel=Channel.objects.get(pk=obj.pk), data=data, actor_id=request.user.pk
+            )
         else:
-            created = services.channel_create(workspace=form.cleaned_data["workspace"], **data)
+            created = services.channel_create(
+                workspace=form.cleaned_data["workspace"], actor_id=request.user.pk, **data
+            )
             obj.pk, obj.created_at = created.pk, created.created_at

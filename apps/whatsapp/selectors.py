@@ -1,4 +1,9 @@
-"""Reads for channels."""
+"""Reads for channels.
+
+A workspace's channels are read through `channel_list` / `channel_get`, which take the workspace.
+`channels_addressed` and `channel_verify_tokens` alone read across workspaces: the webhook calls them
+before any tenant is known, to find which channel (and so which workspace) a delivery is for.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Collection
 
 from django.db.models import QuerySet
 
+from apps.accounts.models import Workspace
 from apps.whatsapp.models import Channel
 from apps.whatsapp.route_cache import (
     ChannelRoute,
@@ -14,6 +20,19 @@ from apps.whatsapp.route_cache import (
     route_cache_get,
     route_cache_put,
 )
+from chatbot.exceptions import NotFound
+
+
+def channel_list(*, workspace: Workspace) -> QuerySet[Channel]:
+    return Channel.objects.filter(workspace=workspace).order_by("pk")
+
+
+def channel_get(*, workspace: Workspace, pk: int) -> Channel:
+    """Raises NotFound alike for a missing id and another workspace's."""
+    channel = channel_list(workspace=workspace).filter(pk=pk).first()
+    if channel is None:
+        raise NotFound("Not found.")
+    return channel
 
 
 def channels_addressed(

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.conversations.services.ingest import inbound_store, preferences_apply, statuses_apply
 from apps.whatsapp import cloud
 from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
@@ -187,6 +188,7 @@ def channel_create(
     app_secret: str | None = "",
     access_token: str | None = "",
     verify_token: str | None = "",
+    actor_id: int | None,
 ) -> Channel:
     """Add a number to the workspace. phone_number_id is unique across all workspaces (webhooks route by it)."""
     channel = Channel(
@@ -204,11 +206,29 @@ def channel_create(
     )
     _channel_check(channel)
     channel_number_claim_verify(channel=channel)
-    _channel_save(channel)
+    # The check above calls WhatsApp: the transaction opens only after it.
+    with transaction.atomic():
+        _channel_save(channel)
+        _channel_audit(channel, actor_id=actor_id, action="channel.create", fields=_created_fields(channel))
     return channel
 
 
-def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
+def _created_fields(channel: Channel) -> list[str]:
+    return sorted(field for field in CHANNEL_FIELDS if getattr(channel, field) not in ("", None))
+
+
+def _channel_audit(channel: Channel, *, actor_id: int | None, action: str, fields: list[str]) -> None:
+    # Field names only: a channel's values include its access token and app secret.
+    audit_record(
+        workspace_id=channel.workspace_id,
+        actor_id=actor_id,
+        action=action,
+        target=("whatsapp.channel", channel.pk),
+        details={"fields": fields},
+    )
+
+
+def channel_update(*, channel: Channel, data: Mapping[str, Any], actor_id: int | None) -> Channel:
     """Change the given fields only. A secret given as None or "" is cleared; an absent one is kept."""
     unknown = set(data) - CHANNEL_FIELDS
     if unknown:
@@ -230,10 +250,20 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
         channel_number_claim_verify(channel=channel)
         if "display_phone_number" not in fields and channel.display_phone_number:
             fields.append("display_phone_number")
-    _channel_save(channel, update_fields=fields)
+    with transaction.atomic():
+        _channel_save(channel, update_fields=fields)
+        _channel_audit(channel, actor_id=actor_id, action="channel.update", fields=sorted(wanted))
     return channel
 
 
-def channel_delete(*, channel: Channel) -> None:
+@transaction.atomic
+def channel_delete(*, channel: Channel, actor_id: int | None) -> None:
     """Remove the number with its conversations and messages (deactivate it to keep the history)."""
+    audit_record(
+        workspace_id=channel.workspace_id,
+        actor_id=actor_id,
+        action="channel.delete",
+        target=("whatsapp.channel", channel.pk),
+        details={"name": channel.name},
+    )
     channel.delete()

@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
-from django.shortcuts import get_object_or_404
-from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -25,11 +20,6 @@ LAST_OWNER = errors({409: "A workspace keeps at least one owner."})
 
 def _client_ip(request: Request) -> str | None:
     return BaseThrottle().get_ident(request) or None  # honours REST_FRAMEWORK["NUM_PROXIES"]
-
-
-def audited(request: Request, **kwargs: Any) -> Any:
-    """apps.audit's `audited` block: the change and its entry in one transaction."""
-    return import_string(settings.AUDITED)(request, **kwargs)
 
 
 def _acting(request: Request) -> Membership:
@@ -145,11 +135,7 @@ class MemberListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.MemberCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        acting = _acting(request)
-        with audited(request, workspace_id=acting.workspace_id, action="member.create") as entry:
-            membership = services.member_create(acting=acting, **data.validated_data)
-            entry.target = membership
-            entry.details.update(user_id=membership.user_id, role=membership.role)
+        membership = services.member_create(acting=_acting(request), **data.validated_data)
         return Response(s.MemberOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -157,9 +143,7 @@ class MemberDetailView(APIView):
     permission_classes = [MembersReadAdminsWrite]
 
     def _get(self, request: Request, pk: int) -> Membership:
-        return get_object_or_404(
-            selectors.scoped(Membership.objects.select_related("user", "workspace"), request), pk=pk
-        )
+        return selectors.member_get(workspace=selectors.request_workspace(request), pk=pk)
 
     @extend_schema(responses={200: s.MemberOutput})
     def get(self, request: Request, pk: int) -> Response:
@@ -169,26 +153,12 @@ class MemberDetailView(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         data = s.MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = self._get(request, pk)
-        before = membership.role
-        with audited(
-            request, workspace_id=membership.workspace_id, action="member.role_change", target=membership
-        ) as entry:
-            membership = services.member_update_role(
-                acting=_acting(request), membership=membership, role=data.validated_data["role"]
-            )
-            entry.details.update(user_id=membership.user_id, role_before=before, role=membership.role)
+        membership = services.member_update_role(
+            acting=_acting(request), membership=self._get(request, pk), role=data.validated_data["role"]
+        )
         return Response(s.MemberOutput(membership).data)
 
     @extend_schema(responses={204: None, **LAST_OWNER})
     def delete(self, request: Request, pk: int) -> Response:
-        membership = self._get(request, pk)
-        with audited(
-            request,
-            workspace_id=membership.workspace_id,
-            action="member.remove",
-            target=("accounts.membership", pk),  # named before delete() clears the pk
-        ) as entry:
-            entry.details.update(user_id=membership.user_id, role=membership.role)
-            services.member_remove(acting=_acting(request), membership=membership)
+        services.member_remove(acting=_acting(request), membership=self._get(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,6 @@ from apps.accounts.permissions import MembersReadAdminsWrite
 from apps.accounts.selectors import request_workspace
 from apps.assistant import providers, services
 from apps.assistant.api import provider_serializers as s
-from apps.audit.services import audited
 
 
 class ProvidersView(APIView):
@@ -29,18 +28,12 @@ class ProvidersView(APIView):
         data = s.ProvidersInput(data=request.data)
         data.is_valid(raise_exception=True)
         workspace_id = request_workspace(request).pk
-        with audited(
-            request,
+        providers.providers_configure(
             workspace_id=workspace_id,
-            action="providers.update",
-            target=("assistant.providerconfig", workspace_id),
-        ) as entry:
-            change = {
-                "fallback_order": data.validated_data.get("fallback_order"),
-                "providers": data.validated_data.get("providers", []),
-            }
-            providers.providers_configure(workspace_id=workspace_id, **change)
-            entry.details.update(providers.providers_audit_details(**change))
+            actor_id=request.user.pk,
+            fallback_order=data.validated_data.get("fallback_order"),
+            providers=data.validated_data.get("providers", []),
+        )
         return Response(s.ProvidersOutput(providers.providers_overview(workspace_id=workspace_id)).data)
 
 
@@ -62,13 +55,7 @@ class AssistantSettingsView(APIView):
     def put(self, request: Request) -> Response:
         data = s.AssistantSettingsInput(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace_id = request_workspace(request).pk
-        with audited(
-            request,
-            workspace_id=workspace_id,
-            action="assistant.update",
-            target=("assistant.assistantsettings", workspace_id),
-        ) as entry:
-            row = services.assistant_settings_update(workspace_id=workspace_id, **data.validated_data)
-            entry.details.update(data.validated_data)
+        row = services.assistant_settings_update(
+            workspace_id=request_workspace(request).pk, actor_id=request.user.pk, **data.validated_data
+        )
         return Response(s.AssistantSettingsOutput(row).data)

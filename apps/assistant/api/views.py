@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -17,7 +16,6 @@ from apps.assistant import knowledge, selectors, services
 from apps.assistant.api import openapi  # noqa: F401 - registers the named enum for knowledge kinds
 from apps.assistant.api import serializers as s
 from apps.assistant.models import KnowledgeEntry
-from apps.audit.services import audited
 from chatbot.exceptions import ValidationFailed
 from chatbot.openapi import errors, paginated
 from chatbot.pagination import Pagination
@@ -60,7 +58,7 @@ class BusinessProfileView(APIView):
 
 
 def _entry(request: Request, pk: int) -> KnowledgeEntry:
-    return get_object_or_404(selectors.knowledge_list(workspace_id=request_workspace(request).pk), pk=pk)
+    return selectors.knowledge_get(workspace_id=request_workspace(request).pk, pk=pk)
 
 
 class KnowledgeListView(APIView):
@@ -113,15 +111,7 @@ class KnowledgeDetailView(APIView):
 
     @extend_schema(operation_id="business_knowledge_destroy", responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        entry = _entry(request, pk)
-        with audited(
-            request,
-            workspace_id=request_workspace(request).pk,
-            action="knowledge.delete",
-            target=("assistant.knowledgeentry", pk),
-        ) as audit:
-            audit.details["title"] = entry.title[:200]
-            services.knowledge_delete(entry=entry)
+        services.knowledge_delete(entry=_entry(request, pk), actor_id=request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

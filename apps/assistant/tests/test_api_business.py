@@ -400,7 +400,7 @@ def test_the_settings_reach_the_provider_call(llm_standin, standin_providers):
 
     workspace = WorkspaceFactory.create()
     standin_providers(workspace.pk, ["openai_compatible"])
-    assistant_settings_update(workspace_id=workspace.pk, temperature=1.1, max_tokens=123)
+    assistant_settings_update(workspace_id=workspace.pk, actor_id=None, temperature=1.1, max_tokens=123)
 
     generate_reply(ReplyRequest(workspace_id=workspace.pk, question="hola", history=[]))
 

@@ -166,7 +166,7 @@ def test_every_knowledge_edit_bumps_the_version_and_rebuilds_the_index():
     after_create = knowledge.retrieve(workspace_id=workspace.pk, query="parking")
     services.knowledge_update(entry=entry, content="Sí, gratuito para clientes.")
     after_update = knowledge.retrieve(workspace_id=workspace.pk, query="parking")
-    services.knowledge_delete(entry=entry)
+    services.knowledge_delete(entry=entry, actor_id=None)
     after_delete = knowledge.retrieve(workspace_id=workspace.pk, query="parking")
 
     profile.refresh_from_db()

@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,8 +20,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import IsMember, IsSupervisor, role_required
-from apps.accounts.selectors import request_workspace, scoped
-from apps.audit.services import audited
+from apps.accounts.selectors import request_workspace
 from apps.conversations import selectors
 from apps.conversations.api import serializers as s
 from apps.conversations.api.media_types import CSVBodyParser, JSONErrorsNegotiation
@@ -50,7 +47,7 @@ def _filters(serializer: type[QueryInput], request: Request) -> dict[str, Any]:
 
 # --- conversations --------------------------------------------------------------------------
 def _conversation(request: Request, pk: int) -> Conversation:
-    return get_object_or_404(scoped(selectors.conversation_detail(), request), pk=pk)
+    return selectors.conversation_get(workspace=request_workspace(request), pk=pk)
 
 
 class ConversationListView(APIView):
@@ -63,8 +60,10 @@ class ConversationListView(APIView):
     )
     def get(self, request: Request) -> Response:
         filters = _filters(s.ConversationFilter, request)
-        conversations = selectors.conversation_list(user_id=int(request.user.pk or 0), **filters)
-        return paginated_response(request, scoped(conversations, request), s.ConversationOutput)
+        conversations = selectors.conversation_list(
+            workspace=request_workspace(request), user_id=int(request.user.pk or 0), **filters
+        )
+        return paginated_response(request, conversations, s.ConversationOutput)
 
 
 class ConversationDetailView(APIView):
@@ -81,7 +80,7 @@ class ConversationMessagesView(APIView):
     @extend_schema(responses={200: paginated(s.MessageOutput), **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
         messages = selectors.conversation_messages(conversation=_conversation(request, pk))
-        return paginated_response(request, scoped(messages, request), s.MessageOutput)
+        return paginated_response(request, messages, s.MessageOutput)
 
 
 class ConversationReplyView(APIView):
@@ -111,13 +110,7 @@ class _ConversationActionView(APIView):
 
 class ConversationTakeoverView(_ConversationActionView):
     def act(self, conversation: Conversation, request: Request) -> None:
-        with audited(
-            request,
-            workspace_id=conversation.workspace_id,
-            action="conversation.takeover",
-            target=conversation,
-        ):
-            actions.conversation_takeover(conversation=conversation, user=request.user)
+        actions.conversation_takeover(conversation=conversation, user=request.user)
 
 
 class ConversationHandbackView(_ConversationActionView):
@@ -136,8 +129,8 @@ class ConversationReadView(_ConversationActionView):
 
 
 # --- contacts -------------------------------------------------------------------------------
-def _contacts(request: Request) -> QuerySet[Contact]:
-    return scoped(Contact.objects.all(), request)
+def _contact(request: Request, pk: int) -> Contact:
+    return selectors.contact_get(workspace=request_workspace(request), pk=pk)
 
 
 class ContactListView(APIView):
@@ -149,8 +142,10 @@ class ContactListView(APIView):
         responses={200: paginated(s.ContactOutput), **INVALID},
     )
     def get(self, request: Request) -> Response:
-        contacts_found = selectors.contact_list(**_filters(s.ContactFilter, request))
-        return paginated_response(request, scoped(contacts_found, request), s.ContactOutput)
+        contacts_found = selectors.contact_list(
+            workspace=request_workspace(request), **_filters(s.ContactFilter, request)
+        )
+        return paginated_response(request, contacts_found, s.ContactOutput)
 
     @extend_schema(request=s.ContactInput, responses={201: s.ContactOutput, **INVALID, **CONFLICT})
     def post(self, request: Request) -> Response:
@@ -167,11 +162,11 @@ class ContactDetailView(APIView):
 
     @extend_schema(responses={200: s.ContactOutput, **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.ContactOutput(get_object_or_404(_contacts(request), pk=pk)).data)
+        return Response(s.ContactOutput(_contact(request, pk)).data)
 
     @extend_schema(request=s.ContactInput, responses={200: s.ContactOutput, **ERRORS, **CONFLICT})
     def patch(self, request: Request, pk: int) -> Response:
-        contact = get_object_or_404(_contacts(request), pk=pk)
+        contact = _contact(request, pk)
         data = s.ContactInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         contact = contacts.contact_update(contact=contact, data=data.validated_data)
@@ -179,15 +174,7 @@ class ContactDetailView(APIView):
 
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        contact = get_object_or_404(_contacts(request), pk=pk)
-        # Only the id: the person asked to be forgotten, so their number stays out of the log too.
-        with audited(
-            request,
-            workspace_id=request_workspace(request).pk,
-            action="contact.delete",
-            target=("conversations.contact", pk),
-        ):
-            contacts.contact_delete(contact=contact)
+        contacts.contact_delete(contact=_contact(request, pk), actor_id=request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -228,7 +215,9 @@ class ContactExportView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request: Request) -> StreamingHttpResponse:
         writer = csv.writer(_Echo())
-        rows = contacts.contacts_export_rows(contacts=_contacts(request))
+        rows = contacts.contacts_export_rows(
+            contacts=selectors.contact_list(workspace=request_workspace(request))
+        )
         lines: Iterator[str] = (writer.writerow(row) for row in rows)
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
@@ -237,7 +226,7 @@ class ContactExportView(APIView):
 
 # --- queue ----------------------------------------------------------------------------------
 def _queue_item(request: Request, pk: int) -> Message:
-    return get_object_or_404(scoped(selectors.queue_list(), request), pk=pk)
+    return selectors.queue_item_get(workspace=request_workspace(request), pk=pk)
 
 
 class QueueListView(APIView):
@@ -249,8 +238,8 @@ class QueueListView(APIView):
         responses={200: paginated(s.QueueItemOutput), **INVALID},
     )
     def get(self, request: Request) -> Response:
-        rows = selectors.queue_list(**_filters(s.QueueFilter, request))
-        return paginated_response(request, scoped(rows, request), s.QueueItemOutput)
+        rows = selectors.queue_list(workspace=request_workspace(request), **_filters(s.QueueFilter, request))
+        return paginated_response(request, rows, s.QueueItemOutput)
 
 
 class QueueCancelView(APIView):
@@ -290,7 +279,7 @@ class MessageMediaView(APIView):
         }
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        message = get_object_or_404(scoped(Message.objects.select_related("channel"), request), pk=pk)
+        message = selectors.message_get(workspace=request_workspace(request), pk=pk)
         media = selectors.message_media(message=message)
         mime_type = media.mime_type or "application/octet-stream"
         response = HttpResponse(media.content, content_type=mime_type)

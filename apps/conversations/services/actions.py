@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import window_open
 from apps.conversations.services.outbound import message_enqueue
@@ -21,12 +22,19 @@ def _closed() -> Conflict:
     return Conflict("The conversation is closed.", code="conversation_closed")
 
 
+@transaction.atomic
 def conversation_takeover(*, conversation: Conversation, user: Any) -> Conversation:
-    """A person takes the conversation: the bot stays silent until it is handed back."""
+    """A person takes the conversation: the bot stays silent until it is handed back (audited)."""
     if not conversation_move(
         conversation=conversation, move=Move.TAKEOVER, assignee=user, human_activity_at=timezone.now()
     ):
         raise _closed()  # the only status a take-over cannot start from
+    audit_record(
+        workspace_id=conversation.workspace_id,
+        actor_id=user.pk if user is not None else None,
+        action="conversation.takeover",
+        target=conversation,
+    )
     return conversation
 
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from rest_framework import status
 
+from apps.audit.services import audit_record
 from apps.conversations.models import Contact
 from apps.conversations.services.optout import contact_set_opt_out
 from chatbot.exceptions import Conflict, DomainError, ValidationFailed
@@ -126,8 +127,16 @@ def contact_update(*, contact: Contact, data: Mapping[str, Any], opt_out_source:
     return contact
 
 
-def contact_delete(*, contact: Contact) -> None:
-    """Forget the contact with their conversations and messages."""
+@transaction.atomic
+def contact_delete(*, contact: Contact, actor_id: int | None) -> None:
+    """Forget the contact with their conversations and messages. The audit entry names only the id:
+    the person asked to be forgotten, so their number stays out of the log too."""
+    audit_record(
+        workspace_id=contact.workspace_id,
+        actor_id=actor_id,
+        action="contact.delete",
+        target=("conversations.contact", contact.pk),
+    )
     contact.delete()
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from apps.conversations.models import Contact, Message
+from apps.conversations.transport import ChannelRef
 from apps.live.services import live_publish
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ STATUS_RANK: dict[str, int] = {
 META_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
 
 
-def inbound_store(*, channel: Any, messages: list[InboundMessage]) -> list[int]:
+def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> list[int]:
     """Insert each message once; return the ids of the new rows and enqueue them after commit.
 
     The unique (channel, wamid) constraint decides what is new, so two deliveries racing
     with the same message store it once. Runs inside the caller's transaction, or alone in autocommit
-    (it is one statement). `channel` is a Channel or anything with its `pk` and `workspace_id`.
+    (it is one statement).
     """
     from apps.conversations.tasks import inbound_message_process
 
@@ -88,7 +89,7 @@ def _insert_new(rows: list[Message]) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
+def status_apply(*, channel: ChannelRef, update: StatusUpdate) -> bool:
     """Move one outbound message's delivery status forward; True when something changed."""
     new = META_STATUS.get(update.status)
     if new is None:
@@ -132,11 +133,11 @@ def status_apply(*, channel: Any, update: StatusUpdate) -> bool:
     return bool(changed or reconciled)
 
 
-def statuses_apply(*, channel: Any, updates: list[StatusUpdate]) -> int:
+def statuses_apply(*, channel: ChannelRef, updates: list[StatusUpdate]) -> int:
     return sum(status_apply(channel=channel, update=update) for update in updates)
 
 
-def preferences_apply(*, channel: Any, updates: list[PreferenceUpdate]) -> int:
+def preferences_apply(*, channel: ChannelRef, updates: list[PreferenceUpdate]) -> int:
     """user_preferences webhooks: a customer stopped or resumed marketing messages."""
     from apps.conversations.services.optout import contact_set_opt_out
 

@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
-from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -12,10 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import IsAdmin, IsMember
-from apps.accounts.selectors import request_workspace, scoped
-from apps.audit.services import audited
+from apps.accounts.selectors import request_workspace
 from apps.conversations.api.pagination import paginated_response
-from apps.whatsapp import services
+from apps.whatsapp import selectors, services
 from apps.whatsapp.api import serializers as s
 from apps.whatsapp.models import Channel
 from apps.whatsapp.status import channels_status
@@ -32,13 +27,8 @@ NOT_FOUND = errors({404: "Not found in this workspace."})
 CONFLICT = errors({409: "The phone_number_id belongs to another channel (told only to a proven owner)."})
 
 
-def _channels(request: Request) -> QuerySet[Channel]:
-    return scoped(Channel.objects.order_by("pk"), request)
-
-
-def _audited(request: Request, action: str, target: Channel | tuple[str, int] | None = None) -> Any:
-    # Details hold field names only: a channel's values include its access token and app secret.
-    return audited(request, workspace_id=request_workspace(request).pk, action=action, target=target)
+def _channel(request: Request, pk: int) -> Channel:
+    return selectors.channel_get(workspace=request_workspace(request), pk=pk)
 
 
 class ChannelListView(APIView):
@@ -46,7 +36,8 @@ class ChannelListView(APIView):
 
     @extend_schema(operation_id="whatsapp_channels_list", responses={200: paginated(s.ChannelOutput)})
     def get(self, request: Request) -> Response:
-        return paginated_response(request, _channels(request), s.ChannelOutput)
+        channels = selectors.channel_list(workspace=request_workspace(request))
+        return paginated_response(request, channels, s.ChannelOutput)
 
     @extend_schema(
         request=s.ChannelInput, responses={201: s.ChannelOutput, **INVALID, **CONFLICT, **GRAPH_DOWN}
@@ -54,9 +45,9 @@ class ChannelListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.ChannelInput(data=request.data)
         data.is_valid(raise_exception=True)
-        with _audited(request, "channel.create") as entry:
-            channel = services.channel_create(workspace=request_workspace(request), **data.validated_data)
-            entry.target, entry.details["fields"] = channel, sorted(data.validated_data)
+        channel = services.channel_create(
+            workspace=request_workspace(request), actor_id=request.user.pk, **data.validated_data
+        )
         return Response(s.ChannelOutput(channel).data, status=status.HTTP_201_CREATED)
 
 
@@ -65,27 +56,22 @@ class ChannelDetailView(APIView):
 
     @extend_schema(responses={200: s.ChannelOutput, **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.ChannelOutput(get_object_or_404(_channels(request), pk=pk)).data)
+        return Response(s.ChannelOutput(_channel(request, pk)).data)
 
     @extend_schema(
         request=s.ChannelInput,
         responses={200: s.ChannelOutput, **INVALID, **NOT_FOUND, **CONFLICT, **GRAPH_DOWN},
     )
     def patch(self, request: Request, pk: int) -> Response:
-        channel = get_object_or_404(_channels(request), pk=pk)
+        channel = _channel(request, pk)
         data = s.ChannelInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        with _audited(request, "channel.update", channel) as entry:
-            channel = services.channel_update(channel=channel, data=data.validated_data)
-            entry.details["fields"] = sorted(data.validated_data)
+        channel = services.channel_update(channel=channel, data=data.validated_data, actor_id=request.user.pk)
         return Response(s.ChannelOutput(channel).data)
 
     @extend_schema(responses={204: None, **NOT_FOUND})
     def delete(self, request: Request, pk: int) -> Response:
-        channel = get_object_or_404(_channels(request), pk=pk)
-        with _audited(request, "channel.delete", ("whatsapp.channel", pk)) as entry:
-            entry.details["name"] = channel.name
-            services.channel_delete(channel=channel)
+        services.channel_delete(channel=_channel(request, pk), actor_id=request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -95,5 +81,10 @@ class WhatsAppStatusView(APIView):
     @extend_schema(responses={200: s.WhatsAppStatusOutput})
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        body = {"generated_at": now, "channels": channels_status(channels=_channels(request), now=now)}
+        body = {
+            "generated_at": now,
+            "channels": channels_status(
+                channels=selectors.channel_list(workspace=request_workspace(request)), now=now
+            ),
+        }
         return Response(s.WhatsAppStatusOutput(body).data)

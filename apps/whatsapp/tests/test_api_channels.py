@@ -402,6 +402,7 @@ def test_the_service_refuses_such_a_token_from_any_door(member_client):
     with pytest.raises(ValidationFailed) as refused:
         channel_create(
             workspace=admin.workspace,
+            actor_id=admin.user_id,
             kind="cloud",
             name="x",
             phone_number_id="106540352242922",

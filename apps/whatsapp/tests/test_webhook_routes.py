@@ -72,7 +72,9 @@ def test_a_rotated_app_secret_refuses_the_old_one_on_the_next_delivery():
     channel = channel_create()
     assert post(text_delivery((SHOP, "wamid.BEFORE", "before"))).status_code == 200
 
-    channel_update(channel=Channel.objects.get(pk=channel.pk), data={"app_secret": "rotated-after-a-leak"})
+    channel_update(
+        channel=Channel.objects.get(pk=channel.pk), data={"app_secret": "rotated-after-a-leak"}, actor_id=None
+    )
     with_old = post(text_delivery((SHOP, "wamid.LEAKED", "forged")))
     with_new = post(text_delivery((SHOP, "wamid.AFTER", "after")), secret="rotated-after-a-leak")
 
@@ -120,9 +122,9 @@ def test_a_deactivated_then_deleted_channel_takes_nothing_more():
     channel = channel_create()
     assert post(text_delivery((SHOP, "wamid.BEFORE", "before"))).status_code == 200
 
-    channel_update(channel=Channel.objects.get(pk=channel.pk), data={"is_active": False})
+    channel_update(channel=Channel.objects.get(pk=channel.pk), data={"is_active": False}, actor_id=None)
     inactive = post(text_delivery((SHOP, "wamid.INACTIVE", "skipped")))
-    channel_delete(channel=Channel.objects.get(pk=channel.pk))
+    channel_delete(channel=Channel.objects.get(pk=channel.pk), actor_id=None)
     deleted = post(text_delivery((SHOP, "wamid.DELETED", "skipped")))
 
     assert (inactive.status_code, deleted.status_code) == (200, 403)  # no channel: the platform secret only

@@ -1,0 +1,175 @@
+"""Every dashboard and sandbox page, opened by anonymous and by each role, against tests/role_matrix.py
+PAGES; and every page that names an object, opened by a member of another workspace (404, nothing
+changed, nothing of the other workspace shown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import URLPattern, resolve
+
+from apps.accounts.models import Role, Workspace
+from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
+from apps.assistant.models import KnowledgeEntry
+from apps.conversations.models import Conversation, Message
+from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
+from apps.whatsapp.models import Channel
+from tests.role_matrix import ALLOWED, ANONYMOUS, LOGIN, PAGES, PUBLIC, ROLES, page_expected
+
+OBJECT_PAGES = [page for page in PAGES if "{id}" in page]
+SECRET_NAME = "Zebediah Quist"  # a customer of the other workspace, who must never be shown
+
+BODIES: dict[str, Any] = {
+    "POST /conversations/{id}/reply/": {"body": "Hello"},
+    "POST /business/": {"name": "Shop", "timezone": "UTC"},
+    "POST /business/providers/": {"fallback_order": "offline"},
+    "POST /business/assistant/": {"temperature": "0.5"},
+    "POST /business/knowledge/": {"kind": "faq", "title": "Hours?", "content": "9 to 5"},
+    "POST /business/knowledge/import/": lambda: {
+        "file": SimpleUploadedFile("faq.csv", b"question,answer\nOpen?,Yes\n", content_type="text/csv")
+    },
+    "POST /business/knowledge/{id}/": {"kind": "faq", "title": "Hours, please?", "content": "9 to 5"},
+    "POST /sandbox/send": {},
+}
+
+
+def _url_names(prefix: str, patterns: list[Any]) -> set[str]:
+    return {f"{prefix}:{p.name}" for p in patterns if isinstance(p, URLPattern) and p.name}
+
+
+def _page_url_names() -> set[str]:
+    from apps.dashboard import urls as dashboard_urls
+    from apps.sandbox import urls as sandbox_urls
+
+    return _url_names("dashboard", dashboard_urls.urlpatterns) | _url_names(
+        "sandbox", sandbox_urls.urlpatterns
+    )
+
+
+def _object_id(page: str, workspace: Workspace) -> int:
+    """An object of `workspace` the page acts on (a fresh one, since some cells change it)."""
+    path = page.split(" ", 1)[1]
+    if path.startswith("/conversations/"):
+        conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
+        MessageFactory.create(conversation=conversation, body="my secret order")
+        return conversation.pk
+    if path.startswith("/queue/"):
+        conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
+        return outbound_message(conversation=conversation, send_state=Message.SendState.FAILED).pk
+    if path.startswith("/business/knowledge/"):
+        return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
+    raise AssertionError(f"no object for {page}: teach _object_id about it")
+
+
+def _client(role: str, workspace: Workspace) -> Client:
+    client = Client()
+    if role != ANONYMOUS:
+        client.force_login(MembershipFactory.create(workspace=workspace, role=role).user)
+    return client
+
+
+def _open(client: Client, page: str, object_id: int | None) -> Any:
+    method, path = page.split(" ", 1)
+    if object_id is not None:
+        path = path.replace("{id}", str(object_id))
+    if method == "GET":
+        return client.get(path)
+    body = BODIES.get(page, {})
+    return client.post(path, body() if callable(body) else body)
+
+
+def _sent_to_login(response: Any) -> bool:
+    if response.status_code == 401:
+        return True
+    return response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_every_page_has_a_row_and_every_row_a_page():
+    covered = set()
+    for page in PAGES:
+        match = resolve(page.split(" ", 1)[1].replace("{id}", "1"))
+        covered.add(f"{match.namespace}:{match.url_name}")
+    assert sorted(_page_url_names() - covered) == [], "add these pages to tests/role_matrix.py PAGES"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_matrix(page, role, enqueued_sends):
+    workspace = WorkspaceFactory.create()
+    MembershipFactory.create(workspace=workspace, role=Role.OWNER)
+    client = _client(role, workspace)
+    object_id = _object_id(page, workspace) if "{id}" in page else None
+
+    response = _open(client, page, object_id)
+
+    want = page_expected(page, role)
+    if want == LOGIN:
+        assert _sent_to_login(response), (response.status_code, response.get("Location"))
+    elif want == ALLOWED:
+        assert response.status_code not in (401, 403, 500), (response.status_code, response.content[:300])
+        if PAGES[page] != PUBLIC:
+            assert not _sent_to_login(response), response.get("Location")
+    else:
+        assert response.status_code == want, (response.status_code, response.content[:300])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", OBJECT_PAGES)
+def test_another_workspace_gets_404_for_every_object_page(page, enqueued_sends):
+    mine, theirs = WorkspaceFactory.create(), WorkspaceFactory.create()
+    MembershipFactory.create(workspace=mine, role=Role.OWNER)
+    client = _client(Role.OWNER, theirs)
+    object_id = _object_id(page, mine)
+    before = _snapshot(mine)
+
+    response = _open(client, page, object_id)
+
+    assert response.status_code == 404, (response.status_code, response.content[:300])
+    assert _snapshot(mine) == before
+    assert enqueued_sends == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/inbox/", "/inbox/list/", "/queue/", "/queue/list/", "/business/", "/sandbox/"]
+)
+def test_list_pages_show_nothing_of_another_workspace(url):
+    mine, theirs = WorkspaceFactory.create(), WorkspaceFactory.create()
+    for page in OBJECT_PAGES:
+        _object_id(page, mine)
+    ConversationFactory.create(
+        channel__workspace=mine, channel__kind=Channel.Kind.SANDBOX, contact__name=SECRET_NAME
+    )
+    ConversationFactory.create(channel__workspace=theirs, channel__kind=Channel.Kind.SANDBOX)
+    client = _client(Role.OWNER, theirs)
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert SECRET_NAME.encode() not in response.content
+
+
+def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows a page could change, so a refused call is seen to have changed nothing."""
+    return {
+        "knowledge": list(
+            KnowledgeEntry.objects.filter(workspace_id=workspace.pk).values_list("pk", "title", "is_active")
+        ),
+        "conversations": list(
+            Conversation.objects.filter(workspace=workspace).values_list(
+                "pk", "status", "assignee_id", "unread_count"
+            )
+        ),
+        "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
+    }
+
+
+@pytest.fixture
+def enqueued_sends(monkeypatch) -> list[int]:
+    sent: list[int] = []
+    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
+    return sent
