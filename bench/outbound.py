@@ -42,6 +42,7 @@ os.environ.update(
     }
 )
 os.environ.setdefault("FERNET_KEYS", "YmVuY2gtb25seS1mZXJuZXQta2V5LTAxMjM0NTY3ODk=")
+STARTUP_GRACE = 150.0  # seconds allowed for the workers to start before the first send
 QUEUE_KEYS = ("inbound", "llm", "outbound", "default", "unacked", "unacked_index", "unacked_mutex")
 
 
@@ -189,8 +190,9 @@ def run_rate(
     sampler.mark(f"{rate:,} msg/s")
     for proc in procs:
         sampler.watch("Celery worker (outbound)/Celery worker child", proc.pid)
-    # Stop when everything is sent, or when nothing more has been sent for 30 s.
-    last_count, last_progress = 0, time.monotonic()
+    # Stop when everything is sent, or when nothing more has been sent for 30 s (the first send may
+    # take longer: on a loaded machine a worker can spend a minute importing before it starts).
+    last_count, last_progress = 0, time.monotonic() + STARTUP_GRACE
     try:
         while time.monotonic() - last_progress < 30:
             done = len(standin.sent)  # type: ignore[attr-defined]

@@ -348,7 +348,7 @@ OUTBOUND_SENDER_THREADS = env.int(
     default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 16,
 )
 # Fraction of a number's send rate the pacer uses (bench/: pacing at exactly 80/s drew 130429s).
-OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
+OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.99)
 # Bot replies per customer per window (N/SECONDS, sliding window): a customer flooding the number
 # has every message stored, but is answered at most this often; each late reply covers the backlog.
 INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")

@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, ConversationSettings, Message
@@ -272,6 +274,38 @@ def _pace(
     return max(recipient.wait, number.wait)
 
 
+def pace_many(
+    messages: Sequence[Message],
+    max_wait: float,
+    settings_for: Callable[[int], ConversationSettings] = conversation_settings,
+) -> list[tuple[Message, float]]:
+    """`_pace` for several rows of one number in two pacer round trips: (row, wait) for the rows that
+    got both slots, in order; the others wait for a later pass (as when `_pace` answers None)."""
+    if not messages:
+        return []
+    requests = []
+    for message in messages:
+        conv_settings = settings_for(message.workspace_id)
+        requests.append(
+            (
+                f"recipient:{message.channel_id}:{message.contact_id}",
+                1.0 / max(conv_settings.recipient_interval_seconds, 0.001),
+                conv_settings.recipient_burst,
+            )
+        )
+    recipients = pacer().reserve_each(requests, max_wait=max_wait)
+    ready = [(message, slot.wait) for message, slot in zip(messages, recipients, strict=True) if slot.reserved]
+    channel = messages[0].channel
+    numbers = pacer().reserve_many(
+        f"number:{channel.pk}",
+        rate=float(channel.send_rate) * settings.OUTBOUND_RATE_HEADROOM,
+        burst=1,
+        max_wait=max_wait,
+        count=len(ready),
+    )
+    return [(message, max(wait, number)) for (message, wait), number in zip(ready, numbers)]
+
+
 def _earlier_unsent(message: Message) -> bool:
     """An older message of the same conversation still waiting: keep the conversation in order."""
     if message.conversation_id is None:
@@ -327,41 +361,78 @@ def message_claim(message: Message) -> bool:
     return claimed
 
 
-def message_deliver(message: Message) -> SendOutcome:
-    """Hand a claimed row to its transport and record the outcome."""
+def message_claim_many(messages: Sequence[Message]) -> list[Message]:
+    """`message_claim` for several rows in one statement (UPDATE ... RETURNING); the rows taken."""
+    if not messages:
+        return []
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    ids = [message.pk for message in messages]
+    table = connection.ops.quote_name(Message._meta.db_table)
+    sources = _sources(S.PROCESSING)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET send_state = %s, processing_started_at = %s, attempts = attempts + 1, "  # noqa: S608 - table name from the model, values as parameters
+            f"next_attempt_at = NULL WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+            f"AND send_state IN ({', '.join(['%s'] * len(sources))}) RETURNING id",
+            [S.PROCESSING, now, *ids, *sources],
+        )
+        taken = {row[0] for row in cursor.fetchall()}
+    claimed = [message for message in messages if message.pk in taken]
+    for message in claimed:
+        message.attempts += 1
+        message.send_state = S.PROCESSING
+    return claimed
+
+
+def _set_when(condition: Q, value: Any, field: str) -> Case:
+    """`field` becomes `value` where `condition` holds, else keeps its value (in one UPDATE)."""
+    return Case(
+        When(condition, then=Value(value)), default=F(field), output_field=Message._meta.get_field(field)
+    )
+
+
+def message_deliver(message: Message, *, gate: AbstractContextManager[object] | None = None) -> SendOutcome:
+    """Hand a claimed row to its transport and record the outcome.
+
+    `gate` wraps the transport call alone (the sender's send window: it times the call's start and
+    answer).
+    """
     request = _request_for(message, timezone.now())
     if isinstance(request, str):
         _fail(message, reason=request, detail=f"not sent: {request}")
         return SendOutcome("failed")
     try:
-        result = transport_for(message.channel).send(message.channel, request)
+        with gate or nullcontext():
+            result = transport_for(message.channel).send(message.channel, request)
     except SendError as exc:
         return _handle_error(message, exc)
-    with transaction.atomic():
-        _transition(
-            message.pk,
-            S.SENT,
-            sources=[S.PROCESSING],
-            sent_at=timezone.now(),
-            wamid=result.wamids[0],
-            last_error="",
-            failure_reason="",
-        )
-        # A status webhook may already have reconciled the row (send answer slower than Meta's status).
-        Message.objects.filter(pk=message.pk, wamid="").update(wamid=result.wamids[0])
-        Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-            status=Message.Status.ACCEPTED, status_at=timezone.now()
-        )
-        if len(result.wamids) > 1:
-            Message.objects.filter(pk=message.pk).update(
-                payload={**message.payload, "extra_wamids": result.wamids[1:]}
-            )
-        live_publish(
-            workspace_id=message.workspace_id,
-            kind="status",
-            conversation_id=message.conversation_id,
-            payload={"message_id": message.pk},
-        )
+    now = timezone.now()
+    wamid = result.wamids[0]
+    # One statement: `processing -> sent`; a status webhook may already have reconciled the row
+    # (Meta's status faster than the send's answer), then only an empty wamid and a `queued` status
+    # are filled in. Every CASE reads the row as it was before this UPDATE.
+    was_processing = Q(send_state=S.PROCESSING)
+    queued = Q(status=Message.Status.QUEUED)
+    changes: dict[str, Any] = {
+        "send_state": _set_when(was_processing, S.SENT, "send_state"),
+        "sent_at": _set_when(was_processing, now, "sent_at"),
+        "last_error": _set_when(was_processing, "", "last_error"),
+        "failure_reason": _set_when(was_processing, "", "failure_reason"),
+        "wamid": _set_when(was_processing | Q(wamid=""), wamid, "wamid"),
+        "status": _set_when(queued, Message.Status.ACCEPTED, "status"),
+        "status_at": _set_when(queued, now, "status_at"),
+    }
+    if len(result.wamids) > 1:
+        changes["payload"] = {**message.payload, "extra_wamids": result.wamids[1:]}
+    Message.objects.filter(pk=message.pk).update(**changes)
+    # After the row's own commit, not in one transaction with it: the event never tells of a change
+    # that did not happen, and a crash between the two only costs the screen one wake-up.
+    live_publish(
+        workspace_id=message.workspace_id,
+        kind="status",
+        conversation_id=message.conversation_id,
+        payload={"message_id": message.pk},
+    )
     return SendOutcome("sent")
 
 
