@@ -33,9 +33,13 @@ class Pacer(Protocol):
 
     def slow_down(self, key: str, *, seconds: float) -> None: ...
 
-    def reserve_many(self, key: str, *, rate: float, burst: int, max_wait: float, count: int) -> list[float]: ...
+    def reserve_many(
+        self, key: str, *, rate: float, burst: int, max_wait: float, count: int
+    ) -> list[float]: ...
 
-    def reserve_each(self, requests: Sequence[tuple[str, float, int]], *, max_wait: float) -> list[Reservation]: ...
+    def reserve_each(
+        self, requests: Sequence[tuple[str, float, int]], *, max_wait: float
+    ) -> list[Reservation]: ...
 
 
 def _gcra(tat: float, now: float, interval: float, burst: int, max_wait: float) -> tuple[float, float | None]:
@@ -143,7 +147,9 @@ class RedisPacer:
         waits = self._reserve_many(keys=[f"pace:{key}"], args=[1.0 / rate, max(burst, 1), max_wait, count])
         return [float(wait) for wait in waits]
 
-    def reserve_each(self, requests: Sequence[tuple[str, float, int]], *, max_wait: float) -> list[Reservation]:
+    def reserve_each(
+        self, requests: Sequence[tuple[str, float, int]], *, max_wait: float
+    ) -> list[Reservation]:
         """One slot on each (key, rate, burst), in one step; a key whose slot is too far is left untouched."""
         if not requests:
             return []
@@ -202,7 +208,9 @@ class FilePacer:
         result: list[float] = self._update(key, change)
         return result
 
-    def reserve_each(self, requests: Sequence[tuple[str, float, int]], *, max_wait: float) -> list[Reservation]:
+    def reserve_each(
+        self, requests: Sequence[tuple[str, float, int]], *, max_wait: float
+    ) -> list[Reservation]:
         return [self.reserve(key, rate=rate, burst=burst, max_wait=max_wait) for key, rate, burst in requests]
 
 

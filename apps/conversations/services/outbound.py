@@ -294,7 +294,9 @@ def pace_many(
             )
         )
     recipients = pacer().reserve_each(requests, max_wait=max_wait)
-    ready = [(message, slot.wait) for message, slot in zip(messages, recipients, strict=True) if slot.reserved]
+    ready = [
+        (message, slot.wait) for message, slot in zip(messages, recipients, strict=True) if slot.reserved
+    ]
     channel = messages[0].channel
     numbers = pacer().reserve_many(
         f"number:{channel.pk}",

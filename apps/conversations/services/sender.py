@@ -137,18 +137,22 @@ def next_retry_in(channel_id: int) -> float | None:
 
 
 class SendWindow:
-    """At most `limit` sends of this sender reach Meta in any 1 s, however the threads bunch them.
+    """At most `limit` sends of this sender reach Meta in any `period` (1 s), however the threads
+    bunch them.
 
-    A send takes a token when it starts and gives it back 1 s after its answer came, or 1 s plus
-    `slack` after it started when the answer is slower: the request arrived before its answer, so
-    `limit` sends answered within `slack` always arrived over more than 1 s. Tokens are returned in
+    A send takes a token when it starts and gives it back a period after its answer came, or a period
+    plus `slack` after it started when the answer is slower: the request arrived before its answer,
+    so the `limit + 1`-th send cannot arrive within a period of one answered within `slack`. Tokens are returned in
     the order they were taken (a later one answered earlier waits behind the oldest): never fewer
     tokens out than sends in the window, sometimes more, which only errs on the slow side.
     """
 
-    def __init__(self, limit: int, *, slack: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, *, slack: float, period: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = max(limit, 1)
         self.slack = max(slack, 0.0)
+        self.period = period
         self._clock = clock
         self._until: deque[list[float]] = deque()  # per token taken: [moment it returns]
         self._changed = threading.Condition()
@@ -160,7 +164,7 @@ class SendWindow:
             yield
         finally:
             with self._changed:
-                token[0] = min(token[0], self._clock() + 1.0)
+                token[0] = min(token[0], self._clock() + self.period)
                 self._changed.notify_all()
 
     def _take(self) -> list[float]:
@@ -170,7 +174,7 @@ class SendWindow:
                 while self._until and self._until[0][0] <= now:
                     self._until.popleft()
                 if len(self._until) < self.limit:
-                    token = [now + 1.0 + self.slack]
+                    token = [now + self.period + self.slack]
                     self._until.append(token)
                     return token
                 self._changed.wait(self._until[0][0] - now)
@@ -259,12 +263,10 @@ class SenderReport:
 
 
 def _window_for(channel_id: int) -> SendWindow:
-    """The number's send window: its rate per 1 s, with the slack the pacer's headroom leaves (at
-    0.99, `rate` paced slots span 1.0101 s, so the window never delays a send that is on time)."""
+    """The number's send window: `send_rate` sends per second, OUTBOUND_WINDOW_SLACK of slack."""
     channels = Message._meta.get_field("channel").related_model._default_manager  # type: ignore[union-attr]
     rate = channels.filter(pk=channel_id).values_list("send_rate", flat=True).first() or 1
-    headroom = float(settings.OUTBOUND_RATE_HEADROOM)
-    return SendWindow(math.floor(rate), slack=max(1.0 / headroom - 1.0, 0.0) if headroom > 0 else 0.0)
+    return SendWindow(math.floor(rate), slack=float(settings.OUTBOUND_WINDOW_SLACK))
 
 
 def holder_name() -> str:
