@@ -13,10 +13,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.conf import settings

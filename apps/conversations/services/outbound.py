@@ -305,7 +305,8 @@ def pace_many(
         max_wait=max_wait,
         count=len(ready),
     )
-    return [(message, max(wait, number)) for (message, wait), number in zip(ready, numbers)]
+    # Fewer number slots than rows when the rest are beyond max_wait: those rows wait for a later pass.
+    return [(message, max(wait, number)) for (message, wait), number in zip(ready, numbers, strict=False)]
 
 
 def _earlier_unsent(message: Message) -> bool:
