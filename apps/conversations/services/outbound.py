@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, ConversationSettings, Message
@@ -387,11 +387,37 @@ def message_claim_many(messages: Sequence[Message]) -> list[Message]:
     return claimed
 
 
-def _set_when(condition: Q, value: Any, field: str) -> Case:
-    """`field` becomes `value` where `condition` holds, else keeps its value (in one UPDATE)."""
-    return Case(
-        When(condition, then=Value(value)), default=F(field), output_field=Message._meta.get_field(field)
-    )
+def _record_sent(message: Message, wamids: list[str]) -> None:
+    """`processing -> sent` in one statement (raw SQL: the ORM spent more CPU compiling this UPDATE's
+    CASEs than the send itself). A status webhook may already have reconciled the row (Meta's status
+    faster than the send's answer): then only an empty wamid and a `queued` status are filled in.
+    Every CASE reads the row as it was before the UPDATE."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET "  # noqa: S608 - table name from the model, values as parameters
+            "wamid = CASE WHEN send_state = %s OR wamid = '' THEN %s ELSE wamid END, "
+            "sent_at = CASE WHEN send_state = %s THEN %s ELSE sent_at END, "
+            "last_error = CASE WHEN send_state = %s THEN '' ELSE last_error END, "
+            "failure_reason = CASE WHEN send_state = %s THEN '' ELSE failure_reason END, "
+            "status_at = CASE WHEN status = %s THEN %s ELSE status_at END, "
+            "status = CASE WHEN status = %s THEN %s ELSE status END, "
+            "send_state = CASE WHEN send_state = %s THEN %s ELSE send_state END "
+            "WHERE id = %s",
+            [
+                *(S.PROCESSING, wamids[0]),
+                *(S.PROCESSING, now),
+                S.PROCESSING,
+                S.PROCESSING,
+                *(Message.Status.QUEUED, now),
+                *(Message.Status.QUEUED, Message.Status.ACCEPTED),
+                *(S.PROCESSING, S.SENT),
+                message.pk,
+            ],
+        )
+    if len(wamids) > 1:
+        Message.objects.filter(pk=message.pk).update(payload={**message.payload, "extra_wamids": wamids[1:]})
 
 
 def message_deliver(message: Message, *, gate: AbstractContextManager[object] | None = None) -> SendOutcome:
@@ -409,25 +435,7 @@ def message_deliver(message: Message, *, gate: AbstractContextManager[object] | 
             result = transport_for(message.channel).send(message.channel, request)
     except SendError as exc:
         return _handle_error(message, exc)
-    now = timezone.now()
-    wamid = result.wamids[0]
-    # One statement: `processing -> sent`; a status webhook may already have reconciled the row
-    # (Meta's status faster than the send's answer), then only an empty wamid and a `queued` status
-    # are filled in. Every CASE reads the row as it was before this UPDATE.
-    was_processing = Q(send_state=S.PROCESSING)
-    queued = Q(status=Message.Status.QUEUED)
-    changes: dict[str, Any] = {
-        "send_state": _set_when(was_processing, S.SENT, "send_state"),
-        "sent_at": _set_when(was_processing, now, "sent_at"),
-        "last_error": _set_when(was_processing, "", "last_error"),
-        "failure_reason": _set_when(was_processing, "", "failure_reason"),
-        "wamid": _set_when(was_processing | Q(wamid=""), wamid, "wamid"),
-        "status": _set_when(queued, Message.Status.ACCEPTED, "status"),
-        "status_at": _set_when(queued, now, "status_at"),
-    }
-    if len(result.wamids) > 1:
-        changes["payload"] = {**message.payload, "extra_wamids": result.wamids[1:]}
-    Message.objects.filter(pk=message.pk).update(**changes)
+    _record_sent(message, result.wamids)
     # After the row's own commit, not in one transaction with it: the event never tells of a change
     # that did not happen, and a crash between the two only costs the screen one wake-up.
     live_publish(
