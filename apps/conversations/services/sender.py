@@ -264,7 +264,7 @@ class SenderReport:
 
 def _window_for(channel_id: int) -> SendWindow:
     """The number's send window: `send_rate` sends per second, OUTBOUND_WINDOW_SLACK of slack."""
-    channels = Message._meta.get_field("channel").related_model._default_manager  # type: ignore[union-attr]
+    channels = Message._meta.get_field("channel").related_model._default_manager
     rate = channels.filter(pk=channel_id).values_list("send_rate", flat=True).first() or 1
     return SendWindow(math.floor(rate), slack=float(settings.OUTBOUND_WINDOW_SLACK))
 
