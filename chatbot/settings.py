@@ -352,8 +352,14 @@ OUTBOUND_SENDER_THREADS = env.int(
     "OUTBOUND_SENDER_THREADS",
     default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 16,
 )
-# Fraction of a number's send rate the pacer uses (bench/: pacing at exactly 80/s drew 130429s).
-OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.97)
+# Fraction of a number's send rate the pacer uses: at 0.99, any `rate` + 1 slots span 1.0101 s, room for
+# the jitter between a send's start and its arrival at Meta (bench/: pacing at exactly 80/s drew 130429s).
+OUTBOUND_RATE_HEADROOM = env.float("OUTBOUND_RATE_HEADROOM", default=0.99)
+# Each sender's send window (services/sender.py: SendWindow) lets `send_rate` sends start per second and
+# takes a send's token back 1 s after its answer, or 1 s + this slack after its start if the answer is
+# slower. 0.01 matches the headroom's gap, so it costs nothing on time; a value above the Graph API's
+# answer time makes the window strict (no 130429 possible) at the cost of rate / (1 + answer time).
+OUTBOUND_WINDOW_SLACK = env.float("OUTBOUND_WINDOW_SLACK", default=0.01)
 # Bot replies per customer per window (N/SECONDS, sliding window): a customer flooding the number
 # has every message stored, but is answered at most this often; each late reply covers the backlog.
 INBOUND_REPLY_RATE = env.str("INBOUND_REPLY_RATE", default="6/60")

@@ -94,3 +94,41 @@ def test_file_pacer_is_shared_between_processes(tmp_path):
     # gap near 0; half an interval leaves room for the time between reserve() and time.time() on a busy machine.
     assert min(gaps) > 0.05
     assert slots[-1] - slots[0] > 9 * 0.1 - 0.05
+
+
+def test_reserve_many_takes_consecutive_slots_in_one_step_and_stops_at_max_wait(any_pacer):
+    key = f"test:{uuid.uuid4()}"
+
+    waits = any_pacer.reserve_many(key, rate=10.0, burst=1, max_wait=0.35, count=10)
+    after = any_pacer.reserve(key, rate=10.0, burst=1, max_wait=10)
+
+    # Slots 0, 0.1, 0.2, 0.3 s fit in max_wait; the fifth (0.4 s) is left, and so are the rest.
+    assert len(waits) == 4
+    assert waits[0] == pytest.approx(0.0, abs=0.02)
+    assert [round(b - a, 3) for a, b in zip(waits, waits[1:], strict=False)] == [0.1, 0.1, 0.1]
+    assert after.wait == pytest.approx(0.4, abs=0.05)  # the next caller gets the slot after the last taken
+
+
+def test_reserve_many_beyond_max_wait_takes_nothing(any_pacer):
+    key = f"test:{uuid.uuid4()}"
+    any_pacer.slow_down(key, seconds=5.0)
+
+    assert any_pacer.reserve_many(key, rate=10.0, burst=1, max_wait=1.0, count=3) == []
+    assert any_pacer.reserve(key, rate=10.0, burst=1, max_wait=10).wait == pytest.approx(5.0, abs=0.1)
+
+
+def test_reserve_each_takes_one_slot_per_key_and_leaves_a_busy_key_untouched(any_pacer):
+    free, busy = f"test:{uuid.uuid4()}", f"test:{uuid.uuid4()}"
+    any_pacer.slow_down(busy, seconds=5.0)
+
+    free_slot, busy_slot, free_again = any_pacer.reserve_each(
+        [(free, 1.0, 1), (busy, 1.0, 1), (free, 1.0, 1)], max_wait=2.0
+    )
+
+    assert (free_slot.reserved, free_slot.wait) == (True, pytest.approx(0.0, abs=0.02))
+    assert (busy_slot.reserved, busy_slot.wait) == (False, pytest.approx(5.0, abs=0.1))
+    assert (free_again.reserved, free_again.wait) == (
+        True,
+        pytest.approx(1.0, abs=0.1),
+    )  # same key, next slot
+    assert any_pacer.reserve(busy, rate=1.0, burst=1, max_wait=10).wait == pytest.approx(5.0, abs=0.1)

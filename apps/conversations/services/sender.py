@@ -8,13 +8,17 @@ and a killed worker's sender is redelivered by the broker (acks late) or restart
 - One sender per number: a `SenderLease` row with an expiry, renewed while the sender runs; a second
   sender (another host, a duplicate wake-up) finds it live and exits. A killed sender stops renewing
   and its number is taken over once the lease expires.
-- Claims: a row is claimed (`pending|retry -> processing`, one conditional UPDATE) only after its
-  pacing slot came, just before the transport call, so no claim is held while sleeping and a
-  `processing` row is one that may have reached Meta. A sender killed mid-batch leaves unclaimed rows
-  `pending` for the next one, and its few in-flight rows `processing`, reconciled by the status
-  webhook or settled as `unknown_outcome` by the sweeper, never re-sent blindly. The lease makes the
-  claimer unique per number, so there is nothing for `SELECT ... FOR UPDATE SKIP LOCKED` to skip; a
-  stray second sender (one that outlived its lease) loses the conditional UPDATE instead.
+- Claims: rows are paced and claimed in small groups (two pacer round trips and one
+  `UPDATE ... RETURNING` per group, `pending|retry -> processing`), only once the group's first slot
+  came and for at most as many rows as there are free delivery threads, so no claim is held while
+  the loop sleeps and a `processing` row is one that may have reached Meta within GROUP_SPAN. A
+  sender killed mid-batch leaves unclaimed rows `pending` for the next one, and its few claimed rows
+  (at most its threads) `processing`, reconciled by the status webhook or settled as
+  `unknown_outcome` by the sweeper, never re-sent blindly. The lease makes the claimer unique per
+  number, so there is nothing for `SELECT ... FOR UPDATE SKIP LOCKED` to skip; a stray second sender
+  (one that outlived its lease) loses the conditional UPDATE instead.
+- The number's limit at Meta is a sliding 1 s window: besides the pacer (a little under the rate),
+  each sender keeps a send window (SendWindow) so that bunched sends cannot exceed it.
 - Order: only the head of each conversation is ready (no earlier row pending, retry or processing),
   so a conversation's next message waits until the previous one left the queue.
 - Throughput: the loop paces and claims; up to OUTBOUND_SENDER_THREADS transport calls are in flight
@@ -24,14 +28,16 @@ and a killed worker's sender is redelivered by the broker (acks late) or restart
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import socket
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 BATCH = 200  # ready rows read per query; a fresh read at least every BATCH / rate seconds
 IDLE_POLL = 0.02  # seconds between looks while the last sends of a conversation are in flight
+GROUP_SPAN = 0.05  # seconds of pacing slots reserved and claimed together (a claim waits this at most)
 
 
 def _lease_seconds() -> float:
@@ -130,17 +137,62 @@ def next_retry_in(channel_id: int) -> float | None:
     return max((at - timezone.now()).total_seconds(), 0.0)
 
 
+class SendWindow:
+    """At most `limit` sends of this sender reach Meta in any `period` (1 s), however the threads
+    bunch them.
+
+    A send takes a token when it starts and gives it back a period after its answer came, or a period
+    plus `slack` after it started when the answer is slower: the request arrived before its answer,
+    so the `limit + 1`-th send cannot arrive within a period of one answered within `slack`. Tokens are returned in
+    the order they were taken (a later one answered earlier waits behind the oldest): never fewer
+    tokens out than sends in the window, sometimes more, which only errs on the slow side.
+    """
+
+    def __init__(
+        self, limit: int, *, slack: float, period: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = max(limit, 1)
+        self.slack = max(slack, 0.0)
+        self.period = period
+        self._clock = clock
+        self._until: deque[list[float]] = deque()  # per token taken: [moment it returns]
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def send(self) -> Iterator[None]:
+        token = self._take()
+        try:
+            yield
+        finally:
+            with self._changed:
+                token[0] = min(token[0], self._clock() + self.period)
+                self._changed.notify_all()
+
+    def _take(self) -> list[float]:
+        with self._changed:
+            while True:
+                now = self._clock()
+                while self._until and self._until[0][0] <= now:
+                    self._until.popleft()
+                if len(self._until) < self.limit:
+                    token = [now + self.period + self.slack]
+                    self._until.append(token)
+                    return token
+                self._changed.wait(self._until[0][0] - now)
+
+
 class _Deliveries:
     """Transport calls in flight: inline with one thread (SQLite serialises writes anyway), else a
     fixed set of threads, each with its own database connection, closed when the slice ends."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, window: SendWindow) -> None:
         self.threads = max(threads, 1)
+        self.window = window
         self.free = threading.Semaphore(self.threads)
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._jobs: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Message, float] | None] = queue.SimpleQueue()
         self._workers = [
             threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
             for n in range(self.threads if self.threads > 1 else 0)
@@ -148,30 +200,39 @@ class _Deliveries:
         for worker in self._workers:
             worker.start()
 
-    def reserve(self) -> None:
-        """Wait for a free delivery before claiming a row (a claim never waits for a thread)."""
+    def reserve(self, most: int = 1) -> int:
+        """Wait for a free delivery, then take up to `most` (a claim never waits for a thread)."""
         self.free.acquire()
+        taken = 1
+        while taken < most and self.free.acquire(blocking=False):
+            taken += 1
         with self._lock:
-            self._in_flight += 1
+            self._in_flight += taken
+        return taken
 
-    def unreserve(self) -> None:
+    def unreserve(self, count: int = 1) -> None:
+        if count <= 0:
+            return
         with self._lock:
-            self._in_flight -= 1
-        self.free.release()
+            self._in_flight -= count
+        self.free.release(count)
 
     def in_flight(self) -> int:
         with self._lock:
             return self._in_flight
 
-    def submit(self, message: Message) -> None:
+    def submit(self, message: Message, due: float = 0.0) -> None:
+        """Deliver a claimed row at `due` (time.monotonic()), within GROUP_SPAN of its claim."""
         if self._workers:
-            self._jobs.put(message)
+            self._jobs.put((message, due))
         else:
-            self._deliver(message)
+            self._deliver(message, due)
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Message, due: float) -> None:
         try:
-            result = outbound.message_deliver(message).result
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
+            result = outbound.message_deliver(message, gate=self.window.send()).result
         except Exception:
             # The row stays `processing`: reconciled by its status webhook or settled by the sweeper.
             logger.exception("delivery of message %s failed", message.pk)
@@ -183,8 +244,8 @@ class _Deliveries:
 
     def _work(self) -> None:
         try:
-            while (message := self._jobs.get()) is not None:
-                self._deliver(message)
+            while (job := self._jobs.get()) is not None:
+                self._deliver(*job)
         finally:
             connections.close_all()
 
@@ -200,6 +261,13 @@ class SenderReport:
     result: str  # busy (another sender has the number), idle, slice (time is up), lost_lease
     outcomes: dict[str, int] = field(default_factory=dict)
     retry_in: float | None = None  # when idle: seconds until the earliest waiting retry
+
+
+def _window_for(channel_id: int) -> SendWindow:
+    """The number's send window: `send_rate` sends per second, OUTBOUND_WINDOW_SLACK of slack."""
+    channels = Message._meta.get_field("channel").related_model._default_manager
+    rate = channels.filter(pk=channel_id).values_list("send_rate", flat=True).first() or 1
+    return SendWindow(math.floor(rate), slack=float(settings.OUTBOUND_WINDOW_SLACK))
 
 
 def holder_name() -> str:
@@ -224,7 +292,13 @@ def sender_run(
     deadline = renewed + slice_seconds
     max_wait = float(settings.OUTBOUND_MAX_INLINE_WAIT)
     workspace_settings: dict[int, ConversationSettings] = {}
-    deliveries = _Deliveries(threads)
+
+    def settings_for(workspace_id: int) -> ConversationSettings:
+        if workspace_id not in workspace_settings:
+            workspace_settings[workspace_id] = outbound.conversation_settings(workspace_id)
+        return workspace_settings[workspace_id]
+
+    deliveries = _Deliveries(threads, _window_for(channel_id))
     result = "slice"
     try:
         while clock() < deadline:
@@ -247,24 +321,30 @@ def sender_run(
                 result = "idle"
                 break
             paced = False
-            for message in rows:
+            group_most = max(1, int(float(rows[0].channel.send_rate) * GROUP_SPAN))
+            position = 0
+            while position < len(rows):
                 if clock() >= deadline or clock() - renewed >= renew_every:
                     break
-                if message.workspace_id not in workspace_settings:
-                    workspace_settings[message.workspace_id] = outbound.conversation_settings(
-                        message.workspace_id
-                    )
-                wait = outbound._pace(message, max_wait, workspace_settings[message.workspace_id])
-                if wait is None:
-                    continue  # this customer's (or the number's) next slot is further away
+                free = deliveries.reserve(group_most)
+                group = rows[position : position + free]
+                position += len(group)
+                # Rows left without a slot (their customer's or the number's is further away) wait
+                # for a later pass.
+                slots = outbound.pace_many(group, max_wait, settings_for)
+                paced_at = clock()
+                deliveries.unreserve(free - len(slots))
+                if not slots:
+                    continue
                 paced = True
-                if wait > 0:
-                    sleep(wait)
-                deliveries.reserve()
-                if outbound.message_claim(message):
-                    deliveries.submit(message)
-                else:
-                    deliveries.unreserve()  # cancelled (or taken) since it was read
+                if (first := min(wait for _, wait in slots)) > 0:
+                    sleep(first)  # holding no claim
+                claimed = {m.pk for m in outbound.message_claim_many([m for m, _ in slots])}
+                for message, wait in slots:
+                    if message.pk in claimed:
+                        deliveries.submit(message, time.monotonic() + (paced_at + wait - clock()))
+                    else:
+                        deliveries.unreserve()  # cancelled (or taken) since it was read
             if not paced:
                 sleep(min(max_wait, 0.25))
     finally:

@@ -647,7 +647,7 @@ def test_enqueueing_wakes_the_number_only_when_it_has_no_live_sender(
 
 @pytest.mark.django_db(transaction=True)
 def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
-    postgres, channel, graph_standin, _no_broker
+    postgres, channel, graph_standin, _no_broker, monkeypatch
 ):
     """Threads each on their own connection: PostgreSQL (on SQLite a sender sends one at a time)."""
     Channel.objects.filter(pk=channel.pk).update(send_rate=200)
@@ -659,8 +659,95 @@ def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
             enqueue(conversation, body)
             expected.setdefault(conversation.contact.wa_id, []).append(body)
 
+    claim_many = outbound.message_claim_many
+    groups: list[int] = []
+
+    def claim_and_count(messages):
+        groups.append(len(messages))
+        return claim_many(messages)
+
+    monkeypatch.setattr(outbound, "message_claim_many", claim_and_count)
+
     report = run(channel, threads=8)
 
     assert (report.result, report.outcomes) == ("idle", {"sent": 40})
     assert bodies_per_recipient(graph_standin) == expected
     assert len([r for r in graph_standin.requests if r["method"] == "POST"]) == 40
+    assert sum(groups) == 40 and max(groups) > 1  # claimed in groups, each conversation still in order
+
+
+class _Killed(BaseException):
+    """The sender's process dying (not an Exception: nothing in the sender may catch it)."""
+
+
+def test_a_group_claimed_by_a_sender_that_dies_is_never_sent_and_the_rest_goes_out_once_in_order(
+    channel, graph_standin, monkeypatch
+):
+    Channel.objects.filter(pk=channel.pk).update(send_rate=200)
+    conversations = [conversation_in_window(channel) for _ in range(4)]
+    queued = {
+        c.contact.wa_id: [enqueue(c, f"{c.contact.wa_id} #{n}")[0].body for n in range(3)]
+        for c in conversations
+    }
+    claim_many = outbound.message_claim_many
+
+    def claim_then_die(messages):
+        claim_many(messages)
+        raise _Killed
+
+    monkeypatch.setattr(outbound, "message_claim_many", claim_then_die)
+    # Given a sender that claimed its first group (the four conversations' heads) and died before sending.
+    with pytest.raises(_Killed):
+        run(channel, threads=4)
+    monkeypatch.setattr(outbound, "message_claim_many", claim_many)
+    claimed = set(Message.objects.filter(send_state=S.PROCESSING).values_list("body", flat=True))
+    assert claimed == {bodies[0] for bodies in queued.values()} and graph_standin.sent == []
+
+    # When the sweeper settles the claims (their outcome is unknown to us) and a new sender runs.
+    assert outbound.stuck_processing_settle(older_than=timedelta(0)) == 4
+    report = run(channel)
+
+    # Then the claimed rows were never sent, nor re-sent; the rest went out once each, in order.
+    assert (report.result, report.outcomes) == ("idle", {"sent": 8})
+    assert bodies_per_recipient(graph_standin) == {wa_id: bodies[1:] for wa_id, bodies in queued.items()}
+    assert (
+        set(Message.objects.filter(failure_reason="unknown_outcome").values_list("body", flat=True))
+        == claimed
+    )
+
+
+def test_the_send_window_holds_an_unpaced_bunch_under_the_numbers_one_second_limit(
+    channel, graph_standin, monkeypatch, settings
+):
+    """Even if every pacing slot came at once, no 1 s at the stand-in sees more than the rate. With
+    the slack above any answer's time, a token comes back only 1 s after its send's answer: strict."""
+    settings.OUTBOUND_WINDOW_SLACK = 30.0
+    Channel.objects.filter(pk=channel.pk).update(send_rate=10)
+    graph_standin.set_rate_limit(10)
+    rows = [enqueue(conversation_in_window(channel), f"m{n}")[0] for n in range(25)]
+    monkeypatch.setattr(outbound, "pace_many", lambda group, *_args: [(m, 0.0) for m in group])
+
+    report = run(channel)
+
+    assert (report.result, report.outcomes) == ("idle", {"sent": 25})  # no 130429, so no retry
+    assert [reload(row).attempts for row in rows] == [1] * 25
+    times = sorted(record["received_at"] for record in graph_standin.sent)
+    assert times[10] - times[0] >= 1.0 and times[20] - times[10] >= 1.0
+
+
+def test_a_send_window_returns_a_token_a_period_after_the_answer_or_after_start_plus_slack():
+    window = sender.SendWindow(2, slack=0.05, period=0.3)
+    started = time.monotonic()
+    with window.send():
+        pass  # answered at once: its token is back 0.3 s later
+    slow = window.send()
+    slow.__enter__()  # no answer yet: its token is back 0.3 + 0.05 s after it started
+
+    with window.send():
+        third = time.monotonic() - started
+    with window.send():
+        fourth = time.monotonic() - started
+    slow.__exit__(None, None, None)
+
+    assert 0.3 <= third < 0.34
+    assert 0.35 <= fourth
