@@ -88,9 +88,13 @@ def reply_wait(*, message: Message, pause: float) -> float:
 def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
     from apps.conversations.tasks import reply_generate
 
-    transaction.on_commit(
-        lambda: reply_generate.apply_async((conversation_id, message_id), countdown=countdown), robust=True
-    )
+    def enqueue() -> None:
+        if countdown > 0:
+            reply_generate.apply_async((conversation_id, message_id), countdown=countdown)
+        else:  # no wait: a plain task, not one the worker holds on its ETA timer and QoS (debounce 0)
+            reply_generate.apply_async((conversation_id, message_id))
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _pace_key(conversation: Conversation) -> str:
