@@ -59,8 +59,8 @@ def reply_wait(*, message: Message, pause: float) -> float:
     """
     first_wait = min(settings.REPLY_FIRST_WAIT, pause)
     conversation_id = message.conversation_id
-    if conversation_id is None:
-        return first_wait
+    if conversation_id is None or pause <= 0:
+        return first_wait  # no debounce: nothing to merge, no history to read
     answered = (
         Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.OUTBOUND)
         .exclude(author=Message.Author.SYSTEM)
