@@ -96,11 +96,11 @@ def main() -> None:
     def publish(self: Task, *args: Any, **kwargs: Any) -> None:
         published[self.name] += 1
 
-    Task.apply_async = publish  # type: ignore[method-assign]
+    Task.apply_async = publish  # type: ignore[method-assign,assignment]
     fields = {f.name for f in dataclasses.fields(InboundMessage)}
 
     def store(customer: int, turn: int) -> int:
-        item = {
+        item: dict[str, Any] = {
             "type": "text",
             "body": f"hola, ¿tienen la talla {customer % 40 + 20}? ref {turn}",
             "raw": {},
