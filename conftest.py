@@ -54,6 +54,10 @@ def _fast_hasher_and_clean_cache(settings: pytest.FixtureRequest) -> Iterator[No
 
     login_throttle.clear_all()
     yield
+    # The live ringer's thread (started by a test that rang on the Redis layer) must not outlive it.
+    from apps.live.services import ringer_stop
+
+    ringer_stop()
 
 
 def _clear_cache() -> None:

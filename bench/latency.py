@@ -439,7 +439,7 @@ def main() -> None:
         layout: list[tuple[str, int, dict[str, str]]] = (
             [
                 ("inbound", 8, {}),
-                ("llm", 100, {"DB_CONN_MAX_AGE": "0"}),
+                ("llm", int(os.environ.get("LLM_WORKER_THREADS", "100")), {"DB_CONN_MAX_AGE": "0"}),
                 ("outbound", 8, {}),
                 ("default", 2, {}),
             ]

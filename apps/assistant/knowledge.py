@@ -177,9 +177,11 @@ def cache_clear() -> None:
         _cache.clear()
 
 
-def _index_for(workspace_id: int) -> _Index:
+def _index_for(workspace_id: int, version: int | None = None) -> _Index:
     # The version is read before the chunks: an index is never older than the version it is filed under.
-    key = (workspace_id, selectors.knowledge_version(workspace_id=workspace_id))
+    if version is None:
+        version = selectors.knowledge_version(workspace_id=workspace_id)
+    key = (workspace_id, version)
     with _cache_lock:
         index = _cache.get(key)
         if index is not None:
@@ -195,12 +197,13 @@ def _index_for(workspace_id: int) -> _Index:
     return index
 
 
-def retrieve(*, workspace_id: int, query: str, k: int = 4) -> list[Passage]:
+def retrieve(*, workspace_id: int, query: str, k: int = 4, version: int | None = None) -> list[Passage]:
     """The `k` passages of the workspace's active knowledge that best match `query`, best first.
 
     Passages that share no term with the query are never returned, so the list may be shorter or empty.
+    `version`: the profile's knowledge_version when the caller has just read it (saves reading it again).
     """
-    return _index_for(workspace_id).search(_query_terms(query), k)
+    return _index_for(workspace_id, version).search(_query_terms(query), k)
 
 
 # --- confident answers ---------------------------------------------------------------------------

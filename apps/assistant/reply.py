@@ -80,7 +80,9 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
                 usage_id=usage.pk,
             )
 
-    passages = knowledge.retrieve(workspace_id=request.workspace_id, query=request.question)
+    passages = knowledge.retrieve(
+        workspace_id=request.workspace_id, query=request.question, version=profile.knowledge_version
+    )
     messages = prompt.build_messages(
         profile=profile,
         passages=passages,

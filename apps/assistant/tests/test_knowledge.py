@@ -186,6 +186,17 @@ def test_an_unchanged_knowledge_version_reuses_the_index(bakery, django_assert_n
     assert passages[0].title == "¿Tienen productos sin gluten?"
 
 
+def test_a_version_the_caller_just_read_costs_no_query(bakery, django_assert_num_queries):
+    # generate_reply has read the profile (and its knowledge_version) already
+    version = knowledge.selectors.knowledge_version(workspace_id=bakery.pk)
+    knowledge.retrieve(workspace_id=bakery.pk, query="horario", version=version)
+
+    with django_assert_num_queries(0):
+        passages = knowledge.retrieve(workspace_id=bakery.pk, query="gluten", version=version)
+
+    assert passages[0].title == "¿Tienen productos sin gluten?"
+
+
 def test_a_version_bump_from_another_process_is_seen(bakery):
     knowledge.retrieve(workspace_id=bakery.pk, query="parking")
     entry = KnowledgeEntry.objects.create(workspace=bakery, title="¿Tienen parking?", content="Sí.")

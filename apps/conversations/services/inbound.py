@@ -216,14 +216,13 @@ def _process_one(message_id: int) -> str:
     Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
     message.conversation, message.contact = conversation, contact
     sent_at = message.sent_by_customer_at or now
+    if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at:
+        conversation.last_inbound_at = sent_at
     Conversation.objects.filter(pk=conversation.pk).update(
-        last_inbound_at=sent_at
-        if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at
-        else conversation.last_inbound_at,
-        last_message_at=now,
-        unread_count=F("unread_count") + 1,
+        last_inbound_at=conversation.last_inbound_at, last_message_at=now, unread_count=F("unread_count") + 1
     )
-    conversation.refresh_from_db()
+    # The row is locked (conversation_live_for) until commit: the copy in hand stays exact without a re-read.
+    conversation.last_message_at, conversation.unread_count = now, conversation.unread_count + 1
     live_publish(
         workspace_id=message.workspace_id,
         kind="message",

@@ -59,8 +59,8 @@ def reply_wait(*, message: Message, pause: float) -> float:
     """
     first_wait: float = min(settings.REPLY_FIRST_WAIT, pause)
     conversation_id = message.conversation_id
-    if conversation_id is None:
-        return first_wait
+    if conversation_id is None or pause <= 0:
+        return first_wait  # no debounce: nothing to merge, no history to read
     answered = (
         Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.OUTBOUND)
         .exclude(author=Message.Author.SYSTEM)
@@ -88,9 +88,13 @@ def reply_wait(*, message: Message, pause: float) -> float:
 def _schedule(conversation_id: int, message_id: int, countdown: float) -> None:
     from apps.conversations.tasks import reply_generate
 
-    transaction.on_commit(
-        lambda: reply_generate.apply_async((conversation_id, message_id), countdown=countdown), robust=True
-    )
+    def enqueue() -> None:
+        if countdown > 0:
+            reply_generate.apply_async((conversation_id, message_id), countdown=countdown)
+        else:  # no wait: a plain task, not one the worker holds on its ETA timer and QoS (debounce 0)
+            reply_generate.apply_async((conversation_id, message_id))
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _pace_key(conversation: Conversation) -> str:

@@ -248,3 +248,35 @@ def test_an_agent_cannot_reply_outside_the_24_hour_window(channel):
     assert refused.value.code == "window_closed"
     assert outbound(conversation) == []
     assert Conversation.objects.get().status == Conversation.Status.OPEN
+
+
+def test_a_returning_customers_message_costs_a_pinned_number_of_statements(
+    channel, django_assert_num_queries
+):
+    # Given a customer with a live conversation, and a workspace answering without a debounce
+    from apps.assistant.services import assistant_settings_get_or_create
+
+    assistant = assistant_settings_get_or_create(workspace_id=channel.workspace_id)
+    assistant.debounce_seconds = 0
+    assistant.save()
+    first_at = timezone.now() - timedelta(minutes=5)
+    receive(channel, "hola", when=first_at)
+    item = InboundMessage(
+        wamid="wamid.in.pinned",
+        type="text",
+        timestamp=first_at + timedelta(minutes=1),
+        from_wa_id="5215550001",
+        from_name="Ana",
+        body="¿tienen envíos?",
+        raw={},
+    )
+    [message_id] = inbound_store(channel=channel, messages=[item])
+
+    # When the worker processes it (issue 11: a statement costs ~1.5 ms of worker CPU)
+    with django_assert_num_queries(16):  # 19 before
+        assert inbound_message_process(message_id=message_id) == "bot"
+
+    # Then the conversation is as a re-read would have left it
+    conversation = Conversation.objects.get()
+    assert conversation.unread_count == 2
+    assert conversation.last_inbound_at == first_at + timedelta(minutes=1)

@@ -28,7 +28,7 @@ def _isolated(monkeypatch):
     monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
     monkeypatch.setattr(
         "apps.conversations.tasks.reply_generate.apply_async",
-        lambda args, countdown: scheduled.append((args, countdown)),
+        lambda args, countdown=None: scheduled.append((args, countdown)),
     )
     yield scheduled
     knowledge.cache_clear()
@@ -85,6 +85,22 @@ def test_a_lone_message_is_scheduled_after_commit_with_the_short_first_wait(
         message = customer_says(channel, "hola")
 
     assert _isolated == [((message.conversation_id, message.pk), 0.3)]
+
+
+def test_with_no_debounce_the_reply_task_is_queued_without_a_countdown(
+    channel, _isolated, django_capture_on_commit_callbacks
+):
+    # A countdown, even 0, makes Celery hold the task on the worker's ETA timer (bench (d): debounce 0)
+    from apps.assistant.services import assistant_settings_get_or_create
+
+    assistant = assistant_settings_get_or_create(workspace_id=channel.workspace_id)
+    assistant.debounce_seconds = 0
+    assistant.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message = customer_says(channel, "hola")
+
+    assert _isolated == [((message.conversation_id, message.pk), None)]
 
 
 def test_a_message_following_an_unanswered_one_waits_the_debounce_for_the_rest_of_the_burst(

@@ -51,3 +51,36 @@ async def test_a_socket_on_the_redis_layer_stays_open_for_60_s_while_events_flow
     assert received == published and len(received) >= 11
     assert await socket.receive_nothing(timeout=0.5)
     await socket.disconnect()
+
+
+@sync_to_async
+def publish_burst(workspace_id: int, count: int) -> list[int]:
+    """`count` events, each committed on its own, as a worker's tasks would commit them."""
+    return [live_publish(workspace_id=workspace_id, kind="message").pk for _ in range(count)]
+
+
+async def test_a_burst_of_events_reaches_the_socket_in_full_with_coalesced_wake_ups(redis_url, monkeypatch):
+    # Given a member's socket on the Redis layer (its safety poll far away), counting the layer's sends
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+    sends: list[str] = []
+    original = RedisChannelLayer.group_send
+
+    async def counting(self, group, message):
+        sends.append(group)
+        await original(self, group, message)
+
+    monkeypatch.setattr(RedisChannelLayer, "group_send", counting)
+    membership = await member()
+    socket = socket_for(await logged_in(membership.user))
+    connected, _ = await socket.connect()
+    assert connected
+
+    # When 40 events are committed one after the other
+    published = await publish_burst(membership.workspace_id, 40)
+
+    # Then the socket gets all 40, in order, from fewer wake-ups than events (one ringer, coalescing)
+    received = [(await socket.receive_json_from(timeout=3))["id"] for _ in published]
+    assert received == published
+    assert 1 <= len(sends) < len(published)
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()

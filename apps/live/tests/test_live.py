@@ -48,7 +48,7 @@ def test_a_rolled_back_change_leaves_no_event_and_no_ring(rung):
     assert rung == []
 
 
-def test_a_channel_layer_failure_is_swallowed(monkeypatch):
+def test_a_channel_layer_failure_is_swallowed(monkeypatch, caplog):
     class Broken:
         async def group_send(self, group, message):
             raise ConnectionError("redis down")
@@ -56,6 +56,9 @@ def test_a_channel_layer_failure_is_swallowed(monkeypatch):
     monkeypatch.setattr(services, "get_channel_layer", lambda: Broken())
 
     services._ring(1)  # no exception: the row is the truth
+    services.ringer_stop()  # sends what is due
+
+    assert "live wake-up for workspace 1 not sent" in caplog.text
 
 
 def test_events_since_are_the_workspaces_own_in_order():
