@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from apps.conversations.models import Message
 from apps.conversations.services import inbound, outbound, replies, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
+from chatbot.group_publish import GroupPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,38 @@ logger = logging.getLogger(__name__)
 @app.task(name="inbound.message_process")
 def inbound_message_process(message_id: int) -> str:
     return inbound.inbound_message_process(message_id=message_id)
+
+
+@app.task(name="inbound.messages_process")
+def inbound_messages_process(message_ids: list[int]) -> dict[str, int]:
+    """The ids one process's webhook requests stored together (see inbound_enqueue), in order.
+
+    An outage stops the task and retries it whole (the ids done already are skipped); any other failure
+    is the one message's: logged, left unprocessed for the sweeper as a single task's would be, and the
+    rest go on.
+    """
+    outcomes: Counter[str] = Counter()
+    for message_id in message_ids:
+        try:
+            outcomes[inbound.inbound_message_process(message_id=message_id)] += 1
+        except inbound.TRANSIENT:
+            raise
+        except Exception:
+            logger.exception("inbound message %s failed; the sweeper tries it again", message_id)
+            outcomes["failed"] += 1
+    return dict(outcomes)
+
+
+def _inbound_send(message_ids: list[int]) -> None:
+    if len(message_ids) == 1:
+        inbound_message_process.delay(message_ids[0])
+    else:
+        inbound_messages_process.delay(message_ids)
+
+
+# Called after the commit that stored the ids; returns once they reached the broker (or the failure was
+# logged): many webhook requests of one process at once share one broker message.
+inbound_enqueue = GroupPublisher(send=_inbound_send, name="inbound enqueue").publish
 
 
 @app.task(name="llm.reply_generate")

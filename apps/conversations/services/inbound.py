@@ -68,7 +68,7 @@ def _system_reply(
 EARLIER_LIMIT = 50
 # Failures that say nothing about the message itself: an outage of the database, the cache or the
 # network. They never count towards setting a message aside.
-_TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
+TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
 SET_ASIDE = INBOUND_SET_ASIDE
 
 
@@ -120,7 +120,7 @@ def _attempt(message_id: int, attempts_before: int) -> str:
     try:
         with transaction.atomic():
             return _process_one(message_id)
-    except _TRANSIENT:
+    except TRANSIENT:
         try:  # an outage is not the message's fault
             Message.objects.filter(pk=message_id).update(attempts=F("attempts") - 1)
         except DatabaseError:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -37,7 +40,7 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
     with the same message store it once. Runs inside the caller's transaction, or alone in autocommit
     (it is one statement).
     """
-    from apps.conversations.tasks import inbound_message_process
+    from apps.conversations.tasks import inbound_enqueue
 
     rows = [
         Message(
@@ -67,10 +70,9 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
         )
     if created:
         # robust: the rows are committed; an unreachable broker must not turn that into an error
-        # answer (the sweeper enqueues what never reached the broker). One callback per delivery.
-        transaction.on_commit(
-            lambda: [inbound_message_process.delay(message_id) for message_id in created], robust=True
-        )
+        # answer (the sweeper enqueues what never reached the broker). One callback per delivery, and
+        # concurrent deliveries of this process share one broker message.
+        transaction.on_commit(lambda: inbound_enqueue(created), robust=True)
     return created
 
 
@@ -78,15 +80,40 @@ def _insert_new(rows: list[Message]) -> list[int]:
     """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: one statement, in which the unique (channel,
     wamid) skips a message already stored, also one a concurrent delivery is inserting right now, and
     which returns the ids of the rows that went in (bulk_create cannot both ignore and return)."""
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key and not f.generated]
-    query = InsertQuery(Message, on_conflict=OnConflict.IGNORE)
-    query.insert_values(fields, list[Model](rows))
-    compiler = query.get_compiler(using=Message.objects.db)
-    compiler.returning_fields = [Message._meta.pk]
-    [(sql, params)] = compiler.as_sql()
-    with connections[Message.objects.db].cursor() as cursor:
+    connection = connections[Message.objects.db]
+    params: Sequence[Any]
+    if len(rows) == 1:
+        # The common delivery: Django's compiler built this statement once per process; each row only
+        # prepares its values the way the compiler would (pre_save, get_db_prep_save).
+        sql, fields = _single_insert(connection.alias)
+        params = [field.get_db_prep_save(field.pre_save(rows[0], True), connection) for field in fields]
+    else:
+        sql, params = _insert_statement(connection.alias, rows)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
+
+
+def _insert_fields() -> list[Field[Any, Any]]:
+    return [f for f in Message._meta.concrete_fields if not f.primary_key and not f.generated]
+
+
+def _insert_statement(alias: str, rows: list[Message]) -> tuple[str, Sequence[Any]]:
+    query = InsertQuery(Message, on_conflict=OnConflict.IGNORE)
+    query.insert_values(_insert_fields(), list[Model](rows))
+    compiler = query.get_compiler(using=alias)
+    compiler.returning_fields = [Message._meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    return sql, params
+
+
+@functools.cache
+def _single_insert(alias: str) -> tuple[str, list[Field[Any, Any]]]:
+    sql, params = _insert_statement(alias, [Message()])
+    fields = _insert_fields()
+    if len(params) != len(fields):  # a backend whose statement is not one placeholder per field
+        raise ImproperlyConfigured(f"Unexpected single-row insert for {alias}: {sql}")
+    return sql, fields
 
 
 def status_apply(*, channel: ChannelRef, update: StatusUpdate) -> bool:

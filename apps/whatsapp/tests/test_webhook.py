@@ -4,7 +4,6 @@ import io
 import json
 import logging
 import secrets
-import sys
 import threading
 import types
 from datetime import UTC, datetime, timedelta
@@ -33,18 +32,13 @@ TEXT_WAMID = "wamid.HBgLMTY1MDUwNzY1MjAVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
 
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch) -> list[int]:
-    """The ids handed to `inbound_message_process.delay`, replaced so that no broker is needed.
+    """The message ids handed to the broker (one task per id, or one task for a group), in order;
+    the tasks' `.delay` replaced so that no broker is needed."""
+    from apps.conversations import tasks
 
-    apps/conversations/tasks.py is written elsewhere: until it exists, a stub module stands in for it."""
-    try:
-        from apps.conversations import tasks
-    except ImportError:
-        tasks = types.ModuleType("apps.conversations.tasks")
-        monkeypatch.setitem(sys.modules, "apps.conversations.tasks", tasks)
     calls: list[int] = []
-    monkeypatch.setattr(
-        tasks, "inbound_message_process", types.SimpleNamespace(delay=calls.append), raising=False
-    )
+    monkeypatch.setattr(tasks.inbound_message_process, "delay", calls.append)
+    monkeypatch.setattr(tasks.inbound_messages_process, "delay", calls.extend)
     return calls
 
 
