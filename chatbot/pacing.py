@@ -30,6 +30,8 @@ class Pacer(Protocol):
 
     def slow_down(self, key: str, *, seconds: float) -> None: ...
 
+    def hold(self, key: str, *, seconds: float) -> None: ...
+
     def reserve_many(
         self, key: str, *, rate: float, burst: int, max_wait: float, count: int
     ) -> list[float]: ...
@@ -70,6 +72,14 @@ redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 
 return 1
 """
 
+# No slot sooner than ARGV[2] seconds from now; holds taken together do not add up.
+_HOLD_LUA = """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local until_ = now + tonumber(ARGV[2])
+if tat < until_ then tat = until_ end
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+return 1
+"""
 
 # `count` consecutive slots on one bucket in one round trip; stops at the first beyond max_wait.
 _RESERVE_MANY_LUA = """
@@ -119,6 +129,7 @@ class RedisPacer:
     def __init__(self, client: Any) -> None:
         self._reserve = shared_state.Script(client, _RESERVE_LUA)
         self._slow_down = shared_state.Script(client, _SLOW_DOWN_LUA)
+        self._hold = shared_state.Script(client, _HOLD_LUA)
         self._reserve_many = shared_state.Script(client, _RESERVE_MANY_LUA)
         self._reserve_each = shared_state.Script(client, _RESERVE_EACH_LUA)
 
@@ -128,6 +139,9 @@ class RedisPacer:
 
     def slow_down(self, key: str, *, seconds: float) -> None:
         self._slow_down(keys=[f"pace:{key}"], args=[seconds])
+
+    def hold(self, key: str, *, seconds: float) -> None:
+        self._hold(keys=[f"pace:{key}"], args=[seconds])
 
     def reserve_many(self, key: str, *, rate: float, burst: int, max_wait: float, count: int) -> list[float]:
         """Up to `count` consecutive slots, as their waits; fewer when the rest are beyond max_wait."""
@@ -171,6 +185,9 @@ class FilePacer:
 
     def slow_down(self, key: str, *, seconds: float) -> None:
         self._update(key, lambda tat, now: (None, max(tat, now) + seconds))
+
+    def hold(self, key: str, *, seconds: float) -> None:
+        self._update(key, lambda tat, now: (None, max(tat, now + seconds)))
 
     def reserve_many(self, key: str, *, rate: float, burst: int, max_wait: float, count: int) -> list[float]:
         def change(tat: float, now: float) -> tuple[list[float], float | None]:

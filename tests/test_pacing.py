@@ -57,6 +57,18 @@ def test_reservations_from_many_threads_never_share_a_slot(any_pacer):
     assert sorted(waits) == [0.5 * i for i in range(40)]
 
 
+def test_hold_keeps_the_next_slot_a_while_away_and_holds_do_not_add_up(any_pacer, shared_clock):
+    key = f"test:{uuid.uuid4()}"
+    any_pacer.reserve(key, rate=100.0, burst=1, max_wait=1)
+
+    any_pacer.hold(key, seconds=1.0)
+    any_pacer.hold(key, seconds=1.0)  # a second refusal of the same bunch
+    held = any_pacer.reserve(key, rate=100.0, burst=1, max_wait=5)
+
+    assert held.reserved is True
+    assert held.wait == pytest.approx(1.0, abs=1e-3)  # not 2 s, and not 1 s after the next slot
+
+
 def test_slow_down_pushes_the_next_slot_back(any_pacer, shared_clock):
     key = f"test:{uuid.uuid4()}"
     any_pacer.reserve(key, rate=100.0, burst=1, max_wait=1)

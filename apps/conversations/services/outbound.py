@@ -57,6 +57,7 @@ SEND_TRANSITIONS: dict[str, set[str]] = {
 }
 BACKOFF_BASE = 2.0  # seconds; attempt n waits about BASE * 2**(n-1), with full jitter
 BACKOFF_MAX = 600.0
+RATE_LIMIT_HOLD = 1.0  # seconds without sends after a 130429: Meta counts the number's sends per second
 
 
 def _sources(target: str) -> list[str]:
@@ -444,8 +445,15 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         # It may have reached WhatsApp: stay `processing` for reconciliation, never resend blindly.
         Message.objects.filter(pk=message.pk).update(last_error=f"outcome unknown: {exc.message}"[:2000])
         return SendOutcome("unknown")
+    retry_in: float | None = None
     if exc.reason == REASON_RATE_LIMITED:
-        pacer().slow_down(f"number:{message.channel_id}", seconds=1.0)
+        # Meta's window for the number is full: no send for a second (refusals of one bunch hold it
+        # once, not once each), then this row goes again, its attempt not counted: the refusal is
+        # about the number's pace, not the message, and must not use up its attempts.
+        pacer().hold(f"number:{message.channel_id}", seconds=RATE_LIMIT_HOLD)
+        Message.objects.filter(pk=message.pk).update(attempts=F("attempts") - 1)
+        message.attempts -= 1
+        retry_in = RATE_LIMIT_HOLD
     elif exc.reason == REASON_RECIPIENT_RATE_LIMITED:
         pacer().slow_down(f"recipient:{message.channel_id}:{message.contact_id}", seconds=6.0)
     elif exc.reason == REASON_OPTED_OUT and message.contact is not None:
@@ -459,7 +467,10 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         return SendOutcome("failed")
     # Meta's Retry-After is capped like our own backoff: a huge one must not outlast the broker's
     # visibility timeout or park the message for days.
-    delay = min(float(exc.retry_after), BACKOFF_MAX) if exc.retry_after else backoff_seconds(message.attempts)
+    if exc.retry_after:
+        delay = min(float(exc.retry_after), BACKOFF_MAX)
+    else:
+        delay = retry_in if retry_in is not None else backoff_seconds(message.attempts)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk, send_state=S.PROCESSING).update(
             send_state=S.FAILED,

@@ -307,6 +307,25 @@ def test_throughput_error_slows_the_numbers_bucket_and_retries(channel, graph_st
     assert after.result == "sent"
     # The number's bucket was pushed back by a second (for every worker): the next send waited it out.
     assert graph_standin.sent[0]["received_at"] - started == pytest.approx(1.0, abs=0.05)
+    # The refusal was about the number's pace: the row goes again after the hold, its attempt not used.
+    retried = reload(message)
+    assert retried.attempts == 0
+    assert (retried.next_attempt_at - timezone.now()).total_seconds() <= 1.0
+
+
+def test_refusals_of_one_bunch_hold_the_number_once(channel, graph_standin, paced):
+    first, second, third = (enqueue(conversation_in_window(channel))[0] for _ in range(3))
+    graph_standin.fail_next(130429, http_status=400)
+    graph_standin.fail_next(130429, http_status=400)
+
+    outcomes = [message_send(message_id=m.pk, sleep=paced.advance).result for m in (first, second)]
+    started = paced.now
+    after = message_send(message_id=third.pk, sleep=paced.advance)
+
+    assert outcomes == ["retry", "retry"]
+    assert after.result == "sent"
+    # Two refusals, one second: the holds do not add up (they did: two refusals held it 2 s).
+    assert graph_standin.sent[0]["received_at"] - started == pytest.approx(1.0, abs=0.05)
 
 
 def test_pair_rate_limit_holds_back_only_that_recipient(channel, graph_standin):
@@ -736,8 +755,41 @@ def test_the_send_window_holds_an_unpaced_bunch_under_the_numbers_one_second_lim
     assert times[10] - times[0] >= 1.0 and times[20] - times[10] >= 1.0
 
 
+def test_a_send_windows_first_sends_return_their_token_only_once_answered():
+    window = sender.SendWindow(1, slack=0.0, period=0.2)  # cold: the first `limit` (1) send
+    first = window.send()
+    first.__enter__()
+    started: list[float] = []
+
+    def second() -> None:
+        with window.send():
+            started.append(time.monotonic())
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    worker.join(0.4)  # far past start + period + slack
+    blocked = worker.is_alive()
+    answered = time.monotonic()
+    first.__exit__(None, None, None)
+    worker.join(5)
+
+    assert blocked  # a warm token would have come back after 0.2 s
+    assert started and started[0] - answered >= 0.2
+
+
+def test_a_send_window_spaces_starts_that_fell_behind():
+    window = sender.SendWindow(4, slack=0.0, period=0.2, cold=0)
+    starts = []
+    for _ in range(4):  # four sends due at once, as after a stall
+        with window.send():
+            starts.append(time.monotonic())
+
+    # Lower bounds only: at least period / limit apart, never a bunch.
+    assert all(b - a >= 0.05 - 1e-3 for a, b in zip(starts, starts[1:], strict=False))
+
+
 def test_a_send_window_returns_a_token_a_period_after_the_answer_or_after_start_plus_slack():
-    window = sender.SendWindow(2, slack=0.05, period=0.3)
+    window = sender.SendWindow(2, slack=0.05, period=0.3, cold=0)
     started = time.monotonic()
     with window.send():
         pass  # answered at once: its token is back 0.3 s later
