@@ -294,6 +294,28 @@ def _window_for(channel_id: int) -> SendWindow:
     return SendWindow(math.floor(rate), slack=float(settings.OUTBOUND_WINDOW_SLACK))
 
 
+_switching = {"senders": 0, "saved": 0.005}
+_switching_lock = threading.Lock()
+
+
+def _fast_switching(on: bool) -> None:
+    """A 1 ms GIL switch interval while any sender of this process runs.
+
+    A delivery thread due to start waits for the GIL up to the interval per hand-over (5 ms by
+    default): starts late by several of them reach Meta bunched, past the send window's slack.
+    """
+    with _switching_lock:
+        if on:
+            if _switching["senders"] == 0:
+                _switching["saved"] = sys.getswitchinterval()
+                sys.setswitchinterval(min(_switching["saved"], 0.001))
+            _switching["senders"] += 1
+        else:
+            _switching["senders"] -= 1
+            if _switching["senders"] == 0:
+                sys.setswitchinterval(_switching["saved"])
+
+
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -324,10 +346,7 @@ def sender_run(
 
     deliveries = _Deliveries(threads, _window_for(channel_id))
     result = "slice"
-    switch = sys.getswitchinterval()
-    # A delivery thread due to start waits for the GIL up to this long per hand-over (5 ms by
-    # default): starts late by several of them bunch at Meta past the window's slack.
-    sys.setswitchinterval(min(switch, 0.001))
+    _fast_switching(True)
     try:
         while clock() < deadline:
             if clock() - renewed >= renew_every:
@@ -376,7 +395,7 @@ def sender_run(
             if not paced:
                 sleep(min(max_wait, 0.25))
     finally:
-        sys.setswitchinterval(switch)
+        _fast_switching(False)
         deliveries.close()
         if result != "idle":
             lease_release(channel_id, holder)
