@@ -81,7 +81,10 @@ local trial_at = tonumber(h[4] or '0')
 if op == 'state' then return {state, 1} end
 local allowed = 1
 if op == 'allow' then
-  if state == 'closed' then return {state, 1} end
+  if state == 'closed' then
+    if failures == 0 then return {state, 2} end
+    return {state, 1}
+  end
   if state == 'open' then
     if now - opened_at < cooldown then return {state, 0} end
   elseif now - trial_at < cooldown then
@@ -117,8 +120,13 @@ return {state, allowed}
 """
 
 
+# What `apply` answers besides the state: 0 refused, 1 allowed, CLEAN allowed with nothing to reset
+# (closed, no failure counted), so the caller's success needs no round trip.
+CLEAN = 2
+
+
 class _Store(Protocol):
-    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]: ...
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, int]: ...
 
     def states(self) -> dict[str, str]: ...
 
@@ -128,11 +136,11 @@ class RedisStore:
         self._client = client
         self._script = shared_state.Script(client, _LUA)
 
-    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, int]:
         state, allowed = self._script(
             keys=[f"circuit:{name}", _NAMES_KEY], args=[op, failures, cooldown, name]
         )
-        return _text(state), bool(int(allowed))
+        return _text(state), int(allowed)
 
     def states(self) -> dict[str, str]:
         names = sorted(_text(n) for n in self._client.smembers(_NAMES_KEY))
@@ -151,18 +159,20 @@ class FileStore:
         self.folder = folder
         self._files = shared_state.JsonFiles(folder, suffix=".json")
 
-    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, bool]:
+    def apply(self, name: str, op: str, failures: int, cooldown: float) -> tuple[str, int]:
         if op == "state":
             data = self._files.read(name) or {}
-            return data.get("state", "closed"), True
+            return data.get("state", "closed"), 1
 
-        def change(data: dict[str, Any] | None) -> tuple[tuple[str, bool], dict[str, Any] | None]:
+        def change(data: dict[str, Any] | None) -> tuple[tuple[str, int], dict[str, Any] | None]:
             record = _Record(**{k: v for k, v in (data or {}).items() if k != "name"})
+            clean = op == "allow" and record.state == "closed" and record.failures == 0
             allowed = _transition(record, op, shared_state.now(), failures, cooldown)
             untouched = data is None and record == _Record()  # nothing worth writing yet
-            return (record.state, allowed), None if untouched else {"name": name, **record.__dict__}
+            answer = CLEAN if clean else int(allowed)
+            return (record.state, answer), None if untouched else {"name": name, **record.__dict__}
 
-        result: tuple[str, bool] = self._files.update(name, change)
+        result: tuple[str, int] = self._files.update(name, change)
         return result
 
     def states(self) -> dict[str, str]:
@@ -179,30 +189,39 @@ def _store() -> _Store:
 
 
 class Breaker:
-    """A handle on the shared breaker `name`; cheap to create, holds no state of its own."""
+    """A handle on the shared breaker `name`; cheap to create, holds no shared state of its own
+    (only whether its last `allow` found it clean: take one handle per call)."""
 
     def __init__(self, name: str, *, failures: int = 3, cooldown: float = 30.0) -> None:
         self.name = name
         self.failures = max(1, failures)
         self.cooldown = cooldown
+        self._clean = False
 
-    def _apply(self, op: str) -> tuple[str, bool]:
+    def _apply(self, op: str) -> tuple[str, int]:
         try:
             return _store().apply(self.name, op, self.failures, self.cooldown)
         except (RedisError, OSError):
             # The breaker protects a call; losing its state (Redis restarting) must not fail the call
             # itself, nor leave a half-done send behind. Without state it behaves as closed.
             logger.warning("circuit %s: state unavailable, treated as closed", self.name, exc_info=True)
-            return "closed", True
+            return "closed", 1
 
     def allow(self) -> bool:
         """May the caller call now? In half-open state only the caller that got True may; report back."""
         state, allowed = self._apply("allow")
+        self._clean = allowed == CLEAN
         if allowed and state == "half_open":
             logger.info("circuit %s half-open: one trial call", self.name)
-        return allowed
+        return allowed > 0
 
     def success(self) -> None:
+        # Closed with no failure counted when this call was let through: nothing to reset, no round
+        # trip (a send makes one, not two). A failure of another call in between stays counted
+        # until the next success that starts after it.
+        if self._clean:
+            self._clean = False
+            return
         self._apply("success")
 
     def failure(self) -> None:

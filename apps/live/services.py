@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.live.models import LiveEvent
+from chatbot import compiled_insert
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +178,13 @@ def live_publish(
 
     Rolled back with the caller's change, so a screen never hears of something that did not happen.
     """
-    event = LiveEvent.objects.create(
+    event = LiveEvent(
         workspace_id=workspace_id, kind=kind, conversation_id=conversation_id, payload=payload or {}
     )
+    # One per sent message at the sender's full rate: the statement is compiled once (the ORM's save
+    # was ~11% of the sender's GIL time at 1,000 msg/s).
+    [event.pk] = compiled_insert.insert([event])
+    event._state.adding = False
     transaction.on_commit(lambda: _ring(workspace_id))
     return event
 

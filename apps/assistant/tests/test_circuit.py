@@ -199,3 +199,38 @@ def test_without_its_state_a_breaker_lets_calls_through_and_never_raises(monkeyp
     b.success()
     assert (b.allow(), b.state()) == (True, "closed")
     assert "state unavailable, treated as closed" in caplog.text
+
+
+def test_a_call_let_through_a_clean_breaker_reports_success_without_a_round_trip(store, name, monkeypatch):
+    from chatbot import circuit
+
+    ops: list[str] = []
+    real = circuit._store
+
+    def counting():
+        inner = real()
+
+        class Counting:
+            def apply(self, name, op, failures, cooldown):
+                ops.append(op)
+                return inner.apply(name, op, failures, cooldown)
+
+        return Counting()
+
+    monkeypatch.setattr(circuit, "_store", counting)
+    clean = breaker(name, failures=2, cooldown=COOLDOWN)
+    assert clean.allow()
+    clean.success()
+    assert ops == ["allow"]  # closed with no failure counted: nothing to reset
+
+    breaker(name, failures=2, cooldown=COOLDOWN).failure()
+    ops.clear()
+    after_failure = breaker(name, failures=2, cooldown=COOLDOWN)
+    assert after_failure.allow()
+    after_failure.success()  # one failure counted: this success resets it
+    breaker(name, failures=2, cooldown=COOLDOWN).failure()
+
+    assert ops == ["allow", "success", "failure"]
+    # Consecutive failures only: the success in between reset the count, so one more failure
+    # leaves the breaker closed.
+    assert breaker(name, failures=2, cooldown=COOLDOWN).state() == "closed"

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connections, transaction
-from django.db.models import Field, Model, Q
-from django.db.models.constants import OnConflict
-from django.db.models.sql import InsertQuery
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from apps.conversations.models import Contact, Message
 from apps.conversations.transport import ChannelRef
 from apps.live.services import live_publish
+from chatbot import compiled_insert
 
 logger = logging.getLogger(__name__)
 
@@ -79,41 +75,9 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
 def _insert_new(rows: list[Message]) -> list[int]:
     """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`: one statement, in which the unique (channel,
     wamid) skips a message already stored, also one a concurrent delivery is inserting right now, and
-    which returns the ids of the rows that went in (bulk_create cannot both ignore and return)."""
-    connection = connections[Message.objects.db]
-    params: Sequence[Any]
-    if len(rows) == 1:
-        # The common delivery: Django's compiler built this statement once per process; each row only
-        # prepares its values the way the compiler would (pre_save, get_db_prep_save).
-        sql, fields = _single_insert(connection.alias)
-        params = [field.get_db_prep_save(field.pre_save(rows[0], True), connection) for field in fields]
-    else:
-        sql, params = _insert_statement(connection.alias, rows)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
-
-
-def _insert_fields() -> list[Field[Any, Any]]:
-    return [f for f in Message._meta.concrete_fields if not f.primary_key and not f.generated]
-
-
-def _insert_statement(alias: str, rows: list[Message]) -> tuple[str, Sequence[Any]]:
-    query = InsertQuery(Message, on_conflict=OnConflict.IGNORE)
-    query.insert_values(_insert_fields(), list[Model](rows))
-    compiler = query.get_compiler(using=alias)
-    compiler.returning_fields = [Message._meta.pk]
-    [(sql, params)] = compiler.as_sql()
-    return sql, params
-
-
-@functools.cache
-def _single_insert(alias: str) -> tuple[str, list[Field[Any, Any]]]:
-    sql, params = _insert_statement(alias, [Message()])
-    fields = _insert_fields()
-    if len(params) != len(fields):  # a backend whose statement is not one placeholder per field
-        raise ImproperlyConfigured(f"Unexpected single-row insert for {alias}: {sql}")
-    return sql, fields
+    which returns the ids of the rows that went in (bulk_create cannot both ignore and return). The
+    common one-message delivery reuses the statement compiled once per process."""
+    return compiled_insert.insert(rows, ignore_conflicts=True)
 
 
 def status_apply(*, channel: ChannelRef, update: StatusUpdate) -> bool:

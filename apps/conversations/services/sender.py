@@ -41,10 +41,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from apps.conversations.models import ConversationSettings, Message, SenderLease
@@ -105,7 +106,7 @@ def ready_rows(channel_id: int, *, limit: int = BATCH) -> list[Message]:
     )
     now = timezone.now()
     rows = (
-        Message.objects.select_related("channel", "contact", "conversation")
+        Message.objects.select_related("contact", "conversation")
         .filter(
             channel_id=channel_id, direction=Message.Direction.OUTBOUND, send_state__in=[S.PENDING, S.RETRY]
         )
@@ -113,7 +114,18 @@ def ready_rows(channel_id: int, *, limit: int = BATCH) -> list[Message]:
         .filter(Q(conversation_id__isnull=True) | Q(pk__in=heads))
         .order_by("pk")[:limit]
     )
-    return list(rows)
+    found = list(rows)
+    if found:
+        # Every row is this number's: one channel object for all (per row, a joined copy cost a model
+        # and two secret decryptions each).
+        channel = _channels().get(pk=channel_id)
+        for row in found:
+            row.channel = channel
+    return found
+
+
+def _channels() -> QuerySet[Any]:
+    return Message._meta.get_field("channel").related_model._default_manager.all()
 
 
 def numbers_with_due_work(*, now: object = None) -> list[int]:
@@ -289,8 +301,7 @@ class SenderReport:
 
 def _window_for(channel_id: int) -> SendWindow:
     """The number's send window: `send_rate` sends per second, OUTBOUND_WINDOW_SLACK of slack."""
-    channels = Message._meta.get_field("channel").related_model._default_manager
-    rate = channels.filter(pk=channel_id).values_list("send_rate", flat=True).first() or 1
+    rate = _channels().filter(pk=channel_id).values_list("send_rate", flat=True).first() or 1
     return SendWindow(math.floor(rate), slack=float(settings.OUTBOUND_WINDOW_SLACK))
 
 
