@@ -49,6 +49,10 @@ from outbound import QUEUE_KEYS, stop_workers  # noqa: E402
 from profile_summary import summarise  # noqa: E402
 
 DB = os.environ.get("BENCH_LATENCY_DB", "bench_latency")
+# The llm worker's database settings in docker-compose.yml (BENCH_LLM_WORKER_POOL=0: the old ones).
+LLM_WORKER_ENV = (
+    {"DB_POOL_SIZE": "16"} if os.environ.get("BENCH_LLM_WORKER_POOL", "1") != "0" else {"DB_CONN_MAX_AGE": "0"}
+)
 PORT = int(os.environ.get("BENCH_LATENCY_PORT", "8092"))
 PHONE_NUMBER_ID = "lat-1"
 SECRET = "bench-latency-secret"  # noqa: S105 - a stand-in's secret
@@ -439,7 +443,7 @@ def main() -> None:
         layout: list[tuple[str, int, dict[str, str]]] = (
             [
                 ("inbound", 8, {}),
-                ("llm", int(os.environ.get("LLM_WORKER_THREADS", "100")), {"DB_CONN_MAX_AGE": "0"}),
+                ("llm", int(os.environ.get("LLM_WORKER_THREADS", "100")), LLM_WORKER_ENV),
                 ("outbound", 8, {}),
                 ("default", 2, {}),
             ]

@@ -147,6 +147,17 @@ else:
     # time). Without it a connection broken by a database restart fails one request per thread
     # (the webhook answers 503 and Meta re-delivers) and is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
+    # A pool of at most DB_POOL_SIZE connections per process (psycopg_pool; 0: none) for a worker
+    # whose many threads touch the database only between long waits: the llm worker's 100 threads
+    # would otherwise open and close a connection per task (a PostgreSQL backend each) or hold 100.
+    # Django's pool hands a connection back on close(), so it needs CONN_MAX_AGE 0.
+    if (pool_size := env.int("DB_POOL_SIZE", default=0)) > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": env.float("DB_POOL_TIMEOUT", default=30.0),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, broker, channel layer (embedded stand-ins without it) --------------------

@@ -104,3 +104,43 @@ def test_metrics_public_is_the_explicit_opt_out(tmp_path):
     result = run_manage(tmp_path, "check", **{**GOOD, "METRICS_TOKEN": "", "METRICS_PUBLIC": "1"})
 
     assert result.returncode == 0, result.stderr
+
+
+POOLED_THREADS = """
+import threading
+from django.db import connection, connections
+
+def work():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.05)")
+    connections.close_all()  # what Celery does after each task: the connection goes back
+
+threads = [threading.Thread(target=work) for _ in range(12)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+with connection.cursor() as cursor:
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", ["pool-test"]
+    )
+    print(connection.settings_dict["CONN_MAX_AGE"], connection.pool.max_size, cursor.fetchone()[0])
+"""
+
+
+def test_a_pooled_process_shares_db_pool_size_connections_among_its_threads(tmp_path, postgres):
+    """The llm worker's setting (docker-compose): 12 threads, each reading once, through 3 connections."""
+    url = os.environ["DATABASE_URL"]
+    separator = "&" if "?" in url else "?"
+    result = run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        POOLED_THREADS,
+        **{**GOOD, "DATABASE_URL": f"{url}{separator}application_name=pool-test", "DB_POOL_SIZE": "3"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    max_age, max_size, backends = result.stdout.strip().splitlines()[-1].split()
+    assert (max_age, max_size) == ("0", "3")
+    assert 1 <= int(backends) <= 3  # without the pool: a backend per thread (12)

@@ -55,7 +55,7 @@ def test_a_provider_at_its_rpm_quota_answers_every_waiting_customer_in_order_wit
         return not Message.objects.filter(channel=channel, processed_at__isnull=True).exists()
 
     wait_for(all_waiting, timeout=120)
-    workers.start(queues="llm", concurrency=100, DB_CONN_MAX_AGE="0", **bounds)
+    workers.start(queues="llm", concurrency=100, DB_POOL_SIZE="16", **bounds)
 
     def all_answered() -> bool:
         """every customer's reply reached the Graph stand-in"""
