@@ -51,7 +51,9 @@ from profile_summary import summarise  # noqa: E402
 DB = os.environ.get("BENCH_LATENCY_DB", "bench_latency")
 # The llm worker's database settings in docker-compose.yml (BENCH_LLM_WORKER_POOL=0: the old ones).
 LLM_WORKER_ENV = (
-    {"DB_POOL_SIZE": "16"} if os.environ.get("BENCH_LLM_WORKER_POOL", "1") != "0" else {"DB_CONN_MAX_AGE": "0"}
+    {"DB_POOL_SIZE": "16"}
+    if os.environ.get("BENCH_LLM_WORKER_POOL", "1") != "0"
+    else {"DB_CONN_MAX_AGE": "0"}
 )
 PORT = int(os.environ.get("BENCH_LATENCY_PORT", "8092"))
 PHONE_NUMBER_ID = "lat-1"
