@@ -305,12 +305,12 @@ def test_throughput_error_slows_the_numbers_bucket_and_retries(channel, graph_st
     assert outcome.result == "retry"
     assert reload(message).send_state == S.RETRY
     assert after.result == "sent"
-    # The number's bucket was pushed back by a second (for every worker): the next send waited it out.
-    assert graph_standin.sent[0]["received_at"] - started == pytest.approx(1.0, abs=0.05)
+    # The number's bucket was held (for every worker): the next send waited it out.
+    assert graph_standin.sent[0]["received_at"] - started == pytest.approx(outbound.RATE_LIMIT_HOLD, abs=0.05)
     # The refusal was about the number's pace: the row goes again after the hold, its attempt not used.
     retried = reload(message)
     assert retried.attempts == 0
-    assert (retried.next_attempt_at - timezone.now()).total_seconds() <= 1.0
+    assert (retried.next_attempt_at - timezone.now()).total_seconds() <= outbound.RATE_LIMIT_HOLD
 
 
 def test_refusals_of_one_bunch_hold_the_number_once(channel, graph_standin, paced):
@@ -324,8 +324,8 @@ def test_refusals_of_one_bunch_hold_the_number_once(channel, graph_standin, pace
 
     assert outcomes == ["retry", "retry"]
     assert after.result == "sent"
-    # Two refusals, one second: the holds do not add up (they did: two refusals held it 2 s).
-    assert graph_standin.sent[0]["received_at"] - started == pytest.approx(1.0, abs=0.05)
+    # Two refusals, one hold: the holds do not add up (they did: two refusals held it 2 s).
+    assert graph_standin.sent[0]["received_at"] - started == pytest.approx(outbound.RATE_LIMIT_HOLD, abs=0.05)
 
 
 def test_pair_rate_limit_holds_back_only_that_recipient(channel, graph_standin):
