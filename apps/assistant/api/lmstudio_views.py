@@ -74,7 +74,7 @@ class LMStudioLoadsView(APIView):
 
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
-        loads = selectors.model_pulls(workspace_id=request_workspace(request).pk, kind="load")
+        loads = selectors.model_pulls(workspace=request_workspace(request), kind="load")
         return Response(s.ModelPullOutput(loads, many=True).data)
 
 
@@ -122,5 +122,5 @@ class OllamaPullsView(APIView):
 
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
-        pulls = selectors.model_pulls(workspace_id=request_workspace(request).pk)
+        pulls = selectors.model_pulls(workspace=request_workspace(request))
         return Response(s.ModelPullOutput(pulls, many=True).data)

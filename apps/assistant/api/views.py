@@ -58,7 +58,7 @@ class BusinessProfileView(APIView):
 
 
 def _entry(request: Request, pk: int) -> KnowledgeEntry:
-    return selectors.knowledge_get(workspace_id=request_workspace(request).pk, pk=pk)
+    return selectors.knowledge_get(workspace=request_workspace(request), pk=pk)
 
 
 class KnowledgeListView(APIView):
@@ -71,7 +71,7 @@ class KnowledgeListView(APIView):
     )
     def get(self, request: Request) -> Response:
         filters = _valid(s.KnowledgeFilter, request.query_params)
-        entries = selectors.knowledge_list(workspace_id=request_workspace(request).pk, **filters)
+        entries = selectors.knowledge_list(workspace=request_workspace(request), **filters)
         paginator = Pagination()
         page = paginator.paginate_queryset(entries, request)
         return paginator.get_paginated_response(s.KnowledgeEntryOutput(page, many=True).data)
