@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from apps.accounts.models import Workspace
 from apps.audit.models import AuditEntry
+
+if TYPE_CHECKING:  # a type only: this app imports no domain app at run time (see services)
+    from apps.accounts.models import Workspace
 
 
 def audit_list(*, workspace: Workspace, action: str = "", actor: int | None = None) -> QuerySet[AuditEntry]:
