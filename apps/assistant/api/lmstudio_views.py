@@ -75,7 +75,8 @@ class LMStudioLoadsView(APIView):
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
         loads = selectors.model_pulls(workspace=request_workspace(request), kind="load")
-        return Response(s.ModelPullOutput(loads, many=True).data)
+        # The stubs type the instance of a many=True serializer as one row, not a list of them.
+        return Response(s.ModelPullOutput(loads, many=True).data)  # type: ignore[arg-type]
 
 
 class LMStudioUnloadView(APIView):
@@ -123,4 +124,5 @@ class OllamaPullsView(APIView):
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
         pulls = selectors.model_pulls(workspace=request_workspace(request))
-        return Response(s.ModelPullOutput(pulls, many=True).data)
+        # The stubs type the instance of a many=True serializer as one row, not a list of them.
+        return Response(s.ModelPullOutput(pulls, many=True).data)  # type: ignore[arg-type]

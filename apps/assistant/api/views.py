@@ -30,7 +30,9 @@ INVALID = errors({400: "Invalid input."})
 NOT_FOUND = errors({404: "Not found in this workspace."})
 
 
-def _valid(serializer: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
+def _valid(
+    serializer: type[serializers.Serializer[None]], data: Any, *, partial: bool = False
+) -> dict[str, Any]:
     checked = serializer(data=data, partial=partial)
     checked.is_valid(raise_exception=True)
     return dict(checked.validated_data)
