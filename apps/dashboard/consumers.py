@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -19,7 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from django.conf import settings
 
-from apps.accounts.models import Workspace
+from apps.accounts.models import User, Workspace
 from apps.accounts.selectors import is_member, membership_for, session_login_user
 from apps.live.selectors import live_events_since
 from apps.live.services import workspace_group
@@ -30,6 +31,8 @@ from apps.live.services import workspace_group
 POLL_SECONDS = 1.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _after(query_string: bytes) -> int:
@@ -42,17 +45,26 @@ def _after(query_string: bytes) -> int:
 
 def _poll_seconds(layer: BaseChannelLayer) -> float:
     """How often a socket looks at the table (and re-checks its login, whichever is sooner)."""
-    poll = POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
-    return min(poll, settings.LIVE_SOCKET_RECHECK_SECONDS)
+    poll = (
+        POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else float(settings.LIVE_SAFETY_POLL_SECONDS)
+    )
+    return min(poll, float(settings.LIVE_SOCKET_RECHECK_SECONDS))
 
 
-@database_sync_to_async
-def _membership_workspace(user: Any, slug: str | None) -> Workspace | None:
+def _db(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """channels' database_sync_to_async (which closes stale connections around the call), typed:
+    channels ships no type hints."""
+    wrapped: Callable[P, Awaitable[R]] = database_sync_to_async(function)
+    return wrapped
+
+
+@_db
+def _membership_workspace(user: User, slug: str | None) -> Workspace | None:
     membership = membership_for(user=user, workspace_slug=slug)
     return membership.workspace if membership else None
 
 
-@database_sync_to_async
+@_db
 def _refusal(*, session_key: str | None, user_id: int, workspace_id: int) -> int | None:
     """The close code for a socket that may no longer listen, or None while it may."""
     user = session_login_user(session_key=session_key)
@@ -63,7 +75,7 @@ def _refusal(*, session_key: str | None, user_id: int, workspace_id: int) -> int
     return None
 
 
-@database_sync_to_async
+@_db
 def _events(workspace: Workspace, after_id: int) -> list[dict[str, Any]]:
     return [
         {"id": e.id, "kind": e.kind, "conversation_id": e.conversation_id, "payload": e.payload}
@@ -71,7 +83,7 @@ def _events(workspace: Workspace, after_id: int) -> list[dict[str, Any]]:
     ]
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels ships no type hints
     workspace: Workspace | None = None
     workspace_id: int | None = None
     user_id = 0

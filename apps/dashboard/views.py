@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db.models import QuerySet
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -69,7 +70,7 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-def _form_refused(form: Any, exc: DomainError) -> None:
+def _form_refused(form: BaseForm, exc: DomainError) -> None:
     """Show a service's refusal on the form: its message, then each problem of its details
     ({"field": ["problem", ...]})."""
     form.add_error(None, exc.message)
