@@ -19,7 +19,7 @@ QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web", 
 RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must stay above it
 
 
-class BaseTask(Task):
+class BaseTask(Task[..., Any]):  # the base of every task, whatever its signature
     """Every task retries transient failures with exponential backoff and jitter unless it says otherwise.
 
     Transient: the database, Redis or the network blinked. Anything else is a bug or bad data, which

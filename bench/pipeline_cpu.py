@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 sys.path.insert(0, os.getcwd())
@@ -93,11 +94,14 @@ def main() -> None:
     )
     published: Counter[str] = Counter()
 
-    def publish(self: Task, *args: Any, **kwargs: Any) -> None:
+    def publish(self: Task[..., Any], *args: Any, **kwargs: Any) -> None:
         published[self.name] += 1
 
     Task.apply_async = publish  # type: ignore[method-assign,assignment]
     fields = {f.name for f in dataclasses.fields(InboundMessage)}
+
+    def reply_generate(message_id: int) -> None:
+        tasks.reply_generate(Message.objects.get(pk=message_id).conversation_id, message_id)
 
     def store(customer: int, turn: int) -> int:
         item: dict[str, Any] = {
@@ -130,14 +134,9 @@ def main() -> None:
         for turn in range(2):
             for customer in range(customers):
                 message_id = store(customer, turn)
-                steps = (
-                    ("inbound.message_process", lambda m=message_id: tasks.inbound_message_process(m)),
-                    (
-                        "llm.reply_generate",
-                        lambda m=message_id: tasks.reply_generate(
-                            Message.objects.get(pk=m).conversation_id, m
-                        ),
-                    ),
+                steps: tuple[tuple[str, Callable[[], object]], ...] = (
+                    ("inbound.message_process", partial(tasks.inbound_message_process, message_id)),
+                    ("llm.reply_generate", partial(reply_generate, message_id)),
                 )
                 for name, step in steps:
                     with CaptureQueriesContext(connection) as queries:

@@ -56,7 +56,7 @@ def glance() -> list[str]:
     if bare and hook:
 
         def rate(data: dict[str, Any]) -> float:
-            return float(data["requests"]) / (data["duration_us"] / 1e6)
+            return float(data["requests"]) / (float(data["duration_us"]) / 1e6)
 
         p99 = {p: us for p, us in hook["percentiles"]}.get(99, 0) / 1000
         lines.append(

@@ -55,14 +55,14 @@ def main() -> None:
     commands: list[str] = []
     original = redis.Redis.execute_command
 
-    def counting(self: redis.Redis, *args: Any, **kwargs: Any) -> Any:
+    def counting(self: redis.Redis[Any], *args: Any, **kwargs: Any) -> Any:
         commands.append(str(args[0]))
         return original(self, *args, **kwargs)
 
     redis.Redis.execute_command = counting  # type: ignore[method-assign]
     pipeline_original = redis.client.Pipeline.execute
 
-    def pipeline_counting(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+    def pipeline_counting(self: redis.client.Pipeline[Any], *args: Any, **kwargs: Any) -> Any:
         commands.extend(f"{c[0][0]} (pipelined)" for c in self.command_stack)
         return pipeline_original(self, *args, **kwargs)
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -25,7 +23,7 @@ def _form_errors(exc: ValidationFailed, field: str) -> forms.ValidationError:
     return forms.ValidationError(details or exc.message)
 
 
-class BusinessProfileForm(forms.ModelForm):
+class BusinessProfileForm(forms.ModelForm[BusinessProfile]):
     class Meta:
         model = BusinessProfile
         fields = [
@@ -62,7 +60,7 @@ class BusinessProfileForm(forms.ModelForm):
 
 
 @admin.register(BusinessProfile)
-class BusinessProfileAdmin(admin.ModelAdmin):
+class BusinessProfileAdmin(admin.ModelAdmin[BusinessProfile]):
     form = BusinessProfileForm
     list_display = ["__str__", "workspace", "timezone", "version", "knowledge_version", "updated_at"]
     search_fields = ["name", "workspace__name"]
@@ -72,7 +70,7 @@ class BusinessProfileAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "workspace"] if obj else list(self.readonly_fields)
 
     def save_model(
-        self, request: HttpRequest, obj: BusinessProfile, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: BusinessProfile, form: forms.ModelForm[BusinessProfile], change: bool
     ) -> None:
         if not change:
             super().save_model(request, obj, form, change)
@@ -84,7 +82,7 @@ class BusinessProfileAdmin(admin.ModelAdmin):
         obj.version, obj.updated_at = saved.version, saved.updated_at
 
 
-class KnowledgeChunkInline(admin.TabularInline):
+class KnowledgeChunkInline(admin.TabularInline[KnowledgeChunk, KnowledgeEntry]):
     model = KnowledgeChunk
     fields = ["ordinal", "text"]
     readonly_fields = ["ordinal", "text"]
@@ -92,14 +90,14 @@ class KnowledgeChunkInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: KnowledgeEntry | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: KnowledgeEntry | None = None) -> bool:
         return False
 
 
-class KnowledgeEntryForm(forms.ModelForm):
+class KnowledgeEntryForm(forms.ModelForm[KnowledgeEntry]):
     class Meta:
         model = KnowledgeEntry
         fields = ["workspace", "kind", "title", "content", "language", "source", "is_active"]
@@ -112,7 +110,7 @@ class KnowledgeEntryForm(forms.ModelForm):
 
 
 @admin.register(KnowledgeEntry)
-class KnowledgeEntryAdmin(admin.ModelAdmin):
+class KnowledgeEntryAdmin(admin.ModelAdmin[KnowledgeEntry]):
     """Saved through the services, so chunks are rewritten and retrieval sees the change."""
 
     form = KnowledgeEntryForm
@@ -125,7 +123,7 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
         return ["workspace"] if obj else []
 
     def save_model(
-        self, request: HttpRequest, obj: KnowledgeEntry, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: KnowledgeEntry, form: forms.ModelForm[KnowledgeEntry], change: bool
     ) -> None:
         services.knowledge_save(entry=obj)
 
@@ -138,12 +136,12 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(AssistantSettings)
-class AssistantSettingsAdmin(admin.ModelAdmin):
+class AssistantSettingsAdmin(admin.ModelAdmin[AssistantSettings]):
     list_display = ["__str__", "workspace", "enabled", "fallback_order", "temperature", "max_tokens"]
     list_filter = ["enabled"]
 
 
-class ProviderConfigForm(forms.ModelForm):
+class ProviderConfigForm(forms.ModelForm[ProviderConfig]):
     """The stored key never reaches the page: only a new one can be typed, or the old one cleared."""
 
     new_api_key = forms.CharField(
@@ -174,7 +172,7 @@ class ProviderConfigForm(forms.ModelForm):
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(admin.ModelAdmin[ProviderConfig]):
     form = ProviderConfigForm
     list_display = ["__str__", "workspace", "provider", "enabled", "model", "api_key_state"]
     list_filter = ["provider", "enabled"]
@@ -196,7 +194,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReplyUsage)
-class ReplyUsageAdmin(admin.ModelAdmin):
+class ReplyUsageAdmin(admin.ModelAdmin[ReplyUsage]):
     list_display = ["created_at", "workspace", "provider", "model", "latency_ms", "cache_hit", "cost_usd"]
     list_filter = ["provider", "cache_hit"]
     date_hierarchy = "created_at"
@@ -204,20 +202,20 @@ class ReplyUsageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ReplyUsage | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ReplyUsage | None = None) -> bool:
         return False
 
 
 @admin.register(ModelPull)
-class ModelPullAdmin(admin.ModelAdmin):
+class ModelPullAdmin(admin.ModelAdmin[ModelPull]):
     """Downloads into Ollama, written by the worker; start them from the API."""
 
     list_display = ["model", "workspace", "status", "completed_bytes", "total_bytes", "updated_at"]
     list_filter = ["status", "workspace"]
     readonly_fields = [f.name for f in ModelPull._meta.fields]
 
-    def has_add_permission(self, request: Any) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

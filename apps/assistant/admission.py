@@ -63,7 +63,7 @@ def release_db_connection() -> None:
 
 def _lease_window() -> float:
     # Longer than any admitted call can last (its slot wait plus the reply budget's ceiling).
-    return settings.LLM_MAX_SLOT_WAIT + 120.0
+    return float(settings.LLM_MAX_SLOT_WAIT) + 120.0
 
 
 @contextmanager

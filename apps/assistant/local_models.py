@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,7 +82,7 @@ def _http() -> httpx.Client:
 
 
 def web_deadline() -> float:
-    return time.monotonic() + settings.LOCAL_MODEL_WEB_TIMEOUT
+    return time.monotonic() + float(settings.LOCAL_MODEL_WEB_TIMEOUT)
 
 
 @contextmanager
@@ -350,7 +350,7 @@ _FRESH: dict[str, Any] = {
 }
 
 
-def _job_start(workspace_id: int, kind: str, model: str, enqueue: Any) -> ModelPull:
+def _job_start(workspace_id: int, kind: str, model: str, enqueue: Callable[[int], object]) -> ModelPull:
     """The row of a long operation, queued once: asking again while it runs changes nothing, and a
     workspace runs at most LOCAL_MODEL_MAX_JOBS at once (429 beyond)."""
     with transaction.atomic():

@@ -1,4 +1,11 @@
-"""Reads for the assistant: the business profile and its knowledge."""
+"""Reads for the assistant: the business profile and its knowledge.
+
+Reads a door makes take the workspace (as in `apps.conversations.selectors`): lists hold that
+workspace's rows only and `knowledge_get` answers NotFound alike for a missing id and another
+workspace's. `knowledge_version` and `active_chunks` take the id: they feed the retrieval index, which
+is cached per workspace id, on the reply path of every inbound message, where only the id is at hand
+and loading the workspace would be one more query per reply.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
+from apps.accounts.models import Workspace
 from apps.assistant.models import BusinessProfile, KnowledgeChunk, KnowledgeEntry, ModelPull
 from chatbot.exceptions import NotFound
 
@@ -38,8 +46,8 @@ def active_chunks(*, workspace_id: int) -> list[ChunkRow]:
     return [ChunkRow(*row) for row in rows]
 
 
-def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySet[KnowledgeEntry]:
-    entries = KnowledgeEntry.objects.filter(workspace_id=workspace_id)
+def knowledge_list(*, workspace: Workspace, kind: str = "", q: str = "") -> QuerySet[KnowledgeEntry]:
+    entries = KnowledgeEntry.objects.filter(workspace=workspace)
     if kind:
         entries = entries.filter(kind=kind)
     if q:
@@ -47,14 +55,14 @@ def knowledge_list(*, workspace_id: int, kind: str = "", q: str = "") -> QuerySe
     return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")
 
 
-def knowledge_get(*, workspace_id: int, pk: int) -> KnowledgeEntry:
+def knowledge_get(*, workspace: Workspace, pk: int) -> KnowledgeEntry:
     """Raises NotFound alike for a missing id and another workspace's."""
-    entry = knowledge_list(workspace_id=workspace_id).filter(pk=pk).first()
+    entry = knowledge_list(workspace=workspace).filter(pk=pk).first()
     if entry is None:
         raise NotFound("Not found.")
     return entry
 
 
-def model_pulls(*, workspace_id: int, kind: str = ModelPull.Kind.PULL) -> QuerySet[ModelPull]:
+def model_pulls(*, workspace: Workspace, kind: str = ModelPull.Kind.PULL) -> QuerySet[ModelPull]:
     """The workspace's model downloads into Ollama (or loads into LM Studio), newest first."""
-    return ModelPull.objects.filter(workspace_id=workspace_id, kind=kind).order_by("-updated_at", "-pk")[:50]
+    return ModelPull.objects.filter(workspace=workspace, kind=kind).order_by("-updated_at", "-pk")[:50]

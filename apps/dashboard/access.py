@@ -30,7 +30,7 @@ def member_page(
     def decorate(view: PageView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
         @login_required
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
             membership = request_membership(request)
             needed = read if request.method in SAFE_METHODS else write
             if membership is None or not membership.has_role(needed):

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -19,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from django.conf import settings
 
+from apps.accounts.models import User, Workspace
 from apps.accounts.selectors import is_member, membership_for, session_login_user
 from apps.live.selectors import live_events_since
 from apps.live.services import workspace_group
@@ -29,6 +31,8 @@ from apps.live.services import workspace_group
 POLL_SECONDS = 1.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _after(query_string: bytes) -> int:
@@ -41,17 +45,26 @@ def _after(query_string: bytes) -> int:
 
 def _poll_seconds(layer: BaseChannelLayer) -> float:
     """How often a socket looks at the table (and re-checks its login, whichever is sooner)."""
-    poll = POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else settings.LIVE_SAFETY_POLL_SECONDS
-    return min(poll, settings.LIVE_SOCKET_RECHECK_SECONDS)
+    poll = (
+        POLL_SECONDS if isinstance(layer, InMemoryChannelLayer) else float(settings.LIVE_SAFETY_POLL_SECONDS)
+    )
+    return min(poll, float(settings.LIVE_SOCKET_RECHECK_SECONDS))
 
 
-@database_sync_to_async
-def _membership_workspace(user: Any, slug: str | None) -> int | None:
+def _db(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """channels' database_sync_to_async (which closes stale connections around the call), typed:
+    channels ships no type hints."""
+    wrapped: Callable[P, Awaitable[R]] = database_sync_to_async(function)
+    return wrapped
+
+
+@_db
+def _membership_workspace(user: User, slug: str | None) -> Workspace | None:
     membership = membership_for(user=user, workspace_slug=slug)
-    return membership.workspace_id if membership else None
+    return membership.workspace if membership else None
 
 
-@database_sync_to_async
+@_db
 def _refusal(*, session_key: str | None, user_id: int, workspace_id: int) -> int | None:
     """The close code for a socket that may no longer listen, or None while it may."""
     user = session_login_user(session_key=session_key)
@@ -62,15 +75,16 @@ def _refusal(*, session_key: str | None, user_id: int, workspace_id: int) -> int
     return None
 
 
-@database_sync_to_async
-def _events(workspace_id: int, after_id: int) -> list[dict[str, Any]]:
+@_db
+def _events(workspace: Workspace, after_id: int) -> list[dict[str, Any]]:
     return [
         {"id": e.id, "kind": e.kind, "conversation_id": e.conversation_id, "payload": e.payload}
-        for e in live_events_since(workspace_id=workspace_id, after_id=after_id)
+        for e in live_events_since(workspace=workspace, after_id=after_id)
     ]
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels ships no type hints
+    workspace: Workspace | None = None
     workspace_id: int | None = None
     user_id = 0
     after_id = 0
@@ -84,10 +98,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         slug = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("workspace", [None])[0]
-        self.workspace_id = await _membership_workspace(user, slug)
-        if self.workspace_id is None:
+        self.workspace = await _membership_workspace(user, slug)
+        if self.workspace is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.workspace_id = self.workspace.pk
         self.user_id = user.pk
         self.checked_at = time.monotonic()
         self.after_id = _after(self.scope.get("query_string", b""))
@@ -137,11 +152,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _deliver(self) -> None:
         # One delivery at a time, so a wake-up racing the poll never sends an event twice.
-        assert self.workspace_id is not None  # noqa: S101 - set before accept
+        assert self.workspace is not None  # noqa: S101 - set before accept
         async with self._lock:
             if self.ended:
                 return
-            events = await _events(self.workspace_id, self.after_id)
+            events = await _events(self.workspace, self.after_id)
             # A removed member or an ended login must not hear one more event.
             if not events or not await self._still_allowed():
                 return

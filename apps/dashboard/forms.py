@@ -7,7 +7,9 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
+from apps.assistant.models import AssistantSettings, BusinessProfile
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
 from apps.conversations.text import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
@@ -109,7 +111,7 @@ class BusinessProfileForm(forms.Form):
         return cleaned
 
     @staticmethod
-    def initial_from(profile: Any) -> dict[str, Any]:
+    def initial_from(profile: BusinessProfile) -> dict[str, Any]:
         fields = [name for name in BusinessProfileForm.base_fields if not name.startswith("hours_")]
         data = {name: getattr(profile, name) for name in fields}
         data["languages"] = ", ".join(profile.languages or [])
@@ -167,7 +169,9 @@ class ProviderForm(forms.Form):
         return change
 
 
-def _bounded(name: str, field: type[forms.Field], label: Any, help_text: Any = "") -> forms.Field:
+def _bounded(
+    name: str, field: type[forms.Field], label: StrOrPromise, help_text: StrOrPromise = ""
+) -> forms.Field:
     low, high = ASSISTANT_SETTING_BOUNDS[name]
     return field(label=label, min_value=low, max_value=high, help_text=help_text)  # type: ignore[call-arg]
 
@@ -203,5 +207,5 @@ class AssistantSettingsForm(forms.Form):
     )
 
     @staticmethod
-    def initial_from(row: Any) -> dict[str, Any]:
+    def initial_from(row: AssistantSettings) -> dict[str, Any]:
         return {name: getattr(row, name) for name in AssistantSettingsForm.base_fields}

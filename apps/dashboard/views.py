@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db.models import QuerySet
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -46,7 +47,7 @@ def _page(request: HttpRequest, membership: Membership, template: str, **context
         membership=membership,
         nav=NAV.get(page, page),
         live_url=settings.DASHBOARD_WS_URL or "/ws/live/",
-        live_after=live_last_id(workspace_id=membership.workspace_id),
+        live_after=live_last_id(workspace=membership.workspace),
         **roles(membership),
     )
     return render(request, template, context)
@@ -69,7 +70,7 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-def _form_refused(form: Any, exc: DomainError) -> None:
+def _form_refused(form: BaseForm, exc: DomainError) -> None:
     """Show a service's refusal on the form: its message, then each problem of its details
     ({"field": ["problem", ...]})."""
     form.add_error(None, exc.message)
@@ -237,7 +238,7 @@ def _business(
         or forms.BusinessProfileForm(initial=forms.BusinessProfileForm.initial_from(profile)),
         knowledge_form=knowledge_form or forms.KnowledgeForm(),
         import_form=forms.KnowledgeImportForm(),
-        entries=assistant_selectors.knowledge_list(workspace_id=workspace_id)[:500],
+        entries=assistant_selectors.knowledge_list(workspace=membership.workspace)[:500],
     )
     response.status_code = status
     return response
@@ -260,7 +261,7 @@ def business(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
-    return assistant_selectors.knowledge_get(workspace_id=membership.workspace_id, pk=pk)
+    return assistant_selectors.knowledge_get(workspace=membership.workspace, pk=pk)
 
 
 @require_POST

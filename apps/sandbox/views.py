@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,14 +20,17 @@ from apps.sandbox import selectors, services
 from apps.whatsapp.models import Channel
 from chatbot.exceptions import DomainError
 
-View = Callable[..., HttpResponse]
+P = ParamSpec("P")
 
 
-def member_required(view: View) -> View:
-    """A logged-in member of a workspace who may write (viewers only read)."""
+def member_required(
+    view: Callable[Concatenate[HttpRequest, Membership, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    """A logged-in member of a workspace who may write (viewers only read); the view receives the
+    membership it acts through."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             if request.path.endswith(".json") or request.method == "POST":
                 return _error(401, "not_authenticated", "Log in first.")
@@ -35,8 +38,7 @@ def member_required(view: View) -> View:
         membership = request_membership(request)
         if membership is None or membership.role == Role.VIEWER:
             return _error(403, "forbidden", "The sandbox needs a workspace role above viewer.")
-        request.membership = membership  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+        return view(request, membership, *args, **kwargs)
 
     return wrapper
 
@@ -45,15 +47,14 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-def _channel(request: HttpRequest) -> Channel | None:
-    membership: Membership = request.membership  # type: ignore[attr-defined]
+def _channel(membership: Membership) -> Channel | None:
     return selectors.sandbox_channel(workspace=membership.workspace)
 
 
 @require_GET
 @member_required
-def sandbox_page(request: HttpRequest) -> HttpResponse:
-    channel = _channel(request)
+def sandbox_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    channel = _channel(membership)
     customers = selectors.sandbox_customers(channel=channel)[:50] if channel else []
     profile = BusinessProfile.objects.filter(workspace_id=channel.workspace_id).first() if channel else None
     return render(
@@ -69,8 +70,8 @@ def sandbox_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @member_required
-def sandbox_send(request: HttpRequest) -> HttpResponse:
-    channel = _channel(request)
+def sandbox_send(request: HttpRequest, membership: Membership) -> HttpResponse:
+    channel = _channel(membership)
     if channel is None:
         return _error(409, "no_sandbox_channel", "This workspace has no sandbox channel: run seed_demo.")
     try:
@@ -93,8 +94,8 @@ def sandbox_send(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @member_required
-def sandbox_messages(request: HttpRequest) -> HttpResponse:
-    channel = _channel(request)
+def sandbox_messages(request: HttpRequest, membership: Membership) -> HttpResponse:
+    channel = _channel(membership)
     if channel is None:
         return _error(409, "no_sandbox_channel", "This workspace has no sandbox channel: run seed_demo.")
     try:

@@ -33,7 +33,7 @@ def _secret_input(label: str) -> forms.CharField:
     )
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(forms.ModelForm[Channel]):
     """The stored secrets never reach the page: only a new value can be typed, or the old one cleared."""
 
     new_app_secret = _secret_input("app secret")
@@ -84,7 +84,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(admin.ModelAdmin[Channel]):
     form = ChannelForm
     list_display = [
         "__str__",
@@ -152,7 +152,7 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel in queryset:
             services.channel_delete(channel=channel, actor_id=request.user.pk)
 
-    def save_model(self, request: HttpRequest, obj: Channel, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Channel, form: ChannelForm, change: bool) -> None:
         data: dict[str, Any] = {
             field: form.cleaned_data[field] for field in EDITABLE if field in services.CHANNEL_FIELDS
         }

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.accounts.models import Workspace
 from apps.audit.services import audit_record
 from apps.conversations.services.ingest import inbound_store, preferences_apply, statuses_apply
 from apps.whatsapp import cloud
@@ -71,7 +72,7 @@ def channel_webhook_seen(*, channel_ids: list[int]) -> None:
     Channel.objects.filter(pk__in=channel_ids).update(last_webhook_at=timezone.now())
 
 
-def channel_bootstrap(*, workspace: Any) -> str:
+def channel_bootstrap(*, workspace: Workspace) -> str:
     """Create or update the Cloud channel described by the WHATSAPP_* variables, when they are set.
 
     The environment is the operator's word, so this channel is not checked against the Graph API. Its
@@ -177,7 +178,7 @@ def _channel_save(channel: Channel, *, update_fields: list[str] | None = None) -
 
 def channel_create(
     *,
-    workspace: Any,
+    workspace: Workspace,
     kind: str = Channel.Kind.CLOUD,
     name: str = "",
     phone_number_id: str = "",

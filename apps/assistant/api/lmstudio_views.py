@@ -74,8 +74,9 @@ class LMStudioLoadsView(APIView):
 
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
-        loads = selectors.model_pulls(workspace_id=request_workspace(request).pk, kind="load")
-        return Response(s.ModelPullOutput(loads, many=True).data)
+        loads = selectors.model_pulls(workspace=request_workspace(request), kind="load")
+        # The stubs type the instance of a many=True serializer as one row, not a list of them.
+        return Response(s.ModelPullOutput(loads, many=True).data)  # type: ignore[arg-type]
 
 
 class LMStudioUnloadView(APIView):
@@ -122,5 +123,6 @@ class OllamaPullsView(APIView):
 
     @extend_schema(tags=TAGS, responses={200: s.ModelPullOutput(many=True)})
     def get(self, request: Request) -> Response:
-        pulls = selectors.model_pulls(workspace_id=request_workspace(request).pk)
-        return Response(s.ModelPullOutput(pulls, many=True).data)
+        pulls = selectors.model_pulls(workspace=request_workspace(request))
+        # The stubs type the instance of a many=True serializer as one row, not a list of them.
+        return Response(s.ModelPullOutput(pulls, many=True).data)  # type: ignore[arg-type]

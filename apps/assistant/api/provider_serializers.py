@@ -5,12 +5,13 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from apps.assistant.models import ModelPull, Provider
-from apps.assistant.providers import LLM_PROVIDERS
+from apps.assistant.local_models import LMStudioStatus, LocalModel, OllamaModel
+from apps.assistant.models import AssistantSettings, ModelPull, Provider
+from apps.assistant.providers import LLM_PROVIDERS, ProviderState
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS
 from chatbot.circuit import STATES
 from chatbot.openapi import input_schema
-from chatbot.serializers import JSONInput
+from chatbot.serializers import Field, JSONInput
 
 PROVIDER_CHOICES = [(p, str(Provider(p).label)) for p in LLM_PROVIDERS]
 ORDER_CHOICES = [*PROVIDER_CHOICES, (Provider.OFFLINE.value, str(Provider.OFFLINE.label))]
@@ -29,7 +30,7 @@ def _http_url(value: str) -> str:
 
 
 # --- providers ------------------------------------------------------------------------------------
-class ProviderOutput(serializers.Serializer):
+class ProviderOutput(serializers.Serializer[ProviderState]):
     provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
     display_name = serializers.CharField(source="label")
     configured = serializers.BooleanField(help_text="The workspace has its own settings for this provider.")
@@ -49,7 +50,7 @@ class ProviderOutput(serializers.Serializer):
     )
 
 
-class ProvidersOutput(serializers.Serializer):
+class ProvidersOutput(serializers.Serializer[dict[str, Any]]):
     fallback_order = serializers.ListField(
         child=serializers.ChoiceField(choices=ORDER_CHOICES),
         help_text="The order replies use now (usable providers only); the offline responder is always last.",
@@ -95,7 +96,7 @@ class ProvidersInput(JSONInput):
 
 
 # --- how replies are produced ---------------------------------------------------------------------
-class AssistantSettingsOutput(serializers.Serializer):
+class AssistantSettingsOutput(serializers.Serializer[AssistantSettings]):
     enabled = serializers.BooleanField(help_text="Off: no bot replies; conversations wait for a person.")
     temperature = serializers.FloatField()
     max_tokens = serializers.IntegerField(help_text="Longest answer the model may write, in tokens.")
@@ -112,7 +113,7 @@ class AssistantSettingsOutput(serializers.Serializer):
     history_token_budget = serializers.IntegerField(help_text="Earlier turns sent to the model, in tokens.")
 
 
-def _bounded(name: str, field: type[serializers.Field]) -> serializers.Field:
+def _bounded(name: str, field: type[Field]) -> Field:
     low, high = ASSISTANT_SETTING_BOUNDS[name]
     return field(required=False, min_value=low, max_value=high)  # type: ignore[call-arg]
 
@@ -133,7 +134,7 @@ class ModelInput(JSONInput):
     model = serializers.CharField(max_length=200)
 
 
-class LocalModelOutput(serializers.Serializer):
+class LocalModelOutput(serializers.Serializer[LocalModel]):
     key = serializers.CharField()
     display_name = serializers.CharField()
     type = serializers.CharField()
@@ -141,7 +142,7 @@ class LocalModelOutput(serializers.Serializer):
     instance_ids = serializers.ListField(child=serializers.CharField())
 
 
-class LMStudioStatusOutput(serializers.Serializer):
+class LMStudioStatusOutput(serializers.Serializer[LMStudioStatus]):
     reachable = serializers.BooleanField()
     base_url = serializers.CharField()
     api_version = serializers.CharField(help_text='"v1" (LM Studio 0.4+), "v0" (older), or empty.')
@@ -149,14 +150,14 @@ class LMStudioStatusOutput(serializers.Serializer):
     error = serializers.CharField()
 
 
-class LMStudioUnloadOutput(serializers.Serializer):
+class LMStudioUnloadOutput(serializers.Serializer[dict[str, Any]]):
     model = serializers.CharField()
     unloaded = serializers.ListField(
         child=serializers.CharField(), help_text="Instances unloaded; empty: none was."
     )
 
 
-class OllamaModelOutput(serializers.Serializer):
+class OllamaModelOutput(serializers.Serializer[OllamaModel]):
     name = serializers.CharField()
     size = serializers.IntegerField()
     modified_at = serializers.CharField()
@@ -165,12 +166,12 @@ class OllamaModelOutput(serializers.Serializer):
     parameter_size = serializers.CharField()
 
 
-class OllamaModelsOutput(serializers.Serializer):
+class OllamaModelsOutput(serializers.Serializer[dict[str, Any]]):
     base_url = serializers.CharField()
     models = OllamaModelOutput(many=True)
 
 
-class ModelPullOutput(serializers.Serializer):
+class ModelPullOutput(serializers.Serializer[ModelPull]):
     kind = serializers.ChoiceField(
         choices=ModelPull.Kind.choices, help_text="An Ollama download or an LM Studio load."
     )

@@ -5,7 +5,8 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.assistant.models import BusinessProfile, KnowledgeEntry
-from apps.assistant.services import DAYS
+from apps.assistant.services import DAYS, ImportReport, ImportRowError
+from apps.assistant.types import Passage
 from chatbot.openapi import TIME_ZONE, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
@@ -41,7 +42,7 @@ class KnowledgeKindField(serializers.ChoiceField):
 
 
 # --- profile ------------------------------------------------------------------------------------
-class BusinessProfileOutput(serializers.ModelSerializer):
+class BusinessProfileOutput(serializers.ModelSerializer[BusinessProfile]):
     languages = serializers.ListField(child=serializers.CharField())
     opening_hours = opening_hours_field()
 
@@ -101,7 +102,7 @@ class KnowledgeFilter(QueryInput):
     )
 
 
-class KnowledgeEntryOutput(serializers.ModelSerializer):
+class KnowledgeEntryOutput(serializers.ModelSerializer[KnowledgeEntry]):
     kind = KnowledgeKindField()
     chunk_count = serializers.IntegerField(help_text="Retrievable passages: 1 for an FAQ.")
 
@@ -150,7 +151,7 @@ class KnowledgeEntryUpdateInput(JSONInput):
     is_active = serializers.BooleanField(required=False)
 
 
-class KnowledgeImportInput(serializers.Serializer):
+class KnowledgeImportInput(serializers.Serializer[None]):  # input only
     file = serializers.FileField(
         help_text=(
             "At most 5 MB. .csv: question,answer[,language] columns, one FAQ a row. .md: each # or ## "
@@ -159,12 +160,12 @@ class KnowledgeImportInput(serializers.Serializer):
     )
 
 
-class KnowledgeImportErrorOutput(serializers.Serializer):
+class KnowledgeImportErrorOutput(serializers.Serializer[ImportRowError]):
     row = serializers.IntegerField(help_text="CSV: spreadsheet row (the header is row 1). Otherwise: line.")
     message = serializers.CharField()
 
 
-class KnowledgeImportOutput(serializers.Serializer):
+class KnowledgeImportOutput(serializers.Serializer[ImportReport]):
     format = serializers.ChoiceField(choices=["csv", "markdown", "text"])
     created = serializers.IntegerField()
     updated = serializers.IntegerField(help_text="FAQs whose question existed: their answer was replaced.")
@@ -179,7 +180,7 @@ class KnowledgeSearchFilter(QueryInput):
     k = serializers.IntegerField(min_value=1, max_value=20, default=4, help_text="How many passages.")
 
 
-class PassageOutput(serializers.Serializer):
+class PassageOutput(serializers.Serializer[Passage]):
     entry_id = serializers.IntegerField()
     kind = KnowledgeKindField()
     title = serializers.CharField()
@@ -187,7 +188,7 @@ class PassageOutput(serializers.Serializer):
     score = serializers.FloatField(help_text="BM25 score; comparable only within one search.")
 
 
-class KnowledgeSearchOutput(serializers.Serializer):
+class KnowledgeSearchOutput(serializers.Serializer[dict[str, Any]]):
     query = serializers.CharField()
     passages = PassageOutput(many=True)
     confident_entry_id = serializers.IntegerField(

@@ -30,7 +30,9 @@ INVALID = errors({400: "Invalid input."})
 NOT_FOUND = errors({404: "Not found in this workspace."})
 
 
-def _valid(serializer: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
+def _valid(
+    serializer: type[serializers.Serializer[None]], data: Any, *, partial: bool = False
+) -> dict[str, Any]:
     checked = serializer(data=data, partial=partial)
     checked.is_valid(raise_exception=True)
     return dict(checked.validated_data)
@@ -58,7 +60,7 @@ class BusinessProfileView(APIView):
 
 
 def _entry(request: Request, pk: int) -> KnowledgeEntry:
-    return selectors.knowledge_get(workspace_id=request_workspace(request).pk, pk=pk)
+    return selectors.knowledge_get(workspace=request_workspace(request), pk=pk)
 
 
 class KnowledgeListView(APIView):
@@ -71,7 +73,7 @@ class KnowledgeListView(APIView):
     )
     def get(self, request: Request) -> Response:
         filters = _valid(s.KnowledgeFilter, request.query_params)
-        entries = selectors.knowledge_list(workspace_id=request_workspace(request).pk, **filters)
+        entries = selectors.knowledge_list(workspace=request_workspace(request), **filters)
         paginator = Pagination()
         page = paginator.paginate_queryset(entries, request)
         return paginator.get_paginated_response(s.KnowledgeEntryOutput(page, many=True).data)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
 from rest_framework import serializers
 
 from apps.audit.models import AuditEntry
@@ -12,12 +15,12 @@ class AuditFilter(QueryInput):
     actor = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A user id.")
 
 
-class AuditActorOutput(serializers.Serializer):
+class AuditActorOutput(serializers.Serializer[AbstractUser]):
     id = serializers.IntegerField()
     username = serializers.CharField()
 
 
-class AuditEntryOutput(serializers.ModelSerializer):
+class AuditEntryOutput(serializers.ModelSerializer[AuditEntry]):
     actor = AuditActorOutput(allow_null=True)
 
     class Meta:
@@ -36,7 +39,7 @@ class AuditEntryOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditPageOutput(serializers.Serializer):
+class AuditPageOutput(serializers.Serializer[dict[str, Any]]):  # the schema of a page only
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)

@@ -25,7 +25,7 @@ class AuditListView(APIView):
     def get(self, request: Request) -> Response:
         filters = s.AuditFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        entries = selectors.audit_list(workspace_id=request_workspace(request).pk, **filters.validated_data)
+        entries = selectors.audit_list(workspace=request_workspace(request), **filters.validated_data)
         paginator = Pagination()
         page = paginator.paginate_queryset(entries, request)
         return paginator.get_paginated_response(s.AuditEntryOutput(page, many=True).data)

@@ -67,9 +67,9 @@ def test_events_since_are_the_workspaces_own_in_order():
     services.live_publish(workspace_id=other.pk, kind="message")
     second = services.live_publish(workspace_id=mine.pk, kind="status")
 
-    assert [e.pk for e in live_events_since(workspace_id=mine.pk, after_id=0)] == [first.pk, second.pk]
-    assert [e.pk for e in live_events_since(workspace_id=mine.pk, after_id=first.pk)] == [second.pk]
-    assert live_last_id(workspace_id=mine.pk) == second.pk
+    assert [e.pk for e in live_events_since(workspace=mine, after_id=0)] == [first.pk, second.pk]
+    assert [e.pk for e in live_events_since(workspace=mine, after_id=first.pk)] == [second.pk]
+    assert live_last_id(workspace=mine) == second.pk
 
 
 def test_cleanup_removes_events_older_than_a_day():

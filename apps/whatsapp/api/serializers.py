@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
+from apps.whatsapp.status import ChannelStatus
 from chatbot.circuit import STATES
 from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput
@@ -75,7 +78,7 @@ class ChannelInput(JSONInput):
     verify_token = _secret()
 
 
-class ChannelOutput(serializers.ModelSerializer):
+class ChannelOutput(serializers.ModelSerializer[Channel]):
     has_app_secret = serializers.SerializerMethodField()
     has_access_token = serializers.SerializerMethodField()
     has_verify_token = serializers.SerializerMethodField()
@@ -110,7 +113,7 @@ class ChannelOutput(serializers.ModelSerializer):
         return bool(channel.verify_token)
 
 
-class ChannelStatusOutput(serializers.Serializer):
+class ChannelStatusOutput(serializers.Serializer[ChannelStatus]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     display_phone_number = serializers.CharField()
@@ -137,6 +140,6 @@ class ChannelStatusOutput(serializers.Serializer):
     )
 
 
-class WhatsAppStatusOutput(serializers.Serializer):
+class WhatsAppStatusOutput(serializers.Serializer[dict[str, Any]]):
     generated_at = serializers.DateTimeField()
     channels = ChannelStatusOutput(many=True)
