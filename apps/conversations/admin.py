@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.services import contacts, inbound, outbound
 from chatbot.exceptions import Conflict
 
@@ -104,8 +104,28 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         return False
 
 
+class SendAttemptInline(admin.TabularInline[SendAttempt, Message]):
+    """Each send of an outbound message, oldest first; written by the sender only."""
+
+    model = SendAttempt
+    fields = ["number", "outcome", "started_at", "finished_at", "reason", "error_code", "detail", "wamid"]
+    readonly_fields = fields
+    ordering = ["number"]
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin[Message]):
+    inlines = [SendAttemptInline]
     list_display = [
         "id",
         "workspace",
