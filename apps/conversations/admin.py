@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.services import contacts, inbound, outbound
 from chatbot.exceptions import Conflict
@@ -135,7 +136,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "send_state",
         "status",
         "attempts",
-        "failure_reason",
+        "reason",
         "created_at",
     ]
     list_filter = ["send_state", "status", "direction", "failure_reason", "author", "type", "workspace"]
@@ -143,6 +144,13 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
     actions = ["cancel_sending", "retry_now", "reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return selectors.with_last_send(super().get_queryset(request))  # the reason, no query per row
+
+    @admin.display(description="failure reason")
+    def reason(self, message: Message) -> str:
+        return message.failure_reason_shown
 
     # To look at: the queue's state machine is moved by its services only (see the actions).
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -79,7 +79,7 @@ def conversation_get(*, workspace: Workspace, pk: int) -> Conversation:
     return _found(Conversation.objects.filter(workspace=workspace).select_related("contact", "assignee"), pk)
 
 
-def _with_last_send(messages: QuerySet[Message]) -> QuerySet[Message]:
+def with_last_send(messages: QuerySet[Message]) -> QuerySet[Message]:
     """Each row with its last send attempt's reason and detail ('' once accepted, NULL without any),
     in the same query: read by Message.failure_reason_shown and last_error_shown, never one per row."""
     last = SendAttempt.objects.filter(message_id=OuterRef("pk")).order_by("-number")
@@ -93,7 +93,7 @@ def _with_last_send(messages: QuerySet[Message]) -> QuerySet[Message]:
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     """The thread, oldest first."""
-    return _with_last_send(Message.objects.filter(conversation=conversation)).order_by("created_at", "pk")
+    return with_last_send(Message.objects.filter(conversation=conversation)).order_by("created_at", "pk")
 
 
 def _tag_needle(tag: str) -> str:
@@ -137,7 +137,7 @@ def queue_list(
         rows = rows.filter(channel_id=channel)
     if conversation is not None:
         rows = rows.filter(conversation_id=conversation)
-    return _with_last_send(rows).order_by("-created_at", "-pk")
+    return with_last_send(rows).order_by("-created_at", "-pk")
 
 
 def queue_item_get(*, workspace: Workspace, pk: int) -> Message:
