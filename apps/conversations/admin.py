@@ -109,7 +109,7 @@ class SendAttemptInline(admin.TabularInline[SendAttempt, Message]):
     """Each send of an outbound message, oldest first; written by the sender only."""
 
     model = SendAttempt
-    fields = ["number", "outcome", "started_at", "finished_at", "reason", "error_code", "detail", "wamid"]
+    fields = ("number", "outcome", "started_at", "finished_at", "reason", "error_code", "detail", "wamid")
     readonly_fields = fields
     ordering = ["number"]
     extra = 0
