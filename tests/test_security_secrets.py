@@ -13,7 +13,7 @@ from apps.accounts.models import Role
 from apps.accounts.tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from apps.assistant.reply import generate_reply
 from apps.assistant.types import ReplyRequest
-from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.models import Contact, Conversation, Message, SendAttempt
 from apps.conversations.services.outbound import message_send
 from apps.whatsapp.models import Channel
 
@@ -111,6 +111,8 @@ def test_no_planted_secret_reaches_logs_or_answers(
     assert [a.status_code for a in answers] == [401, 200, 201, 200, 200, 200, 200, 200]
     assert graph_standin.sent == [] or all(CHANNEL_TOKEN not in str(s) for s in graph_standin.sent)
     stored_errors = " ".join(str(v) for v in Message.objects.values_list("last_error", "error_title"))
+    stored_errors += " ".join(SendAttempt.objects.values_list("detail", flat=True))  # each send's error
+    assert SendAttempt.objects.exclude(detail="").count() == 2
     for secret in _planted():
         assert secret not in caplog.text, secret
         for answer in answers:

@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message
+from apps.conversations import selectors
+from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.services import contacts, inbound, outbound
 from chatbot.exceptions import Conflict
 
@@ -104,8 +105,28 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         return False
 
 
+class SendAttemptInline(admin.TabularInline[SendAttempt, Message]):
+    """Each send of an outbound message, oldest first; written by the sender only."""
+
+    model = SendAttempt
+    fields = ("number", "outcome", "started_at", "finished_at", "reason", "error_code", "detail", "wamid")
+    readonly_fields = fields
+    ordering = ["number"]
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin[Message]):
+    inlines = [SendAttemptInline]
     list_display = [
         "id",
         "workspace",
@@ -115,7 +136,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "send_state",
         "status",
         "attempts",
-        "failure_reason",
+        "reason",
         "created_at",
     ]
     list_filter = ["send_state", "status", "direction", "failure_reason", "author", "type", "workspace"]
@@ -123,6 +144,13 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
     actions = ["cancel_sending", "retry_now", "reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return selectors.with_last_send(super().get_queryset(request))  # the reason, no query per row
+
+    @admin.display(description="failure reason")
+    def reason(self, message: Message) -> str:
+        return message.failure_reason_shown
 
     # To look at: the queue's state machine is moved by its services only (see the actions).
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -188,6 +189,8 @@ class Message(models.Model):
         max_length=16, choices=SendState.choices, default=SendState.NONE, blank=True
     )
     dedupe_key = models.CharField(max_length=128, blank=True)
+    # Tries at this row's job: inbound, processing it (INBOUND_MAX_ATTEMPTS); outbound, sends counted
+    # against max_attempts (the claim's counter; each send's own record is a SendAttempt row).
     attempts = models.PositiveSmallIntegerField(default=0)
     # Inbound: tries at the bot's reply to the turn this message ends (REPLY_MAX_ATTEMPTS); kept
     # here, not in the task, so a worker killed mid-call still counts.
@@ -195,6 +198,8 @@ class Message(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # Inbound only (set aside, the last processing or reply error). An outbound send's reason and error
+    # are in its SendAttempt rows; outbound rows from before that table keep theirs here.
     failure_reason = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -221,6 +226,32 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.wamid or self.uid}"
 
+    @property
+    def failure_reason_shown(self) -> str:
+        """Why the row failed or waits: an outbound row's last send attempt ('' once accepted), else
+        the field. From the selectors' annotation when present, else one query."""
+        return self._last_send()[0]
+
+    @property
+    def last_error_shown(self) -> str:
+        return self._last_send()[1]
+
+    def _last_send(self) -> tuple[str, str]:
+        reason: str | None = None
+        detail = ""
+        if "last_send_reason" in self.__dict__:
+            reason, detail = self.__dict__["last_send_reason"], self.__dict__["last_send_detail"]
+        elif self.direction == self.Direction.OUTBOUND and self.send_state not in ("", "pending"):
+            last = self.send_attempts.order_by("-number").values_list("outcome", "reason", "detail").first()
+            if last is not None:
+                outcome, reason, detail = last
+                if outcome == SendAttempt.Outcome.ACCEPTED:
+                    reason = detail = ""
+        # None: no attempt rows (inbound, never sent, or sent before SendAttempt existed).
+        if reason is None:
+            return self.failure_reason, self.last_error
+        return reason, detail or ""
+
 
 class SenderLease(models.Model):
     """Which sender sends a number's outbound queue right now: one at a time, until `expires_at`.
@@ -237,3 +268,48 @@ class SenderLease(models.Model):
 
     def __str__(self) -> str:
         return f"sender of channel {self.channel_id}: {self.holder} until {self.expires_at:%H:%M:%S}"
+
+
+class SendAttempt(models.Model):
+    """One try at sending an outbound message, like Healthchecks' `Notification`: saved `in_flight` in
+    the statement that claims the message (before the transport is called) and settled with what came
+    of it. A sender killed mid-send leaves it `in_flight` until the status webhook or the sweeper
+    settles it."""
+
+    class Outcome(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        ACCEPTED = "accepted", "Accepted"  # by WhatsApp (its answer, or a status webhook for it)
+        RETRY = "retry", "Failed, retried later"
+        FAILED = "failed", "Failed for good"
+        UNKNOWN = "unknown", "Outcome unknown"  # may have reached WhatsApp: never re-sent blindly
+
+    DETAIL_LIMIT = 2000
+
+    id = models.BigAutoField(primary_key=True)
+    # No index of their own: rows are read per message, through the (message, number) constraint's.
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="send_attempts", db_index=False
+    )
+    number = models.PositiveSmallIntegerField(help_text="1 for the message's first send, then 2, ...")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.IN_FLIGHT)
+    reason = models.CharField(max_length=64, blank=True, help_text="Why it failed (transport's reason).")
+    error_code = models.IntegerField(null=True, blank=True, help_text="Meta's error code.")
+    detail = models.CharField(max_length=DETAIL_LIMIT, blank=True)
+    wamid = models.CharField(max_length=255, blank=True, help_text="WhatsApp's id, once accepted.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "number"], name="conv_sendattempt_message_number_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"send {self.number} of message {self.message_id}: {self.outcome}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.finished_at - self.started_at if self.finished_at else None

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.db import connection
-from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from apps.accounts.models import Workspace
-from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.models import Contact, Conversation, Message, SendAttempt
 from apps.conversations.transport import MediaFile, transport_for
 from chatbot.exceptions import NotFound
 
@@ -79,9 +79,21 @@ def conversation_get(*, workspace: Workspace, pk: int) -> Conversation:
     return _found(Conversation.objects.filter(workspace=workspace).select_related("contact", "assignee"), pk)
 
 
+def with_last_send(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """Each row with its last send attempt's reason and detail ('' once accepted, NULL without any),
+    in the same query: read by Message.failure_reason_shown and last_error_shown, never one per row."""
+    last = SendAttempt.objects.filter(message_id=OuterRef("pk")).order_by("-number")
+
+    def shown(field: str) -> Subquery:
+        value = Case(When(outcome=SendAttempt.Outcome.ACCEPTED, then=Value("")), default=F(field))
+        return Subquery(last.annotate(shown=value).values("shown")[:1])
+
+    return messages.annotate(last_send_reason=shown("reason"), last_send_detail=shown("detail"))
+
+
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     """The thread, oldest first."""
-    return Message.objects.filter(conversation=conversation).order_by("created_at", "pk")
+    return with_last_send(Message.objects.filter(conversation=conversation)).order_by("created_at", "pk")
 
 
 def _tag_needle(tag: str) -> str:
@@ -125,7 +137,7 @@ def queue_list(
         rows = rows.filter(channel_id=channel)
     if conversation is not None:
         rows = rows.filter(conversation_id=conversation)
-    return rows.order_by("-created_at", "-pk")
+    return with_last_send(rows).order_by("-created_at", "-pk")
 
 
 def queue_item_get(*, workspace: Workspace, pk: int) -> Message:

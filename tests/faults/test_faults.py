@@ -360,7 +360,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     bodies = [record["content"]["body"] for record in graph_standin.sent]
     assert len(bodies) == len(set(bodies))  # nothing twice
     unknown_rows = set(
-        Message.objects.filter(channel=channel, failure_reason="unknown_outcome").values_list(
+        Message.objects.filter(channel=channel, send_attempts__reason="unknown_outcome").values_list(
             "body", flat=True
         )
     )

@@ -75,7 +75,18 @@ class ConversationOutput(serializers.ModelSerializer[Conversation]):
         return selectors.window_open(conversation=conversation)
 
 
+# Outbound rows: from the last send attempt (Message.failure_reason_shown); the same keys as before.
+def _failure_reason() -> serializers.CharField:
+    return serializers.CharField(source="failure_reason_shown", max_length=64)
+
+
+def _last_error() -> serializers.CharField:
+    return serializers.CharField(source="last_error_shown")
+
+
 class MessageOutput(serializers.ModelSerializer[Message]):
+    failure_reason = _failure_reason()
+
     class Meta:
         model = Message
         fields = [
@@ -201,6 +212,8 @@ class QueueFilter(QueryInput):
 class QueueItemOutput(serializers.ModelSerializer[Message]):
     # Plain text here: the same choices as MessageOutput.status, and the schema names an enum once.
     status = serializers.CharField(help_text="Delivery status as WhatsApp reports it (as in a message).")
+    failure_reason = _failure_reason()
+    last_error = _last_error()
 
     class Meta:
         model = Message

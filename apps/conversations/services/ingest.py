@@ -110,8 +110,9 @@ def status_apply(*, channel: ChannelRef, update: StatusUpdate) -> bool:
     if reconciled:
         logger.info("send %s reconciled from a status webhook", update.callback_data or update.wamid)
         # Its conversation's next message was waiting behind it: the number's sender may have gone idle.
-        from apps.conversations.services.outbound import sender_wake
+        from apps.conversations.services.outbound import send_attempts_reconcile, sender_wake
 
+        send_attempts_reconcile(messages=rows, wamid=update.wamid)
         channel_id = channel.pk
         transaction.on_commit(lambda: sender_wake(channel_id), robust=True)
     if changed or reconciled:

@@ -9,6 +9,10 @@ transport call, so two senders never send the same row and `processing` means "m
 Meta". A send whose answer was lost (or whose sender died) stays `processing` until a status
 webhook (matched by the callback data we sent) or the sweeper settles it: it is never sent again
 blindly. Each number's queue is sent by one sender at a time (services/sender.py).
+
+Every send is recorded as a SendAttempt row, saved `in_flight` by the statement that claims the row
+and settled by the statement (or transaction) that records the message's outcome: no extra round trip
+per message. Its reason, error and wamid are the send's; the message keeps the queue's state.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.conversations.models import Conversation, ConversationSettings, Message
+from apps.conversations.models import Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.selectors import window_open
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.text import TEXT_LIMIT, split_text
@@ -47,6 +52,9 @@ from chatbot.pacing import pacer
 logger = logging.getLogger(__name__)
 
 S = Message.SendState
+A = SendAttempt.Outcome
+REASON_UNKNOWN_OUTCOME = "unknown_outcome"
+STUCK_DETAIL = "No answer from WhatsApp and no status webhook; not re-sent automatically."
 SEND_TRANSITIONS: dict[str, set[str]] = {
     S.PENDING: {S.PROCESSING, S.CANCELLED},
     S.PROCESSING: {S.SENT, S.FAILED},
@@ -326,35 +334,59 @@ def message_send(*, message_id: int, sleep: Any = None) -> SendOutcome:
 
 def message_claim(message: Message) -> bool:
     """Take the row for one send attempt; from here on it may reach Meta and is never re-sent blindly."""
-    claimed = _transition(
-        message.pk,
-        S.PROCESSING,
-        processing_started_at=timezone.now(),
-        attempts=F("attempts") + 1,
-        next_attempt_at=None,
-    )
-    if claimed:
-        message.attempts += 1
-        message.send_state = S.PROCESSING
-    return claimed
+    return bool(message_claim_many([message]))
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _tables() -> tuple[str, str]:
+    quote = connection.ops.quote_name
+    return quote(Message._meta.db_table), quote(SendAttempt._meta.db_table)
 
 
 def message_claim_many(messages: Sequence[Message]) -> list[Message]:
-    """`message_claim` for several rows in one statement (UPDATE ... RETURNING); the rows taken."""
+    """Take rows for one send attempt each (`pending|retry -> processing`) and save each attempt's
+    SendAttempt row, `in_flight`, before any of them is handed to the transport. The rows taken.
+
+    PostgreSQL: one statement (a data-modifying CTE, the UPDATE's RETURNING feeding the INSERT).
+    SQLite has no DML in CTEs: the same two statements in one transaction.
+    """
     if not messages:
         return []
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     ids = [message.pk for message in messages]
-    table = connection.ops.quote_name(Message._meta.db_table)
     sources = _sources(S.PROCESSING)
+    messages_table, attempts_table = _tables()
+    claim = (
+        f"UPDATE {messages_table} SET send_state = %s, processing_started_at = %s, "  # noqa: S608 - table names from the models, values as parameters
+        f"attempts = attempts + 1, next_attempt_at = NULL WHERE id IN ({_marks(ids)}) "
+        f"AND send_state IN ({_marks(sources)})"
+    )
+    claim_params = [S.PROCESSING, now, *ids, *sources]
+    # The attempt's number follows the message's last one (the unique (message, number) index answers).
+    record = (
+        f"INSERT INTO {attempts_table} (workspace_id, message_id, number, started_at, outcome, reason, "  # noqa: S608
+        "detail, wamid) SELECT c.workspace_id, c.id, COALESCE((SELECT MAX(a.number) FROM "
+        f"{attempts_table} a WHERE a.message_id = c.id), 0) + 1, %s, %s, '', '', '' FROM "
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET send_state = %s, processing_started_at = %s, attempts = attempts + 1, "  # noqa: S608 - table name from the model, values as parameters
-            f"next_attempt_at = NULL WHERE id IN ({', '.join(['%s'] * len(ids))}) "
-            f"AND send_state IN ({', '.join(['%s'] * len(sources))}) RETURNING id",
-            [S.PROCESSING, now, *ids, *sources],
-        )
-        taken = {row[0] for row in cursor.fetchall()}
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH c AS ({claim} RETURNING id, workspace_id) {record} c RETURNING message_id",
+                [*claim_params, now, A.IN_FLIGHT],
+            )
+            taken = {row[0] for row in cursor.fetchall()}
+        else:
+            with transaction.atomic():
+                cursor.execute(f"{claim} RETURNING id", claim_params)
+                taken = {row[0] for row in cursor.fetchall()}
+                if taken:
+                    cursor.execute(
+                        f"{record} {messages_table} c WHERE c.id IN ({_marks(list(taken))})",
+                        [now, A.IN_FLIGHT, *taken],
+                    )
     claimed = [message for message in messages if message.pk in taken]
     for message in claimed:
         message.attempts += 1
@@ -362,35 +394,64 @@ def message_claim_many(messages: Sequence[Message]) -> list[Message]:
     return claimed
 
 
+def _attempt_settle(
+    message_id: int, outcome: str, *, reason: str = "", detail: str = "", error_code: int | None = None
+) -> None:
+    """Settle the message's in-flight attempt (there is at most one: only a claim makes one)."""
+    SendAttempt.objects.filter(message_id=message_id, outcome=A.IN_FLIGHT).update(
+        outcome=outcome,
+        finished_at=timezone.now(),
+        reason=reason,
+        detail=detail[: SendAttempt.DETAIL_LIMIT],
+        error_code=error_code,
+    )
+
+
+def send_attempts_reconcile(*, messages: QuerySet[Message], wamid: str) -> int:
+    """A status webhook showed that these rows' send reached WhatsApp (its answer was lost, or has not
+    come yet): their in-flight or unknown attempt was accepted."""
+    return SendAttempt.objects.filter(message__in=messages, outcome__in=[A.IN_FLIGHT, A.UNKNOWN]).update(
+        outcome=A.ACCEPTED, wamid=wamid, finished_at=Coalesce(F("finished_at"), Value(timezone.now()))
+    )
+
+
 def _record_sent(message: Message, wamids: list[str]) -> None:
-    """`processing -> sent` in one statement (raw SQL: the ORM spent more CPU compiling this UPDATE's
-    CASEs than the send itself). A status webhook may already have reconciled the row (Meta's status
-    faster than the send's answer): then only an empty wamid and a `queued` status are filled in.
-    Every CASE reads the row as it was before the UPDATE."""
+    """`processing -> sent`, and its attempt accepted, in one statement on PostgreSQL (raw SQL: the ORM
+    spent more CPU compiling this UPDATE's CASEs than the send itself). A status webhook may already
+    have reconciled the row (Meta's status faster than the send's answer): then only an empty wamid
+    and a `queued` status are filled in, and the attempt is settled already. Every CASE reads the row
+    as it was before the UPDATE."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    table = connection.ops.quote_name(Message._meta.db_table)
+    messages_table, attempts_table = _tables()
+    sent = (
+        f"UPDATE {messages_table} SET "  # noqa: S608 - table name from the model, values as parameters
+        "wamid = CASE WHEN send_state = %s OR wamid = '' THEN %s ELSE wamid END, "
+        "sent_at = CASE WHEN send_state = %s THEN %s ELSE sent_at END, "
+        "status_at = CASE WHEN status = %s THEN %s ELSE status_at END, "
+        "status = CASE WHEN status = %s THEN %s ELSE status END, "
+        "send_state = CASE WHEN send_state = %s THEN %s ELSE send_state END "
+        "WHERE id = %s"
+    )
+    sent_params = [
+        *(S.PROCESSING, wamids[0]),
+        *(S.PROCESSING, now),
+        *(Message.Status.QUEUED, now),
+        *(Message.Status.QUEUED, Message.Status.ACCEPTED),
+        *(S.PROCESSING, S.SENT),
+        message.pk,
+    ]
+    accepted = (
+        f"UPDATE {attempts_table} SET outcome = %s, finished_at = %s, wamid = %s "  # noqa: S608
+        "WHERE message_id = %s AND outcome = %s"
+    )
+    accepted_params = [A.ACCEPTED, now, wamids[0], message.pk, A.IN_FLIGHT]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET "  # noqa: S608 - table name from the model, values as parameters
-            "wamid = CASE WHEN send_state = %s OR wamid = '' THEN %s ELSE wamid END, "
-            "sent_at = CASE WHEN send_state = %s THEN %s ELSE sent_at END, "
-            "last_error = CASE WHEN send_state = %s THEN '' ELSE last_error END, "
-            "failure_reason = CASE WHEN send_state = %s THEN '' ELSE failure_reason END, "
-            "status_at = CASE WHEN status = %s THEN %s ELSE status_at END, "
-            "status = CASE WHEN status = %s THEN %s ELSE status END, "
-            "send_state = CASE WHEN send_state = %s THEN %s ELSE send_state END "
-            "WHERE id = %s",
-            [
-                *(S.PROCESSING, wamids[0]),
-                *(S.PROCESSING, now),
-                S.PROCESSING,
-                S.PROCESSING,
-                *(Message.Status.QUEUED, now),
-                *(Message.Status.QUEUED, Message.Status.ACCEPTED),
-                *(S.PROCESSING, S.SENT),
-                message.pk,
-            ],
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH m AS ({sent}) {accepted}", [*sent_params, *accepted_params])
+        else:
+            with transaction.atomic():
+                cursor.execute(sent, sent_params)
+                cursor.execute(accepted, accepted_params)
 
 
 def message_deliver(message: Message, *, gate: AbstractContextManager[object] | None = None) -> SendOutcome:
@@ -421,16 +482,16 @@ def message_deliver(message: Message, *, gate: AbstractContextManager[object] | 
 
 
 def _fail(message: Message, *, reason: str, detail: str, meta_code: int | None = None) -> None:
-    _transition(
-        message.pk,
-        S.FAILED,
-        sources=[S.PROCESSING],
-        failure_reason=reason,
-        last_error=detail[:2000],
-        error_code=meta_code,
-        status=Message.Status.FAILED,
-        status_at=timezone.now(),
-    )
+    with transaction.atomic():
+        _transition(
+            message.pk,
+            S.FAILED,
+            sources=[S.PROCESSING],
+            error_code=meta_code,
+            status=Message.Status.FAILED,
+            status_at=timezone.now(),
+        )
+        _attempt_settle(message.pk, A.FAILED, reason=reason, detail=detail, error_code=meta_code)
     live_publish(
         workspace_id=message.workspace_id,
         kind="status",
@@ -443,7 +504,13 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
     logger.warning("send of message %s failed: %s (%s)", message.pk, exc.reason, exc.meta_code)
     if exc.outcome_unknown:
         # It may have reached WhatsApp: stay `processing` for reconciliation, never resend blindly.
-        Message.objects.filter(pk=message.pk).update(last_error=f"outcome unknown: {exc.message}"[:2000])
+        _attempt_settle(
+            message.pk,
+            A.UNKNOWN,
+            reason=exc.reason,
+            detail=f"outcome unknown: {exc.message}",
+            error_code=exc.meta_code,
+        )
         return SendOutcome("unknown")
     retry_in: float | None = None
     if exc.reason == REASON_RATE_LIMITED:
@@ -459,7 +526,8 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
     elif exc.reason == REASON_OPTED_OUT and message.contact is not None:
         contact_set_opt_out(contact=message.contact, opted_out=True, source="meta_131050")
     elif exc.reason == REASON_CIRCUIT_OPEN:
-        # Nothing left this machine: an outage of the API must not use up the message's attempts.
+        # Nothing left this machine: an outage of the API must not use up the message's attempts
+        # (its SendAttempt row still records the try).
         Message.objects.filter(pk=message.pk).update(attempts=F("attempts") - 1)
         message.attempts -= 1
     if exc.permanent or message.attempts >= message.max_attempts:
@@ -473,14 +541,12 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         delay = retry_in if retry_in is not None else backoff_seconds(message.attempts)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk, send_state=S.PROCESSING).update(
-            send_state=S.FAILED,
-            failure_reason=exc.reason,
-            last_error=exc.message[:2000],
-            error_code=exc.meta_code,
+            send_state=S.FAILED, error_code=exc.meta_code
         )
         _transition(
             message.pk, S.RETRY, sources=[S.FAILED], next_attempt_at=timezone.now() + timedelta(seconds=delay)
         )
+        _attempt_settle(message.pk, A.RETRY, reason=exc.reason, detail=exc.message, error_code=exc.meta_code)
         live_publish(
             workspace_id=message.workspace_id,
             kind="status",
@@ -491,18 +557,38 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
 
 
 def stuck_processing_settle(*, older_than: timedelta) -> int:
-    """Rows left `processing` with no answer and no status webhook: fail them as `unknown_outcome`.
+    """Rows left `processing` with no answer and no status webhook: fail them, and settle their
+    attempts as `unknown_outcome`.
 
     They may or may not have reached the customer, so they are not re-sent automatically;
     staff see them in the queue and can retry by hand.
     """
-    cutoff = timezone.now() - older_than
-    return Message.objects.filter(send_state=S.PROCESSING, processing_started_at__lt=cutoff).update(
-        send_state=S.FAILED,
-        failure_reason="unknown_outcome",
-        last_error="No answer from WhatsApp and no status webhook; not re-sent automatically.",
-        status=Message.Status.FAILED,
-    )
+    now = timezone.now()
+    messages_table, _ = _tables()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {messages_table} SET send_state = %s, status = %s "  # noqa: S608 - table name from the model
+            "WHERE send_state = %s AND processing_started_at < %s RETURNING id",
+            [
+                S.FAILED,
+                Message.Status.FAILED,
+                S.PROCESSING,
+                connection.ops.adapt_datetimefield_value(now - older_than),
+            ],
+        )
+        settled = [row[0] for row in cursor.fetchall()]
+        if settled:
+            SendAttempt.objects.filter(message_id__in=settled, outcome__in=[A.IN_FLIGHT, A.UNKNOWN]).update(
+                outcome=A.UNKNOWN,
+                reason=REASON_UNKNOWN_OUTCOME,
+                finished_at=Coalesce(F("finished_at"), Value(now)),
+                # The transport's own words when it had any ("outcome unknown: timed out ...").
+                detail=Case(
+                    When(detail="", then=Value(STUCK_DETAIL)),
+                    default=F("detail"),
+                ),
+            )
+    return len(settled)
 
 
 def sender_wake(channel_id: int) -> None:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
-from apps.conversations.models import Message
+from apps.conversations.models import Message, SendAttempt
 from apps.conversations.tests.factories import (
     ChannelFactory,
     ConversationFactory,
@@ -18,6 +18,7 @@ from apps.conversations.tests.factories import (
 pytestmark = pytest.mark.django_db
 
 S = Message.SendState
+QUEUE_LIST_QUERIES = 4  # as before send attempts had their own table: a page never costs a query per row
 
 
 @pytest.fixture
@@ -214,3 +215,53 @@ def test_an_id_filter_beyond_any_database_id_is_a_400_not_a_server_error(member_
 
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid"
+
+
+def _attempt(message: Message, number: int, outcome: str, **fields: object) -> SendAttempt:
+    return SendAttempt.objects.create(
+        workspace_id=message.workspace_id,
+        message=message,
+        number=number,
+        started_at=timezone.now(),
+        outcome=outcome,
+        **fields,
+    )
+
+
+def test_a_queue_items_reason_and_error_come_from_its_last_send_attempt(member_client):
+    client, viewer = member_client(Role.VIEWER)
+    conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    waiting = outbound_message(conversation=conversation, send_state=S.RETRY, attempts=2)
+    _attempt(waiting, 1, SendAttempt.Outcome.RETRY, reason="server_error", detail="(#131000) first")
+    _attempt(waiting, 2, SendAttempt.Outcome.RETRY, reason="rate_limited", detail="(#130429) Rate limit hit")
+    sent = outbound_message(conversation=conversation, send_state=S.SENT, attempts=2)
+    _attempt(sent, 1, SendAttempt.Outcome.RETRY, reason="server_error", detail="(#131000) down")
+    _attempt(sent, 2, SendAttempt.Outcome.ACCEPTED, wamid="wamid.2")
+
+    rows = {row["id"]: row for row in client.get("/api/queue/").json()["results"]}
+
+    assert (rows[waiting.pk]["failure_reason"], rows[waiting.pk]["last_error"]) == (
+        "rate_limited",
+        "(#130429) Rate limit hit",
+    )
+    assert (rows[sent.pk]["failure_reason"], rows[sent.pk]["last_error"]) == ("", "")
+    assert rows[waiting.pk]["attempts"] == 2
+
+
+@pytest.mark.parametrize("rows", [1, 6])
+def test_listing_the_queue_costs_the_same_queries_however_many_rows_and_attempts(
+    member_client, django_assert_num_queries, rows
+):
+    client, viewer = member_client(Role.VIEWER)
+    conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    for _ in range(rows):
+        message = outbound_message(conversation=conversation, send_state=S.RETRY, attempts=2)
+        _attempt(message, 1, SendAttempt.Outcome.RETRY, reason="server_error")
+        _attempt(message, 2, SendAttempt.Outcome.RETRY, reason="timeout")
+    client.get("/api/queue/")  # the first request loads what is cached per process
+
+    with django_assert_num_queries(QUEUE_LIST_QUERIES):
+        response = client.get("/api/queue/")
+
+    assert len(response.json()["results"]) == rows
+    assert {row["failure_reason"] for row in response.json()["results"]} == {"timeout"}

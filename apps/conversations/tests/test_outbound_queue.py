@@ -260,7 +260,11 @@ def test_transient_errors_retry_with_backoff_then_fail_for_good(channel, graph_s
     message = reload(message)
     assert [o.result for o in outcomes] == ["retry", "retry", "failed"]
     assert all(o.countdown >= outbound.BACKOFF_BASE for o in outcomes[:2])
-    assert (message.send_state, message.attempts, message.failure_reason) == (S.FAILED, 3, "server_error")
+    assert (message.send_state, message.attempts, message.failure_reason_shown) == (
+        S.FAILED,
+        3,
+        "server_error",
+    )
     assert graph_standin.sent == []
 
 
@@ -285,7 +289,7 @@ def test_permanent_errors_fail_at_once(channel, graph_standin, code, reason):
 
     message = reload(message)
     assert outcome.result == "failed"
-    assert (message.send_state, message.failure_reason, message.error_code, message.attempts) == (
+    assert (message.send_state, message.failure_reason_shown, message.error_code, message.attempts) == (
         S.FAILED,
         reason,
         code,
@@ -347,7 +351,7 @@ def test_pair_rate_limit_holds_back_only_that_recipient(channel, graph_standin):
     held, normal = next_slot(conversation.contact_id), next_slot(other.contact_id)
 
     assert outcome.result == "retry"
-    assert reload(message).failure_reason == "recipient_rate_limited"
+    assert reload(message).failure_reason_shown == "recipient_rate_limited"
     assert after.result == "sent"
     # Meta's pair limit: this customer waits about 6 s more than the usual spacing, for every worker.
     assert 5.0 < held - normal <= 6.1
@@ -371,7 +375,7 @@ def test_user_stopped_marketing_marks_the_contact(channel, graph_standin):
     message_send(message_id=message.pk)
 
     assert Contact.objects.get(pk=message.contact_id).opted_out is True
-    assert reload(message).failure_reason == "opted_out"
+    assert reload(message).failure_reason_shown == "opted_out"
 
 
 def test_an_invalid_token_marks_the_channel_unhealthy(channel, graph_standin):
@@ -382,7 +386,7 @@ def test_an_invalid_token_marks_the_channel_unhealthy(channel, graph_standin):
 
     channel.refresh_from_db()
     assert channel.health == Channel.Health.UNHEALTHY
-    assert reload(message).failure_reason == "auth"
+    assert reload(message).failure_reason_shown == "auth"
 
 
 def test_outside_the_window_free_text_fails_without_calling_whatsapp(channel, graph_standin):
@@ -391,7 +395,7 @@ def test_outside_the_window_free_text_fails_without_calling_whatsapp(channel, gr
     outcome = message_send(message_id=message.pk)
 
     assert outcome.result == "failed"
-    assert reload(message).failure_reason == "window_closed"
+    assert reload(message).failure_reason_shown == "window_closed"
     assert graph_standin.sent == []
 
 
@@ -414,7 +418,7 @@ def test_campaign_messages_never_reach_an_opted_out_contact(channel, graph_stand
 
     message_send(message_id=message.pk)
 
-    assert reload(message).failure_reason == "opted_out"
+    assert reload(message).failure_reason_shown == "opted_out"
     assert graph_standin.sent == []
 
 
@@ -512,9 +516,8 @@ def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_
     )
     [busy] = enqueue(conversation_in_window(busy_channel), "busy")
     old = timezone.now() - timedelta(minutes=30)
-    Message.objects.filter(pk=stuck.pk).update(
-        send_state=S.PROCESSING, processing_started_at=old, created_at=old
-    )
+    assert outbound.message_claim(stuck)  # a send that never came back
+    Message.objects.filter(pk=stuck.pk).update(processing_started_at=old, created_at=old)
     assert sender.lease_take(busy_channel.pk, "another-host:1")  # a live sender already has that number
     _no_broker.clear()
 
@@ -522,7 +525,7 @@ def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_
 
     assert result == {"inbound": 0, "outbound": 1, "turns": 0, "unknown_outcome": 1}
     assert _no_broker == [channel.pk]  # one sender for the number, not one task per row
-    assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason == "unknown_outcome"
+    assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason_shown == "unknown_outcome"
     assert [reload(row).send_state for row in [*lost, busy]] == [S.PENDING] * 4
 
 
@@ -731,7 +734,7 @@ def test_a_group_claimed_by_a_sender_that_dies_is_never_sent_and_the_rest_goes_o
     assert (report.result, report.outcomes) == ("idle", {"sent": 8})
     assert bodies_per_recipient(graph_standin) == {wa_id: bodies[1:] for wa_id, bodies in queued.items()}
     assert (
-        set(Message.objects.filter(failure_reason="unknown_outcome").values_list("body", flat=True))
+        set(Message.objects.filter(send_attempts__reason="unknown_outcome").values_list("body", flat=True))
         == claimed
     )
 

@@ -111,7 +111,11 @@ def test_a_queued_message_waits_out_the_outage_without_spending_its_attempts(
 
     message.refresh_from_db()
     assert (outcome.result, outcome.countdown) == ("retry", 1.0)
-    assert (message.send_state, message.attempts, message.failure_reason) == ("retry", 0, REASON_CIRCUIT_OPEN)
+    assert (message.send_state, message.attempts, message.failure_reason_shown) == (
+        "retry",
+        0,
+        REASON_CIRCUIT_OPEN,
+    )
     assert posts(graph_standin) == 0
 
     shared_clock.advance(1)
