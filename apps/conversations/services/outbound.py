@@ -514,9 +514,9 @@ def _handle_error(message: Message, exc: SendError) -> SendOutcome:
         return SendOutcome("unknown")
     retry_in: float | None = None
     if exc.reason == REASON_RATE_LIMITED:
-        # Meta's window for the number is full: no send for a second (refusals of one bunch hold it
-        # once, not once each), then this row goes again, its attempt not counted: the refusal is
-        # about the number's pace, not the message, and must not use up its attempts.
+        # Meta's window for the number is full: no send for RATE_LIMIT_HOLD (refusals of one bunch
+        # hold it once, not once each), then this row goes again, its attempt not counted: the
+        # refusal is about the number's pace, not the message (its SendAttempt row records it).
         pacer().hold(f"number:{message.channel_id}", seconds=RATE_LIMIT_HOLD)
         Message.objects.filter(pk=message.pk).update(attempts=F("attempts") - 1)
         message.attempts -= 1
