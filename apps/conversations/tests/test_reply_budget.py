@@ -115,9 +115,8 @@ def test_a_reply_that_always_fails_is_tried_at_most_the_budget_then_a_person_has
     conversation = Conversation.objects.get(pk=message.conversation_id)
     assert calls == [f"reply:{message.pk}"] * 3
     assert states == ["FAILURE", "FAILURE", "SUCCESS"]
-    assert (
-        sweeps == 3 and tasks_captured.of("llm.reply_generate") == []
-    )  # the third sweep found nothing to re-queue
+    # The third sweep found nothing to re-queue.
+    assert sweeps == 3 and tasks_captured.of("llm.reply_generate") == []
     assert (conversation.status, message.reply_attempts) == (C.PENDING_HUMAN, 3)
     assert message.last_error == "ValueError: cannot build the prompt"
     assert _given_up() - before == 1
