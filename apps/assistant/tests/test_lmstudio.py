@@ -244,7 +244,8 @@ def test_an_error_inside_the_progress_stream_is_reported_and_a_new_pull_may_star
     assert (failed["status"], failed["error_code"]) == ("error", "ollama_refused")
     assert failed["error"] == "Ollama reported an error during the download."  # not the server's words
     assert [(p["status"], p["error"]) for p in again] == [("success", "")]  # the same row, started afresh
-    assert len(pulls_run) == 2 and pulls_run[0] == pulls_run[1]
+    first, second = pulls_run.ids("local_models.ollama_pull")
+    assert first == second
 
 
 def test_ollama_going_away_mid_pull_is_an_error_on_the_row(workspace, settings, pulls_run):
