@@ -621,28 +621,28 @@ def test_a_cancelled_row_is_not_sent(channel, graph_standin):
 
 
 def test_enqueueing_wakes_the_number_only_when_it_has_no_live_sender(
-    channel, _no_broker, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     conversation = conversation_in_window(channel)
-    _no_broker.clear()
+    tasks_captured.calls.clear()
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "x" * 5000)  # two rows, one wake-up
-    assert _no_broker == [channel.pk]
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk]
 
     sender.lease_take(channel.pk, "live:1:x")
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "otra")
-    assert _no_broker == [channel.pk]  # the live sender will find it
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk]  # the live sender will find it
 
     SenderLease.objects.filter(channel_id=channel.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "y otra")
-    assert _no_broker == [channel.pk, channel.pk]
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk, channel.pk]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
-    postgres, channel, graph_standin, _no_broker, monkeypatch
+    postgres, channel, graph_standin, tasks_captured, monkeypatch
 ):
     """Threads each on their own connection: PostgreSQL (on SQLite a sender sends one at a time)."""
     Channel.objects.filter(pk=channel.pk).update(send_rate=200)
