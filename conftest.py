@@ -166,7 +166,7 @@ def tasks_captured(monkeypatch: pytest.MonkeyPatch) -> TasksCaptured:
 
     def apply_async(
         task: BaseTask,
-        args: tuple[Any, ...] | list[Any] | None = None,
+        args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Any:
