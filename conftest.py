@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.conf import settings
@@ -98,6 +99,89 @@ def shared_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock(float(int(time.time())))
     monkeypatch.setattr(shared_state, "clock", clock)
     return clock
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """One publish of a task: `args`, `kwargs` and the options of `apply_async` (countdown, ...)."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def countdown(self) -> float | None:
+        return self.options.get("countdown")
+
+
+class TasksCaptured:
+    """What the code under test handed to the broker, in order, instead of the broker.
+
+    Every way the project publishes a task ends in `Task.apply_async` (`delay`; `delay_on_commit` and
+    `transaction.on_commit(lambda: task.delay(...))` when the commit comes; the group publisher's one
+    message per group), so that is where calls are recorded: under `django_capture_on_commit_callbacks`
+    nothing is recorded until the block commits.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[TaskCall] = []
+        self._run: set[str] = set()
+        self._fail: dict[str, BaseException] = {}
+        self._released = False
+
+    def of(self, *names: str) -> list[TaskCall]:
+        """The calls to these tasks (every task when none is named)."""
+        return [call for call in self.calls if not names or call.name in names]
+
+    def ids(self, *names: str) -> list[Any]:
+        """The first argument of each call to these tasks, in order; a list of ids (a group task's) is
+        spread, so one id per message whether it went alone or in a group."""
+        ids: list[Any] = []
+        for call in self.of(*names):
+            first = call.args[0] if call.args else None
+            ids.extend(first if isinstance(first, list) else [first])
+        return ids
+
+    def run(self, *names: str) -> None:
+        """Calls to these tasks also run here, at once, as a worker would run them (still recorded)."""
+        self._run.update(names)
+
+    def fail(self, name: str, error: BaseException) -> None:
+        """Publishing this task raises `error`, as an unreachable broker does (nothing is recorded)."""
+        self._fail[name] = error
+
+    def release(self) -> None:
+        """From now on every task goes to the real broker again (for tests that start workers)."""
+        self._released = True
+
+
+@pytest.fixture
+def tasks_captured(monkeypatch: pytest.MonkeyPatch) -> TasksCaptured:
+    """The project's Celery tasks are recorded instead of published (see TasksCaptured)."""
+    from celery_app import BaseTask
+
+    captured = TasksCaptured()
+    publish = BaseTask.apply_async
+
+    def apply_async(
+        task: BaseTask,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        if captured._released:
+            return publish(task, args, kwargs, **options)
+        if task.name in captured._fail:
+            raise captured._fail[task.name]
+        call = TaskCall(task.name, tuple(args or ()), dict(kwargs or {}), options)
+        captured.calls.append(call)
+        if task.name in captured._run:
+            task(*call.args, **call.kwargs)
+        return None
+
+    monkeypatch.setattr(BaseTask, "apply_async", apply_async)
+    return captured
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_every_page_has_a_row_and_every_row_a_page():
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("page", list(PAGES))
-def test_page_matrix(page, role, enqueued_sends):
+def test_page_matrix(page, role, tasks_captured):
     workspace = WorkspaceFactory.create()
     MembershipFactory.create(workspace=workspace, role=Role.OWNER)
     client = _client(role, workspace)
@@ -119,7 +119,7 @@ def test_page_matrix(page, role, enqueued_sends):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("page", OBJECT_PAGES)
-def test_another_workspace_gets_404_for_every_object_page(page, enqueued_sends):
+def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
     mine, theirs = WorkspaceFactory.create(), WorkspaceFactory.create()
     MembershipFactory.create(workspace=mine, role=Role.OWNER)
     client = _client(Role.OWNER, theirs)
@@ -130,7 +130,7 @@ def test_another_workspace_gets_404_for_every_object_page(page, enqueued_sends):
 
     assert response.status_code == 404, (response.status_code, response.content[:300])
     assert _snapshot(mine) == before
-    assert enqueued_sends == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 @pytest.mark.django_db
@@ -166,10 +166,3 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
     }
-
-
-@pytest.fixture
-def enqueued_sends(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
-    return sent

@@ -26,9 +26,8 @@ PASSWORD = "planted-user-password-x8Q2!z"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path, monkeypatch):
+def _isolated(settings, tmp_path, tasks_captured):
     settings.DATA_DIR = tmp_path
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     yield
 
 

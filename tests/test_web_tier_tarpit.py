@@ -259,14 +259,11 @@ def test_a_server_dripping_its_answer_is_cut_at_the_budget_too(settings, drip, d
 
 
 @pytest.mark.django_db
-def test_a_workspace_runs_at_most_two_long_operations_at_once(settings, llm_standin, monkeypatch):
+def test_a_workspace_runs_at_most_two_long_operations_at_once(settings, llm_standin, tasks_captured):
     from apps.assistant import local_models
 
     settings.LMSTUDIO_BASE_URL = llm_standin.url
     settings.OLLAMA_BASE_URL = llm_standin.url
-    queued: list[int] = []
-    monkeypatch.setattr("apps.assistant.tasks.lmstudio_load.delay", queued.append)
-    monkeypatch.setattr("apps.assistant.tasks.ollama_pull.delay", queued.append)
     workspace, other = WorkspaceFactory(), WorkspaceFactory()
 
     local_models.lmstudio_load_start(workspace_id=workspace.pk, model="a")

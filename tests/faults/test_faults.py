@@ -82,22 +82,20 @@ def test_a_worker_killed_in_the_middle_of_a_reply_answers_once(
 
 
 def test_a_message_stored_while_the_broker_is_unreachable_is_delivered_by_the_sweeper(
-    workers, graph_standin, llm_standin, standin_providers, cloud_settings, monkeypatch
+    workers, graph_standin, llm_standin, standin_providers, cloud_settings, tasks_captured
 ):
     channel = make_channel("3002")
     standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0)
     llm_standin.answer = "Llegó por el barrido."
-
-    def broker_down(*args: Any, **kwargs: Any) -> None:
-        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", broker_down)
+    tasks_captured.fail(
+        "inbound.message_process", BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    )
     body = delivery("3002", "5215552000", "Hola, ¿abren el domingo?")
     response = Client(raise_request_exception=False).post(
         "/webhooks/whatsapp/", body, content_type="application/json", headers=signed_headers(body)
     )
     assert response.status_code == 200  # the rows committed; the failed enqueue is logged, not answered
-    monkeypatch.undo()
+    tasks_captured.release()  # the broker is back
     inbound = Message.objects.get(channel=channel, direction=Message.Direction.INBOUND)
     assert inbound.processed_at is None  # stored (the database is the truth), never enqueued
 

@@ -93,18 +93,13 @@ def channel(db):
 
 
 def test_a_reply_over_its_workspaces_share_is_requeued_without_calling_or_spending_the_customers_pace(
-    channel, llm_standin, standin_providers, settings, monkeypatch, django_capture_on_commit_callbacks
+    channel, llm_standin, standin_providers, settings, tasks_captured, django_capture_on_commit_callbacks
 ):
     standin_providers(channel.workspace_id, ["openai_compatible"])
     settings.LLM_WORKSPACE_MAX_IN_FLIGHT = 1
     settings.INBOUND_REPLY_RATE = "1/60"
-    scheduled: list[tuple] = []
-    monkeypatch.setattr(
-        "apps.conversations.tasks.reply_generate.apply_async",
-        lambda args, countdown: scheduled.append((args, countdown)),
-    )
     message = customer_says(channel, "hola")
-    scheduled.clear()
+    tasks_captured.calls.clear()
 
     with (
         admission.admitted(
@@ -116,6 +111,7 @@ def test_a_reply_over_its_workspaces_share_is_requeued_without_calling_or_spendi
     again = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
 
     assert result == "deferred"
+    scheduled = [(call.args, call.countdown) for call in tasks_captured.of("llm.reply_generate")]
     assert scheduled == [((message.conversation_id, message.pk), 1.0)]
     assert again == "replied"  # the deferred try gave back the customer's one reply a minute
     assert len(llm_standin.chat_requests()) == 1
@@ -125,12 +121,13 @@ def test_a_reply_over_its_workspaces_share_is_requeued_without_calling_or_spendi
 
 @pytest.mark.usefixtures("postgres")
 @pytest.mark.django_db(transaction=True)
-def test_no_database_connection_is_held_while_the_model_thinks(llm_standin, standin_providers, monkeypatch):
+def test_no_database_connection_is_held_while_the_model_thinks(
+    llm_standin, standin_providers, monkeypatch, tasks_captured
+):
     channel = Channel.objects.create(
         workspace=WorkspaceFactory.create(), kind="cloud", phone_number_id="3114"
     )
     standin_providers(channel.workspace_id, ["openai_compatible"])
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.apply_async", lambda args, countdown: None)
     message = customer_says(channel, "hola")
     during_call: list[bool] = []
     real_complete = providers.complete

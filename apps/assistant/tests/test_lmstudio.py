@@ -142,33 +142,17 @@ def test_the_workspace_base_url_and_token_are_used_and_the_token_never_shown(
 
 
 @pytest.fixture
-def loads_run(monkeypatch):
+def loads_run(tasks_captured):
     """The worker for loads, as `pulls_run` is for pulls."""
-    from apps.assistant import local_models
-
-    queued: list[int] = []
-
-    def delay(job_id):
-        queued.append(job_id)
-        local_models.lmstudio_load_run(job_id=job_id)
-
-    monkeypatch.setattr("apps.assistant.tasks.lmstudio_load.delay", delay)
-    return queued
+    tasks_captured.run("local_models.lmstudio_load")
+    return tasks_captured
 
 
 @pytest.fixture
-def pulls_run(monkeypatch):
+def pulls_run(tasks_captured):
     """The worker: each queued pull runs when its transaction commits, as a worker would pick it up."""
-    from apps.assistant import local_models
-
-    queued: list[int] = []
-
-    def delay(pull_id):
-        queued.append(pull_id)
-        local_models.ollama_pull_run(pull_id=pull_id)
-
-    monkeypatch.setattr("apps.assistant.tasks.ollama_pull.delay", delay)
-    return queued
+    tasks_captured.run("local_models.ollama_pull")
+    return tasks_captured
 
 
 def test_a_pull_is_queued_at_once_and_the_worker_reports_progress_to_success(
@@ -193,10 +177,8 @@ def test_a_pull_is_queued_at_once_and_the_worker_reports_progress_to_success(
 
 
 def test_asking_again_while_a_pull_runs_starts_no_second_download(
-    workspace, local_servers, monkeypatch, django_capture_on_commit_callbacks
+    workspace, local_servers, tasks_captured, django_capture_on_commit_callbacks
 ):
-    queued: list[int] = []
-    monkeypatch.setattr("apps.assistant.tasks.ollama_pull.delay", queued.append)
     client = client_for(workspace)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -204,7 +186,7 @@ def test_asking_again_while_a_pull_runs_starts_no_second_download(
         second = client.post("/api/lmstudio/ollama/pull", {"model": "qwen2.5:7b"}, format="json")
 
     assert (first.status_code, second.status_code) == (202, 202)
-    assert len(queued) == 1
+    assert len(tasks_captured.ids("local_models.ollama_pull")) == 1
     assert ModelPull.objects.get().status == "queued"
 
 
@@ -225,7 +207,7 @@ def test_a_pull_silent_for_ten_minutes_lost_its_worker_and_may_start_again(
 
     stuck.refresh_from_db()
     assert started.status_code == 202
-    assert pulls_run == [stuck.pk]
+    assert pulls_run.ids("local_models.ollama_pull") == [stuck.pk]
     assert stuck.status == "success"
 
 
@@ -262,7 +244,8 @@ def test_an_error_inside_the_progress_stream_is_reported_and_a_new_pull_may_star
     assert (failed["status"], failed["error_code"]) == ("error", "ollama_refused")
     assert failed["error"] == "Ollama reported an error during the download."  # not the server's words
     assert [(p["status"], p["error"]) for p in again] == [("success", "")]  # the same row, started afresh
-    assert len(pulls_run) == 2 and pulls_run[0] == pulls_run[1]
+    first, second = pulls_run.ids("local_models.ollama_pull")
+    assert first == second
 
 
 def test_ollama_going_away_mid_pull_is_an_error_on_the_row(workspace, settings, pulls_run):

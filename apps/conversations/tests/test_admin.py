@@ -83,10 +83,8 @@ def test_an_invalid_wa_id_is_refused_in_the_admin(staff):
 
 
 def test_the_queue_actions_cancel_and_retry_through_the_services(
-    staff, monkeypatch, django_capture_on_commit_callbacks
+    staff, tasks_captured, django_capture_on_commit_callbacks
 ):
-    enqueued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", enqueued.append)
     conversation = ConversationFactory()
     pending = outbound_message(conversation=conversation)
     sent = outbound_message(conversation=conversation, send_state=Message.SendState.SENT)
@@ -101,4 +99,4 @@ def test_the_queue_actions_cancel_and_retry_through_the_services(
 
     states = dict(Message.objects.values_list("pk", "send_state"))
     assert states == {pending.pk: "cancelled", sent.pk: "sent", failed.pk: "retry"}
-    assert enqueued == [failed.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [failed.channel_id]  # its number's sender is woken

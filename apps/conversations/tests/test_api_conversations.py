@@ -19,20 +19,6 @@ pytestmark = pytest.mark.django_db
 C = Conversation.Status
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
-    return sent
-
-
-@pytest.fixture
-def receipts(monkeypatch) -> list[int]:
-    read: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_mark_read.delay", read.append)
-    return read
-
-
 def iso(value) -> str | None:
     return serializers.DateTimeField().to_representation(value) if value else None
 
@@ -212,7 +198,7 @@ def test_messages_come_oldest_first_in_pages(member_client):
 
 # --- actions -----------------------------------------------------------------------------------
 def test_agent_reply_queues_an_agent_message_and_enqueues_it_after_commit(
-    member_client, enqueued, django_capture_on_commit_callbacks
+    member_client, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, agent = member_client(Role.AGENT)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=agent.workspace), status=C.OPEN)
@@ -233,13 +219,13 @@ def test_agent_reply_queues_an_agent_message_and_enqueues_it_after_commit(
         "pending",
     )
     assert (queued["send_state"], queued["author"]) == ("pending", "agent")
-    assert enqueued == [message.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [message.channel_id]  # its number's sender is woken
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee_id) == (C.HUMAN, agent.user.pk)
 
 
 def test_a_reply_longer_than_whatsapp_allows_is_queued_in_parts(
-    member_client, enqueued, django_capture_on_commit_callbacks
+    member_client, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, agent = member_client(Role.AGENT)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=agent.workspace))
@@ -252,11 +238,13 @@ def test_a_reply_longer_than_whatsapp_allows_is_queued_in_parts(
     assert response.status_code == 201
     assert len(parts) == 2
     assert " ".join(part["body"] for part in parts) == body
-    assert enqueued == [conversation.channel_id]  # one wake-up for both parts, not a task per part
+    assert tasks_captured.ids("outbound.number_send") == [
+        conversation.channel_id
+    ]  # one wake-up for both parts, not a task per part
 
 
 @pytest.mark.parametrize("body", ["", "   ", "x" * (4096 * 4 + 1)])
-def test_an_empty_or_oversized_reply_is_refused(member_client, enqueued, body):
+def test_an_empty_or_oversized_reply_is_refused(member_client, tasks_captured, body):
     client, agent = member_client(Role.AGENT)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=agent.workspace))
 
@@ -264,11 +252,11 @@ def test_an_empty_or_oversized_reply_is_refused(member_client, enqueued, body):
 
     assert response.status_code == 400
     assert not Message.objects.exists()
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 def test_a_reply_to_a_closed_conversation_is_a_conflict_and_queues_nothing(
-    member_client, enqueued, django_capture_on_commit_callbacks
+    member_client, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, agent = member_client(Role.AGENT)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=agent.workspace), status=C.CLOSED)
@@ -282,7 +270,7 @@ def test_a_reply_to_a_closed_conversation_is_a_conflict_and_queues_nothing(
     assert response.json()["error"]["code"] == "conversation_closed"
     assert not Message.objects.exists()
     assert callbacks == []
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 def test_takeover_then_handback_then_close(member_client):
@@ -324,7 +312,7 @@ def test_taking_over_or_handing_back_a_closed_conversation_is_a_conflict(member_
 
 
 def test_read_clears_the_unread_count_and_sends_a_read_receipt_after_commit(
-    member_client, receipts, django_capture_on_commit_callbacks
+    member_client, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, agent = member_client(Role.AGENT)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=agent.workspace), unread_count=3)
@@ -337,10 +325,10 @@ def test_read_clears_the_unread_count_and_sends_a_read_receipt_after_commit(
     assert (response.status_code, response.json()["unread_count"]) == (200, 0)
     conversation.refresh_from_db()
     assert conversation.unread_count == 0
-    assert receipts == [last.pk]
+    assert tasks_captured.ids("outbound.mark_read") == [last.pk]
 
 
-def test_a_viewer_reads_but_cannot_act(member_client, enqueued, receipts):
+def test_a_viewer_reads_but_cannot_act(member_client, tasks_captured):
     client, viewer = member_client(Role.VIEWER)
     conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace), unread_count=1)
     base = f"/api/conversations/{conversation.pk}"
@@ -359,10 +347,10 @@ def test_a_viewer_reads_but_cannot_act(member_client, enqueued, receipts):
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee_id, conversation.unread_count) == (C.OPEN, None, 1)
     assert not Message.objects.exists()
-    assert (enqueued, receipts) == ([], [])
+    assert tasks_captured.calls == []  # no send, no read receipt
 
 
-def test_another_workspaces_conversation_answers_404_and_is_left_alone(member_client, enqueued):
+def test_another_workspaces_conversation_answers_404_and_is_left_alone(member_client, tasks_captured):
     client, _ = member_client(Role.OWNER)
     foreign = ConversationFactory(channel=ChannelFactory(workspace=WorkspaceFactory()), unread_count=4)
     MessageFactory(conversation=foreign)
@@ -382,4 +370,4 @@ def test_another_workspaces_conversation_answers_404_and_is_left_alone(member_cl
     foreign.refresh_from_db()
     assert (foreign.status, foreign.assignee_id, foreign.unread_count) == (C.OPEN, None, 4)
     assert Message.objects.filter(direction="out").count() == 0
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []

@@ -21,13 +21,6 @@ S = Message.SendState
 QUEUE_LIST_QUERIES = 4  # as before send attempts had their own table: a page never costs a query per row
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
-    return sent
-
-
 def ids(response) -> list[int]:
     assert response.status_code == 200, response.content
     return [row["id"] for row in response.json()["results"]]
@@ -130,7 +123,7 @@ def test_cancelling_a_message_past_waiting_is_a_conflict(member_client, state):
 
 
 def test_retrying_a_failed_message_queues_it_now_with_a_fresh_budget(
-    member_client, enqueued, django_capture_on_commit_callbacks
+    member_client, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, supervisor = member_client(Role.SUPERVISOR)
     message = outbound_message(
@@ -148,11 +141,11 @@ def test_retrying_a_failed_message_queues_it_now_with_a_fresh_budget(
     assert (message.send_state, message.attempts, message.max_attempts) == (S.RETRY, 5, 10)
     assert message.next_attempt_at is not None
     assert response.json()["send_state"] == "retry"
-    assert enqueued == [message.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [message.channel_id]  # its number's sender is woken
 
 
 @pytest.mark.parametrize("state", [S.PENDING, S.PROCESSING, S.SENT, S.CANCELLED])
-def test_retrying_a_message_that_has_not_failed_is_a_conflict(member_client, enqueued, state):
+def test_retrying_a_message_that_has_not_failed_is_a_conflict(member_client, tasks_captured, state):
     client, supervisor = member_client(Role.SUPERVISOR)
     message = outbound_message(
         conversation=ConversationFactory(channel__workspace=supervisor.workspace), send_state=state
@@ -162,11 +155,11 @@ def test_retrying_a_message_that_has_not_failed_is_a_conflict(member_client, enq
 
     assert response.status_code == 409
     assert state_of(message) == state
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT])
-def test_below_supervisor_sees_the_queue_but_cannot_cancel_or_retry(member_client, enqueued, role):
+def test_below_supervisor_sees_the_queue_but_cannot_cancel_or_retry(member_client, tasks_captured, role):
     client, member = member_client(role)
     conversation = ConversationFactory(channel__workspace=member.workspace)
     pending = outbound_message(conversation=conversation)
@@ -179,10 +172,10 @@ def test_below_supervisor_sees_the_queue_but_cannot_cancel_or_retry(member_clien
     assert listed.status_code == 200
     assert (cancel.status_code, retry.status_code) == (403, 403)
     assert (state_of(pending), state_of(failed)) == (S.PENDING, S.FAILED)
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
-def test_another_workspaces_queue_row_answers_404_and_is_left_alone(member_client, enqueued):
+def test_another_workspaces_queue_row_answers_404_and_is_left_alone(member_client, tasks_captured):
     client, _ = member_client(Role.OWNER)
     foreign = ConversationFactory(channel=ChannelFactory(workspace=WorkspaceFactory()))
     pending = outbound_message(conversation=foreign)
@@ -193,7 +186,7 @@ def test_another_workspaces_queue_row_answers_404_and_is_left_alone(member_clien
 
     assert (cancel.status_code, retry.status_code) == (404, 404)
     assert (state_of(pending), state_of(failed)) == (S.PENDING, S.FAILED)
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 def test_an_inbound_message_is_not_a_queue_row(member_client):

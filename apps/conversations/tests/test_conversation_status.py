@@ -23,13 +23,7 @@ from chatbot.exceptions import Conflict
 
 C = Conversation.Status
 
-
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.apply_async", lambda *a, **k: None)
-    monkeypatch.setattr("apps.conversations.tasks.message_mark_read.delay", lambda _id: None)
+pytestmark = pytest.mark.usefixtures("tasks_captured")
 
 
 def _status(conversation: Conversation) -> str:

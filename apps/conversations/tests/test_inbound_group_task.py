@@ -14,14 +14,7 @@ from apps.conversations.services import inbound
 from apps.conversations.services.ingest import inbound_store
 from apps.whatsapp.models import Channel
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.apply_async", lambda *a, **k: None)
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *a, **k: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 
 
 def stored(count: int) -> list[int]:
@@ -90,14 +83,11 @@ def test_an_outage_stops_the_group_so_the_task_is_retried_whole(monkeypatch):
     assert tasks.inbound_messages_process(ids) == {"skipped": 1, "bot": 1}  # the retry finishes the rest
 
 
-def test_the_enqueue_sends_one_task_for_one_id_and_one_group_task_for_several(monkeypatch):
-    single: list[int] = []
-    groups: list[list[int]] = []
-    monkeypatch.setattr(tasks.inbound_message_process, "delay", single.append)
-    monkeypatch.setattr(tasks.inbound_messages_process, "delay", groups.append)
-
+def test_the_enqueue_sends_one_task_for_one_id_and_one_group_task_for_several(tasks_captured):
     tasks.inbound_enqueue([5])
     tasks.inbound_enqueue([6, 7])
 
-    assert single == [5]
-    assert groups == [[6, 7]]
+    assert [(call.name, call.args) for call in tasks_captured.calls] == [
+        ("inbound.message_process", (5,)),
+        ("inbound.messages_process", ([6, 7],)),
+    ]

@@ -14,16 +14,8 @@ from apps.conversations.services.ingest import inbound_store
 from apps.whatsapp.models import Channel
 from chatbot.exceptions import Conflict
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch):
-    """Queueing is asserted on the rows; the Celery hand-off itself is covered by the worker tests."""
-    sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
-    return sent
+# Queueing is asserted on the rows; the Celery hand-off itself is covered by the worker tests.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 
 
 @pytest.fixture
@@ -213,7 +205,7 @@ def test_the_bot_resumes_after_the_configured_idle_time(channel):
 
 
 def test_an_agent_reply_takes_the_conversation_and_is_queued(
-    channel, _no_broker, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     receive(channel, "hola")
     conversation = Conversation.objects.get()
@@ -225,7 +217,7 @@ def test_an_agent_reply_takes_the_conversation_and_is_queued(
     conversation.refresh_from_db()
     assert (conversation.status, conversation.assignee) == (Conversation.Status.HUMAN, agent)
     assert (reply.author, reply.author_user, reply.send_state) == (Message.Author.AGENT, agent, "pending")
-    assert _no_broker == [reply.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [reply.channel_id]  # its number's sender is woken
 
 
 def test_a_closed_conversation_is_not_reopened_a_new_one_starts(channel):

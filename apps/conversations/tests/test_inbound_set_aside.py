@@ -24,12 +24,8 @@ _counter = iter(range(10**6))
 
 
 @pytest.fixture(autouse=True)
-def _no_broker(monkeypatch, settings):
+def _three_attempts(settings, tasks_captured):
     settings.INBOUND_MAX_ATTEMPTS = 3
-    enqueued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", enqueued.append)
-    return enqueued
 
 
 @pytest.fixture
@@ -91,7 +87,7 @@ def test_a_message_that_always_fails_is_set_aside_after_the_maximum_attempts(cha
     assert _set_aside_count() - before == 1  # /metrics counts it, for an alert
 
 
-def test_the_sweeper_stops_re_enqueueing_a_set_aside_message(channel, poison, _no_broker):
+def test_the_sweeper_stops_re_enqueueing_a_set_aside_message(channel, poison):
     message_id = store(channel)
     poison.add(message_id)
     Message.objects.filter(pk=message_id).update(created_at=timezone.now() - timedelta(minutes=5))
@@ -188,7 +184,7 @@ def test_a_message_whose_every_attempt_killed_its_worker_is_set_aside_without_an
 
 
 def test_a_set_aside_message_can_be_processed_again_once_fixed(
-    channel, poison, _no_broker, django_capture_on_commit_callbacks
+    channel, poison, tasks_captured, django_capture_on_commit_callbacks
 ):
     message_id = store(channel)
     poison.add(message_id)
@@ -202,7 +198,7 @@ def test_a_set_aside_message_can_be_processed_again_once_fixed(
     result = inbound.inbound_message_process(message_id=message_id)
 
     assert (reset.processed_at, reset.attempts, reset.failure_reason) == (None, 0, "")
-    assert _no_broker == [message_id]
+    assert tasks_captured.ids("inbound.message_process") == [message_id]
     assert result == "bot"
 
 
@@ -215,7 +211,7 @@ def test_only_set_aside_messages_can_be_processed_again(channel):
 
 
 def test_the_admin_action_processes_set_aside_messages_again(
-    client, channel, _no_broker, django_capture_on_commit_callbacks
+    client, channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     aside = store(channel, wa_id="5215550001")
@@ -234,7 +230,7 @@ def test_the_admin_action_processes_set_aside_messages_again(
         and f"/admin/conversations/message/{aside}/change/" in listed.content.decode()
     )
     assert response.status_code == 302
-    assert _no_broker == [aside]
+    assert tasks_captured.ids("inbound.message_process") == [aside]
     assert Message.objects.get(pk=aside).processed_at is None
     assert Message.objects.get(pk=fine).processed_at is not None
 

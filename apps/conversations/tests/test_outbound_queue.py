@@ -23,15 +23,7 @@ from apps.whatsapp.models import Channel
 from chatbot import pacing
 from chatbot.exceptions import Conflict
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch):
-    queued: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", queued.append)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
-    return queued
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 
 
 @pytest.fixture(autouse=True)
@@ -134,17 +126,17 @@ def test_cancel_only_from_pending_or_retry(channel, state, allowed):
 
 
 def test_retry_now_revives_a_failed_message_with_a_fresh_budget(
-    channel, _no_broker, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     [message] = enqueue(conversation_in_window(channel))
     Message.objects.filter(pk=message.pk).update(send_state=S.FAILED, attempts=5, max_attempts=5)
-    _no_broker.clear()
+    tasks_captured.calls.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
         retried = outbound.message_retry_now(message=reload(message))
 
     assert (retried.send_state, retried.max_attempts) == (S.RETRY, 10)
-    assert _no_broker == [message.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [message.channel_id]  # its number's sender is woken
     Message.objects.filter(pk=message.pk).update(send_state=S.SENT)
     with pytest.raises(Conflict):
         outbound.message_retry_now(message=reload(message))
@@ -507,7 +499,7 @@ def test_the_recipient_pace_spaces_messages_to_one_customer(channel, graph_stand
     ]
 
 
-def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_once(channel, _no_broker):
+def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_once(channel, tasks_captured):
     conversation = conversation_in_window(channel)
     [stuck] = enqueue(conversation, "stuck")
     lost = [enqueue(conversation_in_window(channel), f"lost {n}")[0] for n in range(3)]
@@ -519,12 +511,14 @@ def test_the_sweeper_settles_stuck_sends_and_wakes_each_number_without_a_sender_
     assert outbound.message_claim(stuck)  # a send that never came back
     Message.objects.filter(pk=stuck.pk).update(processing_started_at=old, created_at=old)
     assert sender.lease_take(busy_channel.pk, "another-host:1")  # a live sender already has that number
-    _no_broker.clear()
+    tasks_captured.calls.clear()
 
     result = sweep(processing_timeout=timedelta(minutes=10))
 
     assert result == {"inbound": 0, "outbound": 1, "turns": 0, "unknown_outcome": 1}
-    assert _no_broker == [channel.pk]  # one sender for the number, not one task per row
+    assert tasks_captured.ids("outbound.number_send") == [
+        channel.pk
+    ]  # one sender for the number, not one task per row
     assert reload(stuck).send_state == S.FAILED and reload(stuck).failure_reason_shown == "unknown_outcome"
     assert [reload(row).send_state for row in [*lost, busy]] == [S.PENDING] * 4
 
@@ -649,28 +643,28 @@ def test_a_cancelled_row_is_not_sent(channel, graph_standin):
 
 
 def test_enqueueing_wakes_the_number_only_when_it_has_no_live_sender(
-    channel, _no_broker, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     conversation = conversation_in_window(channel)
-    _no_broker.clear()
+    tasks_captured.calls.clear()
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "x" * 5000)  # two rows, one wake-up
-    assert _no_broker == [channel.pk]
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk]
 
     sender.lease_take(channel.pk, "live:1:x")
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "otra")
-    assert _no_broker == [channel.pk]  # the live sender will find it
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk]  # the live sender will find it
 
     SenderLease.objects.filter(channel_id=channel.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
         enqueue(conversation, "y otra")
-    assert _no_broker == [channel.pk, channel.pk]
+    assert tasks_captured.ids("outbound.number_send") == [channel.pk, channel.pk]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
-    postgres, channel, graph_standin, _no_broker, monkeypatch
+    postgres, channel, graph_standin, tasks_captured, monkeypatch
 ):
     """Threads each on their own connection: PostgreSQL (on SQLite a sender sends one at a time)."""
     Channel.objects.filter(pk=channel.pk).update(send_rate=200)

@@ -21,17 +21,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch):
+def _isolated(tasks_captured):
     knowledge.cache_clear()
-    scheduled: list[tuple] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
-    monkeypatch.setattr(
-        "apps.conversations.tasks.reply_generate.apply_async",
-        lambda args, countdown=None: scheduled.append((args, countdown)),
-    )
-    yield scheduled
+    yield
     knowledge.cache_clear()
+
+
+def scheduled(tasks) -> list[tuple]:
+    """The reply tasks asked for, as (args, countdown), in order."""
+    return [(call.args, call.countdown) for call in tasks.of("llm.reply_generate")]
 
 
 @pytest.fixture
@@ -79,16 +77,16 @@ def test_a_customer_turn_is_answered_by_the_configured_provider(channel, llm_sta
 
 
 def test_a_lone_message_is_scheduled_after_commit_with_the_short_first_wait(
-    channel, _isolated, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         message = customer_says(channel, "hola")
 
-    assert _isolated == [((message.conversation_id, message.pk), 0.3)]
+    assert scheduled(tasks_captured) == [((message.conversation_id, message.pk), 0.3)]
 
 
 def test_with_no_debounce_the_reply_task_is_queued_without_a_countdown(
-    channel, _isolated, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     # A countdown, even 0, makes Celery hold the task on the worker's ETA timer (bench (d): debounce 0)
     from apps.assistant.services import assistant_settings_get_or_create
@@ -100,52 +98,52 @@ def test_with_no_debounce_the_reply_task_is_queued_without_a_countdown(
     with django_capture_on_commit_callbacks(execute=True):
         message = customer_says(channel, "hola")
 
-    assert _isolated == [((message.conversation_id, message.pk), None)]
+    assert scheduled(tasks_captured) == [((message.conversation_id, message.pk), None)]
 
 
 def test_a_message_following_an_unanswered_one_waits_the_debounce_for_the_rest_of_the_burst(
-    channel, _isolated, django_capture_on_commit_callbacks
+    channel, tasks_captured, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         first = customer_says(channel, "hola")
         second = customer_says(channel, "quería preguntar")
 
-    assert [countdown for _, countdown in _isolated] == [0.3, 2.0]
-    assert [args for args, _ in _isolated] == [
+    assert [countdown for _, countdown in scheduled(tasks_captured)] == [0.3, 2.0]
+    assert [args for args, _ in scheduled(tasks_captured)] == [
         (first.conversation_id, first.pk),
         (second.conversation_id, second.pk),
     ]
 
 
 def test_a_burst_never_waits_past_its_cap_after_the_turns_first_message(
-    channel, _isolated, django_capture_on_commit_callbacks, settings
+    channel, tasks_captured, django_capture_on_commit_callbacks, settings
 ):
     settings.REPLY_BURST_MAX_WAIT = 6.0
     first = customer_says(channel, "hola")
     Message.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=5.5))
     second = customer_says(channel, "sigo escribiendo")
     Message.objects.filter(pk=second.pk).update(created_at=timezone.now() - timedelta(seconds=0.5))
-    _isolated.clear()
+    tasks_captured.calls.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
         customer_says(channel, "y otra cosa")
 
-    [(_, countdown)] = _isolated
+    [(_, countdown)] = scheduled(tasks_captured)
     assert 0.0 < countdown <= 0.5  # 6 s after the first message, not 2 s more
 
 
 def test_a_message_after_the_last_one_was_answered_is_lone_again(
-    channel, _isolated, django_capture_on_commit_callbacks, llm_standin, standin_providers
+    channel, tasks_captured, django_capture_on_commit_callbacks, llm_standin, standin_providers
 ):
     standin_providers(channel.workspace_id, ["openai_compatible"])
     first = customer_says(channel, "hola")
     replies.reply_generate(conversation_id=first.conversation_id, message_id=first.pk)
-    _isolated.clear()
+    tasks_captured.calls.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
         customer_says(channel, "¿y los domingos?")
 
-    assert [countdown for _, countdown in _isolated] == [0.3]
+    assert [countdown for _, countdown in scheduled(tasks_captured)] == [0.3]
 
 
 def test_running_the_reply_task_twice_gives_one_reply(channel, llm_standin, standin_providers):
@@ -309,7 +307,7 @@ def test_a_flooding_customer_is_stored_in_full_but_answered_at_the_set_pace(
     llm_standin,
     standin_providers,
     reply_limit,
-    _isolated,
+    tasks_captured,
     settings,
     django_capture_on_commit_callbacks,
 ):
@@ -326,7 +324,7 @@ def test_a_flooding_customer_is_stored_in_full_but_answered_at_the_set_pace(
     assert Message.objects.filter(direction="in").count() == 5  # nothing the customer wrote is dropped
     assert len(bot_messages()) == 3
     # The paced turn is scheduled again for when the window has room (about a minute here) ...
-    args, countdown = _isolated[-1]
+    args, countdown = scheduled(tasks_captured)[-1]
     assert args == (message.conversation_id, message.pk) and 55 <= countdown <= 60
     # ... and when it runs, one reply answers everything since the last one.
     settings.INBOUND_REPLY_RATE = "100000/60"
@@ -358,7 +356,7 @@ def test_the_pace_is_per_customer(channel, llm_standin, standin_providers, reply
 
 
 def test_the_sweeper_answers_a_turn_whose_reply_task_was_lost(
-    channel, llm_standin, standin_providers, monkeypatch
+    channel, llm_standin, standin_providers, tasks_captured
 ):
     """The broker lost the reply task (e.g. Redis restarted): the database still shows a customer
     turn with nothing after it, and the sweeper asks for its reply, once."""
@@ -367,8 +365,6 @@ def test_the_sweeper_answers_a_turn_whose_reply_task_was_lost(
     from apps.conversations.services.sweeper import sweep
 
     standin_providers(channel.workspace_id, ["openai_compatible"])
-    swept: list[tuple[int, int]] = []
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *args: swept.append(args))
     lost = customer_says(channel, "¿Hacen envíos?")
     three_minutes_ago = timezone.now() - timedelta(minutes=3)
     Message.objects.filter(pk=lost.pk).update(created_at=three_minutes_ago)
@@ -377,16 +373,16 @@ def test_the_sweeper_answers_a_turn_whose_reply_task_was_lost(
     result = replies.reply_generate(conversation_id=lost.conversation_id, message_id=lost.pk)
     again = sweep(processing_timeout=timedelta(minutes=10))
 
+    swept = [call.args for call in tasks_captured.of("llm.reply_generate")]
     assert (first["turns"], swept[0], result) == (1, (lost.conversation_id, lost.pk), "replied")
     assert again["turns"] == 0 and len(swept) == 1
 
 
-def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(channel, monkeypatch):
+def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(channel):
     from datetime import timedelta
 
     from apps.conversations.services.sweeper import TURN_HORIZON, turns_unanswered
 
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *args: None)
     old = timezone.now() - timedelta(minutes=3)
 
     def turn(wa_id, body="hola", *, at=old, answered=False, status="open"):
@@ -419,7 +415,7 @@ def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(ch
     assert turns_unanswered() == [(waiting.conversation_id, waiting.pk)]
 
 
-def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel, _isolated):
+def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel, tasks_captured):
     from apps.assistant.models import AssistantSettings
 
     AssistantSettings.objects.create(workspace=channel.workspace, enabled=False)
@@ -427,7 +423,7 @@ def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel
     message = customer_says(channel, "hola, ¿hay alguien?")
 
     assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.PENDING_HUMAN
-    assert _isolated == [] and bot_messages() == []
+    assert scheduled(tasks_captured) == [] and bot_messages() == []
 
 
 def test_a_message_whose_task_was_lost_is_answered_with_the_next_one(channel, llm_standin, standin_providers):

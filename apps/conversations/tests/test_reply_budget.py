@@ -32,15 +32,10 @@ class WorkerKilled(BaseException):
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, settings):
+def _isolated(settings, tasks_captured):
     settings.REPLY_MAX_ATTEMPTS = 3
     knowledge.cache_clear()
-    swept: list[tuple[int, int]] = []
-    monkeypatch.setattr("apps.conversations.tasks.message_send.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.inbound_message_process.delay", lambda _id: None)
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.apply_async", lambda *a, **k: None)
-    monkeypatch.setattr("apps.conversations.tasks.reply_generate.delay", lambda *args: swept.append(args))
-    yield swept
+    yield
     knowledge.cache_clear()
 
 
@@ -96,7 +91,7 @@ def _given_up() -> float:
 # transaction, so these tests commit for real.
 @pytest.mark.django_db(transaction=True)
 def test_a_reply_that_always_fails_is_tried_at_most_the_budget_then_a_person_has_it(
-    channel, llm_calls, _isolated
+    channel, llm_calls, tasks_captured
 ):
     """Given a bug that breaks every reply to a turn, when the debounced task runs and then the
     sweeper keeps looking (every 30 s for an hour), the LLM is asked 3 times in all, the task never
@@ -110,15 +105,18 @@ def test_a_reply_that_always_fails_is_tried_at_most_the_budget_then_a_person_has
     sweeps = 0
     for _ in range(10):  # five minutes of sweeps, far more than the budget
         sweeps += 1
+        tasks_captured.calls.clear()
         if not sweep(processing_timeout=timedelta(minutes=10))["turns"]:
             break
-        states.append(tasks.reply_generate.apply(_isolated.pop()).state)
+        [requeued] = tasks_captured.of("llm.reply_generate")
+        states.append(tasks.reply_generate.apply(requeued.args).state)
 
     message.refresh_from_db()
     conversation = Conversation.objects.get(pk=message.conversation_id)
     assert calls == [f"reply:{message.pk}"] * 3
     assert states == ["FAILURE", "FAILURE", "SUCCESS"]
-    assert sweeps == 3 and _isolated == []  # the third sweep found nothing to re-queue
+    # The third sweep found nothing to re-queue.
+    assert sweeps == 3 and tasks_captured.of("llm.reply_generate") == []
     assert (conversation.status, message.reply_attempts) == (C.PENDING_HUMAN, 3)
     assert message.last_error == "ValueError: cannot build the prompt"
     assert _given_up() - before == 1

@@ -18,14 +18,13 @@ from apps.conversations.services.ingest import statuses_apply
 from apps.conversations.services.outbound import S, message_send
 from apps.whatsapp.models import Channel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 A = SendAttempt.Outcome
 
 
 @pytest.fixture(autouse=True)
-def _no_broker(monkeypatch, settings, tmp_path):
+def _pacer_files(settings, tmp_path):
     settings.DATA_DIR = tmp_path  # the pacer's files
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
 
 
 @pytest.fixture

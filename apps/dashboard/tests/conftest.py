@@ -25,10 +25,3 @@ def page_client(workspace):
 @pytest.fixture
 def conversation(workspace):
     return ConversationFactory.create(channel=ChannelFactory.create(workspace=workspace))
-
-
-@pytest.fixture
-def enqueued(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", sent.append)
-    return sent

@@ -150,7 +150,7 @@ def test_customer_html_is_escaped_everywhere(page_client, conversation):
 
 
 def test_take_over_reply_and_close_through_the_page(
-    page_client, conversation, enqueued, django_capture_on_commit_callbacks
+    page_client, conversation, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, agent = page_client(Role.AGENT)
     url = f"/conversations/{conversation.pk}/"
@@ -166,7 +166,7 @@ def test_take_over_reply_and_close_through_the_page(
     reply = Message.objects.get(conversation=conversation, direction=Message.Direction.OUTBOUND)
     assert (reply.body, reply.author, reply.author_user_id) == ("Te ayudo yo", "agent", agent.user_id)
     assert reply.send_state == Message.SendState.PENDING
-    assert enqueued == [reply.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [reply.channel_id]  # its number's sender is woken
 
     client.post(f"{url}handback/")
     conversation.refresh_from_db()
@@ -177,7 +177,9 @@ def test_take_over_reply_and_close_through_the_page(
     assert conversation.status == Conversation.Status.CLOSED
 
 
-def test_a_reply_to_a_closed_conversation_is_refused_with_a_message(page_client, conversation, enqueued):
+def test_a_reply_to_a_closed_conversation_is_refused_with_a_message(
+    page_client, conversation, tasks_captured
+):
     client, _ = page_client(Role.AGENT)
     Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.CLOSED)
 
@@ -185,17 +187,17 @@ def test_a_reply_to_a_closed_conversation_is_refused_with_a_message(page_client,
 
     assert "The conversation is closed." in response.content.decode()
     assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
-def test_a_viewer_cannot_act_on_a_conversation(page_client, conversation, enqueued):
+def test_a_viewer_cannot_act_on_a_conversation(page_client, conversation, tasks_captured):
     client, _ = page_client(Role.VIEWER)
 
     assert client.post(f"/conversations/{conversation.pk}/takeover/").status_code == 403
     assert client.post(f"/conversations/{conversation.pk}/reply/", {"body": "x"}).status_code == 403
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.OPEN
-    assert enqueued == []
+    assert tasks_captured.ids("outbound.number_send") == []
 
 
 def test_opening_a_thread_as_an_agent_clears_its_unread_count(page_client, conversation):
@@ -209,7 +211,7 @@ def test_opening_a_thread_as_an_agent_clears_its_unread_count(page_client, conve
 
 
 def test_the_queue_lists_rows_and_a_supervisor_cancels_and_retries(
-    page_client, conversation, enqueued, django_capture_on_commit_callbacks
+    page_client, conversation, tasks_captured, django_capture_on_commit_callbacks
 ):
     client, _ = page_client(Role.SUPERVISOR)
     pending = outbound_message(conversation=conversation, body="pendiente")
@@ -228,7 +230,7 @@ def test_the_queue_lists_rows_and_a_supervisor_cancels_and_retries(
     failed.refresh_from_db()
     assert pending.send_state == Message.SendState.CANCELLED
     assert failed.send_state == Message.SendState.RETRY
-    assert enqueued == [failed.channel_id]  # its number's sender is woken
+    assert tasks_captured.ids("outbound.number_send") == [failed.channel_id]  # its number's sender is woken
     assert client.post(f"/queue/{foreign.pk}/cancel/").status_code == 404
 
 
@@ -243,7 +245,7 @@ def test_the_queue_filters_by_state(page_client, conversation):
     assert f'data-message-id="{pending.pk}"' not in html
 
 
-def test_an_agent_may_not_cancel_or_retry_queue_rows(page_client, conversation, enqueued):
+def test_an_agent_may_not_cancel_or_retry_queue_rows(page_client, conversation, tasks_captured):
     client, _ = page_client(Role.AGENT)
     pending = outbound_message(conversation=conversation)
 

@@ -92,9 +92,8 @@ def test_timeouts_count_as_an_outage(channel, graph_standin, cloud_settings):
 
 
 def test_a_queued_message_waits_out_the_outage_without_spending_its_attempts(
-    channel, graph_standin, monkeypatch, shared_clock
+    channel, graph_standin, tasks_captured, shared_clock
 ):
-    monkeypatch.setattr("apps.conversations.tasks.number_send.delay", lambda _id: None)
     contact = Contact.objects.create(workspace=channel.workspace, wa_id="5215550100")
     conversation = Conversation.objects.create(
         workspace=channel.workspace,

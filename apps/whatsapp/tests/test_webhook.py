@@ -20,7 +20,7 @@ from apps.whatsapp.models import Channel
 from apps.whatsapp.signature import sign
 from apps.whatsapp.webhook import whatsapp_webhook
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 
 URL = "/webhooks/whatsapp/"
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -28,18 +28,8 @@ SHOP, RESTAURANT = "106540352242922", "109876543210987"
 SHOP_WABA = "102290129340398"
 SHOP_SECRET, RESTAURANT_SECRET = "shop-app-secret-3f9a1c", "restaurant-app-secret-77b2e0"
 TEXT_WAMID = "wamid.HBgLMTY1MDUwNzY1MjAVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch) -> list[int]:
-    """The message ids handed to the broker (one task per id, or one task for a group), in order;
-    the tasks' `.delay` replaced so that no broker is needed."""
-    from apps.conversations import tasks
-
-    calls: list[int] = []
-    monkeypatch.setattr(tasks.inbound_message_process, "delay", calls.append)
-    monkeypatch.setattr(tasks.inbound_messages_process, "delay", calls.extend)
-    return calls
+# A stored message's processing goes to the broker alone, or in one task with others stored together.
+INBOUND = ("inbound.message_process", "inbound.messages_process")
 
 
 def channel_create(phone_number_id: str = SHOP, app_secret: str = SHOP_SECRET, **fields) -> Channel:
@@ -131,22 +121,24 @@ def test_a_signed_text_message_is_stored_with_its_sender_and_answered_ok():
     assert channel.last_webhook_at is not None
 
 
-def test_processing_is_enqueued_only_after_the_delivery_commits(enqueued, django_capture_on_commit_callbacks):
+def test_processing_is_enqueued_only_after_the_delivery_commits(
+    tasks_captured, django_capture_on_commit_callbacks
+):
     channel_create()
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = post(fixture("text.json"))
 
-        assert enqueued == []  # nothing reaches the broker while the transaction is open
+        assert tasks_captured.ids(*INBOUND) == []  # nothing reaches the broker while the transaction is open
 
     assert response.status_code == 200
     assert len(callbacks) == 1
     callbacks[0]()
-    assert enqueued == [Message.objects.get().pk]
+    assert tasks_captured.ids(*INBOUND) == [Message.objects.get().pk]
 
 
 def test_a_batched_delivery_stores_every_message_of_both_numbers_in_their_own_workspaces(
-    enqueued, django_capture_on_commit_callbacks
+    tasks_captured, django_capture_on_commit_callbacks
 ):
     shop = channel_create(app_secret="one-app-for-both-numbers")
     restaurant = channel_create(RESTAURANT, app_secret="one-app-for-both-numbers")
@@ -163,7 +155,7 @@ def test_a_batched_delivery_stores_every_message_of_both_numbers_in_their_own_wo
         (shop.pk, shop.workspace_id, "Sheena Nelson", "And tomorrow?"),
         (restaurant.pk, restaurant.workspace_id, "Lucía Pérez", "Quiero reservar una mesa"),
     ]
-    assert enqueued == list(Message.objects.order_by("pk").values_list("pk", flat=True))
+    assert tasks_captured.ids(*INBOUND) == list(Message.objects.order_by("pk").values_list("pk", flat=True))
     assert Channel.objects.filter(last_webhook_at__isnull=False).count() == 2
 
 
@@ -291,7 +283,7 @@ def test_user_preferences_stop_and_resume_flip_the_contacts_marketing_opt_out():
 
 
 def test_the_same_delivery_twice_stores_one_row_and_enqueues_it_once(
-    enqueued, django_capture_on_commit_callbacks
+    tasks_captured, django_capture_on_commit_callbacks
 ):
     channel_create()
 
@@ -302,11 +294,11 @@ def test_the_same_delivery_twice_stores_one_row_and_enqueues_it_once(
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert Message.objects.count() == 1
-    assert enqueued == [Message.objects.get().pk]
+    assert tasks_captured.ids(*INBOUND) == [Message.objects.get().pk]
 
 
 def test_a_message_repeated_inside_one_delivery_is_stored_once_next_to_a_new_one(
-    enqueued, django_capture_on_commit_callbacks
+    tasks_captured, django_capture_on_commit_callbacks
 ):
     channel_create()
     with django_capture_on_commit_callbacks(execute=True):
@@ -323,11 +315,11 @@ def test_a_message_repeated_inside_one_delivery_is_stored_once_next_to_a_new_one
 
     assert response.status_code == 200
     assert sorted(Message.objects.values_list("wamid", flat=True)) == ["wamid.NEW", "wamid.OLD"]
-    assert enqueued == list(Message.objects.order_by("pk").values_list("pk", flat=True))
+    assert tasks_captured.ids(*INBOUND) == list(Message.objects.order_by("pk").values_list("pk", flat=True))
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_delivery_from_five_threads_at_once_stores_one_row(postgres, enqueued):
+def test_the_same_delivery_from_five_threads_at_once_stores_one_row(postgres, tasks_captured):
     channel_create()
     body = fixture("text.json")
     barrier = threading.Barrier(5)
@@ -348,7 +340,7 @@ def test_the_same_delivery_from_five_threads_at_once_stores_one_row(postgres, en
 
     assert statuses == [200] * 5
     assert Message.objects.filter(wamid=TEXT_WAMID).count() == 1
-    assert enqueued == [Message.objects.get().pk]
+    assert tasks_captured.ids(*INBOUND) == [Message.objects.get().pk]
 
 
 def test_a_message_postgresql_cannot_store_as_sent_is_stored_cleaned_instead_of_failing_forever(postgres):
@@ -365,7 +357,7 @@ def test_a_message_postgresql_cannot_store_as_sent_is_stored_cleaned_instead_of_
 
 
 def test_a_database_error_answers_503_and_leaves_nothing_of_the_delivery(
-    monkeypatch, enqueued, django_capture_on_commit_callbacks
+    monkeypatch, tasks_captured, django_capture_on_commit_callbacks
 ):
     channel_create()
     inserted: list[int] = []
@@ -384,7 +376,7 @@ def test_a_database_error_answers_503_and_leaves_nothing_of_the_delivery(
     assert response.json()["error"]["code"] == "unavailable"
     assert inserted == [2]
     assert not Message.objects.exists()
-    assert callbacks == [] and enqueued == []
+    assert callbacks == [] and tasks_captured.ids(*INBOUND) == []
     assert Channel.objects.get().last_webhook_at is None
 
 
@@ -423,7 +415,7 @@ def test_a_delivery_without_a_signature_is_401_and_stores_nothing():
 
 
 @pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, "sha1=abcdef", "garbage"])
-def test_a_delivery_with_a_wrong_signature_is_403_and_stores_nothing(signature, enqueued):
+def test_a_delivery_with_a_wrong_signature_is_403_and_stores_nothing(signature, tasks_captured):
     channel = channel_create()
 
     response = Client().post(
@@ -432,7 +424,7 @@ def test_a_delivery_with_a_wrong_signature_is_403_and_stores_nothing(signature, 
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "signature_invalid"
-    assert not Message.objects.exists() and enqueued == []
+    assert not Message.objects.exists() and tasks_captured.ids(*INBOUND) == []
     channel.refresh_from_db()
     assert channel.last_webhook_at is None
 

@@ -16,18 +16,19 @@ from apps.whatsapp import route_cache
 from apps.whatsapp.models import Channel
 from apps.whatsapp.services import channel_delete, channel_update
 from apps.whatsapp.tests.test_webhook import (
+    INBOUND,
     RESTAURANT,
     SHOP,
     SHOP_SECRET,
     channel_create,
-    enqueued,
     post,
     text_delivery,
 )
 
-__all__ = ["enqueued"]
-
-pytestmark = pytest.mark.django_db(transaction=True)  # changes are announced after a real commit
+pytestmark = [
+    pytest.mark.django_db(transaction=True),  # changes are announced after a real commit
+    pytest.mark.usefixtures("tasks_captured"),
+]
 
 
 def listening() -> int:
@@ -41,7 +42,7 @@ def listening() -> int:
 
 @pytest.mark.usefixtures("redis_url")
 def test_a_known_number_costs_one_insert_and_no_channel_query_or_transaction(
-    django_assert_num_queries, enqueued
+    django_assert_num_queries, tasks_captured
 ):
     channel = channel_create()
     listening()
@@ -55,17 +56,17 @@ def test_a_known_number_costs_one_insert_and_no_channel_query_or_transaction(
     assert "ON CONFLICT DO NOTHING RETURNING" in captured.captured_queries[0]["sql"]
     hot = Message.objects.get(wamid="wamid.HOT")
     assert (hot.channel_id, hot.workspace_id, hot.body) == (channel.pk, channel.workspace_id, "hello")
-    assert enqueued == list(Message.objects.order_by("pk").values_list("pk", flat=True))
+    assert tasks_captured.ids(*INBOUND) == list(Message.objects.order_by("pk").values_list("pk", flat=True))
 
 
-def test_a_repeated_delivery_of_a_cached_number_is_stored_and_enqueued_once(enqueued):
+def test_a_repeated_delivery_of_a_cached_number_is_stored_and_enqueued_once(tasks_captured):
     channel_create()
     first = post(text_delivery((SHOP, "wamid.ONCE", "once")))
     again = post(text_delivery((SHOP, "wamid.ONCE", "once")))
 
     assert (first.status_code, again.status_code) == (200, 200)
     assert Message.objects.filter(wamid="wamid.ONCE").count() == 1
-    assert enqueued == [Message.objects.get().pk]
+    assert tasks_captured.ids(*INBOUND) == [Message.objects.get().pk]
 
 
 def test_a_rotated_app_secret_refuses_the_old_one_on_the_next_delivery():
