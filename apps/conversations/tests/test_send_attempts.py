@@ -10,13 +10,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from apps.accounts.tests.factories import WorkspaceFactory
 from apps.conversations.events import StatusUpdate
 from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
 from apps.conversations.services.outbound import S, message_send
-from apps.whatsapp.models import Channel
+from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 A = SendAttempt.Outcome
@@ -29,14 +28,7 @@ def _pacer_files(settings, tmp_path):
 
 @pytest.fixture
 def channel(cloud_settings):
-    return Channel.objects.create(
-        workspace=WorkspaceFactory.create(),
-        kind="cloud",
-        phone_number_id="2001",
-        access_token="test-access-token",
-        app_secret="test-app-secret",
-        send_rate=80,
-    )
+    return ChannelFactory.create(access_token="test-access-token", app_secret="test-app-secret", send_rate=80)
 
 
 _numbers = iter(range(10**6))
