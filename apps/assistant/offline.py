@@ -305,7 +305,8 @@ def _follow_up(
         return day_hours_answer(profile=profile, language=language, day=day)
     if search is None:
         return None
-    earlier, asked = None, previous
+    earlier: Passage | None = None
+    asked = previous
     for asked in [previous, *questions_in(previous)]:
         earlier = confident_answer(passages=search(asked), query=asked)
         if earlier is not None:
