@@ -223,9 +223,11 @@ _FOLLOW_UP_START = re.compile(r"^(?:y|e|and|what about|how about|tambien|also)\b
 FOLLOW_UP_MAX_WORDS = 2  # content words; more, and the message stands on its own
 
 
-def is_follow_up(text: str) -> bool:
-    folded = " ".join(folded_words(text).split())
-    return bool(_FOLLOW_UP_START.match(folded)) or len(content_words(text)) <= FOLLOW_UP_MAX_WORDS
+def follow_up_kind(text: str) -> str | None:
+    """The follow-up form: "explicit" ("¿Y ...?", "and ...?"), "short" (few content words) or None."""
+    if _FOLLOW_UP_START.match(" ".join(folded_words(text).split())):
+        return "explicit"
+    return "short" if len(content_words(text)) <= FOLLOW_UP_MAX_WORDS else None
 
 
 def questions_in(text: str) -> list[str]:
@@ -258,7 +260,8 @@ def offline_reply(
       for one of the questions of a long message;
     - any other hours question gets the week's hours from the profile;
     - a follow-up ("¿Y los sábados?", "which days?") is read with the customer's previous turn in
-      `history`: the hours of the day it names, or the FAQ that answered that turn;
+      `history`: the hours of the day it names, or the FAQ that answered that turn when it still
+      ranks first (for a short message without "y"/"and": when it answers both together surely);
     - otherwise a short message saying a person will answer soon (handoff True).
     """
     language = reply_language(profile=profile, question=question, language=language)
@@ -298,7 +301,8 @@ def _follow_up(
     *, profile: BusinessProfile, question: str, language: str, history: Sequence[Turn], search: Search | None
 ) -> str | None:
     previous = next((turn.text for turn in reversed(history) if turn.role == "customer" and turn.text), "")
-    if not previous or not is_follow_up(question):
+    kind = follow_up_kind(question)
+    if not previous or kind is None:
         return None
     day = asked_day(question)
     if day is not None and is_hours_question(previous):
@@ -315,6 +319,9 @@ def _follow_up(
         return None
     combined = f"{asked}\n{question}"
     passages = search(combined)
+    if kind == "short":  # "which days?" may follow; "¿tenéis catering?" is a question of its own
+        sure = confident_answer(passages=passages, query=combined)
+        return earlier.text if sure is not None and sure.entry_id == earlier.entry_id else None
     if passages and passages[0].entry_id == earlier.entry_id:
         return earlier.text
     return None
