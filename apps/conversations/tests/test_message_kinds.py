@@ -45,6 +45,7 @@ def says(channel, kind="text", body="", *, wa_id="972987654321", bsuid="", reply
 
 
 def answer(message: Message) -> str:
+    assert message.conversation_id is not None
     return replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
 
 
