@@ -230,8 +230,11 @@ def _uncount(message_id: int) -> None:
 
 
 def _give_up(conversation: Conversation, message_id: int, attempts: int, error: str) -> str:
+    burst, _ = _turns(conversation, message_id)
     with transaction.atomic():
         Message.objects.filter(pk=message_id).update(last_error=error)
+        # Left for the person: the bot, which still answers while one is awaited, never retries this turn.
+        Message.objects.filter(pk__in=[m.pk for m in burst] + [message_id]).update(handled_as="to_person")
         conversation_move(conversation=conversation, move=Move.REPLY_FAILED)
     metrics.REPLY_GIVEN_UP.inc()
     # The error's class only: its text may quote the customer.
