@@ -98,7 +98,9 @@ def _outcome(before: int) -> str:
     if message.handled_as in ("group", "reaction", "keyword"):
         return message.handled_as
     if message.handled_as == "system":
-        return "number_changed" if Contact.objects.filter(wa_id="972912345678").exists() else "stored"
+        moved = Contact.objects.filter(wa_id="972912345678").first()
+        # The contact moved with its consent (it had opted out under the old number).
+        return "number_changed" if moved is not None and moved.opted_out else "stored"
     conversation = message.conversation
     assert conversation is not None
     replies = Message.objects.filter(conversation=conversation, direction=Message.Direction.OUTBOUND)
