@@ -21,12 +21,9 @@ from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
 
-HISTORY_TURNS = 20
-NOT_IN_HISTORY = (
-    "reaction",
-    "group",
-    "system",
-)  # turns handed to the assistant; it trims further to its token budget
+HISTORY_TURNS = 20  # turns handed to the assistant; it trims further to its token budget
+# Handled messages that are no turn of the conversation's text (inbound._process_one).
+NOT_IN_HISTORY = ("reaction", "group", "system")
 REPLY_PIECE = 1000  # long answers go out as several messages, cut at sentence boundaries
 # Failures that say nothing about the turn: an outage of the database, the cache or the network.
 # The task retries them, and they never count towards giving the reply up.
@@ -317,15 +314,15 @@ def _queue(conversation: Conversation, text: str, dedupe_key: str, *, handoff: b
 
 
 def _language(conversation: Conversation, question: str, earlier: list[Message]) -> str:
-    """The turn's language: its own words', else the customer's latest readable message's, else the
-    contact's; "" when none tells (the assistant then takes the business's first language)."""
-    found = detect_language(question)
+    """The turn's language: its own words', else the contact's, else that of the customer's latest
+    message that tells one; "" when none does (the assistant then takes the business's first)."""
+    found = detect_language(question) or conversation.contact.language
     for message in reversed(earlier):
         if found:
             break
         if message.direction == Message.Direction.INBOUND and message.body:
             found = detect_language(message.body)
-    return found or conversation.contact.language
+    return found
 
 
 def _ask_to_write(conversation: Conversation, burst: list[Message], language: str, dedupe_key: str) -> str:
