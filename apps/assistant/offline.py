@@ -206,7 +206,7 @@ _SMALL_TALK = {
 
 
 def small_talk(text: str) -> str | None:
-    """ "greeting", "thanks", "bye" or "ack" when `text` is only that (or only emoji); else None."""
+    """The small talk `text` is only made of: greeting, thanks, bye, ack (also emoji alone); else None."""
     words = set(folded_words(text).split())
     if not words:
         return "ack" if text.strip() else None  # emoji, a sticker's placeholder, punctuation
