@@ -1,4 +1,4 @@
-"""The 40-message demo script (bench/data/offline_demo_script.json) against the seeded demo bakery with no
+"""The 40-message demo script (bench/offline_demo_script.json) against the seeded demo bakery with no
 LLM key: the share of messages the offline bot answers, and that it hands to a person only what it cannot.
 
 `pytest -s` prints each turn and the figures (docs/benchmarks.md keeps them)."""
@@ -21,7 +21,7 @@ from apps.sandbox.demo import demo_seed
 from apps.whatsapp.models import Channel
 
 pytestmark = pytest.mark.django_db
-SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "data" / "offline_demo_script.json"
+SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "offline_demo_script.json"
 
 
 def replay(channel: Channel, tasks_captured, capture) -> list[tuple[str, str, str, str]]:
