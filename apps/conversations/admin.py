@@ -8,7 +8,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.conversations import selectors
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SendAttempt
+from apps.conversations.models import (
+    ConsentRecord,
+    Contact,
+    Conversation,
+    ConversationSettings,
+    Message,
+    SendAttempt,
+)
 from apps.conversations.services import contacts, inbound, outbound
 from chatbot.exceptions import Conflict
 
@@ -22,7 +29,17 @@ class ConversationSettingsAdmin(admin.ModelAdmin[ConversationSettings]):
 class ContactForm(forms.ModelForm[Contact]):
     class Meta:
         model = Contact
-        fields = ["workspace", "wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"]
+        fields = [
+            "workspace",
+            "wa_id",
+            "bsuid",
+            "name",
+            "language",
+            "tags",
+            "attributes",
+            "notes",
+            "opted_out",
+        ]
 
     def clean_wa_id(self) -> str:
         value: str = self.cleaned_data["wa_id"]
@@ -40,10 +57,33 @@ class ContactForm(forms.ModelForm[Contact]):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
 
+    def clean_attributes(self) -> dict[str, Any]:
+        value = self.cleaned_data["attributes"] or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('An object, e.g. {"city": "Madrid", "points": 120}.')
+        try:
+            return contacts.normalize_attributes(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class ConsentInline(admin.TabularInline[ConsentRecord, Contact]):
+    """The consent history is evidence: shown, never edited (a change goes through the opt-out field)."""
+
+    model = ConsentRecord
+    fields = ["kind", "opted_in", "source", "at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin[Contact]):
     form = ContactForm
+    inlines = [ConsentInline]
     list_display = ["__str__", "workspace", "wa_id", "bsuid", "language", "opted_out", "created_at"]
     list_filter = ["opted_out", "opt_out_source", "language", "workspace"]
     search_fields = ["name", "profile_name", "wa_id", "bsuid"]
