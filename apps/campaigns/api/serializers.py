@@ -91,6 +91,12 @@ class SegmentFilters(JSONInput):
         help_text="Attribute name: value (equal).",
     )
 
+    def to_internal_value(self, data: Any) -> Any:
+        # A misspelt filter would silently widen the audience: refuse it.
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({key: ["Unknown filter."] for key in unknown})
+        return super().to_internal_value(data)
+
     def validate_attributes(self, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not ATTRIBUTE_KEY.fullmatch(key):

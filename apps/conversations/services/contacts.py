@@ -28,7 +28,8 @@ EXPORT_COLUMNS = ["wa_id", "name", "language", "tags", "opted_out", "created_at"
 EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "attributes", "notes", "opted_out"})
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 255
-ATTRIBUTE_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# No "__": a name is also a key lookup of segments (attributes__<name>), never an ORM operator.
+ATTRIBUTE_KEY = re.compile(r"(?!.*__)[a-z][a-z0-9_]{0,39}")
 _WA_ID = re.compile(r"[0-9]{7,15}")  # ASCII digits only: \d also matches other scripts' digits
 _TAG_SPLIT = re.compile(r"[|;]")
 _TRUE = {"1", "true", "yes", "y", "x", "si", "sí"}
