@@ -276,26 +276,24 @@ def _batch(job: ContactImport, records: list[list[str]], *, first_number: int, c
                     attributes=row.attributes,
                 )
             )
-        # A contact written meanwhile (a customer's first message) is skipped here and updated below;
-        # the ones inserted here come back from the second read unchanged by `_apply`.
+        # A contact written meanwhile (a customer's first message) keeps its own values: the conflict is
+        # skipped, and a second run of the file fills it in.
         Contact.objects.bulk_create(fresh, ignore_conflicts=True)
         created = len(fresh)
-        known = _known(job.workspace_id, rows)
         changed: list[Contact] = []
-        for wa_id, row in rows.items():
-            contact = known.get(wa_id)
-            if contact is None:
-                continue
+        for wa_id, contact in known.items():
             try:
-                if _apply(contact, row, job.tags):
+                if _apply(contact, rows[wa_id], job.tags):
                     changed.append(contact)
             except ValueError as exc:
-                errors.append({"row": row.number, "error": str(exc)})
+                errors.append({"row": rows[wa_id].number, "error": str(exc)})
         now = timezone.now()
         for contact in changed:
             contact.updated_at = now
         Contact.objects.bulk_update(changed, ["name", "language", "tags", "attributes", "updated_at"])
         updated = len(changed)
+        if new_opt_outs := {row.wa_id: row for row in missing if row.opted_out}:
+            known.update(_known(job.workspace_id, new_opt_outs))  # the ids of the rows just inserted
         opting_out = [known[wa_id].pk for wa_id, row in rows.items() if row.opted_out and wa_id in known]
         contacts_opt_out_many(workspace_id=job.workspace_id, contact_ids=opting_out, source="import")
     kept = max(0, ContactImport.MAX_ERRORS - len(job.errors))
@@ -311,7 +309,13 @@ def _batch(job: ContactImport, records: list[list[str]], *, first_number: int, c
 
 def _known(workspace_id: int, rows: dict[str, _Row]) -> dict[str, Contact]:
     fields = ("pk", "workspace_id", "wa_id", "name", "language", "tags", "attributes", "opted_out")
-    found = Contact.objects.filter(workspace_id=workspace_id, wa_id__in=list(rows)).only(*fields)
+    # `wa_id <> ''` lets PostgreSQL use the partial unique index (workspace, wa_id): it cannot prove that
+    # from an IN list of more than 100 values.
+    found = (
+        Contact.objects.filter(workspace_id=workspace_id, wa_id__in=list(rows))
+        .exclude(wa_id="")
+        .only(*fields)
+    )
     return {contact.wa_id: contact for contact in found}
 
 
