@@ -285,6 +285,9 @@ SPECTACULAR_SETTINGS = {
         "CircuitStateEnum": "chatbot.circuit.STATES",
         "ModelJobKindEnum": "apps.assistant.models.ModelPull.Kind",
         "ChannelKindEnum": "apps.whatsapp.models.Channel.Kind",
+        "ConsentKindEnum": "apps.conversations.models.ConsentRecord.Kind",
+        "TemplateStatusEnum": "apps.campaigns.models.Template.Status",
+        "TemplateCategoryEnum": "apps.campaigns.models.Template.Category",
     },
 }
 

@@ -123,7 +123,7 @@ class SegmentCountOutput(serializers.Serializer[Any]):
 
 
 # --- imports and consent ------------------------------------------------------------------------
-class ContactImportInput(serializers.Serializer[None]):
+class BackgroundImportInput(serializers.Serializer[None]):
     file = serializers.FileField(
         help_text="CSV with a phone (or wa_id) column; optional name, language, tags (split by | or ;), "
         "opted_out; any other column is a contact attribute."
@@ -138,13 +138,13 @@ class ContactImportInput(serializers.Serializer[None]):
     )
 
 
-class ImportErrorOutput(serializers.Serializer[dict[str, Any]]):
+class ImportRowErrorOutput(serializers.Serializer[dict[str, Any]]):
     row = serializers.IntegerField(help_text="Spreadsheet row number; the header is row 1.")
     error = serializers.CharField()
 
 
-class ContactImportOutput(serializers.ModelSerializer[ContactImport]):
-    errors = ImportErrorOutput(many=True)  # type: ignore[assignment]
+class BackgroundImportOutput(serializers.ModelSerializer[ContactImport]):
+    errors = ImportRowErrorOutput(many=True)  # type: ignore[assignment]
 
     class Meta:
         model = ContactImport

@@ -206,15 +206,15 @@ class ContactImportListView(APIView):
     permission_classes = [AgentsOnly]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(operation_id="contact_imports_list", responses={200: paginated(s.ContactImportOutput)})
+    @extend_schema(operation_id="contact_imports_list", responses={200: paginated(s.BackgroundImportOutput)})
     def get(self, request: Request) -> Response:
         found = selectors.contact_import_list(workspace=request_workspace(request))
-        return paginated_response(request, found, s.ContactImportOutput)
+        return paginated_response(request, found, s.BackgroundImportOutput)
 
     @extend_schema(
-        request={"multipart/form-data": s.ContactImportInput},
+        request={"multipart/form-data": s.BackgroundImportInput},
         responses={
-            202: s.ContactImportOutput,
+            202: s.BackgroundImportOutput,
             **errors(
                 {
                     400: "Not a CSV file with a phone column, or a bad region or tag.",
@@ -224,7 +224,7 @@ class ContactImportListView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = s.ContactImportInput(data=request.data)
+        data = s.BackgroundImportInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload: UploadedFile = data.validated_data["file"]
         if upload.size is not None and upload.size > settings.CAMPAIGNS_IMPORT_MAX_BYTES:
@@ -240,16 +240,16 @@ class ContactImportListView(APIView):
             tags=tags.replace(";", "|").split("|") if tags else [],
             user=request.user,
         )
-        return Response(s.ContactImportOutput(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(s.BackgroundImportOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ContactImportDetailView(APIView):
     permission_classes = [AgentsOnly]
 
-    @extend_schema(responses={200: s.ContactImportOutput, **NOT_FOUND})
+    @extend_schema(responses={200: s.BackgroundImportOutput, **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
         job = selectors.contact_import_get(workspace=request_workspace(request), pk=pk)
-        return Response(s.ContactImportOutput(job).data)
+        return Response(s.BackgroundImportOutput(job).data)
 
 
 class ContactConsentView(APIView):
