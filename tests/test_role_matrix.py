@@ -14,8 +14,8 @@ from apps.accounts import services as account_services
 from apps.accounts.models import Membership, Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
 from apps.assistant.models import KnowledgeEntry
-from apps.conversations.models import Contact, Message
 from apps.campaigns.models import ContactImport, Segment, Template
+from apps.conversations.models import Contact, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
 from tests.role_matrix import ALLOWED, ANONYMOUS, MATRIX, ROLES, expected
