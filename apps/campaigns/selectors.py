@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.campaigns.models import ContactImport, Segment, Template
 from apps.conversations.models import ConsentRecord, Contact, Conversation
 from chatbot.exceptions import NotFound
 
+M = TypeVar("M", bound=Model)
 
-def _one(queryset: QuerySet[Any], pk: int) -> Any:
+
+def _one(queryset: QuerySet[M], pk: int) -> M:
     found = queryset.filter(pk=pk).first()
     if found is None:
         raise NotFound("Not found.")

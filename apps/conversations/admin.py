@@ -72,7 +72,7 @@ class ConsentInline(admin.TabularInline[ConsentRecord, Contact]):
 
     model = ConsentRecord
     fields = ["kind", "opted_in", "source", "at"]
-    readonly_fields = fields
+    readonly_fields = ["kind", "opted_in", "source", "at"]
     extra = 0
     can_delete = False
 

@@ -3,6 +3,8 @@ send. Doors like the API's views: selectors to read, services to write."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -26,9 +28,12 @@ IMPORTS_SHOWN = 20
 
 def template_preview(template: Template) -> str:
     """The body as the customer would read it, with Meta's example values in place of the variables."""
-    body = next((c for c in template.components if str(c.get("type", "")).upper() == "BODY"), {})
-    example = body.get("example") if isinstance(body.get("example"), dict) else {}
-    values = (example.get("body_text") or [[]])[0] if isinstance(example.get("body_text"), list) else []
+    body: dict[str, Any] = next(
+        (c for c in template.components if str(c.get("type", "")).upper() == "BODY"), {}
+    )
+    example = body.get("example")
+    examples = example.get("body_text") if isinstance(example, dict) else None
+    values = examples[0] if isinstance(examples, list) and examples else []
     return inbox.template_render(
         template=Template(components=[body]),
         parameters=[str(v) for v in values] if isinstance(values, list) else [],

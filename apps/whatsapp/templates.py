@@ -58,9 +58,8 @@ def _call(channel: Channel, method: str, url: str, **kwargs: Any) -> dict[str, A
         raise GraphUnavailable(f"WhatsApp's API answered HTTP {response.status_code}; try again.")
     circuit.success()
     if not response.is_success or not isinstance(data, dict):
-        error = data.get("error") if isinstance(data, dict) else None
-        error = error if isinstance(error, dict) else {}
-        error_data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+        error = _dict(data.get("error") if isinstance(data, dict) else None)
+        error_data = _dict(error.get("error_data"))
         details = error.get("error_user_msg") or error_data.get("details")
         text = str(error.get("message") or f"HTTP {response.status_code}")
         if details and details != text:
@@ -75,6 +74,10 @@ def _call(channel: Channel, method: str, url: str, **kwargs: Any) -> dict[str, A
             f"WhatsApp refused the request: {text}"[:500], details={"meta_code": error.get("code")}
         )
     return data
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _allowed_or_unavailable(channel: Channel) -> Breaker:
@@ -96,8 +99,8 @@ def templates_fetch(*, channel: Channel) -> list[dict[str, Any]]:
         page = _call(channel, "GET", url, params=params)
         data = page.get("data")
         found.extend(item for item in (data if isinstance(data, list) else []) if isinstance(item, dict))
-        paging = page.get("paging") if isinstance(page.get("paging"), dict) else {}
-        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        paging = _dict(page.get("paging"))
+        cursors = _dict(paging.get("cursors"))
         after = str(cursors.get("after") or "")
         # Meta leaves `next` out on the last page (the cursor alone may still be there).
         if not paging.get("next") or not after:

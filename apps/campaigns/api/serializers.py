@@ -176,7 +176,8 @@ class ConsentOutput(serializers.ModelSerializer[ConsentRecord]):
 class ConsentInput(JSONInput):
     kind = serializers.ChoiceField(choices=ConsentRecord.Kind.choices)
     opted_in = serializers.BooleanField()
-    source = serializers.ChoiceField(
+    # Only the stubs object to a field named like Field.source; DRF allows it.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=[ConsentRecord.Source.STAFF, ConsentRecord.Source.API], default=ConsentRecord.Source.STAFF
     )
 

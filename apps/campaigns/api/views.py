@@ -20,9 +20,11 @@ from apps.campaigns.services import audiences, imports, inbox, templates
 from apps.conversations import selectors as conversation_selectors
 from apps.conversations.api.pagination import paginated_response
 from apps.conversations.api.serializers import ContactOutput, MessageOutput
+from apps.conversations.services.contacts import PayloadTooLarge
 from apps.whatsapp.selectors import channel_get
 from chatbot.exceptions import NotFound, ValidationFailed
 from chatbot.openapi import errors, paginated
+from chatbot.serializers import JSONInput, QueryInput
 
 AgentsReadAdminsWrite = role_required(read=Role.AGENT, write=Role.ADMIN)
 AgentsOnly = role_required(read=Role.AGENT, write=Role.AGENT)
@@ -34,13 +36,13 @@ GRAPH = errors(
 )
 
 
-def _filters(serializer: type[s.QueryInput], request: Request) -> dict[str, Any]:
+def _filters(serializer: type[QueryInput], request: Request) -> dict[str, Any]:
     data = serializer(data=request.query_params)
     data.is_valid(raise_exception=True)
     return dict(data.validated_data)
 
 
-def _valid(serializer: type[s.JSONInput], request: Request, partial: bool = False) -> dict[str, Any]:
+def _valid(serializer: type[JSONInput], request: Request, partial: bool = False) -> dict[str, Any]:
     data = serializer(data=request.data, partial=partial)
     data.is_valid(raise_exception=True)
     return dict(data.validated_data)
@@ -226,9 +228,9 @@ class ContactImportListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.BackgroundImportInput(data=request.data)
         data.is_valid(raise_exception=True)
-        upload: UploadedFile = data.validated_data["file"]
+        upload: UploadedFile[bytes] = data.validated_data["file"]
         if upload.size is not None and upload.size > settings.CAMPAIGNS_IMPORT_MAX_BYTES:
-            raise imports.PayloadTooLarge(
+            raise PayloadTooLarge(
                 f"The file is larger than {settings.CAMPAIGNS_IMPORT_MAX_BYTES // (1024 * 1024)} MB."
             )
         tags = data.validated_data.get("tags", "")

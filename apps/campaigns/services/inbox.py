@@ -9,7 +9,8 @@ from apps.campaigns.models import Template
 from apps.campaigns.services.templates import VARIABLE
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.actions import conversation_staff_send
-from apps.whatsapp.cloud import OutboundRequest, request_problem
+from apps.conversations.transport import OutboundRequest
+from apps.whatsapp.cloud import request_problem
 from chatbot.exceptions import Conflict, ValidationFailed
 
 SENDABLE = (Template.Status.APPROVED, Template.Status.REINSTATED)
@@ -28,8 +29,12 @@ def template_render(
     for kind, values in (("HEADER", header_parameters or []), ("BODY", parameters), ("FOOTER", [])):
         text = _component(template, kind).get("text")
         if isinstance(text, str) and text:
-            parts.append(VARIABLE.sub(lambda m, v=values: _value(v, m.group(1)), text))
+            parts.append(_fill(text, values))
     return "\n\n".join(parts)
+
+
+def _fill(text: str, values: list[str]) -> str:
+    return VARIABLE.sub(lambda match: _value(values, match.group(1)), text)
 
 
 def _value(values: list[str], raw: str) -> str:
