@@ -9,7 +9,6 @@ from django.http import HttpRequest
 
 from apps.conversations import selectors
 from apps.conversations.models import (
-    ConsentRecord,
     Contact,
     Conversation,
     ConversationSettings,
@@ -67,27 +66,32 @@ class ContactForm(forms.ModelForm[Contact]):
             raise forms.ValidationError(str(exc)) from exc
 
 
-class ConsentInline(admin.TabularInline[ConsentRecord, Contact]):
-    """The consent history is evidence: shown, never edited (a change goes through the opt-out field)."""
-
-    model = ConsentRecord
-    fields = ["kind", "opted_in", "source", "at"]
-    readonly_fields = ["kind", "opted_in", "source", "at"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin[Contact]):
     form = ContactForm
-    inlines = [ConsentInline]
     list_display = ["__str__", "workspace", "wa_id", "bsuid", "language", "opted_out", "created_at"]
     list_filter = ["opted_out", "opt_out_source", "language", "workspace"]
     search_fields = ["name", "profile_name", "wa_id", "bsuid"]
-    readonly_fields = ["profile_name", "opted_out_at", "opt_out_source", "created_at", "updated_at"]
+    readonly_fields = [
+        "profile_name",
+        "opted_out_at",
+        "opt_out_source",
+        "consent_history",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Consent history")
+    def consent_history(self, contact: Contact) -> str:
+        """Evidence, shown and never edited here (a change goes through the opt-out field)."""
+        records = contact.consent_records.order_by("-at")[:20] if contact.pk else []
+        return (
+            "; ".join(
+                f"{r.at:%Y-%m-%d %H:%M} {r.kind} {'in' if r.opted_in else 'out'} ({r.source})"
+                for r in records
+            )
+            or "-"
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
         return [*self.readonly_fields, "workspace"] if obj else list(self.readonly_fields)
