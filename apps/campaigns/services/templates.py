@@ -239,12 +239,17 @@ def _fields_from_meta(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
 def templates_sync(*, workspace: Any, channel: Channel) -> SyncReport:
     """Make our templates of the channel's business account what Meta lists (paginated); those Meta no
     longer lists are kept as DELETED, so the history of campaigns that used them still reads."""
     channel = _channel_of_waba(workspace=workspace, channel=channel)
+    # Every page is read before the transaction opens: no row lock is held across Meta's answers.
     items = meta.templates_fetch(channel=channel)
+    with transaction.atomic():
+        return _templates_store(workspace=workspace, channel=channel, items=items)
+
+
+def _templates_store(*, workspace: Any, channel: Channel, items: list[dict[str, Any]]) -> SyncReport:
     now = timezone.now()
     existing = {
         (t.name, t.language): t
