@@ -396,6 +396,12 @@ REPLY_MAX_ATTEMPTS = env.int("REPLY_MAX_ATTEMPTS", default=3)
 # never waits longer than REPLY_BURST_MAX_WAIT after its first message.
 REPLY_FIRST_WAIT = env.float("REPLY_FIRST_WAIT", default=0.3)
 REPLY_BURST_MAX_WAIT = env.float("REPLY_BURST_MAX_WAIT", default=6.0)
+# A customer writing within this many minutes of their conversation being closed reopens it (same
+# thread, same history); later, or with 0, the message starts a new conversation.
+CONVERSATION_REOPEN_MINUTES = env.int("CONVERSATION_REOPEN_MINUTES", default=1440)
+# Messages a customer writes in a WhatsApp group the business number is in are stored as group
+# messages and never answered privately; True answers them in the participant's private chat.
+INBOUND_GROUP_REPLIES = env.bool("INBOUND_GROUP_REPLIES", default=False)
 
 # --- Assistant (LLM providers) -------------------------------------------------------------
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch its price list

@@ -40,7 +40,10 @@ MIN_MARGIN = 1.25
 
 _WORD = re.compile(r"[^\W_]+")
 # Words that carry a lot of meaning in a business's FAQ although generic lists call them stop words.
-_KEEP = frozenset({"sentido", "sentidos", "sentida", "sentidas", "siente", "estado", "estados", "off"})
+# "Where" carries the whole of "¿Dónde estáis?": without it the FAQ's own title finds nothing.
+_KEEP = frozenset(
+    {"sentido", "sentidos", "sentida", "sentidas", "siente", "estado", "estados", "off", "donde", "where"}
+)
 # Greetings and politeness: customers wrap every question in them, and they must not decide a match.
 _FILLERS = frozenset(
     {
@@ -48,6 +51,8 @@ _FILLERS = frozenset(
         "porfa", "quisiera", "queria", "quiero", "gustaria", "saber", "podria", "podrian", "puedo",
         "pueden", "puede", "usted", "ustedes", "vale", "ok", "okay", "hello", "hi", "hey", "thanks",
         "thank", "please", "pls", "would", "could", "like", "want", "know", "can", "ask", "tell",
+        "exactamente", "exactly", "entonces", "then", "also", "tambien", "much", "many", "need", "mucho",
+        "necesito",
     }
 )  # fmt: skip
 
@@ -70,7 +75,7 @@ def _stem(language: str, word: str) -> str:
     return fold(stemmer.stemWord(word))
 
 
-def _content_words(text: str) -> list[str]:
+def content_words(text: str) -> list[str]:
     """Casefolded words that are not stop words (compared without accents)."""
     return [word for word in _WORD.findall(text.casefold()) if fold(word) not in STOP_WORDS]
 
@@ -97,7 +102,7 @@ def tokenize(text: str, language: str = "") -> list[str]:
     stem and, when different, its English one.
     """
     languages = _languages(text, language)
-    return [stem for word in _content_words(text) for stem in _word_stems(word, languages)]
+    return [stem for word in content_words(text) for stem in _word_stems(word, languages)]
 
 
 def _query_terms(query: str) -> list[str]:
@@ -208,7 +213,7 @@ def retrieve(*, workspace_id: int, query: str, k: int = 4, version: int | None =
 
 # --- confident answers ---------------------------------------------------------------------------
 def _stem_set(text: str) -> set[str]:
-    return {stem for word in _content_words(text) for stem in _word_stems(word, ("es", "en"))}
+    return {stem for word in content_words(text) for stem in _word_stems(word, ("es", "en"))}
 
 
 def _coverage(words: list[str], stems: set[str]) -> float:
@@ -240,7 +245,7 @@ def confident_answer(*, passages: list[Passage], query: str) -> Passage | None:
         return None
     if len(passages) > 1 and best.score < MIN_MARGIN * passages[1].score:
         return None
-    words = _content_words(query)
+    words = content_words(query)
     if _coverage(words, _stem_set(f"{best.title}\n{best.text}")) < MIN_QUERY_COVERAGE:
         return None
     if _coverage(words, _stem_set(best.title)) == 0:

@@ -32,6 +32,8 @@ _ES_MARKERS = frozenset(
         "cuanto", "cuando", "donde", "como", "cual", "quien", "hola", "gracias", "buenas", "buenos",
         "usted", "ustedes", "mi", "su", "sus", "nos", "al", "lo", "pero", "muy", "tambien", "horario",
         "baja", "alta", "cancelar", "agente", "humano", "persona", "favor", "necesito", "hablar", "ayuda",
+        "adios", "vale", "perfecto", "genial", "dias", "tardes", "noches", "abris", "estais", "teneis",
+        "haceis", "sabados", "domingo", "hoy", "manana", "ahora",
     }
 )  # fmt: skip
 _EN_MARKERS = frozenset(
@@ -41,6 +43,8 @@ _EN_MARKERS = frozenset(
         "hello", "hi", "thanks", "thank", "please", "there", "which", "who", "why", "would", "could",
         "from", "about", "open", "hours", "price", "am", "talking", "speaking", "an", "be",
         "stop", "unsubscribe", "start", "agent", "human", "want", "talk",
+        "good", "morning", "afternoon", "evening", "bye", "goodbye", "okay", "great", "days", "today",
+        "tomorrow", "now",
     }
 )  # fmt: skip
 _ES_CHARS = frozenset("ñ¿¡áéíóú")

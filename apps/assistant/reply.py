@@ -23,7 +23,7 @@ from apps.assistant import admission, knowledge, metrics, offline, prompt, provi
 from apps.assistant.language import detect_language, fold
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
-from apps.assistant.types import ReplyRequest, ReplyResult
+from apps.assistant.types import Passage, ReplyRequest, ReplyResult
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,12 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         )
 
     text, handoff = offline.offline_reply(
-        profile=profile, question=request.question, passages=passages, language=language
+        profile=profile,
+        question=request.question,
+        passages=passages,
+        language=language,
+        history=request.history,
+        search=_searcher(request.workspace_id, profile.knowledge_version),
     )
     if not specs:
         error = "no LLM provider configured"
@@ -125,6 +130,56 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         error = "all LLM providers failed"
     usage = _usage_record(request, started, provider=Provider.OFFLINE.value, path=attempts.path, error=error)
     return ReplyResult(text=text, handoff=handoff, provider=Provider.OFFLINE.value, usage_id=usage.pk)
+
+
+# Said after a bot answer while the conversation waits for a person, so the customer knows both.
+PENDING_NOTE = {
+    "es": "Además, una persona del equipo te responderá en breve.",
+    "en": "A person from the team will also reply to you soon.",
+}
+
+
+def confident_reply(request: ReplyRequest) -> ReplyResult | None:
+    """The offline responder's answer when it has a sure one (no hand-off), else None (nothing written).
+
+    For a conversation already waiting for a person: the bot still answers what its FAQ, the opening
+    hours or small talk cover, and says a person is coming too; it neither asks an LLM nor hands off
+    again, and stays silent on anything else (docs/decisions.md).
+    """
+    started = time.perf_counter()
+    profile = services.profile_get_or_create(workspace_id=request.workspace_id)
+    language = offline.reply_language(
+        profile=profile,
+        question=request.question,
+        language=request.language_hint or detect_language(request.question),
+    )
+    passages = knowledge.retrieve(
+        workspace_id=request.workspace_id, query=request.question, version=profile.knowledge_version
+    )
+    text, handoff = offline.offline_reply(
+        profile=profile,
+        question=request.question,
+        passages=passages,
+        language=language,
+        history=request.history,
+        search=_searcher(request.workspace_id, profile.knowledge_version),
+    )
+    if handoff:
+        return None
+    usage = _usage_record(request, started, provider=Provider.OFFLINE.value, error="waiting for a person")
+    return ReplyResult(
+        text=f"{text}\n\n{PENDING_NOTE[language]}",
+        handoff=False,
+        provider=Provider.OFFLINE.value,
+        usage_id=usage.pk,
+    )
+
+
+def _searcher(workspace_id: int, version: int) -> offline.Search:
+    def search(query: str) -> list[Passage]:
+        return knowledge.retrieve(workspace_id=workspace_id, query=query, version=version)
+
+    return search
 
 
 def _try(

@@ -214,6 +214,9 @@ class Message(models.Model):
     from_name = models.CharField(max_length=255, blank=True)
     sent_by_customer_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Inbound: how processing dealt with a message that is not a question for the bot's reply
+    # (reaction, keyword, group, system, to_person); "" for one the reply to its turn answers.
+    handled_as = models.CharField(max_length=16, blank=True)
     # Delivery status (outbound) ...
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     status_at = models.DateTimeField(null=True, blank=True)

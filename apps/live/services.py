@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -187,6 +189,16 @@ def live_publish(
     event._state.adding = False
     transaction.on_commit(lambda: _ring(workspace_id))
     return event
+
+
+def live_publish_many(events: Sequence[LiveEvent]) -> None:
+    """`live_publish` for many unsaved events at once: one INSERT, one ring per workspace after commit
+    (the sender records the outcomes of many sends together)."""
+    if not events:
+        return
+    compiled_insert.insert(list(events))
+    for workspace_id in sorted({event.workspace_id for event in events}):
+        transaction.on_commit(functools.partial(_ring, workspace_id))
 
 
 def live_events_cleanup(*, older_than: timedelta = KEEP_FOR) -> int:

@@ -24,6 +24,9 @@ MESSAGES_FIELD = "messages"
 PREFERENCES_FIELD = "user_preferences"
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 PREFERENCE_VALUES = frozenset({"stop", "resume"})
+# Preference values that say nothing about stopping or resuming marketing ("signup": the user opted in
+# through a signup link, which this platform does not run): logged, not applied.
+PREFERENCE_NOTICES = frozenset({"signup"})
 # Column sizes of conversations.Message: a longer id would fail the insert, and with it the whole
 # delivery on every re-delivery, so such items are refused here (test_payloads pins them).
 WAMID_MAX = 255
@@ -92,6 +95,7 @@ def delivery_parse(delivery: dict[str, Any]) -> dict[str, ChannelBatch]:
             continue
         batch = batches.setdefault(phone_number_id, ChannelBatch(phone_number_id=phone_number_id))
         if change_field == MESSAGES_FIELD:
+            _log_errors(value.get("errors"), f"webhook change for {phone_number_id}")
             contacts = [c for c in _items(value, "contacts") if isinstance(c, dict)]
             for item in _items(value, "messages"):
                 if message := message_parse(item, contacts):
@@ -122,10 +126,19 @@ def message_parse(message: Any, contacts: list[dict[str, Any]]) -> InboundMessag
         return None
     wa_id = _string(message.get("from"), WA_ID_MAX)
     bsuid = _string(message.get("from_user_id"), BSUID_MAX)
-    if not wa_id and not bsuid:
-        logger.warning("webhook message %s without `from` or `from_user_id` skipped", wamid)
-        return None
     contact = _sender(contacts, wa_id=wa_id, bsuid=bsuid)
+    if contact is None and not wa_id and not bsuid and len(contacts) == 1:
+        contact = contacts[0]  # the sender named only in `contacts` (wa_id and/or user_id)
+    if not wa_id and not bsuid and contact is not None:
+        wa_id = _string(contact.get("wa_id"), WA_ID_MAX)
+        bsuid = _string(contact.get("user_id"), BSUID_MAX)
+    if not wa_id and not bsuid:
+        logger.warning(
+            "webhook message %s skipped: no sender in `from`, `from_user_id` or a single `contacts` entry",
+            wamid,
+        )
+        return None
+    _log_errors(message.get("errors"), f"webhook message {wamid} ({kind})")
     if contact is not None:
         wa_id = wa_id or _string(contact.get("wa_id"), WA_ID_MAX)
         bsuid = bsuid or _string(contact.get("user_id"), BSUID_MAX)
@@ -150,8 +163,8 @@ def message_body(message: dict[str, Any]) -> tuple[str, str]:
     if kind == "text":
         return _string(content.get("body")), ""
     if kind == "interactive":
-        reply = _dict(content.get(_string(content.get("type"))))  # button_reply, list_reply, ...
-        return _string(reply.get("title")), ""
+        reply = _dict(content.get(_string(content.get("type"))))  # button_reply, list_reply, nfm_reply
+        return _string(reply.get("title")) or _string(reply.get("body")), ""
     if kind == "button":
         return _string(content.get("text")), ""
     if kind == "reaction":
@@ -171,7 +184,22 @@ def message_body(message: dict[str, Any]) -> tuple[str, str]:
         cards = cards if isinstance(cards, list) else []
         names = (_string(_dict(_dict(card).get("name")).get("formatted_name")) for card in cards)
         return ", ".join(name for name in names if name), ""
-    return "", ""  # order, system, unsupported and types newer than this code
+    if kind == "order":
+        items = content.get("product_items")
+        lines = [
+            f"{item.get('quantity')} x {_string(item.get('product_retailer_id'))}"
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, dict)
+        ]
+        return "\n".join(text for text in (_string(content.get("text")), *lines) if text), ""
+    if kind == "system":
+        return _string(content.get("body")), ""
+    if kind == "edit":  # the new content of an earlier message
+        edited = _dict(content.get("message"))
+        return message_body(edited)[0], _string(content.get("original_message_id"), WAMID_MAX)
+    if kind == "revoke":
+        return "", _string(content.get("original_message_id"), WAMID_MAX)
+    return "", ""  # unsupported and types newer than this code
 
 
 def status_parse(status: Any) -> StatusUpdate | None:
@@ -209,6 +237,11 @@ def preference_parse(preference: Any) -> PreferenceUpdate | None:
     wa_id = _string(preference.get("wa_id"), WA_ID_MAX)
     bsuid = _string(preference.get("user_id"), BSUID_MAX)
     timestamp = _timestamp(preference.get("timestamp"))
+    if value in PREFERENCE_NOTICES:
+        logger.info(
+            "webhook user preference %r (%s) noted, nothing to apply", value, preference.get("category")
+        )
+        return None
     if value not in PREFERENCE_VALUES or not (wa_id or bsuid) or timestamp is None:
         logger.warning("webhook user preference %r without a user, a time or stop/resume skipped", value)
         return None
@@ -236,6 +269,13 @@ def _items(value: dict[str, Any], key: str) -> list[Any]:
         return items
     logger.warning("webhook `%s` that is not a list skipped", key)
     return []
+
+
+def _log_errors(errors: Any, where: str) -> None:
+    """Meta's `errors` (on a change or a message): the reason a message came without content."""
+    for error in errors if isinstance(errors, list) else []:
+        error = _dict(error)
+        logger.warning("%s carries error %s: %s", where, error.get("code"), _string(error.get("title"))[:200])
 
 
 def _sender(contacts: list[dict[str, Any]], *, wa_id: str, bsuid: str) -> dict[str, Any] | None:

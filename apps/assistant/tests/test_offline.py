@@ -70,9 +70,9 @@ def test_the_language_given_wins_over_detection():
 
 
 def test_undetectable_text_uses_the_business_language_then_spanish():
-    assert reply("ok", languages=["en", "es"]) == (EN_HANDOFF, True)
-    assert reply("ok", languages=[]) == (ES_HANDOFF, True)
-    assert reply("ok", languages=["fr"]) == (ES_HANDOFF, True)
+    assert reply("xyz 123", languages=["en", "es"]) == (EN_HANDOFF, True)
+    assert reply("xyz 123", languages=[]) == (ES_HANDOFF, True)
+    assert reply("xyz 123", languages=["fr"]) == (ES_HANDOFF, True)
 
 
 def test_asking_for_a_person_is_handed_off_not_answered_with_the_disclosure():

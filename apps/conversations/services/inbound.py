@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
@@ -22,7 +23,7 @@ from apps.conversations.models import (
     ConversationSettings,
     Message,
 )
-from apps.conversations.services.ingest import contact_find, contact_upsert
+from apps.conversations.services.ingest import contact_find, contact_number_change, contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
 from apps.conversations.services.replies import reply_request
@@ -45,7 +46,14 @@ TEXTS = {
         "es": "Gracias, una persona de nuestro equipo te responderá en breve.",
         "en": "Thanks, a person from our team will reply to you shortly.",
     },
+    "received": {
+        "es": "Gracias, lo hemos recibido. Una persona de nuestro equipo lo revisará y te responderá en breve.",
+        "en": "Thanks, we have received it. A person from our team will review it and reply to you shortly.",
+    },
 }
+# Messages the business must act on (an order from the catalogue, a completed form): a person takes them.
+TO_A_PERSON_TYPES = frozenset({"order"})
+TO_A_PERSON_INTERACTIVE = frozenset({"nfm_reply"})
 
 
 def _words(configured: list[str], default: list[str]) -> set[str]:
@@ -204,6 +212,11 @@ def _process_one(message_id: int) -> str:
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("channel").get(pk=message_id)
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    if payload.get("group_id") and not settings.INBOUND_GROUP_REPLIES:
+        return _group_store(message)
+    if message.type == "system":
+        return _system_apply(message, payload)
     contact = contact_upsert(
         workspace_id=message.workspace_id,
         wa_id=message.from_wa_id,
@@ -230,14 +243,20 @@ def _process_one(message_id: int) -> str:
         payload={"message_id": message.pk},
     )
 
+    if message.type == "reaction":
+        # Shown on the message it reacts to (reply_to_wamid), never answered nor merged into a question.
+        _handled(message, "reaction")
+        return "reaction"
     rules = conversation_settings(message.workspace_id)
     text = folded_words(message.body) if message.type in ("text", "button", "interactive") else ""
-    language = detect_language(message.body) or contact.language or "es"
+    language = detect_language(message.body) or contact.language or _recent_language(conversation) or "es"
     if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
+        _handled(message, "keyword")
         if contact_set_opt_out(contact=contact, opted_out=True, source="keyword"):
             _system_reply(conversation, "opt_out", language, message, rules)
         return "opted_out"
     if text and text in _words(rules.opt_in_words, DEFAULT_OPT_IN_WORDS):
+        _handled(message, "keyword")
         if contact_set_opt_out(contact=contact, opted_out=False, source="keyword"):
             _system_reply(conversation, "opt_in", language, message, rules)
         return "opted_in"
@@ -250,10 +269,92 @@ def _process_one(message_id: int) -> str:
             | Q(human_activity_at__isnull=True, created_at__lte=idle_since),
             assignee=None,
         )
-    if conversation.status != Conversation.Status.OPEN:
+    interactive = payload.get("interactive")
+    interactive_type = interactive.get("type") if isinstance(interactive, dict) else None
+    if message.type in TO_A_PERSON_TYPES or interactive_type in TO_A_PERSON_INTERACTIVE:
+        _handled(message, "to_person")
+        if conversation.status == Conversation.Status.OPEN:
+            conversation_move(conversation=conversation, move=Move.CUSTOMER_HANDOFF)
+        if conversation.status != Conversation.Status.HUMAN:
+            _system_reply(conversation, "received", language, message, rules)
+        return "handoff"
+    if conversation.status == Conversation.Status.HUMAN:
         return "human"  # the bot stays silent while a person has the conversation
-    if text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS):
+    wants_person = text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS)
+    if wants_person and conversation.status == Conversation.Status.OPEN:
+        _handled(message, "keyword")
         conversation_move(conversation=conversation, move=Move.CUSTOMER_HANDOFF)
         _system_reply(conversation, "handoff", language, message, rules)
         return "handoff"
+    if wants_person:
+        _handled(message, "keyword")
+        return "human"  # asked again while waiting: the person is already coming
+    # Waiting for a person (pending_human), the bot still answers what it is sure of (replies.py).
     return "bot" if reply_request(conversation=conversation, message=message) else "assistant_off"
+
+
+def _handled(message: Message, how: str) -> None:
+    Message.objects.filter(pk=message.pk).update(handled_as=how)
+    message.handled_as = how
+
+
+def _recent_language(conversation: Conversation) -> str:
+    """The language of the customer's latest messages in this conversation that tell one."""
+    bodies = (
+        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+        .exclude(body="")
+        .order_by("-pk")
+        .values_list("body", flat=True)[:5]
+    )
+    return next((found for body in bodies if (found := detect_language(body))), "")
+
+
+def _group_store(message: Message) -> str:
+    """A message written in a WhatsApp group: kept with its sender as a group message, outside the
+    sender's private conversation, and not answered (INBOUND_GROUP_REPLIES answers it privately)."""
+    contact = contact_upsert(
+        workspace_id=message.workspace_id,
+        wa_id=message.from_wa_id,
+        bsuid=message.from_bsuid,
+        profile_name=message.from_name,
+    )
+    Message.objects.filter(pk=message.pk).update(contact=contact, handled_as="group")
+    logger.info("group message %s stored, not answered (INBOUND_GROUP_REPLIES is off)", message.pk)
+    return "group"
+
+
+def _system_apply(message: Message, payload: dict[str, Any]) -> str:
+    """Meta's system messages: a number change moves the contact (and its consent) to the new number;
+    others (an identity change) are recorded only. Shown in the sender's live conversation, if any,
+    and never answered."""
+    system = payload.get("system")
+    system = system if isinstance(system, dict) else {}
+    outcome = "system"
+    contact = None
+    if system.get("type") == "user_changed_number":
+        new_wa_id = str(system.get("wa_id") or system.get("new_wa_id") or "")[:32]
+        contact = contact_number_change(
+            workspace_id=message.workspace_id, old_wa_id=message.from_wa_id, new_wa_id=new_wa_id
+        )
+        outcome = "number_changed" if contact is not None else "system"
+    else:
+        logger.info("system message %s (%s) recorded", message.pk, str(system.get("type"))[:64])
+    contact = contact or contact_find(
+        workspace_id=message.workspace_id, wa_id=message.from_wa_id, bsuid=message.from_bsuid
+    )
+    conversation = (
+        Conversation.objects.filter(channel_id=message.channel_id, contact=contact, status__in=LIVE).first()
+        if contact is not None
+        else None
+    )
+    Message.objects.filter(pk=message.pk).update(
+        contact=contact, conversation=conversation, handled_as="system"
+    )
+    if conversation is not None:
+        live_publish(
+            workspace_id=message.workspace_id,
+            kind="message",
+            conversation_id=conversation.pk,
+            payload={"message_id": message.pk},
+        )
+    return outcome

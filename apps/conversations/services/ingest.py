@@ -26,6 +26,8 @@ STATUS_RANK: dict[str, int] = {
     Message.Status.DELIVERED: 3,
     Message.Status.READ: 4,
 }
+# Message types that change an earlier message rather than being one.
+AMENDMENTS = frozenset({"edit", "revoke"})
 META_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
 
 
@@ -38,6 +40,11 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
     """
     from apps.conversations.tasks import inbound_enqueue
 
+    amendments = [item for item in messages if item.type in AMENDMENTS]
+    if amendments:
+        messages = [item for item in messages if item.type not in AMENDMENTS]
+        for item in amendments:
+            message_amend(channel=channel, item=item)
     rows = [
         Message(
             workspace_id=channel.workspace_id,
@@ -70,6 +77,38 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
         # concurrent deliveries of this process share one broker message.
         transaction.on_commit(lambda: inbound_enqueue(created), robust=True)
     return created
+
+
+def message_amend(*, channel: ChannelRef, item: InboundMessage) -> bool:
+    """An `edit` or `revoke` of an earlier customer message changes that message instead of adding a
+    row: an edit replaces its text, a revoke (the customer deleted it for everyone) empties it. Meta's
+    item is kept under the original's payload (`edit` / `revoke`). False, logged, when the original
+    is not stored here (it predates the channel): there is nothing to change."""
+    original = (
+        Message.objects.filter(
+            channel_id=channel.pk, wamid=item.reply_to_wamid, direction=Message.Direction.INBOUND
+        )
+        .only("pk", "payload", "conversation_id")
+        .first()
+        if item.reply_to_wamid
+        else None
+    )
+    if original is None:
+        logger.warning(
+            "%s %s of message %r not stored here: ignored", item.type, item.wamid, item.reply_to_wamid
+        )
+        return False
+    payload = original.payload if isinstance(original.payload, dict) else {}
+    body = item.body if item.type == "edit" else ""
+    Message.objects.filter(pk=original.pk).update(body=body, payload={**payload, item.type: item.raw})
+    if original.conversation_id:
+        live_publish(
+            workspace_id=channel.workspace_id,
+            kind="message",
+            conversation_id=original.conversation_id,
+            payload={"message_id": original.pk},
+        )
+    return True
 
 
 def _insert_new(rows: list[Message]) -> list[int]:
@@ -158,8 +197,15 @@ def contact_find(*, workspace_id: int, wa_id: str = "", bsuid: str = "") -> Cont
 
 
 def contact_upsert(*, workspace_id: int, wa_id: str = "", bsuid: str = "", profile_name: str = "") -> Contact:
-    """The contact for these ids, created when new; fills in whichever id it lacked."""
-    contact = contact_find(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
+    """The contact for these ids, created when new; fills in whichever id it lacked.
+
+    Identity (docs/decisions.md): the BSUID is the person, the phone number is where replies go. A
+    message from a number with the BSUID of a contact that had another number means that person
+    changed number: the contact moves to the number that wrote. When that number already belongs
+    to another contact, the message is filed under the number's contact (replies go to the number
+    that wrote, never elsewhere) and the clash is logged for staff.
+    """
+    contact = _contact_resolve(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
     if contact is None:
         try:
             with transaction.atomic():
@@ -167,19 +213,56 @@ def contact_upsert(*, workspace_id: int, wa_id: str = "", bsuid: str = "", profi
                     workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid, profile_name=profile_name[:255]
                 )
         except IntegrityError:  # created concurrently by another worker
-            contact = contact_find(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
+            contact = _contact_resolve(workspace_id=workspace_id, wa_id=wa_id, bsuid=bsuid)
             assert contact is not None  # noqa: S101
     updates = {}
-    if wa_id and not contact.wa_id:
+    if wa_id and contact.wa_id != wa_id:
         updates["wa_id"] = wa_id
-    if bsuid and not contact.bsuid:
+    if (
+        bsuid
+        and not contact.bsuid
+        and not Contact.objects.filter(workspace_id=workspace_id, bsuid=bsuid).exists()
+    ):
         updates["bsuid"] = bsuid
     if profile_name and contact.profile_name != profile_name:
         updates["profile_name"] = profile_name[:255]
     if updates:
+        if contact.wa_id and "wa_id" in updates:
+            logger.info("contact %s wrote from a new number: replies go to it now", contact.pk)
         Contact.objects.filter(pk=contact.pk).update(**updates)
         for key, value in updates.items():
             setattr(contact, key, value)
+    return contact
+
+
+def _contact_resolve(*, workspace_id: int, wa_id: str, bsuid: str) -> Contact | None:
+    """The contact a sender is filed under: the one holding the number that wrote, else the BSUID's."""
+    contacts = Contact.objects.filter(workspace_id=workspace_id)
+    by_number = contacts.filter(wa_id=wa_id).first() if wa_id else None
+    by_bsuid = contacts.filter(bsuid=bsuid).first() if bsuid else None
+    if by_number is not None and by_bsuid is not None and by_number.pk != by_bsuid.pk:
+        logger.warning(
+            "number of contact %s writes with the BSUID of contact %s: filed under the number's",
+            by_number.pk,
+            by_bsuid.pk,
+        )
+    return by_number or by_bsuid
+
+
+def contact_number_change(*, workspace_id: int, old_wa_id: str, new_wa_id: str) -> Contact | None:
+    """Meta's `user_changed_number`: the contact (and with it its consent and conversations) moves to
+    the new number. None, logged, when no contact has the old number or another has the new one
+    (two contacts are never merged automatically: staff decide)."""
+    contacts = Contact.objects.filter(workspace_id=workspace_id)
+    contact = contacts.filter(wa_id=old_wa_id).first() if old_wa_id else None
+    if contact is None or not new_wa_id or new_wa_id == old_wa_id:
+        logger.info("number change to %s: no contact with the old number", new_wa_id[-4:])
+        return None
+    if contacts.filter(wa_id=new_wa_id).exists():
+        logger.warning("number change of contact %s: the new number belongs to another contact", contact.pk)
+        return None
+    contacts.filter(pk=contact.pk).update(wa_id=new_wa_id)
+    contact.wa_id = new_wa_id
     return contact
 
 

@@ -45,7 +45,8 @@ from apps.conversations.transport import (
     SendError,
     transport_for,
 )
-from apps.live.services import live_publish
+from apps.live.models import LiveEvent
+from apps.live.services import live_publish, live_publish_many
 from chatbot.exceptions import Conflict
 from chatbot.pacing import pacer
 
@@ -415,50 +416,82 @@ def send_attempts_reconcile(*, messages: QuerySet[Message], wamid: str) -> int:
     )
 
 
-def _record_sent(message: Message, wamids: list[str]) -> None:
-    """`processing -> sent`, and its attempt accepted, in one statement on PostgreSQL (raw SQL: the ORM
-    spent more CPU compiling this UPDATE's CASEs than the send itself). A status webhook may already
-    have reconciled the row (Meta's status faster than the send's answer): then only an empty wamid
-    and a `queued` status are filled in, and the attempt is settled already. Every CASE reads the row
-    as it was before the UPDATE."""
+def sent_record_many(sent: Sequence[tuple[Message, str]]) -> None:
+    """Record sends WhatsApp accepted, each (message, its wamid): `processing -> sent` and the attempt
+    accepted, for all of them in one statement on PostgreSQL (raw SQL: the ORM spent more CPU
+    compiling this UPDATE's CASEs than the send itself), then one live event each, in one INSERT.
+
+    A status webhook may already have reconciled a row (Meta's status faster than the send's answer):
+    then only an empty wamid and a `queued` status are filled in, and the attempt is settled already.
+    Every CASE reads the row as it was before the UPDATE.
+    """
+    if not sent:
+        return
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     messages_table, attempts_table = _tables()
-    sent = (
-        f"UPDATE {messages_table} SET "  # noqa: S608 - table name from the model, values as parameters
-        "wamid = CASE WHEN send_state = %s OR wamid = '' THEN %s ELSE wamid END, "
+    values = (
+        "WITH v (mid, new_wamid) AS (VALUES "
+        + ", ".join(["(CAST(%s AS bigint), CAST(%s AS text))"] * len(sent))
+        + ")"
+    )
+    values_params = [value for message, wamid in sent for value in (message.pk, wamid)]
+    messages_update = (
+        f"UPDATE {messages_table} SET "  # noqa: S608 - table names from the models, values as parameters
+        "wamid = CASE WHEN send_state = %s OR wamid = '' THEN v.new_wamid ELSE wamid END, "
         "sent_at = CASE WHEN send_state = %s THEN %s ELSE sent_at END, "
         "status_at = CASE WHEN status = %s THEN %s ELSE status_at END, "
         "status = CASE WHEN status = %s THEN %s ELSE status END, "
         "send_state = CASE WHEN send_state = %s THEN %s ELSE send_state END "
-        "WHERE id = %s"
+        f"FROM v WHERE {messages_table}.id = v.mid"
     )
-    sent_params = [
-        *(S.PROCESSING, wamids[0]),
+    messages_params = [
+        S.PROCESSING,
         *(S.PROCESSING, now),
         *(Message.Status.QUEUED, now),
         *(Message.Status.QUEUED, Message.Status.ACCEPTED),
         *(S.PROCESSING, S.SENT),
-        message.pk,
     ]
-    accepted = (
-        f"UPDATE {attempts_table} SET outcome = %s, finished_at = %s, wamid = %s "  # noqa: S608
-        "WHERE message_id = %s AND outcome = %s"
+    attempts_update = (
+        f"UPDATE {attempts_table} SET outcome = %s, finished_at = %s, wamid = v.new_wamid "  # noqa: S608
+        f"FROM v WHERE {attempts_table}.message_id = v.mid AND {attempts_table}.outcome = %s"
     )
-    accepted_params = [A.ACCEPTED, now, wamids[0], message.pk, A.IN_FLIGHT]
+    attempts_params = [A.ACCEPTED, now, A.IN_FLIGHT]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH m AS ({sent}) {accepted}", [*sent_params, *accepted_params])
-        else:
+            cursor.execute(
+                f"{values}, m AS ({messages_update}) {attempts_update}",
+                [*values_params, *messages_params, *attempts_params],
+            )
+        else:  # SQLite: no UPDATE inside a WITH; the same two statements in one transaction
             with transaction.atomic():
-                cursor.execute(sent, sent_params)
-                cursor.execute(accepted, accepted_params)
+                cursor.execute(f"{values} {messages_update}", [*values_params, *messages_params])
+                cursor.execute(f"{values} {attempts_update}", [*values_params, *attempts_params])
+    # After the rows' own commit, not in one transaction with them: the event never tells of a change
+    # that did not happen, and a crash between the two only costs the screen one wake-up.
+    live_publish_many(
+        [
+            LiveEvent(
+                workspace_id=message.workspace_id,
+                kind="status",
+                conversation_id=message.conversation_id,
+                payload={"message_id": message.pk},
+            )
+            for message, _ in sent
+        ]
+    )
 
 
-def message_deliver(message: Message, *, gate: AbstractContextManager[object] | None = None) -> SendOutcome:
+def message_deliver(
+    message: Message,
+    *,
+    gate: AbstractContextManager[object] | None = None,
+    record: Callable[[Message, str], None] | None = None,
+) -> SendOutcome:
     """Hand a claimed row to its transport and record the outcome.
 
     `gate` wraps the transport call alone (the sender's send window: it times the call's start and
-    answer).
+    answer). `record`, when given, takes an accepted send (the message and its wamid) to be written
+    later with others (`sent_record_many`); failures are always recorded here, at once.
     """
     request = _request_for(message, timezone.now())
     if isinstance(request, str):
@@ -469,15 +502,10 @@ def message_deliver(message: Message, *, gate: AbstractContextManager[object] | 
             result = transport_for(message.channel).send(message.channel, request)
     except SendError as exc:
         return _handle_error(message, exc)
-    _record_sent(message, result.wamids)
-    # After the row's own commit, not in one transaction with it: the event never tells of a change
-    # that did not happen, and a crash between the two only costs the screen one wake-up.
-    live_publish(
-        workspace_id=message.workspace_id,
-        kind="status",
-        conversation_id=message.conversation_id,
-        payload={"message_id": message.pk},
-    )
+    if record is not None:
+        record(message, result.wamids[0])
+    else:
+        sent_record_many([(message, result.wamids[0])])
     return SendOutcome("sent")
 
 

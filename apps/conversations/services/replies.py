@@ -12,6 +12,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.assistant.admission import Deferred
+from apps.assistant.language import detect_language
 from apps.conversations import metrics
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import message_enqueue
@@ -21,10 +22,31 @@ from chatbot import ratelimit
 logger = logging.getLogger(__name__)
 
 HISTORY_TURNS = 20  # turns handed to the assistant; it trims further to its token budget
+# Handled messages that are no turn of the conversation's text (inbound._process_one).
+NOT_IN_HISTORY = ("reaction", "group", "system")
 REPLY_PIECE = 1000  # long answers go out as several messages, cut at sentence boundaries
 # Failures that say nothing about the turn: an outage of the database, the cache or the network.
 # The task retries them, and they never count towards giving the reply up.
 _TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
+# Conversations the bot replies in: its own, and one waiting for a person (then only what it is sure of).
+ANSWERED_IN = frozenset({Conversation.Status.OPEN, Conversation.Status.PENDING_HUMAN})
+# What the bot says to a turn with nothing it can read (a voice note, a photo without caption, ...),
+# until media understanding exists: asking to write it keeps the conversation going.
+UNREADABLE = {
+    "audio": {
+        "es": "Todavía no puedo escuchar audios. ¿Me lo puedes escribir?",
+        "en": "I can't listen to audio yet. Could you write it, please?",
+    },
+    "image": {
+        "es": "Todavía no puedo ver imágenes ni archivos. ¿Me cuentas por escrito qué necesitas?",
+        "en": "I can't see images or files yet. Could you tell me in writing what you need?",
+    },
+    "other": {
+        "es": "Todavía no puedo leer este tipo de mensaje. ¿Me lo puedes escribir?",
+        "en": "I can't read this kind of message yet. Could you write it, please?",
+    },
+}
+_UNREADABLE_KIND = {"audio": "audio", "image": "image", "video": "image", "document": "image"}
 ROLE: dict[str, str] = {
     Message.Author.CUSTOMER: "customer",
     Message.Author.BOT: "assistant",
@@ -122,6 +144,7 @@ def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], lis
     rows = list(
         Message.objects.filter(conversation=conversation)
         .exclude(author=Message.Author.SYSTEM)
+        .exclude(handled_as__in=NOT_IN_HISTORY)
         .order_by("-pk")[: HISTORY_TURNS * 2]
     )
     rows.reverse()
@@ -134,7 +157,12 @@ def _turns(conversation: Conversation, upto_id: int) -> tuple[list[Message], lis
         elif row.author == Message.Author.AGENT:
             before = [r.pk for r in rows if r.direction == Message.Direction.INBOUND and r.pk < row.pk]
             answered = max([answered, *before])
-    burst = [r for r in rows if r.direction == Message.Direction.INBOUND and answered < r.pk <= upto_id]
+    # A message inbound processing already dealt with (an opt-out word, a reaction) is no question.
+    burst = [
+        r
+        for r in rows
+        if r.direction == Message.Direction.INBOUND and not r.handled_as and answered < r.pk <= upto_id
+    ]
     earlier = [r for r in rows if r not in burst]
     return burst, earlier
 
@@ -147,10 +175,10 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     dedupe key and queues nothing more.
     """
     conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
-    if conversation is None or conversation.status != Conversation.Status.OPEN:
+    if conversation is None or conversation.status not in ANSWERED_IN:
         return "not_open"
     latest = (
-        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND)
+        Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND, handled_as="")
         .order_by("-pk")
         .values_list("pk", flat=True)
         .first()
@@ -199,8 +227,11 @@ def _uncount(message_id: int) -> None:
 
 
 def _give_up(conversation: Conversation, message_id: int, attempts: int, error: str) -> str:
+    burst, _ = _turns(conversation, message_id)
     with transaction.atomic():
         Message.objects.filter(pk=message_id).update(last_error=error)
+        # Left for the person: the bot, which still answers while one is awaited, never retries this turn.
+        Message.objects.filter(pk__in=[m.pk for m in burst] + [message_id]).update(handled_as="to_person")
         conversation_move(conversation=conversation, move=Move.REPLY_FAILED)
     metrics.REPLY_GIVEN_UP.inc()
     # The error's class only: its text may quote the customer.
@@ -215,14 +246,17 @@ def _give_up(conversation: Conversation, message_id: int, attempts: int, error: 
 
 
 def _answer(conversation: Conversation, message_id: int) -> str:
-    from apps.assistant.reply import generate_reply
+    from apps.assistant.reply import confident_reply, generate_reply
     from apps.assistant.types import ReplyRequest, Turn
 
     dedupe_key = f"reply:{message_id}"
     burst, earlier = _turns(conversation, message_id)
     question = "\n".join(m.body for m in burst if m.body).strip()
+    language = _language(conversation, question, earlier)
     if not question:
-        return "nothing_to_answer"  # e.g. a sticker alone
+        if not burst:
+            return "nothing_to_answer"
+        return _ask_to_write(conversation, burst, language, dedupe_key)
     pace_hit = uuid.uuid4().hex
     wait = _reply_pace(conversation, pace_hit)
     if wait:
@@ -230,39 +264,82 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         _schedule(conversation.pk, message_id, wait)
         return "paced"
     history = [Turn(role=ROLE.get(m.author, "customer"), text=m.body) for m in earlier if m.body]
+    request = ReplyRequest(
+        workspace_id=conversation.workspace_id,
+        question=question,
+        history=history,
+        customer_name=conversation.contact.display_name
+        if conversation.contact.name or conversation.contact.profile_name
+        else "",
+        language_hint=language,
+        conversation_id=conversation.pk,
+        turn_key=dedupe_key,
+    )
+    if conversation.status == Conversation.Status.PENDING_HUMAN:
+        sure = confident_reply(request)
+        if sure is None:
+            # Left for the person who is coming (no second hand-off message), and out of later turns.
+            ratelimit.limiter().forget(_pace_key(conversation), pace_hit)
+            Message.objects.filter(pk__in=[m.pk for m in burst]).update(handled_as="to_person")
+            return "waiting_for_person"
+        return _queue(conversation, sure.text, dedupe_key, handoff=False)
     try:
-        result = generate_reply(
-            ReplyRequest(
-                workspace_id=conversation.workspace_id,
-                question=question,
-                history=history,
-                customer_name=conversation.contact.display_name
-                if conversation.contact.name or conversation.contact.profile_name
-                else "",
-                language_hint=conversation.contact.language,
-                conversation_id=conversation.pk,
-                turn_key=dedupe_key,
-            )
-        )
+        result = generate_reply(request)
     except Deferred as deferred:
         # Not answered yet: the customer's reply allowance is given back, and the task comes back
         # when the provider's bounds may let it through (re-queued, so it holds no worker meanwhile).
         ratelimit.limiter().forget(_pace_key(conversation), pace_hit)
         _schedule(conversation.pk, message_id, deferred.countdown)
         return "deferred"
+    logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
+    return _queue(conversation, result.text, dedupe_key, handoff=result.handoff)
+
+
+def _queue(conversation: Conversation, text: str, dedupe_key: str, *, handoff: bool) -> str:
     with transaction.atomic():
-        # The conversation may have been taken over while the model was thinking.
+        # The conversation may have been taken over (or handed off) while the reply was being written.
         current = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if current.status != Conversation.Status.OPEN:
+        if current.status != conversation.status:
             return "not_open"
         message_enqueue(
             conversation=current,
             author=Message.Author.BOT,
-            body=result.text,
+            body=text,
             dedupe_key=dedupe_key,
             split_at=REPLY_PIECE,
         )
-        if result.handoff:
+        if handoff:
             conversation_move(conversation=current, move=Move.MODEL_HANDOFF)
-    logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
-    return "handoff" if result.handoff else "replied"
+    return "handoff" if handoff else "replied"
+
+
+def _language(conversation: Conversation, question: str, earlier: list[Message]) -> str:
+    """The turn's language: its own words', else the contact's, else that of the customer's latest
+    message that tells one; "" when none does (the assistant then takes the business's first)."""
+    found = detect_language(question) or conversation.contact.language
+    for message in reversed(earlier):
+        if found:
+            break
+        if message.direction == Message.Direction.INBOUND and message.body:
+            found = detect_language(message.body)
+    return found
+
+
+def _ask_to_write(conversation: Conversation, burst: list[Message], language: str, dedupe_key: str) -> str:
+    """A turn of only voice notes, photos, stickers, unsupported types...: a sticker alone is met like an
+    emoji; anything else with a request to write it, in the customer's language (never silence)."""
+    from apps.assistant import offline
+    from apps.assistant.services import profile_get_or_create
+
+    profile = profile_get_or_create(workspace_id=conversation.workspace_id)
+    language = offline.reply_language(profile=profile, question="", language=language)
+    kinds = {_UNREADABLE_KIND.get(m.type, "other") for m in burst if m.type != "sticker"}
+    if not kinds:
+        text = offline.offline_reply(profile=profile, question="🙂", passages=[], language=language)[0]
+    else:
+        text = UNREADABLE[kinds.pop() if len(kinds) == 1 else "other"][language]
+    if conversation.status == Conversation.Status.PENDING_HUMAN:
+        from apps.assistant.reply import PENDING_NOTE
+
+        text = f"{text}\n\n{PENDING_NOTE[language]}"
+    return _queue(conversation, text, dedupe_key, handoff=False)

@@ -8,9 +8,11 @@ take-over landing after a close would reopen it). Like the send states (outbound
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,10 +37,12 @@ class Move(StrEnum):
     ASSISTANT_OFF = "assistant_off"  # the workspace switched the bot off
     REPLY_FAILED = "reply_failed"  # the bot's reply failed REPLY_MAX_ATTEMPTS times
     SET_ASIDE = "set_aside"  # a customer message failed INBOUND_MAX_ATTEMPTS times
+    REOPEN = "reopen"  # the customer wrote within CONVERSATION_REOPEN_MINUTES of the close
 
 
-# move -> (statuses it may start from, status it ends in). A closed conversation is history: no move
-# leaves it; the customer's next message opens a new one (conversation_live_for).
+# move -> (statuses it may start from, status it ends in). A closed conversation is history: only the
+# customer's message within CONVERSATION_REOPEN_MINUTES reopens it (conversation_live_for); a later
+# one starts a new conversation.
 TRANSITIONS: dict[Move, tuple[frozenset[str], str]] = {
     Move.TAKEOVER: (LIVE, C.HUMAN),
     Move.HANDBACK: (frozenset({C.PENDING_HUMAN, C.HUMAN}), C.OPEN),
@@ -49,6 +53,7 @@ TRANSITIONS: dict[Move, tuple[frozenset[str], str]] = {
     Move.ASSISTANT_OFF: (TO_A_PERSON, C.PENDING_HUMAN),
     Move.REPLY_FAILED: (TO_A_PERSON, C.PENDING_HUMAN),
     Move.SET_ASIDE: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.REOPEN: (frozenset({C.CLOSED}), C.OPEN),
 }
 
 
@@ -83,8 +88,8 @@ def conversation_move(
 
 
 def conversation_live_for(*, channel_id: int, workspace_id: int, contact: Contact) -> Conversation:
-    """The contact's live conversation on this number, or a new one when there is none (the last
-    was closed: a new message reopens the thread as a new conversation).
+    """The contact's live conversation on this number; else the one closed less than
+    CONVERSATION_REOPEN_MINUTES ago, reopened; else a new one.
 
     The row stays locked until the caller's transaction ends, so a close waits for the message being
     processed instead of landing between the read and the decisions taken on it.
@@ -97,6 +102,17 @@ def conversation_live_for(*, channel_id: int, workspace_id: int, contact: Contac
         )
         if live is not None:
             return live
+        reopened = _recently_closed(channel_id=channel_id, contact=contact)
+        if reopened is not None:
+            try:
+                with transaction.atomic():
+                    moved = conversation_move(
+                        conversation=reopened, move=Move.REOPEN, closed_at=None, assignee=None
+                    )
+            except IntegrityError:  # another message opened a live one meanwhile: it wins below
+                moved = False
+            if moved:
+                return Conversation.objects.select_for_update().get(pk=reopened.pk)
         try:
             with transaction.atomic():
                 return Conversation.objects.create(
@@ -106,3 +122,19 @@ def conversation_live_for(*, channel_id: int, workspace_id: int, contact: Contac
             return Conversation.objects.select_for_update().get(
                 channel_id=channel_id, contact=contact, status__in=LIVE
             )
+
+
+def _recently_closed(*, channel_id: int, contact: Contact) -> Conversation | None:
+    minutes = settings.CONVERSATION_REOPEN_MINUTES
+    if minutes <= 0:
+        return None
+    return (
+        Conversation.objects.filter(
+            channel_id=channel_id,
+            contact=contact,
+            status=C.CLOSED,
+            closed_at__gte=timezone.now() - timedelta(minutes=minutes),
+        )
+        .order_by("-closed_at")
+        .first()
+    )

@@ -41,10 +41,11 @@ EXPECTED = {
     Move.ASSISTANT_OFF: ({C.OPEN}, C.PENDING_HUMAN),
     Move.REPLY_FAILED: ({C.OPEN}, C.PENDING_HUMAN),
     Move.SET_ASIDE: ({C.OPEN}, C.PENDING_HUMAN),
+    Move.REOPEN: ({C.CLOSED}, C.OPEN),
 }
 
 
-def test_the_table_holds_every_move_and_no_move_leaves_closed():
+def test_the_table_holds_every_move_and_only_a_reopen_leaves_closed():
     assert {move: (set(start), end) for move, (start, end) in TRANSITIONS.items()} == EXPECTED
 
 
@@ -255,7 +256,8 @@ def test_a_close_while_a_customer_message_is_processed_is_not_undone(monkeypatch
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_customer_message_after_a_close_opens_a_new_conversation():
+def test_a_customer_message_after_the_reopen_window_opens_a_new_conversation(settings):
+    settings.CONVERSATION_REOPEN_MINUTES = 0
     conversation = ConversationFactory(status=C.HUMAN)
     actions.conversation_close(conversation=conversation, user=None)
     message_id = _store(conversation.channel, "hola otra vez", conversation.contact.wa_id)
@@ -266,3 +268,31 @@ def test_a_customer_message_after_a_close_opens_a_new_conversation():
     assert _status(conversation) == C.CLOSED
     assert message.conversation_id != conversation.pk
     assert _status(message.conversation) == C.OPEN
+
+
+@pytest.mark.django_db
+def test_a_customer_message_within_the_reopen_window_reopens_the_closed_conversation(settings):
+    settings.CONVERSATION_REOPEN_MINUTES = 60
+    conversation = ConversationFactory(status=C.HUMAN)
+    actions.conversation_close(conversation=conversation, user=None)
+    message_id = _store(conversation.channel, "una cosa más", conversation.contact.wa_id)
+
+    inbound.inbound_message_process(message_id=message_id)
+
+    conversation.refresh_from_db()
+    assert Message.objects.get(pk=message_id).conversation_id == conversation.pk
+    assert (conversation.status, conversation.closed_at, conversation.assignee_id) == (C.OPEN, None, None)
+
+
+@pytest.mark.django_db
+def test_a_conversation_closed_longer_ago_than_the_window_stays_closed(settings):
+    settings.CONVERSATION_REOPEN_MINUTES = 60
+    conversation = ConversationFactory(status=C.HUMAN)
+    actions.conversation_close(conversation=conversation, user=None)
+    Conversation.objects.filter(pk=conversation.pk).update(closed_at=timezone.now() - timedelta(minutes=61))
+    message_id = _store(conversation.channel, "hola otra vez", conversation.contact.wa_id)
+
+    inbound.inbound_message_process(message_id=message_id)
+
+    assert _status(conversation) == C.CLOSED
+    assert Message.objects.get(pk=message_id).conversation_id != conversation.pk

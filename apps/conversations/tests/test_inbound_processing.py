@@ -220,7 +220,8 @@ def test_an_agent_reply_takes_the_conversation_and_is_queued(
     assert tasks_captured.ids("outbound.number_send") == [reply.channel_id]  # its number's sender is woken
 
 
-def test_a_closed_conversation_is_not_reopened_a_new_one_starts(channel):
+def test_with_no_reopen_window_a_closed_conversation_is_not_reopened_a_new_one_starts(channel, settings):
+    settings.CONVERSATION_REOPEN_MINUTES = 0
     receive(channel, "hola")
     first = actions.conversation_close(conversation=Conversation.objects.get(), user=None)
 

@@ -13,7 +13,14 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.conversations.events import StatusUpdate
-from apps.conversations.models import Contact, Conversation, ConversationSettings, Message, SenderLease
+from apps.conversations.models import (
+    Contact,
+    Conversation,
+    ConversationSettings,
+    Message,
+    SendAttempt,
+    SenderLease,
+)
 from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
 from apps.conversations.services.outbound import S, message_send
@@ -691,6 +698,56 @@ def test_with_deliveries_in_flight_every_row_is_sent_exactly_once_and_in_order(
     assert bodies_per_recipient(graph_standin) == expected
     assert len([r for r in graph_standin.requests if r["method"] == "POST"]) == 40
     assert sum(groups) == 40 and max(groups) > 1  # claimed in groups, each conversation still in order
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accepted_sends_are_recorded_in_groups_and_a_conversations_next_row_waits_for_its_record(
+    postgres, channel, graph_standin, tasks_captured, monkeypatch
+):
+    Channel.objects.filter(pk=channel.pk).update(send_rate=200)
+    monkeypatch.setattr(sender, "RECORD_SPAN", 0.2)  # slow records: the sender must wait for them
+    conversations = [conversation_in_window(channel) for _ in range(10)]
+    expected: dict[str, list[str]] = {}
+    for n in range(3):
+        for conversation in conversations:
+            body = f"{conversation.contact.wa_id} #{n}"
+            enqueue(conversation, body)
+            expected.setdefault(conversation.contact.wa_id, []).append(body)
+    record_many = outbound.sent_record_many
+    groups: list[int] = []
+
+    def record_and_count(sent):
+        groups.append(len(sent))
+        record_many(sent)
+
+    monkeypatch.setattr(outbound, "sent_record_many", record_and_count)
+
+    report = run(channel, threads=8)
+
+    assert (report.result, report.outcomes) == ("idle", {"sent": 30})
+    assert bodies_per_recipient(graph_standin) == expected
+    assert sum(groups) == 30 and max(groups) > 1
+    assert set(Message.objects.values_list("send_state", "status")) == {(S.SENT, "accepted")}
+    assert not SendAttempt.objects.exclude(outcome=SendAttempt.Outcome.ACCEPTED).exists()
+
+
+def test_a_group_whose_record_fails_is_recorded_one_by_one(caplog):
+    written: list[list[int]] = []
+
+    def write(group):
+        if len(group) > 1 or group[0][0].pk == 2:
+            raise RuntimeError("bad row")
+        written.append([message.pk for message, _ in group])
+
+    recorder = sender._Recorder(write, span=0.2, most=10)
+    for pk in (1, 2, 3):
+        recorder.add(Message(pk=pk), f"wamid.{pk}")
+    assert recorder.pending() == 3
+    recorder.close()
+
+    assert written == [[1], [3]]  # the group failed; each row alone, the bad one logged and left
+    assert recorder.pending() == 0
+    assert "recording the send of message 2 failed" in caplog.text
 
 
 class _Killed(BaseException):

@@ -139,7 +139,7 @@ def test_the_last_try_hands_the_conversation_over_and_says_so(channel, llm_calls
     after = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
 
     assert outcomes == ["raised", "raised", "gave_up"]
-    assert after == "not_open"  # a person has it: nothing asks the LLM again
+    assert after == "superseded"  # the turn is left for a person: nothing asks the LLM again
     assert len(calls) == 3
 
 

@@ -15,6 +15,7 @@ from apps.conversations.models import Contact, Conversation, ConversationSetting
 from apps.conversations.services import outbound, sender
 from apps.conversations.services.ingest import statuses_apply
 from apps.conversations.services.outbound import S, message_send
+from apps.live.models import LiveEvent
 from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
@@ -234,20 +235,57 @@ def test_a_claim_that_loses_the_row_records_no_attempt(channel):
     assert attempts_of(message) == []
 
 
-def test_claiming_and_recording_a_send_are_one_statement_each_on_postgresql(
+def test_claiming_and_recording_sends_take_one_statement_each_on_postgresql_however_many(
     postgres, channel, django_assert_num_queries
 ):
     rows = [queued(channel, f"m{n}") for n in range(3)]
 
     with django_assert_num_queries(1):
         claimed = outbound.message_claim_many(rows)
-    with django_assert_num_queries(1):
-        outbound._record_sent(claimed[0], ["wamid.x"])
+    with django_assert_num_queries(2):  # the outcomes, then their live events
+        outbound.sent_record_many([(claimed[0], "wamid.x"), (claimed[1], "wamid.y")])
 
     assert len(claimed) == 3
-    assert attempts_of(rows[0]) == [(1, A.ACCEPTED, "", None)]
-    assert SendAttempt.objects.get(message=rows[0]).wamid == "wamid.x"
-    assert [attempts_of(row) for row in rows[1:]] == [[(1, A.IN_FLIGHT, "", None)]] * 2
+    assert [attempts_of(row) for row in rows] == [
+        [(1, A.ACCEPTED, "", None)],
+        [(1, A.ACCEPTED, "", None)],
+        [(1, A.IN_FLIGHT, "", None)],
+    ]
+    assert [SendAttempt.objects.get(message=row).wamid for row in rows] == ["wamid.x", "wamid.y", ""]
+    assert [
+        (m.send_state, m.wamid) for m in Message.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")
+    ] == [
+        (S.SENT, "wamid.x"),
+        (S.SENT, "wamid.y"),
+        (S.PROCESSING, ""),
+    ]
+    assert sorted(
+        LiveEvent.objects.filter(kind="status").values_list("payload__message_id", flat=True)
+    ) == sorted([rows[0].pk, rows[1].pk])
+
+
+def test_recording_sends_together_keeps_what_a_status_webhook_already_settled(channel, graph_standin):
+    rows = [queued(channel, f"m{n}") for n in range(2)]
+    claimed = outbound.message_claim_many(rows)
+    # Meta's "delivered" for the first send arrives before the send's own answer is recorded.
+    statuses_apply(
+        channel=channel,
+        updates=[
+            StatusUpdate(
+                wamid="wamid.early",
+                status="delivered",
+                timestamp=timezone.now(),
+                callback_data=str(rows[0].uid),
+            )
+        ],
+    )
+
+    outbound.sent_record_many([(claimed[0], "wamid.early"), (claimed[1], "wamid.late")])
+
+    first, second = Message.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")
+    assert (first.send_state, first.status, first.wamid) == (S.SENT, "delivered", "wamid.early")
+    assert (second.send_state, second.status, second.wamid) == (S.SENT, "accepted", "wamid.late")
+    assert attempts_of(first) == attempts_of(second) == [(1, A.ACCEPTED, "", None)]
 
 
 def test_the_message_admin_shows_its_attempts(client, channel, graph_standin):

@@ -403,7 +403,7 @@ def test_an_empty_delivery_has_nothing_to_store():
         {"type": "contacts", "contacts": {"name": {"formatted_name": "Ana"}}},
         {"type": "contacts", "contacts": ["Ana", {"name": "Ana"}]},
         {"type": "order", "order": {"catalog_id": "1", "product_items": []}},
-        {"type": "system", "system": {"body": "changed number"}},
+        {"type": "system", "system": {"body": 5}},
     ],
 )
 def test_content_of_the_wrong_type_or_without_text_reads_as_an_empty_body(message):

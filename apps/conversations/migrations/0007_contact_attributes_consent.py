@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_login_names_normalised'),
-        ('conversations', '0005_send_attempt'),
+        ('conversations', '0006_message_handled_as'),
     ]
 
     operations = [
