@@ -21,8 +21,6 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
-from apps.campaigns import selectors as campaign_selectors
-from apps.campaigns.models import Template
 from apps.conversations import selectors
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import actions, outbound
@@ -40,7 +38,7 @@ ACTIONS = {
 }
 
 
-NAV = {"conversation": "inbox", "knowledge_edit": "business", "contact_import": "segments"}
+NAV = {"conversation": "inbox", "knowledge_edit": "business"}
 
 
 def _page(request: HttpRequest, membership: Membership, template: str, **context: Any) -> HttpResponse:
@@ -140,9 +138,6 @@ def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> 
         thread=_thread(conversation),
         reply_form=forms.ReplyForm(),
         window_open=selectors.window_open(conversation=conversation),
-        templates=campaign_selectors.template_list(
-            workspace=membership.workspace, status=Template.Status.APPROVED
-        ).filter(waba_id=conversation.channel.waba_id),
     )
 
 
