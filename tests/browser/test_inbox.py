@@ -10,7 +10,7 @@ from apps.accounts.models import Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from apps.conversations.models import Conversation, Message
 from apps.sandbox.demo import demo_seed
-from tests.browser.conftest import SANDBOX_SECRET, screenshot
+from tests.browser.conftest import SANDBOX_SECRET, screenshot, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -69,7 +69,11 @@ def test_inbox_live_takeover_agent_reply_reaches_the_sandbox_and_spanish_ui(asgi
     expect(agent_reply).to_have_count(1, timeout=60_000)
     conversation = Conversation.objects.get(contact__wa_id="34600222333")
     assert conversation.status == Conversation.Status.HUMAN and conversation.assignee == user
-    assert Message.objects.filter(conversation=conversation, author="agent", send_state="sent").count() == 1
+    # The sandbox shows the reply once Meta's stand-in accepted it; the sender records the send a few
+    # milliseconds later (its recorder batches writes), so wait for the row rather than race it.
+    sent = Message.objects.filter(conversation=conversation, author="agent", send_state="sent")
+    wait_for(lambda: sent.exists(), timeout=30)
+    assert sent.count() == 1
     thread = staff.locator("[data-testid=message][data-direction=out]", has_text="soy Marta")
     expect(thread).to_have_count(1)
 
