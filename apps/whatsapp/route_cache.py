@@ -52,6 +52,9 @@ class _State:
         self.generation = 0
         self.listening = False  # subscribed: announcements reach this process
         self.listener_pid = 0  # the listener thread does not survive a fork (gunicorn's preload)
+        # The last announcement heard: pub/sub keeps order, so once a given one is heard every earlier
+        # one has been applied (how a probe, or a test, knows the process caught up).
+        self.last_heard: bytes = b""
 
     def forget(self) -> None:
         with self.lock:
@@ -163,6 +166,8 @@ def _listen() -> None:
                 _state.forget()
                 if message["type"] == "subscribe":
                     _state.listening = True
+                elif message["type"] == "message":
+                    _state.last_heard = message["data"]
         except Exception:  # noqa: BLE001 - keep listening; memory does not serve meanwhile
             logger.warning("channel route listener lost Redis; reading channels from the database")
         finally:
