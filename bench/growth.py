@@ -1,0 +1,311 @@
+"""Data growth (issue 20): the costs that must stay flat as a business's data grows, measured on a
+workspace of 1,000,000 messages in 10,000 conversations over 1,000 channels (one conversation of 2,000
+messages), with the production code paths: the prompt history read before every bot reply, the
+30-second sweeper, the outbound queue list and its count, the inbox search by message text (API and
+dashboard), the admin message list (plain and searched), the webhook's verify handshake.
+
+The data is generated once in PostgreSQL (`INSERT ... SELECT` over `generate_series`, from template rows
+the ORM wrote, so every column holds what the application would write) and kept between runs in the
+database `bench_growth`; `--fresh` builds it again. Each figure is the median (and p95) of `--runs`
+timings after one warm-up, in one process, on a quiet machine.
+
+Needs PostgreSQL and Redis on localhost.
+Usage: python bench/growth.py [--messages 1000000] [--conversations 10000] [--channels 1000] [--runs 15]
+       [--fresh] [--name growth]
+Writes bench/results/<name>.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB = os.environ.get("BENCH_GROWTH_DB", "bench_growth")
+os.environ.update(
+    {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        "ENV_FILE": "/dev/null",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "JWT_SECRET": "bench-only-jwt-secret-0123456789-abcdef",
+        "METRICS_TOKEN": "bench-only-metrics-token-0123",
+        "DJANGO_SETTINGS_MODULE": "chatbot.settings",
+        "FERNET_KEYS": "YmVuY2gtb25seS1mZXJuZXQta2V5LTAxMjM0NTY3ODk=",
+        "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+        "WHATSAPP_VERIFY_RATE": "100000/60",  # the handshake is timed, not throttled
+    }
+)
+LONG = 2_000  # messages of the one long conversation
+WORDS = (
+    "hola pedido tarta envío horario precio gracias cuándo abrís queso reserva factura devolución "
+    "order delivery refund opening hours price thanks cake booking invoice problema ayuda"
+).split()
+SEARCHED = "devolución"  # in ~1 of 25 messages
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", sql], check=True)  # noqa: S603, S607
+
+
+def build(messages: int, conversations: int, channels: int) -> None:
+    """Template rows through the ORM, then copies of them in SQL with the varying columns computed."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.accounts.models import Membership, Role, User, Workspace
+    from apps.conversations.models import Contact, Conversation, Message
+    from apps.whatsapp.models import Channel
+
+    connection.close()  # this process's own session would block the DROP
+    psql(f"DROP DATABASE IF EXISTS {DB}")
+    psql(f"CREATE DATABASE {DB}")
+    call_command("migrate", verbosity=0)
+    workspace = Workspace.objects.create(slug="growth", name="Growth")
+    user = User.objects.create_superuser("growth", "growth@example.com", "growth-bench-password")
+    Membership.objects.create(user=user, workspace=workspace, role=Role.OWNER)
+    Channel.objects.bulk_create(
+        Channel(
+            workspace=workspace,
+            kind="cloud",
+            phone_number_id=str(100000 + n),
+            app_secret=f"secret-{n}",
+            access_token=f"token-{n}",
+            verify_token=f"verify-{n}",
+            name=f"Number {n}",
+        )
+        for n in range(channels)
+    )
+    first_channel = Channel.objects.order_by("pk")[0]
+    contact = Contact.objects.create(workspace=workspace, wa_id="34600000000", name="Template")
+    conversation = Conversation.objects.create(workspace=workspace, channel=first_channel, contact=contact)
+    inbound = Message.objects.create(
+        workspace=workspace,
+        channel=first_channel,
+        conversation=conversation,
+        direction="in",
+        author="customer",
+        body="hola",
+        wamid="wamid.template-in",
+        status="received",
+    )
+    outbound = Message.objects.create(
+        workspace=workspace,
+        channel=first_channel,
+        conversation=conversation,
+        direction="out",
+        author="bot",
+        body="hola",
+        wamid="wamid.template-out",
+        status="delivered",
+        send_state="sent",
+    )
+    words = "(ARRAY[" + ",".join(f"'{w}'" for w in WORDS) + "])"
+    with connection.cursor() as cursor:
+        t0 = time.monotonic()
+
+        def copy(table: str, template_id: int, overrides: dict[str, str], count: int) -> None:
+            cursor.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND column_name <> 'id' "
+                "ORDER BY ordinal_position",
+                [table],
+            )
+            columns = [row[0] for row in cursor.fetchall()]
+            select = ", ".join(overrides.get(column, f"t.{column}") for column in columns)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} "  # noqa: S608 - our own names
+                f"FROM {table} t CROSS JOIN generate_series(1, {count}) g WHERE t.id = {template_id}"
+            )
+
+        copy(
+            "conversations_contact",
+            contact.pk,
+            {"wa_id": "(34610000000 + g)::text", "name": "'Cliente ' || g"},
+            conversations,
+        )
+        cursor.execute(f"SELECT min(id) FROM conversations_contact WHERE id > {contact.pk}")  # noqa: S608
+        first_contact = cursor.fetchone()[0]
+        cursor.execute("SELECT min(id) FROM whatsapp_channel")
+        channel0 = cursor.fetchone()[0]
+        copy(
+            "conversations_conversation",
+            conversation.pk,
+            {
+                "contact_id": f"{first_contact} + g - 1",
+                "channel_id": f"{channel0} + (g % {channels})",
+                "status": "(CASE WHEN g % 10 = 0 THEN 'closed' WHEN g % 10 = 1 THEN 'human' ELSE 'open' END)",
+                "last_message_at": "now() - (g || ' minutes')::interval",
+                "last_inbound_at": "now() - (g || ' minutes')::interval",
+            },
+            conversations,
+        )
+        cursor.execute(f"SELECT min(id) FROM conversations_conversation WHERE id > {conversation.pk}")  # noqa: S608
+        first_conversation = cursor.fetchone()[0]
+        # Messages: the long conversation takes the first LONG of each direction, the rest go round the
+        # others; half in, half out.
+        per_direction = LONG // 2
+        index = f"(CASE WHEN g <= {per_direction} THEN 1 ELSE 2 + ((g - {per_direction}) % {conversations - 1}) END)"
+        common = {
+            "uid": "gen_random_uuid()",
+            "conversation_id": f"{first_conversation} - 1 + {index}",
+            "channel_id": f"{channel0} + ({index} % {channels})",  # the conversation's channel
+            "body": f"{words}[1 + g % {len(WORDS)}] || ' ' || {words}[1 + (g / 7) % {len(WORDS)}] || ' ' || "
+            f"{words}[1 + (g / 3) % {len(WORDS)}] || ' #' || g",
+            # Over the past year, oldest first (ids ascend with time, as in production).
+            "created_at": f"now() - (({messages} - g) * (31536000.0 / {messages}) || ' seconds')::interval",
+        }
+        half = messages // 2
+        copy(
+            "conversations_message",
+            inbound.pk,
+            {**common, "wamid": "'wamid.in.' || g", "processed_at": "now() - interval '1 minute'"},
+            half,
+        )
+        copy(
+            "conversations_message",
+            outbound.pk,
+            {**common, "wamid": "'wamid.out.' || g", "dedupe_key": "'reply:' || g"},
+            messages - half,
+        )
+        cursor.execute("ANALYZE")
+        print(f"generated in {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
+    fn()  # warm-up: connections, caches, compiled statements
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return {
+        "median_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.95))], 2),
+    }
+
+
+def measure(runs: int) -> dict[str, dict[str, float]]:
+    from datetime import timedelta
+
+    from django.test import Client
+
+    from apps.accounts.models import User, Workspace
+    from apps.conversations.models import Conversation, Message
+    from apps.conversations.services import replies
+    from apps.conversations.services.sweeper import sweep
+    from apps.whatsapp.models import Channel
+
+    workspace = Workspace.objects.get(slug="growth")
+    long_conversation = Conversation.objects.get(workspace=workspace, messages__wamid="wamid.in.1")
+    long_last = (
+        Message.objects.filter(conversation=long_conversation).order_by("-pk").values_list("pk", flat=True)[0]
+    )
+    other = (
+        Conversation.objects.filter(workspace=workspace).exclude(pk=long_conversation.pk).order_by("-pk")[0]
+    )
+    other_last = Message.objects.filter(conversation=other).order_by("-pk").values_list("pk", flat=True)[0]
+    web = Client()
+    web.force_login(User.objects.get(username="growth"))
+    api = Client()
+    login = api.post(
+        "/api/auth/login",
+        {"username": "growth", "password": "growth-bench-password"},
+        content_type="application/json",
+    )
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {login.json()['access']}", "HTTP_X_WORKSPACE": workspace.slug}
+
+    def get(path: str) -> Callable[[], object]:
+        client = api if path.startswith("/api/") else web
+
+        def call() -> object:
+            response = client.get(path, **headers)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
+            return response
+
+        return call
+
+    verify = Client()
+    channels = Channel.objects.count()
+
+    def handshake() -> object:
+        query = {"hub.mode": "subscribe", "hub.verify_token": f"verify-{channels - 1}", "hub.challenge": "1"}
+        response = verify.get("/webhooks/whatsapp/", query)
+        if response.status_code != 200:
+            raise SystemExit(f"verify handshake: {response.status_code}")
+        return response
+
+    figures = {
+        "prompt history, conversation of 2,000 messages": timed(
+            lambda: replies._turns(long_conversation, long_last), runs
+        ),
+        "prompt history, conversation of ~100 messages": timed(
+            lambda: replies._turns(other, other_last), runs
+        ),
+        "sweeper run (nothing due)": timed(lambda: sweep(processing_timeout=timedelta(minutes=5)), runs),
+        "queue list API (first page and count)": timed(get("/api/queue/"), runs),
+        f"inbox search API (q={SEARCHED})": timed(get(f"/api/conversations/?q={SEARCHED}"), runs),
+        f"inbox search dashboard (q={SEARCHED})": timed(get(f"/inbox/list/?q={SEARCHED}"), runs),
+        "admin message list": timed(get("/admin/conversations/message/"), runs),
+        f"admin message list searched (q={SEARCHED})": timed(
+            get(f"/admin/conversations/message/?q={SEARCHED}"), runs
+        ),
+        f"webhook verify handshake ({channels:,} channels)": timed(handshake, runs),
+    }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--conversations", type=int, default=10_000)
+    parser.add_argument("--channels", type=int, default=1_000)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--name", default="growth")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from apps.conversations.models import Message
+
+    try:
+        present = Message.objects.count()
+    except Exception:  # noqa: BLE001 - no database or no tables yet
+        present = 0
+    if args.fresh or present < args.messages:
+        build(args.messages, args.conversations, args.channels)
+    print(f"messages: {Message.objects.count():,}", flush=True)
+    figures = measure(args.runs)
+    command = "python bench/growth.py " + " ".join(sys.argv[1:])
+    lines = [
+        f"`{command}` ({Message.objects.count():,} messages, median and p95 of {args.runs} runs):",
+        "",
+        "| what | median | p95 |",
+        "|---|---|---|",
+        *(f"| {what} | {f['median_ms']} ms | {f['p95_ms']} ms |" for what, f in figures.items()),
+    ]
+    print("\n".join(lines))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
