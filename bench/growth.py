@@ -224,13 +224,13 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         {"username": "growth", "password": "growth-bench-password"},
         content_type="application/json",
     )
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {login.json()['access']}", "HTTP_X_WORKSPACE": workspace.slug}
+    headers = {"Authorization": f"Bearer {login.json()['access']}", "X-Workspace": workspace.slug}
 
     def get(path: str) -> Callable[[], object]:
         client = api if path.startswith("/api/") else web
 
         def call() -> object:
-            response = client.get(path, **headers)
+            response = client.get(path, headers=headers)
             if response.status_code != 200:
                 raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
             return response

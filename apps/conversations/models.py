@@ -222,8 +222,17 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "created_at"]),
+            # The prompt history (a conversation's last turns by id): without it PostgreSQL walks the
+            # primary key backwards through every workspace's newer messages (bench/growth.py).
+            models.Index(fields=["conversation", "id"], name="conv_msg_conversation_id"),
             models.Index(fields=["send_state", "next_attempt_at"]),
-            models.Index(fields=["direction", "processed_at"]),
+            # Inbound rows not processed yet (the sweeper, the backlog): a handful at any time, where
+            # an index on (direction, processed_at) was skipped for the outbound rows' NULLs.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(direction="in", processed_at__isnull=True),
+                name="conv_msg_inbound_unprocessed",
+            ),
         ]
 
     def __str__(self) -> str:

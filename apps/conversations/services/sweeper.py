@@ -44,10 +44,14 @@ def sweep(*, processing_timeout: timedelta) -> dict[str, int]:
     from apps.conversations.tasks import inbound_message_process, number_send, reply_generate
 
     now = timezone.now()
+    # Oldest first, which is also what makes PostgreSQL walk the small partial index of unprocessed
+    # inbound rows: unordered, the LIMIT tempted it into scanning the whole table (bench/growth.py).
     inbound_ids = list(
         Message.objects.filter(
             direction=Message.Direction.INBOUND, processed_at__isnull=True, created_at__lt=now - GRACE
-        ).values_list("pk", flat=True)[:1000]
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:1000]
     )
     for message_id in inbound_ids:
         inbound_message_process.delay(message_id)
