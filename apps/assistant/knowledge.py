@@ -2,7 +2,9 @@
 
 Pure reads. The index of a workspace is built from its active chunks on first use and kept per process,
 keyed by (workspace_id, knowledge_version); every knowledge edit bumps the version, so the next query
-builds a fresh index and stale ones simply age out of the cache.
+builds a fresh index and stale ones simply age out of the cache. A build reads each chunk's terms as they
+were stored when the chunk was written (tokenizing was ~70% of a build), and one thread of a process
+builds while the others asking for the same index wait for it instead of building their own copies.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import bm25s
+import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_SPANISH
 
@@ -33,6 +36,9 @@ STEMMERS: dict[str, str] = {
     "ca": "catalan",
 }
 MAX_CACHED_INDEXES = 64
+# Version of what `stored_terms` computes: bump it with any change to tokenizing (stop words, stemming,
+# the title's weight), and chunks stored under an older one are tokenized again at build.
+TERMS_VERSION = 1
 
 # Confidence rule of `confident_answer` (see its docstring).
 MIN_QUERY_COVERAGE = 0.6
@@ -136,9 +142,8 @@ class _Index:
         if not ids:
             return []
         scores = self.model.get_scores_from_ids(ids)
-        ranked = sorted(range(len(self.docs)), key=lambda i: (-float(scores[i]), i))
         passages = []
-        for i in ranked[:k]:
+        for i in _top(scores, k):
             if float(scores[i]) <= 0:
                 break
             doc = self.docs[i]
@@ -154,6 +159,22 @@ class _Index:
         return passages
 
 
+def _top(scores: Any, k: int) -> list[int]:
+    """Indexes of the `k` best scores, best first, ties by position: the same order as sorting every
+    document, without sorting every document (a warm query at 50,000 FAQs spent 30 of its 31 ms there)."""
+    if len(scores) > k:
+        kth = scores[np.argpartition(-scores, k - 1)[:k]].min()
+        candidates = np.flatnonzero(scores >= kth)  # the k best and whatever ties the k-th
+    else:
+        candidates = np.arange(len(scores))
+    return sorted((int(i) for i in candidates), key=lambda i: (-float(scores[i]), i))[:k]
+
+
+def stored_terms(*, title: str, text: str, kind: str, language: str) -> str:
+    """A chunk's search terms as stored with it (`KnowledgeChunk.terms`, under TERMS_VERSION)."""
+    return " ".join(_document_terms(title=title, text=text, kind=kind, language=language))
+
+
 def _document_terms(*, title: str, text: str, kind: str, language: str) -> list[str]:
     language = language or detect_language(f"{title}\n{text}")
     if kind == KnowledgeEntry.Kind.FAQ:
@@ -167,14 +188,20 @@ def build_index(*, workspace_id: int) -> _Index:
     corpus: list[list[str]] = []
     for chunk in selectors.active_chunks(workspace_id=workspace_id):
         docs.append(_Doc(entry_id=chunk.entry_id, title=chunk.title, text=chunk.text, kind=chunk.kind))
-        corpus.append(
-            _document_terms(title=chunk.title, text=chunk.text, kind=chunk.kind, language=chunk.language)
-        )
+        if chunk.terms_version == TERMS_VERSION:
+            corpus.append(chunk.terms.split())
+        else:  # written before its terms were stored, or under another tokenizer
+            corpus.append(
+                _document_terms(title=chunk.title, text=chunk.text, kind=chunk.kind, language=chunk.language)
+            )
     return _Index(docs, corpus)
 
 
 _cache: OrderedDict[tuple[int, int], _Index] = OrderedDict()
 _cache_lock = threading.Lock()
+# The index being built for a key, and the lock its builder holds meanwhile: a thread that finds one
+# waits on that lock, then reads the cache (eight threads of a worker used to build eight copies).
+_building: dict[tuple[int, int], threading.Lock] = {}
 
 
 def cache_clear() -> None:
@@ -182,23 +209,42 @@ def cache_clear() -> None:
         _cache.clear()
 
 
+def _cached(key: tuple[int, int]) -> _Index | None:
+    index = _cache.get(key)
+    if index is not None:
+        _cache.move_to_end(key)
+    return index
+
+
 def _index_for(workspace_id: int, version: int | None = None) -> _Index:
     # The version is read before the chunks: an index is never older than the version it is filed under.
     if version is None:
         version = selectors.knowledge_version(workspace_id=workspace_id)
     key = (workspace_id, version)
-    with _cache_lock:
-        index = _cache.get(key)
-        if index is not None:
-            _cache.move_to_end(key)
-            return index
-    index = build_index(workspace_id=workspace_id)
-    with _cache_lock:
-        for stale in [cached for cached in _cache if cached[0] == workspace_id]:
-            del _cache[stale]
-        _cache[key] = index
-        while len(_cache) > MAX_CACHED_INDEXES:
-            _cache.popitem(last=False)
+    while True:
+        with _cache_lock:
+            index = _cached(key)
+            if index is not None:
+                return index
+            underway = _building.get(key)
+            if underway is None:
+                mine = _building[key] = threading.Lock()
+                mine.acquire()
+                break
+        with underway:  # another thread builds it: wait, then look again (its build may have failed)
+            pass
+    try:
+        index = build_index(workspace_id=workspace_id)
+        with _cache_lock:
+            for stale in [cached for cached in _cache if cached[0] == workspace_id]:
+                del _cache[stale]
+            _cache[key] = index
+            while len(_cache) > MAX_CACHED_INDEXES:
+                _cache.popitem(last=False)
+    finally:
+        with _cache_lock:
+            del _building[key]
+        mine.release()
     return index
 
 

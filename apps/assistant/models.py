@@ -71,6 +71,11 @@ class KnowledgeChunk(models.Model):
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
     ordinal = models.PositiveIntegerField(default=0)
     text = models.TextField()
+    # The chunk's search terms (space-separated stems), computed when the chunk is written, so that
+    # building a workspace's index after an edit does not tokenize every other chunk again. Stored
+    # under `knowledge.TERMS_VERSION`: terms of another version are recomputed at build.
+    terms = models.TextField(blank=True, default="")
+    terms_version = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["entry_id", "ordinal"]

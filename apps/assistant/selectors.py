@@ -25,6 +25,8 @@ class ChunkRow:
     kind: str
     language: str
     text: str
+    terms: str = ""
+    terms_version: int = 0
 
 
 def knowledge_version(*, workspace_id: int) -> int:
@@ -41,7 +43,9 @@ def active_chunks(*, workspace_id: int) -> list[ChunkRow]:
     rows = (
         KnowledgeChunk.objects.filter(workspace_id=workspace_id, entry__is_active=True)
         .order_by("entry_id", "ordinal")
-        .values_list("entry_id", "entry__title", "entry__kind", "entry__language", "text")
+        .values_list(
+            "entry_id", "entry__title", "entry__kind", "entry__language", "text", "terms", "terms_version"
+        )
     )
     return [ChunkRow(*row) for row in rows]
 

@@ -22,6 +22,7 @@ from django.db.models import F, Model
 from rest_framework import status
 
 from apps.accounts.models import Workspace
+from apps.assistant import knowledge
 from apps.assistant.models import AssistantSettings, BusinessProfile, KnowledgeChunk, KnowledgeEntry
 from apps.audit.services import audit_record
 from chatbot.exceptions import DomainError, NotFound, ValidationFailed
@@ -333,7 +334,16 @@ def _chunks_write(entries: list[KnowledgeEntry]) -> None:
     KnowledgeChunk.objects.filter(entry__in=[entry.pk for entry in entries]).delete()
     KnowledgeChunk.objects.bulk_create(
         [
-            KnowledgeChunk(entry=entry, workspace_id=entry.workspace_id, ordinal=ordinal, text=text)
+            KnowledgeChunk(
+                entry=entry,
+                workspace_id=entry.workspace_id,
+                ordinal=ordinal,
+                text=text,
+                terms=knowledge.stored_terms(
+                    title=entry.title, text=text, kind=entry.kind, language=entry.language
+                ),
+                terms_version=knowledge.TERMS_VERSION,
+            )
             for entry in entries
             for ordinal, text in enumerate(_chunks_of(entry))
         ],
