@@ -9,14 +9,15 @@ builds while the others asking for the same index wait for it instead of buildin
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_SPANISH
@@ -119,31 +120,109 @@ def _query_terms(query: str) -> list[str]:
 
 
 # --- index ---------------------------------------------------------------------------------------
+K1 = 1.2
+B = 0.75
+# Past this share of the base index changed since it was built, an edit rebuilds instead of patching.
+REBUILD_SHARE = 0.2
+
+
 @dataclass(frozen=True)
 class _Doc:
+    chunk_id: int
     entry_id: int
+    ordinal: int
     title: str
     text: str
     kind: str
 
 
 class _Index:
+    """BM25 (Lucene's variant, k1 1.2, b 0.75) over a workspace's chunks, patched by edits.
+
+    A base built at once in numpy (postings sorted by term: document slots and term frequencies), plus
+    the chunks written since, kept apart in small postings lists, and a mask of the slots whose chunks
+    are gone. Scores are computed at query time from the live counts (documents, lengths, document
+    frequencies), so a patched index ranks exactly as one rebuilt from scratch. Never changed once
+    built: an edit makes a new index that shares the base's arrays, so a reader never sees a half-patch.
+    """
+
     def __init__(self, docs: list[_Doc], corpus: list[list[str]]) -> None:
         self.docs = docs
-        self.model: Any = None
-        if docs:
-            self.model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-            self.model.index(corpus, show_progress=False)
+        self.slots = {doc.chunk_id: slot for slot, doc in enumerate(docs)}
+        vocab: dict[str, int] = {}
+        flat: list[int] = []
+        for terms in corpus:
+            flat.extend([vocab.setdefault(term, len(vocab)) for term in terms])
+        self.vocab = vocab
+        self.lengths = np.array([len(terms) for terms in corpus], dtype=np.float64)
+        self.alive = np.ones(len(docs), dtype=bool)
+        self.base = len(docs)
+        if flat:
+            term_ids = np.array(flat, dtype=np.int64)
+            doc_ids = np.repeat(np.arange(len(docs), dtype=np.int64), self.lengths.astype(np.int64))
+            pairs, counts = np.unique(term_ids * max(len(docs), 1) + doc_ids, return_counts=True)
+            self.post_docs = (pairs % max(len(docs), 1)).astype(np.int64)
+            self.post_tf = counts.astype(np.float64)
+            self.indptr = np.searchsorted(pairs // max(len(docs), 1), np.arange(len(vocab) + 1))
+        else:
+            self.post_docs = np.zeros(0, dtype=np.int64)
+            self.post_tf = np.zeros(0, dtype=np.float64)
+            self.indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        self.added: dict[str, list[tuple[int, int]]] = {}  # term -> (slot, tf) of chunks added since
+
+    def patched(self, gone: set[int], new_docs: list[_Doc], new_corpus: list[list[str]]) -> _Index:
+        """A new index: this one without the chunks `gone`, with `new_docs` (and their terms) added."""
+        index = object.__new__(_Index)
+        index.__dict__.update(self.__dict__)
+        index.docs = [*self.docs, *new_docs]
+        index.slots = dict(self.slots)
+        index.alive = np.concatenate([self.alive, np.ones(len(new_docs), dtype=bool)])
+        index.lengths = np.concatenate([self.lengths, [len(terms) for terms in new_corpus]])
+        index.added = {term: list(postings) for term, postings in self.added.items()}
+        for chunk_id in gone:
+            index.alive[index.slots.pop(chunk_id)] = False
+        for offset, (doc, terms) in enumerate(zip(new_docs, new_corpus, strict=True)):
+            slot = len(self.docs) + offset
+            index.slots[doc.chunk_id] = slot
+            counts: dict[str, int] = {}
+            for term in terms:
+                counts[term] = counts.get(term, 0) + 1
+            for term, tf in counts.items():
+                index.added.setdefault(term, []).append((slot, tf))
+        return index
+
+    def churn(self) -> float:
+        """The share of the base no longer as it was built (removed, or outnumbered by additions)."""
+        return (int((~self.alive).sum()) + len(self.docs) - self.base) / max(self.base, 1)
+
+    def _postings(self, term: str) -> tuple[Any, Any]:
+        docs: Any = np.zeros(0, dtype=np.int64)
+        tfs: Any = np.zeros(0, dtype=np.float64)
+        term_id = self.vocab.get(term)
+        if term_id is not None:
+            docs = self.post_docs[self.indptr[term_id] : self.indptr[term_id + 1]]
+            tfs = self.post_tf[self.indptr[term_id] : self.indptr[term_id + 1]]
+        if term in self.added:
+            more = np.array(self.added[term], dtype=np.int64)
+            docs = np.concatenate([docs, more[:, 0]])
+            tfs = np.concatenate([tfs, more[:, 1].astype(np.float64)])
+        keep = self.alive[docs]
+        return docs[keep], tfs[keep]
 
     def search(self, terms: list[str], k: int) -> list[Passage]:
-        if self.model is None or not terms or k <= 0:
+        documents = int(self.alive.sum())
+        if not documents or not terms or k <= 0:
             return []
-        ids = self.model.get_tokens_ids(terms)
-        if not ids:
-            return []
-        scores = self.model.get_scores_from_ids(ids)
+        average = float(self.lengths[self.alive].sum()) / documents
+        scores = np.zeros(len(self.docs), dtype=np.float64)
+        for term in dict.fromkeys(terms):
+            docs, tfs = self._postings(term)
+            if not len(docs):
+                continue
+            idf = math.log(1 + (documents - len(docs) + 0.5) / (len(docs) + 0.5))
+            scores[docs] += idf * tfs / (K1 * ((1 - B) + B * self.lengths[docs] / average) + tfs)
         passages = []
-        for i in _top(scores, k):
+        for i in _top(scores, k, tie=lambda i: (self.docs[i].entry_id, self.docs[i].ordinal)):
             if float(scores[i]) <= 0:
                 break
             doc = self.docs[i]
@@ -159,15 +238,16 @@ class _Index:
         return passages
 
 
-def _top(scores: Any, k: int) -> list[int]:
-    """Indexes of the `k` best scores, best first, ties by position: the same order as sorting every
-    document, without sorting every document (a warm query at 50,000 FAQs spent 30 of its 31 ms there)."""
+def _top(scores: Any, k: int, tie: Callable[[int], Any] = lambda i: i) -> list[int]:
+    """Indexes of the `k` best scores, best first, ties by `tie` (the position by default): the same
+    order as sorting every document, without sorting every document (30 of a warm query's 31 ms at
+    50,000 FAQs went there)."""
     if len(scores) > k:
         kth = scores[np.argpartition(-scores, k - 1)[:k]].min()
         candidates = np.flatnonzero(scores >= kth)  # the k best and whatever ties the k-th
     else:
         candidates = np.arange(len(scores))
-    return sorted((int(i) for i in candidates), key=lambda i: (-float(scores[i]), i))[:k]
+    return sorted((int(i) for i in candidates), key=lambda i: (-float(scores[i]), tie(i)))[:k]
 
 
 def stored_terms(*, title: str, text: str, kind: str, language: str) -> str:
@@ -183,18 +263,32 @@ def _document_terms(*, title: str, text: str, kind: str, language: str) -> list[
     return tokenize(title, language) + tokenize(text, language)
 
 
-def build_index(*, workspace_id: int) -> _Index:
+def _docs(chunks: list[selectors.ChunkRow]) -> tuple[list[_Doc], list[list[str]]]:
     docs: list[_Doc] = []
     corpus: list[list[str]] = []
-    for chunk in selectors.active_chunks(workspace_id=workspace_id):
-        docs.append(_Doc(entry_id=chunk.entry_id, title=chunk.title, text=chunk.text, kind=chunk.kind))
+    for chunk in chunks:
+        docs.append(_Doc(chunk.chunk_id, chunk.entry_id, chunk.ordinal, chunk.title, chunk.text, chunk.kind))
         if chunk.terms_version == TERMS_VERSION:
             corpus.append(chunk.terms.split())
         else:  # written before its terms were stored, or under another tokenizer
             corpus.append(
                 _document_terms(title=chunk.title, text=chunk.text, kind=chunk.kind, language=chunk.language)
             )
-    return _Index(docs, corpus)
+    return docs, corpus
+
+
+def build_index(*, workspace_id: int) -> _Index:
+    return _Index(*_docs(selectors.active_chunks(workspace_id=workspace_id)))
+
+
+def index_patch(index: _Index, *, workspace_id: int) -> _Index:
+    """`index` brought up to the workspace's active chunks: the chunks gone are masked, the new ones
+    read and added. An edit rewrites its entry's chunks (new ids), so the ids tell what changed."""
+    now = set(selectors.active_chunk_ids(workspace_id=workspace_id))
+    gone = set(index.slots) - now
+    new = now - set(index.slots)
+    docs, corpus = _docs(selectors.chunks_by_id(workspace_id=workspace_id, ids=sorted(new)))
+    return index.patched(gone, docs, corpus)
 
 
 _cache: OrderedDict[tuple[int, int], _Index] = OrderedDict()
@@ -234,7 +328,16 @@ def _index_for(workspace_id: int, version: int | None = None) -> _Index:
         with underway:  # another thread builds it: wait, then look again (its build may have failed)
             pass
     try:
-        index = build_index(workspace_id=workspace_id)
+        with _cache_lock:
+            previous = next(
+                (cached for (ws, _), cached in reversed(_cache.items()) if ws == workspace_id), None
+            )
+        if previous is not None and previous.churn() < REBUILD_SHARE:
+            index = index_patch(previous, workspace_id=workspace_id)
+            if index.churn() >= REBUILD_SHARE:
+                index = build_index(workspace_id=workspace_id)
+        else:
+            index = build_index(workspace_id=workspace_id)
         with _cache_lock:
             for stale in [cached for cached in _cache if cached[0] == workspace_id]:
                 del _cache[stale]

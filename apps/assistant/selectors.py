@@ -20,7 +20,9 @@ from chatbot.exceptions import NotFound
 
 @dataclass(frozen=True)
 class ChunkRow:
+    chunk_id: int
     entry_id: int
+    ordinal: int
     title: str
     kind: str
     language: str
@@ -39,15 +41,28 @@ def knowledge_version(*, workspace_id: int) -> int:
     return version or 0
 
 
-def active_chunks(*, workspace_id: int) -> list[ChunkRow]:
-    rows = (
-        KnowledgeChunk.objects.filter(workspace_id=workspace_id, entry__is_active=True)
-        .order_by("entry_id", "ordinal")
-        .values_list(
-            "entry_id", "entry__title", "entry__kind", "entry__language", "text", "terms", "terms_version"
-        )
-    )
+def _active(workspace_id: int) -> QuerySet[KnowledgeChunk]:
+    return KnowledgeChunk.objects.filter(workspace_id=workspace_id, entry__is_active=True)
+
+
+def _rows(chunks: QuerySet[KnowledgeChunk]) -> list[ChunkRow]:
+    rows = chunks.order_by("entry_id", "ordinal").values_list(
+        "pk", "entry_id", "ordinal", "entry__title", "entry__kind", "entry__language", "text", "terms",
+        "terms_version",
+    )  # fmt: skip
     return [ChunkRow(*row) for row in rows]
+
+
+def active_chunks(*, workspace_id: int) -> list[ChunkRow]:
+    return _rows(_active(workspace_id))
+
+
+def active_chunk_ids(*, workspace_id: int) -> list[int]:
+    return list(_active(workspace_id).values_list("pk", flat=True))
+
+
+def chunks_by_id(*, workspace_id: int, ids: list[int]) -> list[ChunkRow]:
+    return _rows(_active(workspace_id).filter(pk__in=ids)) if ids else []
 
 
 def knowledge_list(*, workspace: Workspace, kind: str = "", q: str = "") -> QuerySet[KnowledgeEntry]:

@@ -136,3 +136,103 @@ def test_when_the_build_fails_a_waiting_thread_builds_it_itself(bakery, monkeypa
     assert isinstance(outcome["first"], RuntimeError)
     assert outcome["second"][0] == "¿Cuál es el horario de apertura?"
     assert len(calls) == 2
+
+
+def _corpus(rng: random.Random, size: int) -> list[list[str]]:
+    words = [f"w{n}" for n in range(60)]
+    return [[rng.choice(words[: rng.randint(5, 60)]) for _ in range(rng.randint(1, 25))] for _ in range(size)]
+
+
+def _docs(corpus: list[list[str]], first_id: int = 1) -> list[knowledge._Doc]:
+    return [
+        knowledge._Doc(first_id + n, first_id + n, 0, f"t{first_id + n}", "x", "faq")
+        for n in range(len(corpus))
+    ]
+
+
+def _bm25s_ranking(corpus: list[list[str]], docs: list[knowledge._Doc], query: list[str], k: int):
+    """The reference: bm25s, the library the index replaced (Lucene's BM25, k1 1.2, b 0.75)."""
+    import bm25s
+
+    model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    model.index(corpus, show_progress=False)
+    ids = model.get_tokens_ids(query)
+    if not ids:
+        return []
+    scores = model.get_scores_from_ids(ids)
+    order = sorted(range(len(docs)), key=lambda i: (-float(scores[i]), docs[i].entry_id))
+    return [(docs[i].title, float(scores[i])) for i in order[:k] if float(scores[i]) > 0]
+
+
+def _ranking(index: knowledge._Index, query: list[str], k: int):
+    return [(p.title, p.score) for p in index.search(query, k)]
+
+
+def _same(ours, reference) -> bool:
+    return [t for t, _ in ours] == [t for t, _ in reference] and all(
+        abs(a - b) < 1e-3 for (_, a), (_, b) in zip(ours, reference, strict=True)
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_index_ranks_and_scores_as_bm25s_does(seed):
+    rng = random.Random(seed)  # noqa: S311
+    corpus = _corpus(rng, 300)
+    docs = _docs(corpus)
+    index = knowledge._Index(docs, corpus)
+    for _ in range(20):
+        query = [f"w{rng.randint(0, 70)}" for _ in range(rng.randint(1, 4))]
+        query = list(dict.fromkeys(query))
+
+        assert _same(_ranking(index, query, 5), _bm25s_ranking(corpus, docs, query, 5))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_patched_index_ranks_exactly_as_one_rebuilt_from_scratch(seed):
+    rng = random.Random(100 + seed)  # noqa: S311
+    corpus = _corpus(rng, 200)
+    docs = _docs(corpus)
+    index = knowledge._Index(docs, corpus)
+    # An edit: some chunks go (deleted, deactivated, or rewritten under new ids), new ones come.
+    gone = set(rng.sample([doc.chunk_id for doc in docs], 15))
+    added_corpus = _corpus(rng, 12)
+    added = _docs(added_corpus, first_id=1000)
+    patched = index.patched(gone, added, added_corpus)
+    kept = [(doc, terms) for doc, terms in zip(docs, corpus, strict=True) if doc.chunk_id not in gone]
+    rebuilt_docs = [doc for doc, _ in kept] + added
+    rebuilt_corpus = [terms for _, terms in kept] + added_corpus
+    rebuilt = knowledge._Index(rebuilt_docs, rebuilt_corpus)
+
+    for _ in range(20):
+        query = list(dict.fromkeys(f"w{rng.randint(0, 60)}" for _ in range(rng.randint(1, 4))))
+        assert _same(_ranking(patched, query, 6), _ranking(rebuilt, query, 6))
+    # The index patched from stays as it was: a thread still reading it is not disturbed.
+    assert len(index.docs) == 200 and index.alive.all() and not index.added
+
+
+def test_an_edit_patches_the_cached_index_reading_only_what_changed(bakery, django_assert_max_num_queries):  # noqa: F811
+    for n in range(30):  # enough that one edit stays under REBUILD_SHARE (a small index is rebuilt)
+        services.knowledge_create(workspace_id=bakery.pk, title=f"¿Producto {n}?", content=f"Sí, el {n}.")
+    knowledge.cache_clear()
+    assert (
+        titles(knowledge.retrieve(workspace_id=bakery.pk, query="horario"))[0]
+        == "¿Cuál es el horario de apertura?"
+    )
+    built = knowledge._cache[next(iter(knowledge._cache))]
+
+    entry = services.knowledge_create(
+        workspace_id=bakery.pk,
+        title="¿Tenéis tartas de boda?",
+        content="Sí, por encargo con un mes.",
+        language="es",
+    )
+    hours = knowledge.selectors.KnowledgeEntry.objects.get(
+        workspace=bakery, title="¿Cuál es el horario de apertura?"
+    )
+    services.knowledge_update(entry=hours, is_active=False)
+    with django_assert_max_num_queries(3):  # the version, the chunk ids, the new chunks
+        found = titles(knowledge.retrieve(workspace_id=bakery.pk, query="tartas de boda horario"))
+    patched = knowledge._cache[next(iter(knowledge._cache))]
+
+    assert found[0] == entry.title and "¿Cuál es el horario de apertura?" not in found
+    assert patched is not built and patched.base == built.base  # patched, not rebuilt
