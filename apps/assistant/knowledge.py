@@ -1,10 +1,10 @@
 """Retrieval over a workspace's knowledge: tokenizing, BM25 ranking, and when an FAQ is a sure answer.
 
 Pure reads. The index of a workspace is built from its active chunks on first use and kept per process,
-keyed by (workspace_id, knowledge_version); every knowledge edit bumps the version, so the next query
-builds a fresh index and stale ones simply age out of the cache. A build reads each chunk's terms as they
-were stored when the chunk was written (tokenizing was ~70% of a build), and one thread of a process
-builds while the others asking for the same index wait for it instead of building their own copies.
+keyed by (workspace_id, knowledge_version); every knowledge edit bumps the version, and the next query
+patches the cached index to the chunks now active (reading only the changed ones) rather than building
+it again. Chunks carry their terms as stored when written, and one thread of a process builds or patches
+while the others asking for the same index wait for it instead of making their own copies.
 """
 
 from __future__ import annotations
