@@ -19,6 +19,7 @@ from zoneinfo import available_timezones
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F, Model
+from django.utils import timezone
 from rest_framework import status
 
 from apps.accounts.models import Workspace
@@ -691,10 +692,11 @@ def knowledge_import(*, workspace_id: int, filename: str, content: bytes) -> Imp
             seen[key] = item.row
             if key in existing:
                 current = existing[key]
-                current.content, current.language = entry.content, entry.language or current.language
-                current.source = source
-                changed.append(current)
-                continue
+                language = entry.language or current.language
+                if (current.content, current.language, current.source) != (entry.content, language, source):
+                    current.content, current.language, current.source = entry.content, language, source
+                    changed.append(current)
+                continue  # an unchanged FAQ keeps its chunks (and the index its postings)
         new.append(entry)
 
     if any(entry.kind == KnowledgeEntry.Kind.DOCUMENT for entry in new):
@@ -702,8 +704,12 @@ def knowledge_import(*, workspace_id: int, filename: str, content: bytes) -> Imp
             workspace_id=workspace_id, kind=KnowledgeEntry.Kind.DOCUMENT, source=source
         ).delete()
         report.replaced = deleted.get(KnowledgeEntry._meta.label, 0)
+    now = timezone.now()
     for entry in changed:
-        entry.save(update_fields=["content", "language", "source", "updated_at"])
+        entry.updated_at = now  # bulk_update does not apply auto_now
+    KnowledgeEntry.objects.bulk_update(
+        changed, ["content", "language", "source", "updated_at"], batch_size=500
+    )
     created = KnowledgeEntry.objects.bulk_create(new, batch_size=500)
     _chunks_write([*changed, *created])
     report.created, report.updated = len(created), len(changed)

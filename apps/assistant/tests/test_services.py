@@ -395,3 +395,23 @@ def test_a_file_over_5_mb_is_refused():
         )
 
     assert entries(workspace) == []
+
+
+def test_csv_reimport_of_the_same_file_rewrites_nothing_and_a_changed_answer_only_its_faq():
+    workspace = WorkspaceFactory()
+    content = "question,answer\n¿Hacen envíos?,Sí.\n¿Abren hoy?,Sí.\n".encode()
+    services.knowledge_import(workspace_id=workspace.pk, filename="faq.csv", content=content)
+    chunks_before = dict(KnowledgeChunk.objects.filter(workspace=workspace).values_list("entry__title", "pk"))
+    version_before = services.profile_get_or_create(workspace_id=workspace.pk).knowledge_version
+
+    same = services.knowledge_import(workspace_id=workspace.pk, filename="faq.csv", content=content)
+    changed = services.knowledge_import(
+        workspace_id=workspace.pk, filename="faq.csv", content="question,answer\n¿Abren hoy?,No.\n".encode()
+    )
+
+    assert (same.created, same.updated, same.knowledge_version) == (0, 0, version_before)
+    assert (changed.created, changed.updated, changed.knowledge_version) == (0, 1, version_before + 1)
+    chunks_after = dict(KnowledgeChunk.objects.filter(workspace=workspace).values_list("entry__title", "pk"))
+    assert chunks_after["¿Hacen envíos?"] == chunks_before["¿Hacen envíos?"]  # untouched
+    assert chunks_after["¿Abren hoy?"] != chunks_before["¿Abren hoy?"]  # rewritten with its new answer
+    assert entries(workspace)[1][2] == "No."
