@@ -11,6 +11,7 @@ from apps.conversations.services.contacts import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
     ImportReport,
+    normalize_attributes,
     normalize_tags,
     normalize_wa_id,
 )
@@ -132,6 +133,7 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
             "display_name",
             "language",
             "tags",
+            "attributes",
             "notes",
             "opted_out",
             "opted_out_at",
@@ -161,6 +163,9 @@ class ContactInput(JSONInput):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=MAX_TAGS
     )
+    attributes = serializers.DictField(
+        required=False, help_text="Named values: lowercase keys, text/number/boolean values (empty removes)."
+    )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     opted_out = serializers.BooleanField(required=False)
 
@@ -175,6 +180,12 @@ class ContactInput(JSONInput):
     def validate_tags(self, value: list[str]) -> list[str]:
         try:
             return normalize_tags(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return normalize_attributes(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
 

@@ -25,7 +25,11 @@ IMPORT_TOO_LARGE = f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)}
 MAX_TAGS = 30
 MAX_TAG_LENGTH = 40
 EXPORT_COLUMNS = ["wa_id", "name", "language", "tags", "opted_out", "created_at"]
-EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"})
+EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "attributes", "notes", "opted_out"})
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_VALUE = 255
+# No "__": a name is also a key lookup of segments (attributes__<name>), never an ORM operator.
+ATTRIBUTE_KEY = re.compile(r"(?!.*__)[a-z][a-z0-9_]{0,39}")
 _WA_ID = re.compile(r"[0-9]{7,15}")  # ASCII digits only: \d also matches other scripts' digits
 _TAG_SPLIT = re.compile(r"[|;]")
 _TRUE = {"1", "true", "yes", "y", "x", "si", "sí"}
@@ -63,6 +67,31 @@ def normalize_tags(tags: Iterable[str]) -> list[str]:
     return list(seen.values())
 
 
+def normalize_attributes(attributes: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
+    """Named values of a contact (segments filter on them, templates fill variables from them): keys are
+    lowercase identifiers, values short scalars; an empty value removes the key. Raises ValueError."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ValueError(f"A contact has at most {MAX_ATTRIBUTES} attributes.")
+    clean: dict[str, str | int | float | bool] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not ATTRIBUTE_KEY.fullmatch(key):
+            raise ValueError(
+                f"Attribute name {key!r}: lowercase letters, digits and _, starting with a letter."
+            )
+        if isinstance(value, str):
+            value = value.strip()
+            if len(value) > MAX_ATTRIBUTE_VALUE:
+                raise ValueError(f"Attribute {key}: at most {MAX_ATTRIBUTE_VALUE} characters.")
+            if not value:
+                continue
+        elif value is None:
+            continue
+        elif not isinstance(value, int | float | bool):
+            raise ValueError(f"Attribute {key}: a text, a number or true/false.")
+        clean[key] = value
+    return clean
+
+
 def _duplicate() -> Conflict:
     return Conflict("Another contact of this workspace has this wa_id or bsuid.", code="duplicate_contact")
 
@@ -80,6 +109,7 @@ def contact_create(
     name: str = "",
     language: str = "",
     tags: Iterable[str] = (),
+    attributes: Mapping[str, Any] | None = None,
     notes: str = "",
     opted_out: bool = False,
     opt_out_source: str = STAFF,
@@ -91,6 +121,7 @@ def contact_create(
         name=name,
         language=language,
         tags=list(tags),
+        attributes=dict(attributes or {}),
         notes=notes,
     )
     _check_has_id(contact)

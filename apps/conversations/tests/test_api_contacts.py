@@ -49,6 +49,7 @@ def test_agent_creates_a_contact_and_a_leading_plus_is_stripped(member_client):
         "display_name": "Ana",
         "language": "es",
         "tags": ["vip", "Madrid"],
+        "attributes": {},
         "notes": "",
         "opted_out": False,
         "opted_out_at": None,
