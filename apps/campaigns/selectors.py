@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from apps.campaigns.models import ContactImport, Segment, Template
@@ -91,8 +92,11 @@ def segment_contacts(*, workspace: Any, filters: dict[str, Any], now: Any = None
         found = found.filter(Exists(conversations.filter(last_inbound_at__gte=now - timedelta(days=days))))
     if (days := filters.get("last_inbound_older_than_days")) is not None:
         found = found.exclude(Exists(conversations.filter(last_inbound_at__gte=now - timedelta(days=days))))
-    for key, value in (filters.get("attributes") or {}).items():
-        found = found.filter(**{f"attributes__{key}": value})
+    for index, (key, value) in enumerate((filters.get("attributes") or {}).items()):
+        # An explicit key transform: a name such as "contains", "in" or "isnull" is then a key, never
+        # a lookup (attributes__contains=... would test the whole object).
+        name = f"attribute_{index}"
+        found = found.alias(**{name: KeyTransform(key, "attributes")}).filter(**{name: value})
     return found
 
 

@@ -5,8 +5,15 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.campaigns.models import AudienceSettings, ContactImport, Segment, Template
+from apps.campaigns.services.audiences import REGIONS
+from apps.campaigns.services.templates import LANGUAGE, NAME
 from apps.conversations.models import ConsentRecord
-from apps.conversations.services.contacts import ATTRIBUTE_KEY, MAX_TAG_LENGTH
+from apps.conversations.services.contacts import (
+    ATTRIBUTE_NAME_SCHEMA,
+    MAX_TAG_LENGTH,
+    attribute_name_valid,
+)
+from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 MAX_ID = 2**63 - 1
@@ -46,8 +53,16 @@ class TemplateInput(JSONInput):
     channel = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, help_text="The number whose account submits it."
     )
-    name = serializers.CharField(max_length=512, help_text="Lowercase letters, digits and _.")
-    language = serializers.CharField(max_length=16, help_text="es, en_US, es_MX, ...")
+    # Untrimmed: the schema's pattern holds for the value as sent.
+    name = serializers.RegexField(
+        f"^{NAME.pattern}$",
+        max_length=512,
+        trim_whitespace=False,
+        help_text="Lowercase letters, digits and _.",
+    )
+    language = serializers.RegexField(
+        f"^{LANGUAGE.pattern}$", max_length=16, trim_whitespace=False, help_text="es, en_US, es_MX, ..."
+    )
     category = serializers.ChoiceField(choices=Template.Category.choices)
     components = serializers.ListField(
         child=serializers.DictField(),
@@ -69,6 +84,12 @@ class TemplateSyncOutput(serializers.Serializer[Any]):
 
 
 # --- segments -----------------------------------------------------------------------------------
+# Every filter is named: a misspelt one would silently widen the audience, so any other key is refused.
+@input_schema(
+    fields={"attributes": {"propertyNames": ATTRIBUTE_NAME_SCHEMA}},
+    whole={"additionalProperties": False},
+    partial={"additionalProperties": False},
+)
 class SegmentFilters(JSONInput):
     tags_any = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=30
@@ -92,15 +113,16 @@ class SegmentFilters(JSONInput):
     )
 
     def to_internal_value(self, data: Any) -> Any:
-        # A misspelt filter would silently widen the audience: refuse it.
         if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
             raise serializers.ValidationError({key: ["Unknown filter."] for key in unknown})
         return super().to_internal_value(data)
 
     def validate_attributes(self, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not ATTRIBUTE_KEY.fullmatch(key):
-                raise serializers.ValidationError(f"Attribute name {key!r}: lowercase letters, digits and _.")
+            if not attribute_name_valid(key):
+                raise serializers.ValidationError(
+                    f"Attribute name {key!r}: lowercase letters, digits and single _, starting with a letter."
+                )
         return value
 
 
@@ -128,9 +150,9 @@ class BackgroundImportInput(serializers.Serializer[None]):
         help_text="CSV with a phone (or wa_id) column; optional name, language, tags (split by | or ;), "
         "opted_out; any other column is a contact attribute."
     )
-    region = serializers.CharField(
+    region = serializers.ChoiceField(
+        choices=REGIONS,
         required=False,
-        max_length=2,
         help_text="Region for numbers without +country code (default: workspace's).",
     )
     tags = serializers.CharField(
@@ -189,7 +211,11 @@ class AudienceSettingsOutput(serializers.ModelSerializer[AudienceSettings]):
 
 
 class AudienceSettingsInput(JSONInput):
-    default_region = serializers.CharField(max_length=2, help_text="ISO 3166 region: ES, MX, US, ...")
+    """Fields left out keep their value."""
+
+    default_region = serializers.ChoiceField(
+        choices=REGIONS, required=False, help_text="ISO 3166 region: ES, MX, US, ..."
+    )
 
 
 # --- inbox --------------------------------------------------------------------------------------

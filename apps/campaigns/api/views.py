@@ -197,10 +197,8 @@ class AudienceSettingsView(APIView):
 
     @extend_schema(request=s.AudienceSettingsInput, responses={200: s.AudienceSettingsOutput, **INVALID})
     def patch(self, request: Request) -> Response:
-        data = _valid(s.AudienceSettingsInput, request)
-        found = audiences.audience_settings_update(
-            workspace_id=request_workspace(request).pk, default_region=data["default_region"]
-        )
+        data = _valid(s.AudienceSettingsInput, request, partial=True)
+        found = audiences.audience_settings_update(workspace_id=request_workspace(request).pk, **data)
         return Response(s.AudienceSettingsOutput(found).data)
 
 

@@ -34,6 +34,10 @@ def audience_settings(*, workspace_id: int) -> AudienceSettings:
     return found
 
 
+# The ISO 3166 regions phonenumbers knows (ES, MX, US, ...): the API's RegionEnum.
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
 def region_check(region: str) -> str:
     """An ISO 3166 region phonenumbers knows (ES, MX, US, ...), upper-cased. Raises ValidationFailed."""
     region = region.strip().upper()
@@ -44,10 +48,12 @@ def region_check(region: str) -> str:
     return region
 
 
-def audience_settings_update(*, workspace_id: int, default_region: str) -> AudienceSettings:
+def audience_settings_update(*, workspace_id: int, default_region: str | None = None) -> AudienceSettings:
+    """Change the settings given (None: left as they are)."""
     found = audience_settings(workspace_id=workspace_id)
-    found.default_region = region_check(default_region)
-    found.save(update_fields=["default_region"])
+    if default_region is not None:
+        found.default_region = region_check(default_region)
+        found.save(update_fields=["default_region"])
     return found
 
 

@@ -1,8 +1,8 @@
 """Contact imports in the background: a CSV is stored, then a task on queue `campaigns` writes it in
 batches, with progress and per-row errors.
 
-Phone numbers are normalised with `phonenumbers` ("+34 612 345 678", "612345678" with region ES,
-"0034 612..." all become 34612345678). A row is matched on that number; running the same file again
+Phone numbers are normalised by `contacts.normalize_phone`, as in the synchronous import ("+34 612 345
+678", "612345678" with region ES, "0034 612..." all become 34612345678). A row is matched on that number; running the same file again
 changes nothing (tags and attributes merge, opt-outs never reverse), so a retried or repeated import
 is harmless. An import opts contacts out (recorded as consent, source csv) but never back in.
 """
@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -29,6 +28,7 @@ from apps.conversations.services.contacts import (
     MAX_TAGS,
     PayloadTooLarge,
     normalize_attributes,
+    normalize_phone,
     normalize_tags,
 )
 from apps.conversations.services.optout import contacts_opt_out_many
@@ -133,20 +133,6 @@ def _columns(header: list[str]) -> _Columns:
         opted_out=first("opted_out"),
         attributes=attributes,
     )
-
-
-def normalize_phone(value: str, region: str) -> str:
-    """The number as WhatsApp writes it (E.164 digits, no +). Raises ValueError."""
-    value = value.strip()
-    if value.startswith("00"):
-        value = "+" + value[2:]
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"{value!r} is not a phone number.") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{value!r} is not a valid phone number (region {region} when no +country code).")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
 
 
 @dataclass

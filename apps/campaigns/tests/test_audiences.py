@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
 from apps.campaigns import selectors
 from apps.campaigns.models import Segment
+from apps.campaigns.services import audiences
 from apps.conversations.events import InboundMessage
 from apps.conversations.models import ConsentRecord, Contact
 from apps.conversations.services.inbound import inbound_message_process
@@ -19,6 +21,11 @@ from apps.conversations.tests.factories import ContactFactory, ConversationFacto
 from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def schema_of(component: str) -> dict:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return schema["components"]["schemas"][component]
 
 
 # --- attributes -------------------------------------------------------------------------------------
@@ -38,6 +45,32 @@ def test_an_agent_sets_attributes_with_checked_names(member_client):
     assert bad.status_code == 400 and "attributes" in bad.json()["error"]["details"]
     contact.refresh_from_db()
     assert contact.attributes == {"city": "Madrid", "points": 120, "vip": True}
+
+
+def test_the_schema_states_the_rules_of_attributes_and_the_api_keeps_to_them(member_client):
+    client, _ = member_client(Role.AGENT)
+    attributes = schema_of("ContactInputRequest")["properties"]["attributes"]
+
+    def create(wa_id: str, values: dict) -> int:
+        return client.post(
+            "/api/contacts/", {"wa_id": wa_id, "attributes": values}, format="json"
+        ).status_code
+
+    assert attributes["maxProperties"] == 50
+    assert attributes["propertyNames"] == {"pattern": "^[a-z](_?[a-z0-9])*_?$", "maxLength": 40}
+    assert attributes["additionalProperties"]["anyOf"][0] == {
+        "type": "string",
+        "maxLength": 255,
+        "nullable": True,
+    }
+    assert create("34600000001", {"a_1_": "x", "b" * 40: None, "c": 1.5}) == 201
+    assert create("34600000002", {"a__b": "x"}) == 400
+    assert create("34600000003", {"b" * 41: "x"}) == 400
+    assert create("34600000004", {"a": " " + "x" * 255}) == 400  # the limit holds as sent
+    assert create("34600000005", {"a": {"nested": 1}}) == 400
+    assert list(Contact.objects.values_list("wa_id", "attributes")) == [
+        ("34600000001", {"a_1_": "x", "c": 1.5})
+    ]
 
 
 # --- consent ------------------------------------------------------------------------------------------
@@ -109,7 +142,10 @@ def people(workspace):
         workspace=workspace, tags=["vip", "madrid"], language="es", attributes={"city": "Madrid"}
     )
     ben = ContactFactory.create(workspace=workspace, tags=["vip"], language="en", opted_out=True)
-    cris = ContactFactory.create(workspace=workspace, tags=["madrid"], language="es")
+    # Attribute names that are also lookups of a JSON field: still plain keys.
+    cris = ContactFactory.create(
+        workspace=workspace, tags=["madrid"], language="es", attributes={"contains": "Madrid", "in": "x"}
+    )
     dani = ContactFactory.create(workspace=workspace, tags=[], language="es")
     ConversationFactory.create(
         workspace=workspace, channel=channel, contact=ana, last_inbound_at=now - timedelta(days=2)
@@ -133,6 +169,8 @@ def people(workspace):
         ({"last_inbound_within_days": 7}, {"ana"}),
         ({"last_inbound_older_than_days": 7}, {"ben", "cris", "dani"}),
         ({"attributes": {"city": "Madrid"}}, {"ana"}),
+        ({"attributes": {"contains": "Madrid", "in": "x"}}, {"cris"}),
+        ({"attributes": {"isnull": "Madrid"}}, set()),
     ],
 )
 def test_segment_filters_select_the_right_contacts(workspace, people, filters, expected):
@@ -178,6 +216,46 @@ def test_only_admins_save_segments_and_bad_filters_are_refused(member_client, wo
     assert bad_key.status_code == 400
     assert unknown.status_code == 400
     assert not Segment.objects.exists()
+
+
+def test_filters_are_named_in_the_schema_and_any_other_key_is_refused(member_client, people):
+    agent, _ = member_client(Role.AGENT, people["ana"].workspace)
+    filters = schema_of("SegmentFiltersRequest")
+
+    counted = agent.post(
+        "/api/segments/count", {"tags_any": ["vip"], "attributes": {"in": "x"}}, format="json"
+    )
+    misspelt = agent.post("/api/segments/count", {"tag_any": ["vip"]}, format="json")
+
+    assert filters["additionalProperties"] is False
+    assert set(filters["properties"]) == audiences.SEGMENT_FILTERS
+    assert filters["properties"]["attributes"]["propertyNames"] == {
+        "pattern": "^[a-z](_?[a-z0-9])*_?$",
+        "maxLength": 40,
+    }
+    assert counted.json() == {"count": 0, "marketing_eligible": 0}
+    assert misspelt.status_code == 400
+    assert misspelt.json()["error"]["details"] == {"tag_any": ["Unknown filter."]}
+
+
+# --- audience settings --------------------------------------------------------------------------------
+def test_audience_settings_change_only_what_a_patch_sends(member_client):
+    admin, member = member_client(Role.ADMIN)
+    url = "/api/audience/settings"
+
+    nothing = admin.patch(url, {}, format="json")
+    mexico = admin.patch(url, {"default_region": "MX"}, format="json")
+    unknown = admin.patch(url, {"default_region": "XX"}, format="json")
+    lowercase = admin.patch(url, {"default_region": "es"}, format="json")  # the schema's enum is upper case
+
+    assert (nothing.status_code, nothing.json()) == (200, {"default_region": "ES"})
+    assert (mexico.status_code, mexico.json()) == (200, {"default_region": "MX"})
+    assert (unknown.status_code, lowercase.status_code) == (400, 400)
+    assert admin.get(url).json() == {"default_region": "MX"}
+    patched = schema_of("PatchedAudienceSettingsInputRequest")
+    assert "required" not in patched
+    assert patched["properties"]["default_region"]["allOf"] == [{"$ref": "#/components/schemas/RegionEnum"}]
+    assert schema_of("RegionEnum")["enum"] == audiences.REGIONS
 
 
 def test_another_workspaces_segment_is_not_found(member_client):

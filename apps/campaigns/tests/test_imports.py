@@ -14,6 +14,7 @@ from apps.accounts.tests.factories import WorkspaceFactory
 from apps.campaigns.models import ContactImport
 from apps.campaigns.services import imports
 from apps.conversations.models import ConsentRecord, Contact
+from apps.conversations.services.contacts import normalize_phone
 from apps.conversations.tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -121,10 +122,18 @@ def test_an_import_updates_known_contacts_and_never_opts_anyone_back_in(workspac
         ("55 1234 5678", "MX", "525512345678"),
         ("(202) 555-0143", "US", "12025550143"),
         ("0044 20 7946 0958", "ES", "442079460958"),
+        ("34612345678", "ES", "34612345678"),
+        ("12025550143", "ES", "12025550143"),  # not a Spanish number: a wa_id, with its country code
+        ("+34 612 345 678", None, "34612345678"),
     ],
 )
 def test_numbers_are_normalised_with_the_region(text, region, expected):
-    assert imports.normalize_phone(text, region) == expected
+    assert normalize_phone(text, region) == expected
+
+
+def test_a_number_valid_in_no_reading_is_refused():
+    with pytest.raises(ValueError, match="not a valid phone number"):
+        normalize_phone("612 345 678", None)  # national, and no region to read it in
 
 
 def test_a_file_without_a_phone_column_or_with_a_bad_region_is_refused_at_once(member_client, tasks_captured):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import WorkspaceFactory
@@ -112,6 +113,28 @@ def test_a_template_with_bad_variables_never_reaches_meta(member_client, waba_ch
     assert response.json()["error"]["code"] == "template_invalid"
     assert graph_standin.requests == []
     assert not Template.objects.exists()
+
+
+def test_the_schema_states_the_name_and_language_rules_the_api_keeps(
+    member_client, waba_channel, graph_standin
+):
+    client, _ = member_client(Role.ADMIN)
+    fields = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"][
+        "TemplateInputRequest"
+    ]["properties"]
+
+    def submit(name: str, language: str) -> dict:
+        template = {"name": name, "language": language, "category": "UTILITY", "components": [BODY]}
+        return client.post(URL, {"channel": waba_channel.pk, **template}, format="json").json()
+
+    assert (fields["name"]["pattern"], fields["language"]["pattern"]) == (
+        "^[a-z0-9_]{1,512}$",
+        "^[a-z]{2,3}(_[A-Z]{2})?$",
+    )
+    assert set(submit("Pedido Listo", "es")["error"]["details"]) == {"name"}
+    assert set(submit("pedido_listo", "es-MX")["error"]["details"]) == {"language"}
+    assert set(submit(" pedido_listo", "es")["error"]["details"]) == {"name"}  # as sent, untrimmed
+    assert graph_standin.requests == []
 
 
 def test_meta_refusing_a_template_is_a_clear_400_and_nothing_is_kept(

@@ -8,6 +8,9 @@ from apps.accounts.models import User
 from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.contacts import (
+    ATTRIBUTE_NAME_SCHEMA,
+    MAX_ATTRIBUTE_VALUE,
+    MAX_ATTRIBUTES,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     ImportReport,
@@ -142,7 +145,21 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
 
 
 @input_schema(
-    fields={"wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"}},
+    fields={
+        "wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"},
+        # services.contacts.normalize_attributes: named scalars (null or "" removes one).
+        "attributes": {
+            "maxProperties": MAX_ATTRIBUTES,
+            "propertyNames": ATTRIBUTE_NAME_SCHEMA,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_ATTRIBUTE_VALUE, "nullable": True},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                ]
+            },
+        },
+    },
     # A new contact needs a wa_id or a bsuid (services.contacts.contact_create).
     whole={
         "anyOf": [
