@@ -288,7 +288,6 @@ SPECTACULAR_SETTINGS = {
         "ConsentKindEnum": "apps.conversations.models.ConsentRecord.Kind",
         "TemplateStatusEnum": "apps.campaigns.models.Template.Status",
         "TemplateCategoryEnum": "apps.campaigns.models.Template.Category",
-        "RegionEnum": "apps.campaigns.services.audiences.REGIONS",
     },
 }
 

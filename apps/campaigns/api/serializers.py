@@ -13,7 +13,7 @@ from apps.conversations.services.contacts import (
     MAX_TAG_LENGTH,
     attribute_name_valid,
 )
-from chatbot.openapi import input_schema
+from chatbot.openapi import PROPERTY_NAMES, Component, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 MAX_ID = 2**63 - 1
@@ -50,6 +50,8 @@ class TemplateOutput(serializers.ModelSerializer[Template]):
 
 
 class TemplateInput(JSONInput):
+    """A new template, submitted to Meta for review."""
+
     channel = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, help_text="The number whose account submits it."
     )
@@ -74,6 +76,8 @@ class TemplateInput(JSONInput):
 
 
 class TemplateSyncInput(JSONInput):
+    """The number whose business account's templates are read from Meta."""
+
     channel = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
@@ -86,11 +90,13 @@ class TemplateSyncOutput(serializers.Serializer[Any]):
 # --- segments -----------------------------------------------------------------------------------
 # Every filter is named: a misspelt one would silently widen the audience, so any other key is refused.
 @input_schema(
-    fields={"attributes": {"propertyNames": ATTRIBUTE_NAME_SCHEMA}},
+    fields={"attributes": {PROPERTY_NAMES: ATTRIBUTE_NAME_SCHEMA}},
     whole={"additionalProperties": False},
     partial={"additionalProperties": False},
 )
 class SegmentFilters(JSONInput):
+    """Which contacts: each filter given must hold (an empty list or null means any)."""
+
     tags_any = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=30
     )
@@ -145,16 +151,32 @@ class SegmentCountOutput(serializers.Serializer[Any]):
 
 
 # --- imports and consent ------------------------------------------------------------------------
+REGION = Component("RegionEnum", {"type": "string", "enum": REGIONS, "description": "An ISO 3166 region."})
+
+
+def _region(value: str) -> str:
+    # Exactly as the schema's enum spells it (the services would also take "es" or " ES").
+    if value not in REGIONS:
+        raise serializers.ValidationError("Unknown region: use a two-letter code like ES or MX.")
+    return value
+
+
+@input_schema(fields={"region": REGION})
 class BackgroundImportInput(serializers.Serializer[None]):
     file = serializers.FileField(
         help_text="CSV with a phone (or wa_id) column; optional name, language, tags (split by | or ;), "
         "opted_out; any other column is a contact attribute."
     )
-    region = serializers.ChoiceField(
-        choices=REGIONS,
+    region = serializers.CharField(
         required=False,
+        max_length=2,
+        trim_whitespace=False,
         help_text="Region for numbers without +country code (default: workspace's).",
     )
+
+    def validate_region(self, value: str) -> str:
+        return _region(value)
+
     tags = serializers.CharField(
         required=False, max_length=400, help_text="Tags added to every contact (| or ;)."
     )
@@ -210,12 +232,16 @@ class AudienceSettingsOutput(serializers.ModelSerializer[AudienceSettings]):
         fields = ["default_region"]
 
 
+@input_schema(fields={"default_region": REGION})
 class AudienceSettingsInput(JSONInput):
     """Fields left out keep their value."""
 
-    default_region = serializers.ChoiceField(
-        choices=REGIONS, required=False, help_text="ISO 3166 region: ES, MX, US, ..."
+    default_region = serializers.CharField(
+        required=False, max_length=2, trim_whitespace=False, help_text="ISO 3166 region: ES, MX, US, ..."
     )
+
+    def validate_default_region(self, value: str) -> str:
+        return _region(value)
 
 
 # --- inbox --------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_the_schema_states_the_rules_of_attributes_and_the_api_keeps_to_them(mem
         ).status_code
 
     assert attributes["maxProperties"] == 50
-    assert attributes["propertyNames"] == {"pattern": "^[a-z](_?[a-z0-9])*_?$", "maxLength": 40}
+    assert attributes["x-propertyNames"] == {"pattern": "^[a-z](_?[a-z0-9])*_?$", "maxLength": 40}
     assert attributes["additionalProperties"]["anyOf"][0] == {
         "type": "string",
         "maxLength": 255,
@@ -229,7 +229,7 @@ def test_filters_are_named_in_the_schema_and_any_other_key_is_refused(member_cli
 
     assert filters["additionalProperties"] is False
     assert set(filters["properties"]) == audiences.SEGMENT_FILTERS
-    assert filters["properties"]["attributes"]["propertyNames"] == {
+    assert filters["properties"]["attributes"]["x-propertyNames"] == {
         "pattern": "^[a-z](_?[a-z0-9])*_?$",
         "maxLength": 40,
     }

@@ -18,7 +18,7 @@ from apps.conversations.services.contacts import (
     normalize_tags,
     normalize_wa_id,
 )
-from chatbot.openapi import input_schema
+from chatbot.openapi import PROPERTY_NAMES, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 REPLY_MAX_LENGTH = 4096 * 4
@@ -150,7 +150,7 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
         # services.contacts.normalize_attributes: named scalars (null or "" removes one).
         "attributes": {
             "maxProperties": MAX_ATTRIBUTES,
-            "propertyNames": ATTRIBUTE_NAME_SCHEMA,
+            PROPERTY_NAMES: ATTRIBUTE_NAME_SCHEMA,
             "additionalProperties": {
                 "anyOf": [
                     {"type": "string", "maxLength": MAX_ATTRIBUTE_VALUE, "nullable": True},
