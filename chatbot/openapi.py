@@ -68,12 +68,6 @@ TIME_ZONE = Component(
 )
 
 
-# JSON Schema's `propertyNames` (a rule for an object's keys) is not in OpenAPI 3.0's Schema Object, and
-# the document must stay valid 3.0; it is said as this extension, with JSON Schema's meaning, and the
-# API fuzzer reads it as `propertyNames` (tests/fuzz/hooks.py).
-PROPERTY_NAMES = "x-propertyNames"
-
-
 @dataclass(frozen=True)
 class InputSchema:
     fields: Mapping[str, Any]
@@ -107,7 +101,9 @@ def input_schema(
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            # A copy: drf-spectacular's basic types share their nested dicts (an object's
+            # additionalProperties), and a rule merged into one would reach every other object.
+            base[key] = _merge(copy.deepcopy(base[key]), value)
         else:
             base[key] = copy.deepcopy(value)  # the schema is edited later on; the rule stays as declared
     return base

@@ -8,12 +8,8 @@ from apps.campaigns.models import AudienceSettings, ContactImport, Segment, Temp
 from apps.campaigns.services.audiences import REGIONS
 from apps.campaigns.services.templates import LANGUAGE, NAME
 from apps.conversations.models import ConsentRecord
-from apps.conversations.services.contacts import (
-    ATTRIBUTE_NAME_SCHEMA,
-    MAX_TAG_LENGTH,
-    attribute_name_valid,
-)
-from chatbot.openapi import PROPERTY_NAMES, Component, input_schema
+from apps.conversations.services.contacts import MAX_TAG_LENGTH
+from chatbot.openapi import Component, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 MAX_ID = 2**63 - 1
@@ -89,11 +85,7 @@ class TemplateSyncOutput(serializers.Serializer[Any]):
 
 # --- segments -----------------------------------------------------------------------------------
 # Every filter is named: a misspelt one would silently widen the audience, so any other key is refused.
-@input_schema(
-    fields={"attributes": {PROPERTY_NAMES: ATTRIBUTE_NAME_SCHEMA}},
-    whole={"additionalProperties": False},
-    partial={"additionalProperties": False},
-)
+@input_schema(whole={"additionalProperties": False}, partial={"additionalProperties": False})
 class SegmentFilters(JSONInput):
     """Which contacts: each filter given must hold (an empty list or null means any)."""
 
@@ -115,21 +107,13 @@ class SegmentFilters(JSONInput):
     attributes = serializers.DictField(
         child=serializers.CharField(max_length=255),
         required=False,
-        help_text="Attribute name: value (equal).",
+        help_text="Attribute name: value (equal). A name no contact has matches nobody.",
     )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
             raise serializers.ValidationError({key: ["Unknown filter."] for key in unknown})
         return super().to_internal_value(data)
-
-    def validate_attributes(self, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not attribute_name_valid(key):
-                raise serializers.ValidationError(
-                    f"Attribute name {key!r}: lowercase letters, digits and single _, starting with a letter."
-                )
-        return value
 
 
 class SegmentOutput(serializers.ModelSerializer[Segment]):

@@ -8,7 +8,8 @@ from apps.accounts.models import User
 from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.contacts import (
-    ATTRIBUTE_NAME_SCHEMA,
+    ATTRIBUTE_NAME_PATTERN,
+    MAX_ATTRIBUTE_NAME,
     MAX_ATTRIBUTE_VALUE,
     MAX_ATTRIBUTES,
     MAX_TAG_LENGTH,
@@ -18,7 +19,7 @@ from apps.conversations.services.contacts import (
     normalize_tags,
     normalize_wa_id,
 )
-from chatbot.openapi import PROPERTY_NAMES, input_schema
+from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 REPLY_MAX_LENGTH = 4096 * 4
@@ -147,10 +148,10 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
 @input_schema(
     fields={
         "wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"},
-        # services.contacts.normalize_attributes: named scalars (null or "" removes one).
+        # services.contacts.normalize_attributes: named scalars (null or "" removes one). The names'
+        # pattern is in the description: OpenAPI 3.0 has no rule for an object's keys (propertyNames).
         "attributes": {
             "maxProperties": MAX_ATTRIBUTES,
-            PROPERTY_NAMES: ATTRIBUTE_NAME_SCHEMA,
             "additionalProperties": {
                 "anyOf": [
                     {"type": "string", "maxLength": MAX_ATTRIBUTE_VALUE, "nullable": True},
@@ -181,7 +182,10 @@ class ContactInput(JSONInput):
         child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=MAX_TAGS
     )
     attributes = serializers.DictField(
-        required=False, help_text="Named values: lowercase keys, text/number/boolean values (empty removes)."
+        required=False,
+        help_text=f"Named values: text (up to {MAX_ATTRIBUTE_VALUE}), number or true/false; null or empty "
+        f"removes one. Names: lowercase letters, digits and single _, from a letter, up to "
+        f"{MAX_ATTRIBUTE_NAME} (`{ATTRIBUTE_NAME_PATTERN}`).",
     )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     opted_out = serializers.BooleanField(required=False)

@@ -30,11 +30,9 @@ EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "attributes"
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 255
 MAX_ATTRIBUTE_NAME = 40
-# Lowercase letters, digits and single underscores, from a letter. No "__": a name is also a key lookup
-# of segments (attributes__<name>), never an ORM operator. No lookahead either, so the OpenAPI schema
-# states the very same pattern (ATTRIBUTE_NAME_SCHEMA).
+# Lowercase letters, digits and single underscores, from a letter: a name that reads the same in a
+# segment, a template's variables and a CSV column.
 ATTRIBUTE_NAME_PATTERN = r"^[a-z](_?[a-z0-9])*_?$"
-ATTRIBUTE_NAME_SCHEMA = {"pattern": ATTRIBUTE_NAME_PATTERN, "maxLength": MAX_ATTRIBUTE_NAME}
 _ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 _WA_ID = re.compile(r"[0-9]{7,15}")  # ASCII digits only: \d also matches other scripts' digits
 _TAG_SPLIT = re.compile(r"[|;]")
