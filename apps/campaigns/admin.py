@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.campaigns.models import AudienceSettings, ContactImport, Segment, Template
+from apps.campaigns.models import AudienceSettings, Campaign, ContactImport, Segment, Template
 from apps.campaigns.services import templates
 from chatbot.exceptions import DomainError
 
@@ -71,3 +71,16 @@ class ContactImportAdmin(admin.ModelAdmin[ContactImport]):
 @admin.register(AudienceSettings)
 class AudienceSettingsAdmin(admin.ModelAdmin[AudienceSettings]):
     list_display = ["workspace", "default_region"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin[Campaign]):
+    """Shown only: a campaign's status moves through services.campaigns.campaign_move, never a form."""
+
+    list_display = ["name", "workspace", "status", "scheduled_at", "started_at", "finished_at"]
+    list_filter = ["status", "workspace"]
+    search_fields = ["name"]
+    readonly_fields = [field.name for field in Campaign._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,4 +1,4 @@
-"""Templates (Meta's approved message shapes), consent, saved audiences and contact imports."""
+"""Templates (Meta's approved message shapes), saved audiences, contact imports and campaigns."""
 
 from __future__ import annotations
 
@@ -135,3 +135,65 @@ class AudienceSettings(models.Model):
 
     def __str__(self) -> str:
         return f"audience settings of {self.workspace_id}"
+
+
+class Campaign(models.Model):
+    """A mass send of one approved template to an audience. Its status moves only through
+    services.campaigns.campaign_move (TRANSITIONS there), never by a plain save."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=120)
+    # Kept when the template, number or segment goes: a campaign's history still reads.
+    template = models.ForeignKey(
+        Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    channel = models.ForeignKey(
+        "whatsapp.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    audience_filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The segment's filters as they were when the campaign was scheduled.",
+    )
+    variables = models.JSONField(
+        default=list, blank=True, help_text="Where each {{n}} of the template comes from, per recipient."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(
+        max_length=32, blank=True, help_text="staff, or what Meta said (spam_rate_limit, template_paused)."
+    )
+    failure = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="scheduled") | models.Q(scheduled_at__isnull=False),
+                name="campaigns_campaign_scheduled_at_set",
+            ),
+        ]
+        # The scheduler's read: scheduled campaigns whose time has come.
+        indexes = [models.Index(fields=["status", "scheduled_at"], name="campaigns_campaign_due")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
