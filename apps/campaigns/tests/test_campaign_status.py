@@ -43,7 +43,7 @@ def _status(campaign: Campaign) -> str:
 def _campaign(status: str, **fields) -> Campaign:
     if status != St.DRAFT:
         fields.setdefault("scheduled_at", timezone.now())
-    return CampaignFactory(status=status, **fields)
+    return CampaignFactory.create(status=status, **fields)
 
 
 def test_the_table_holds_every_move_and_no_move_leaves_an_ended_campaign():
