@@ -101,7 +101,9 @@ def input_schema(
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            # A copy: drf-spectacular's basic types share their nested dicts (an object's
+            # additionalProperties), and a rule merged into one would reach every other object.
+            base[key] = _merge(copy.deepcopy(base[key]), value)
         else:
             base[key] = copy.deepcopy(value)  # the schema is edited later on; the rule stays as declared
     return base

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "apps.conversations",
     "apps.assistant",
     "apps.audit",
+    "apps.campaigns",
     "apps.sandbox",
     "apps.live",
     "apps.dashboard",
@@ -284,6 +285,9 @@ SPECTACULAR_SETTINGS = {
         "CircuitStateEnum": "chatbot.circuit.STATES",
         "ModelJobKindEnum": "apps.assistant.models.ModelPull.Kind",
         "ChannelKindEnum": "apps.whatsapp.models.Channel.Kind",
+        "ConsentKindEnum": "apps.conversations.models.ConsentRecord.Kind",
+        "TemplateStatusEnum": "apps.campaigns.models.Template.Status",
+        "TemplateCategoryEnum": "apps.campaigns.models.Template.Category",
     },
 }
 
@@ -317,6 +321,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # An open /ws/live/ socket checks at least this often (and before it forwards events) that its
 # login still stands and its user is still a member; otherwise it closes (4401 / 4403).
 LIVE_SOCKET_RECHECK_SECONDS = env.float("LIVE_SOCKET_RECHECK_SECONDS", default=30.0)
+
+# --- Campaigns: audiences ------------------------------------------------------------------
+# Region (ISO 3166) for phone numbers written without +country code, until a workspace sets its own.
+CAMPAIGNS_DEFAULT_REGION = env.str("CAMPAIGNS_DEFAULT_REGION", default="ES").upper()
+# A background contact import: the largest CSV accepted, and how many rows are written per batch.
+CAMPAIGNS_IMPORT_MAX_BYTES = env.int("CAMPAIGNS_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+CAMPAIGNS_IMPORT_BATCH = env.int("CAMPAIGNS_IMPORT_BATCH", default=2000)
 
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")

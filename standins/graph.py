@@ -9,7 +9,10 @@ Phone numbers registered with add_number() answer `GET /{version}/{phone-number-
 ownership check) only to the access tokens given for them.
 
 Control endpoints (JSON, no authentication: bind it to localhost) live under /_standin/:
-GET sent, requests, webhooks; POST fail, delay, drop, rate_limit, webhooks, inbound, media, numbers, reset.
+GET sent, requests, webhooks; POST fail, delay, drop, rate_limit, webhooks, inbound, media, numbers,
+templates (add one, reviewed already), template_event (change one and post its webhook), reset.
+Message templates live per business account at `/{version}/{waba-id}/message_templates` (GET with
+cursor paging, POST submits one as PENDING, DELETE by name and hsm_id).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
@@ -346,6 +349,9 @@ class GraphStandIn:
         self._media: dict[str, _Media] = {}
         self._numbers: dict[str, _Number] = {}
         self._webhooks: _WebhookConfig | None = None
+        # Message templates per WhatsApp Business Account id, in creation order.
+        self._templates: dict[str, list[dict[str, Any]]] = {}
+        self._template_ids = itertools.count(880000000000001)
         self._stopping = threading.Event()
         self._server: _Server | None = None
         # What `received_at` and the rate limit's window read; a test that lets time pass on a fake
@@ -534,6 +540,147 @@ class GraphStandIn:
         with self._lock:
             self._webhooks = _WebhookConfig(url, app_secret, chosen, max(0.0, delay))
 
+    # --- message templates ----------------------------------------------------------------------------
+    def add_template(
+        self,
+        waba_id: str,
+        name: str,
+        language: str = "es",
+        *,
+        category: str = "MARKETING",
+        status: str = "APPROVED",
+        components: list[dict[str, Any]] | None = None,
+        quality: str = "GREEN",
+    ) -> dict[str, Any]:
+        """Register a template as if it had been created at Meta (reviewed already: `status`)."""
+        template = {
+            "id": str(next(self._template_ids)),
+            "name": name,
+            "language": language,
+            "status": status,
+            "category": category,
+            "components": components or [{"type": "BODY", "text": f"{name}"}],
+            "quality_score": {"score": quality},
+        }
+        with self._lock:
+            self._templates.setdefault(waba_id, []).append(template)
+        return dict(template)
+
+    def templates(self, waba_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(template) for template in self._templates.get(waba_id, [])]
+
+    def template_event(
+        self, waba_id: str, template_id: str, field: str, value: dict[str, Any]
+    ) -> tuple[int | None, str]:
+        """Change a template as Meta's review would and post the matching signed webhook now:
+        `field` message_template_status_update (value: event, reason), message_template_quality_update
+        (new_quality_score) or template_category_update (new_category)."""
+        with self._lock:
+            config = self._webhooks
+            template = next((t for t in self._templates.get(waba_id, []) if t["id"] == template_id), None)
+            if template is None:
+                raise KeyError(f"no template {template_id} in account {waba_id}")
+            event = {
+                "message_template_id": int(template_id),
+                "message_template_name": template["name"],
+                "message_template_language": template["language"],
+            }
+            if field == "message_template_status_update":
+                template["status"] = str(value["event"])
+                event.update(event=template["status"], reason=str(value.get("reason", "NONE")))
+            elif field == "message_template_quality_update":
+                event.update(
+                    previous_quality_score=template["quality_score"]["score"],
+                    new_quality_score=str(value["new_quality_score"]),
+                )
+                template["quality_score"] = {"score": event["new_quality_score"]}
+            elif field == "template_category_update":
+                event.update(previous_category=template["category"], new_category=str(value["new_category"]))
+                template["category"] = event["new_category"]
+            else:
+                raise ValueError(f"unknown template webhook field {field!r}")
+        if config is None:
+            raise RuntimeError("configure_webhooks() first: there is nowhere to post the event")
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": waba_id, "time": int(time.time()), "changes": [{"field": field, "value": event}]}
+            ],
+        }
+        return self._post_webhook(config.url, config.app_secret, payload)
+
+    def _templates_call(
+        self, method: str, waba_id: str, headers: Message, query: dict[str, str], body: bytes
+    ) -> _Answer:
+        """`/{waba-id}/message_templates`: GET (paged with cursors), POST (submit: PENDING), DELETE."""
+        if not self._authorized(headers.get("Authorization", "")):
+            return _Answer.meta(401, 190)
+        if method == "GET":
+            return self._templates_page(waba_id, query)
+        if method == "DELETE":
+            name, hsm_id = query.get("name", ""), query.get("hsm_id", "")
+            with self._lock:
+                kept = [
+                    t
+                    for t in self._templates.get(waba_id, [])
+                    if not (t["name"] == name and (not hsm_id or t["id"] == hsm_id))
+                ]
+                removed = len(self._templates.get(waba_id, [])) - len(kept)
+                self._templates[waba_id] = kept
+            if not name or not removed:
+                return _Answer.meta(400, 100, details=f"Message template {name!r} not found.")
+            return _Answer.json(200, {"success": True})
+        if method != "POST":
+            return _Answer.meta(400, 100, details=f"Unsupported {method.lower()} request.")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return _Answer.meta(400, 100, details="The request body is not valid JSON.")
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(key), str) and data[key] for key in ("name", "language", "category")
+        ):
+            return _Answer.meta(400, 100, details="name, language and category are required.")
+        if not isinstance(data.get("components"), list) or not data["components"]:
+            return _Answer.meta(400, 100, details="components is required.")
+        with self._lock:
+            if any(
+                t["name"] == data["name"] and t["language"] == data["language"]
+                for t in self._templates.get(waba_id, [])
+            ):
+                answer = meta_error(100, details="Content in this language already exists.")
+                answer["error"]["error_subcode"] = 2388024
+                return _Answer.json(400, answer)
+        created = self.add_template(
+            waba_id,
+            data["name"],
+            data["language"],
+            category=data["category"],
+            status="PENDING",
+            components=data["components"],
+            quality="UNKNOWN",
+        )
+        return _Answer.json(200, {"id": created["id"], "status": "PENDING", "category": data["category"]})
+
+    def _templates_page(self, waba_id: str, query: dict[str, str]) -> _Answer:
+        try:
+            limit = max(1, min(int(query.get("limit", "25")), 1000))
+            start = int(base64.b64decode(query["after"]).decode()) if query.get("after") else 0
+        except ValueError:
+            return _Answer.meta(400, 100, details="Invalid limit or cursor.")
+        items = self.templates(waba_id)
+        page = items[start : start + limit]
+        result: dict[str, Any] = {"data": page}
+        if page:
+            cursors = {
+                "before": base64.b64encode(str(start).encode()).decode(),
+                "after": base64.b64encode(str(start + len(page)).encode()).decode(),
+            }
+            result["paging"] = {"cursors": cursors}
+            if start + len(page) < len(items):
+                result["paging"]["next"] = f"{self.url}/message_templates?after={cursors['after']}"
+        return _Answer.json(200, result)
+
     def inject_inbound(
         self,
         phone_number_id: str,
@@ -655,7 +802,11 @@ class GraphStandIn:
                 {"method": method, "path": "/" + "/".join(segments), "received_at": self.clock()}
             )
             delay = self._delays.popleft() if self._delays else 0.0
-        answer = self._graph(method, segments, headers, body, is_download)
+        query = {key: values[-1] for key, values in parse_qs(urlsplit(target).query).items()}
+        if len(segments) == 3 and segments[2] == "message_templates" and not is_download:
+            answer = self._templates_call(method, segments[1], headers, query, body)
+        else:
+            answer = self._graph(method, segments, headers, body, is_download)
         answer.delay = delay
         return answer
 
@@ -875,6 +1026,21 @@ class GraphStandIn:
                 display_phone_number=data.get("display_phone_number"),
             )
             return ok
+        if name == "templates":
+            created = self.add_template(
+                str(data["waba_id"]),
+                str(data["name"]),
+                str(data.get("language", "es")),
+                category=str(data.get("category", "MARKETING")),
+                status=str(data.get("status", "APPROVED")),
+                components=data.get("components"),
+            )
+            return _Answer.json(200, created)
+        if name == "template_event":
+            status_code, error = self.template_event(
+                str(data["waba_id"]), str(data["template_id"]), str(data["field"]), dict(data["value"])
+            )
+            return _Answer.json(200, {"status_code": status_code, "error": error})
         if name == "reset":
             self.reset()
             return ok

@@ -14,6 +14,7 @@ from apps.accounts import services as account_services
 from apps.accounts.models import Membership, Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
 from apps.assistant.models import KnowledgeEntry
+from apps.campaigns.models import ContactImport, Segment, Template
 from apps.conversations.models import Contact, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
@@ -55,6 +56,7 @@ BODIES: dict[str, Any] = {
     "POST /api/conversations/{id}/reply": {"body": "Hello"},
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
+    "PATCH /api/segments/{id}/": {"name": "Renamed"},
 }
 
 
@@ -65,8 +67,20 @@ def _object_id(operation: str, workspace: Workspace) -> int:
         return MembershipFactory.create(workspace=workspace, role=Role.VIEWER).pk
     if path.startswith("/api/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title="Open?", content="Yes").pk
+    if path.startswith("/api/contacts/imports/"):
+        return ContactImport.objects.create(workspace=workspace, data=b"", region="ES").pk
     if path.startswith("/api/contacts/"):
         return ConversationFactory.create(channel__workspace=workspace).contact_id
+    if path.startswith("/api/templates/"):
+        return Template.objects.create(
+            workspace=workspace,
+            waba_id="1",
+            name=f"t{uuid.uuid4().hex[:8]}",
+            language="es",
+            category="UTILITY",
+        ).pk
+    if path.startswith("/api/segments/"):
+        return Segment.objects.create(workspace=workspace, name=uuid.uuid4().hex[:8], filters={}).pk
     if path.startswith("/api/conversations/"):
         return ConversationFactory.create(channel__workspace=workspace).pk
     if path.startswith("/api/messages/"):
@@ -148,4 +162,6 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "contacts": list(Contact.objects.filter(workspace=workspace).values_list("pk", "name")),
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
         "channels": list(Channel.objects.filter(workspace=workspace).values_list("pk", "name", "is_active")),
+        "templates": list(Template.objects.filter(workspace=workspace).values_list("pk", "status")),
+        "segments": list(Segment.objects.filter(workspace=workspace).values_list("pk", "name")),
     }

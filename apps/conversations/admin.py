@@ -32,7 +32,17 @@ class ConversationSettingsAdmin(admin.ModelAdmin[ConversationSettings]):
 class ContactForm(forms.ModelForm[Contact]):
     class Meta:
         model = Contact
-        fields = ["workspace", "wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"]
+        fields = [
+            "workspace",
+            "wa_id",
+            "bsuid",
+            "name",
+            "language",
+            "tags",
+            "attributes",
+            "notes",
+            "opted_out",
+        ]
 
     def clean_wa_id(self) -> str:
         value: str = self.cleaned_data["wa_id"]
@@ -50,6 +60,15 @@ class ContactForm(forms.ModelForm[Contact]):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
 
+    def clean_attributes(self) -> dict[str, Any]:
+        value = self.cleaned_data["attributes"] or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('An object, e.g. {"city": "Madrid", "points": 120}.')
+        try:
+            return contacts.normalize_attributes(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin[Contact]):
@@ -57,7 +76,26 @@ class ContactAdmin(admin.ModelAdmin[Contact]):
     list_display = ["__str__", "workspace", "wa_id", "bsuid", "language", "opted_out", "created_at"]
     list_filter = ["opted_out", "opt_out_source", "language", "workspace"]
     search_fields = ["name", "profile_name", "wa_id", "bsuid"]
-    readonly_fields = ["profile_name", "opted_out_at", "opt_out_source", "created_at", "updated_at"]
+    readonly_fields = [
+        "profile_name",
+        "opted_out_at",
+        "opt_out_source",
+        "consent_history",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Consent history")
+    def consent_history(self, contact: Contact) -> str:
+        """Evidence, shown and never edited here (a change goes through the opt-out field)."""
+        records = contact.consent_records.order_by("-at")[:20] if contact.pk else []
+        return (
+            "; ".join(
+                f"{r.at:%Y-%m-%d %H:%M} {r.kind} {'in' if r.opted_in else 'out'} ({r.source})"
+                for r in records
+            )
+            or "-"
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
         return [*self.readonly_fields, "workspace"] if obj else list(self.readonly_fields)

@@ -48,6 +48,9 @@ class Contact(models.Model):
     profile_name = models.CharField(max_length=255, blank=True)
     language = models.CharField(max_length=8, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text="Named values for segments and templates."
+    )
     notes = models.TextField(blank=True)
     opted_out = models.BooleanField(default=False, help_text="Opted out of marketing messages.")
     opted_out_at = models.DateTimeField(null=True, blank=True)
@@ -72,6 +75,38 @@ class Contact(models.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.profile_name or self.wa_id or self.bsuid
+
+
+class ConsentRecord(models.Model):
+    """One change of a contact's consent, kept for good: what, from where, when. Written by
+    services.optout with every change of `Contact.opted_out` (marketing), so the two never disagree."""
+
+    class Kind(models.TextChoices):
+        MARKETING = "marketing", "Marketing"
+        UTILITY = "utility", "Utility"
+
+    class Source(models.TextChoices):
+        CSV = "csv", "CSV import"
+        API = "api", "API"
+        KEYWORD = "keyword", "Keyword (STOP, BAJA, ...)"
+        USER_PREFERENCES = "user_preferences", "WhatsApp user preferences"
+        BUTTON = "button", "Template button"
+        STAFF = "staff", "Staff"
+        META_ERROR = "meta_error", "WhatsApp error 131050"
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_records")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    opted_in = models.BooleanField()
+    source = models.CharField(max_length=24, choices=Source.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["contact", "kind", "-at"], name="conv_consent_contact_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {'in' if self.opted_in else 'out'} ({self.source})"
 
 
 class Conversation(models.Model):

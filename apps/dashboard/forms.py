@@ -209,3 +209,57 @@ class AssistantSettingsForm(forms.Form):
     @staticmethod
     def initial_from(row: AssistantSettings) -> dict[str, Any]:
         return {name: getattr(row, name) for name in AssistantSettingsForm.base_fields}
+
+
+# --- campaigns: templates, imports, segments ---------------------------------------------------------
+class TemplateSendForm(forms.Form):
+    template = forms.IntegerField(label=_("Template"), min_value=1)
+    parameters = forms.CharField(
+        label=_("Values of {{1}}, {{2}}, … (one per line)"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=10_000,
+    )
+    header_parameter = forms.CharField(label=_("Header value"), required=False, max_length=1024)
+
+    def clean_parameters(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["parameters"].splitlines() if line.strip()]
+
+
+class ContactImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"))
+    region = forms.CharField(
+        label=_("Country for numbers without +code"), required=False, max_length=2, help_text=_("e.g. ES, MX")
+    )
+    tags = forms.CharField(label=_("Tags for every contact"), required=False, max_length=400)
+
+
+OPTED_CHOICES = [("", _("Any")), ("no", _("Receives marketing")), ("yes", _("Opted out"))]
+
+
+class SegmentForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=120, required=False)
+    tags_any = forms.CharField(label=_("Any of these tags"), required=False, max_length=400)
+    tags_all = forms.CharField(label=_("All of these tags"), required=False, max_length=400)
+    languages = forms.CharField(
+        label=_("Languages"), required=False, max_length=100, help_text=_("e.g. es, en")
+    )
+    opted_out = forms.ChoiceField(label=_("Marketing"), choices=OPTED_CHOICES, required=False)
+    last_inbound_within_days = forms.IntegerField(
+        label=_("Wrote within the last N days"), required=False, min_value=0, max_value=3650
+    )
+    last_inbound_older_than_days = forms.IntegerField(
+        label=_("Silent for more than N days"), required=False, min_value=0, max_value=3650
+    )
+
+    def filters(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        found: dict[str, Any] = {
+            "tags_any": _comma_list(data.get("tags_any") or ""),
+            "tags_all": _comma_list(data.get("tags_all") or ""),
+            "languages": _comma_list(data.get("languages") or ""),
+            "opted_out": {"yes": True, "no": False}.get(data.get("opted_out") or ""),
+            "last_inbound_within_days": data.get("last_inbound_within_days"),
+            "last_inbound_older_than_days": data.get("last_inbound_older_than_days"),
+        }
+        return {key: value for key, value in found.items() if value not in (None, [], "")}

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import campaign_views, views
 
 app_name = "dashboard"
 
@@ -18,10 +18,21 @@ urlpatterns = [
     path("conversations/<int:pk>/", views.conversation_page, name="conversation"),
     path("conversations/<int:pk>/thread/", views.conversation_thread, name="conversation-thread"),
     path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
+    path(
+        "conversations/<int:pk>/template/",
+        campaign_views.conversation_template,
+        name="conversation-template",
+    ),
     path("conversations/<int:pk>/<slug:action>/", views.conversation_action, name="conversation-action"),
     path("queue/", views.queue, name="queue"),
     path("queue/list/", views.queue_list, name="queue-list"),
     path("queue/<int:pk>/<slug:action>/", views.queue_action, name="queue-action"),
+    path("templates/", campaign_views.template_list, name="templates"),
+    path("templates/sync/", campaign_views.template_sync, name="template-sync"),
+    path("contacts/import/", campaign_views.contact_import, name="contact-import"),
+    path("contacts/import/list/", campaign_views.contact_import_list, name="contact-import-list"),
+    path("segments/", campaign_views.segment_list, name="segments"),
+    path("segments/count/", campaign_views.segment_count, name="segment-count"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

@@ -21,6 +21,8 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
+from apps.campaigns import selectors as campaign_selectors
+from apps.campaigns.models import Template
 from apps.conversations import selectors
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import actions, outbound
@@ -38,7 +40,7 @@ ACTIONS = {
 }
 
 
-NAV = {"conversation": "inbox", "knowledge_edit": "business"}
+NAV = {"conversation": "inbox", "knowledge_edit": "business", "contact_import": "segments"}
 
 
 def _page(request: HttpRequest, membership: Membership, template: str, **context: Any) -> HttpResponse:
@@ -138,6 +140,9 @@ def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> 
         thread=_thread(conversation),
         reply_form=forms.ReplyForm(),
         window_open=selectors.window_open(conversation=conversation),
+        templates=campaign_selectors.template_list(
+            workspace=membership.workspace, status=Template.Status.APPROVED
+        ).filter(waba_id=conversation.channel.waba_id),
     )
 
 

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
+from apps.campaigns.services.templates import TEMPLATE_FIELDS, template_event_apply
 from apps.whatsapp.payloads import (
     ChannelBatch,
     PayloadError,
@@ -30,6 +31,7 @@ from apps.whatsapp.route_cache import ChannelRoute
 from apps.whatsapp.selectors import channel_verify_tokens, channels_addressed
 from apps.whatsapp.services import webhook_delivery_store
 from apps.whatsapp.signature import matching_secret
+from apps.whatsapp.templates import template_changes
 from chatbot import ratelimit
 
 logger = logging.getLogger(__name__)
@@ -110,6 +112,15 @@ def _receive(request: HttpRequest) -> HttpResponse:
     routed = _route(delivery_parse(delivery), channels, secret)
     try:
         webhook_delivery_store(routed=routed, seen_precision=SEEN_PRECISION)
+        if changes := template_changes(delivery, TEMPLATE_FIELDS):
+            # Only the workspaces whose own app secret signed the delivery.
+            signers = {
+                c.workspace_id
+                for c in channels
+                if hmac.compare_digest(c.app_secret.encode(), secret.encode())
+            }
+            for waba_id, field, value in changes:
+                template_event_apply(workspace_ids=signers, waba_id=waba_id, field=field, value=value)
     except DatabaseError:
         logger.exception("webhook delivery not stored; Meta will deliver it again")
         return _error(503, "unavailable", "The delivery could not be stored; try again later.")

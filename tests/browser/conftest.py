@@ -102,7 +102,7 @@ def worker(postgres: None, redis_url: str, sandbox_standin: GraphStandIn, tmp_pa
     proc = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
-            *("-m", "celery", "-A", "celery_app", "worker", "-Q", "inbound,llm,outbound,default"),
+            *("-m", "celery", "-A", "celery_app", "worker", "-Q", "inbound,llm,outbound,campaigns,default"),
             *("-P", "threads", "-c", "4", "--without-heartbeat", "--without-gossip", "--without-mingle"),
             *("-l", "INFO"),
         ],

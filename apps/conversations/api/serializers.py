@@ -8,9 +8,14 @@ from apps.accounts.models import User
 from apps.conversations import selectors
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.contacts import (
+    ATTRIBUTE_NAME_PATTERN,
+    MAX_ATTRIBUTE_NAME,
+    MAX_ATTRIBUTE_VALUE,
+    MAX_ATTRIBUTES,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     ImportReport,
+    normalize_attributes,
     normalize_tags,
     normalize_wa_id,
 )
@@ -132,6 +137,7 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
             "display_name",
             "language",
             "tags",
+            "attributes",
             "notes",
             "opted_out",
             "opted_out_at",
@@ -140,7 +146,21 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
 
 
 @input_schema(
-    fields={"wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"}},
+    fields={
+        "wa_id": {"pattern": r"^(\+?[0-9]{7,15})?$"},
+        # services.contacts.normalize_attributes: named scalars (null or "" removes one). The names'
+        # pattern is in the description: OpenAPI 3.0 has no rule for an object's keys (propertyNames).
+        "attributes": {
+            "maxProperties": MAX_ATTRIBUTES,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_ATTRIBUTE_VALUE, "nullable": True},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                ]
+            },
+        },
+    },
     # A new contact needs a wa_id or a bsuid (services.contacts.contact_create).
     whole={
         "anyOf": [
@@ -161,6 +181,12 @@ class ContactInput(JSONInput):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=MAX_TAGS
     )
+    attributes = serializers.DictField(
+        required=False,
+        help_text=f"Named values: text (up to {MAX_ATTRIBUTE_VALUE}), number or true/false; null or empty "
+        f"removes one. Names: lowercase letters, digits and single _, from a letter, up to "
+        f"{MAX_ATTRIBUTE_NAME} (`{ATTRIBUTE_NAME_PATTERN}`).",
+    )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     opted_out = serializers.BooleanField(required=False)
 
@@ -175,6 +201,12 @@ class ContactInput(JSONInput):
     def validate_tags(self, value: list[str]) -> list[str]:
         try:
             return normalize_tags(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return normalize_attributes(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
 

@@ -51,14 +51,27 @@ def conversation_close(*, conversation: Conversation, user: Any) -> Conversation
     return conversation
 
 
-@transaction.atomic
 def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> list[Message]:
     """An agent's reply goes through the queue; replying takes the conversation over if nobody had."""
+    return conversation_staff_send(conversation=conversation, user=user, body=body)
+
+
+@transaction.atomic
+def conversation_staff_send(
+    *,
+    conversation: Conversation,
+    user: Any,
+    body: str = "",
+    type: str = "text",
+    content: dict[str, Any] | None = None,
+) -> list[Message]:
+    """Staff send something (a reply, a template, buttons or a list) through the queue, taking the
+    conversation over if nobody had. Anything but a template needs the 24-hour window open."""
     # Locked and re-read: a close (or another agent's take-over) after the caller loaded it wins.
     current = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if current.status == C.CLOSED:
         raise _closed()
-    if not window_open(conversation=current):
+    if type != "template" and not window_open(conversation=current):
         # Only approved templates may reach a customer outside the 24-hour window; say so now
         # rather than queue a message that is bound to fail.
         raise Conflict(
@@ -76,7 +89,14 @@ def conversation_reply(*, conversation: Conversation, user: Any, body: str) -> l
         Conversation.objects.filter(pk=current.pk).update(human_activity_at=now)
         current.human_activity_at = now
         live_publish(workspace_id=current.workspace_id, kind="conversation", conversation_id=current.pk)
-    return message_enqueue(conversation=current, author=Message.Author.AGENT, author_user=user, body=body)
+    return message_enqueue(
+        conversation=current,
+        author=Message.Author.AGENT,
+        author_user=user,
+        body=body,
+        type=type,
+        content=content,
+    )
 
 
 def conversation_mark_read(*, conversation: Conversation) -> None:

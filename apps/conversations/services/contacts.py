@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from rest_framework import status
@@ -25,7 +26,14 @@ IMPORT_TOO_LARGE = f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)}
 MAX_TAGS = 30
 MAX_TAG_LENGTH = 40
 EXPORT_COLUMNS = ["wa_id", "name", "language", "tags", "opted_out", "created_at"]
-EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "notes", "opted_out"})
+EDITABLE = frozenset({"wa_id", "bsuid", "name", "language", "tags", "attributes", "notes", "opted_out"})
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_VALUE = 255
+MAX_ATTRIBUTE_NAME = 40
+# Lowercase letters, digits and single underscores, from a letter: a name that reads the same in a
+# segment, a template's variables and a CSV column.
+ATTRIBUTE_NAME_PATTERN = r"^[a-z](_?[a-z0-9])*_?$"
+_ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 _WA_ID = re.compile(r"[0-9]{7,15}")  # ASCII digits only: \d also matches other scripts' digits
 _TAG_SPLIT = re.compile(r"[|;]")
 _TRUE = {"1", "true", "yes", "y", "x", "si", "sí"}
@@ -48,6 +56,34 @@ def normalize_wa_id(value: str) -> str:
     return value
 
 
+def attribute_name_valid(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= MAX_ATTRIBUTE_NAME and bool(_ATTRIBUTE_NAME.fullmatch(name))
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """A phone number as WhatsApp writes it (E.164 digits, no +), for every import. Raises ValueError.
+
+    "+34 612 345 678" and "0034 612 345 678" carry their country code. Other text is first read as a
+    national number of `region` ("612 345 678" with ES); when that is not a valid number (or there is no
+    region), as digits that start with their country code, as a wa_id is written ("34612345678").
+    """
+    text = value.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    readings: list[tuple[str, str | None]] = [(text, None)] if text.startswith("+") else [("+" + text, None)]
+    if region and not text.startswith("+"):
+        readings.insert(0, (text, region))
+    for candidate, candidate_region in readings:
+        try:
+            number = phonenumbers.parse(candidate, candidate_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+    where = f"region {region} when there is no +country code" if region else "with its +country code"
+    raise ValueError(f"{value.strip()!r} is not a valid phone number ({where}).")
+
+
 def normalize_tags(tags: Iterable[str]) -> list[str]:
     """Trimmed, without blanks or repeats (first spelling wins, compared without case). Raises ValueError."""
     seen: dict[str, str] = {}
@@ -61,6 +97,32 @@ def normalize_tags(tags: Iterable[str]) -> list[str]:
     if len(seen) > MAX_TAGS:
         raise ValueError(f"A contact has at most {MAX_TAGS} tags.")
     return list(seen.values())
+
+
+def normalize_attributes(attributes: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
+    """Named values of a contact (segments filter on them, templates fill variables from them): keys are
+    lowercase identifiers, values short scalars; an empty value removes the key. Raises ValueError."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ValueError(f"A contact has at most {MAX_ATTRIBUTES} attributes.")
+    clean: dict[str, str | int | float | bool] = {}
+    for key, value in attributes.items():
+        if not attribute_name_valid(key):
+            raise ValueError(
+                f"Attribute name {key!r}: lowercase letters, digits and single _, starting with a letter "
+                f"(at most {MAX_ATTRIBUTE_NAME})."
+            )
+        if isinstance(value, str):
+            if len(value) > MAX_ATTRIBUTE_VALUE:  # as sent, as the API's schema says
+                raise ValueError(f"Attribute {key}: at most {MAX_ATTRIBUTE_VALUE} characters.")
+            value = value.strip()
+            if not value:
+                continue
+        elif value is None:
+            continue
+        elif not isinstance(value, int | float | bool):
+            raise ValueError(f"Attribute {key}: a text, a number or true/false.")
+        clean[key] = value
+    return clean
 
 
 def _duplicate() -> Conflict:
@@ -80,6 +142,7 @@ def contact_create(
     name: str = "",
     language: str = "",
     tags: Iterable[str] = (),
+    attributes: Mapping[str, Any] | None = None,
     notes: str = "",
     opted_out: bool = False,
     opt_out_source: str = STAFF,
@@ -91,6 +154,7 @@ def contact_create(
         name=name,
         language=language,
         tags=list(tags),
+        attributes=dict(attributes or {}),
         notes=notes,
     )
     _check_has_id(contact)
@@ -167,7 +231,7 @@ def _parse_flag(value: str) -> bool:
 
 def _import_values(row: Mapping[str, str | None], columns: set[str]) -> tuple[str, dict[str, Any]]:
     """The row's wa_id and the fields its non-empty cells set. Raises ValueError."""
-    wa_id = normalize_wa_id(_cell(row.get("wa_id")))
+    wa_id = normalize_phone(_cell(row.get("wa_id")))
     values: dict[str, Any] = {}
     if "name" in columns and (name := _cell(row.get("name"))):
         if len(name) > 255:
@@ -221,7 +285,8 @@ def _records(text: str) -> tuple[list[str], Iterator[tuple[int, list[str] | csv.
 def contacts_import_csv(*, workspace: Any, data: bytes) -> ImportReport:
     """Create or update contacts by wa_id from CSV with columns wa_id,name,language,tags,opted_out.
 
-    Rows are numbered as in a spreadsheet (the header is row 1). Each row is saved on its own, so
+    A wa_id is a phone number with its country code, spelt any way ("+34 612 345 678", "0034...",
+    "34612345678"; see `normalize_phone`). Rows are numbered as in a spreadsheet (the header is row 1). Each row is saved on its own, so
     a bad row is reported and never stops the others. Empty cells leave an existing contact's value
     as it is. Tags are separated by `|` or `;`. An import may opt contacts out but never opts
     anyone back in: that stays a deliberate edit of one contact.

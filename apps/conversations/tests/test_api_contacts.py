@@ -49,6 +49,7 @@ def test_agent_creates_a_contact_and_a_leading_plus_is_stripped(member_client):
         "display_name": "Ana",
         "language": "es",
         "tags": ["vip", "Madrid"],
+        "attributes": {},
         "notes": "",
         "opted_out": False,
         "opted_out_at": None,
@@ -218,7 +219,7 @@ def test_import_creates_and_updates_and_reports_bad_rows_by_number(member_client
         "created": 2,
         "updated": 1,
         "errors": [
-            {"row": 4, "error": "wa_id must be 7 to 15 digits (a leading + is allowed)."},
+            {"row": 4, "error": "'not-a-number' is not a valid phone number (with its +country code)."},
             {"row": 5, "error": "opted_out must be true or false, not 'maybe'."},
         ],
     }
@@ -231,6 +232,34 @@ def test_import_creates_and_updates_and_reports_bad_rows_by_number(member_client
     assert not Contact.objects.filter(name__in=["Carla", "Dani"]).exists()
     other_workspace_twin.refresh_from_db()
     assert other_workspace_twin.name == "Theirs"
+
+
+def test_import_normalises_numbers_written_as_people_write_them(member_client):
+    client, agent = member_client(Role.AGENT)
+    existing = ContactFactory(workspace=agent.workspace, wa_id="34612345678", name="Ana")
+    csv_text = (
+        "wa_id,name\n"
+        "+34 612 345 678,Ana María\n"  # the same contact as 34612345678
+        "0052 55 1234 5678,Bea\n"
+        "(202) 555-0143,Carla\n"  # no country code: a wa_id always has one, and 202... has none
+        "+34 612 345,Dani\n"  # too short for Spain
+    )
+
+    response = client.post("/api/contacts/import", upload(csv_text))
+
+    assert response.json() == {
+        "created": 1,
+        "updated": 1,
+        "errors": [
+            {"row": 4, "error": "'(202) 555-0143' is not a valid phone number (with its +country code)."},
+            {"row": 5, "error": "'+34 612 345' is not a valid phone number (with its +country code)."},
+        ],
+    }
+    existing.refresh_from_db()
+    assert existing.name == "Ana María"
+    assert list(
+        Contact.objects.filter(workspace=agent.workspace).order_by("wa_id").values_list("wa_id", "name")
+    ) == [("34612345678", "Ana María"), ("525512345678", "Bea")]
 
 
 def test_import_never_opts_back_in_a_contact_who_opted_out(member_client):

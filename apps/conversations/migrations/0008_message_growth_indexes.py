@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
     atomic = False  # CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ("conversations", "0006_message_handled_as"),
+        ("conversations", "0007_contact_attributes_consent"),
     ]
 
     operations = [

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.campaigns.models import AudienceSettings, ContactImport, Segment, Template
+from apps.campaigns.services.audiences import REGIONS
+from apps.campaigns.services.templates import LANGUAGE, NAME
+from apps.conversations.models import ConsentRecord
+from apps.conversations.services.contacts import MAX_TAG_LENGTH
+from chatbot.openapi import Component, input_schema
+from chatbot.serializers import JSONInput, QueryInput
+
+MAX_ID = 2**63 - 1
+
+
+# --- templates ----------------------------------------------------------------------------------
+class TemplateFilter(QueryInput):
+    status = serializers.ChoiceField(choices=Template.Status.choices, required=False)
+    channel = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class TemplateOutput(serializers.ModelSerializer[Template]):
+    components = serializers.ListField(child=serializers.DictField())
+
+    class Meta:
+        model = Template
+        fields = [
+            "id",
+            "channel",
+            "waba_id",
+            "meta_id",
+            "name",
+            "language",
+            "category",
+            "status",
+            "quality",
+            "components",
+            "variable_count",
+            "rejected_reason",
+            "status_changed_at",
+            "synced_at",
+            "created_at",
+        ]
+
+
+class TemplateInput(JSONInput):
+    """A new template, submitted to Meta for review."""
+
+    channel = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="The number whose account submits it."
+    )
+    # Untrimmed: the schema's pattern holds for the value as sent.
+    name = serializers.RegexField(
+        f"^{NAME.pattern}$",
+        max_length=512,
+        trim_whitespace=False,
+        help_text="Lowercase letters, digits and _.",
+    )
+    language = serializers.RegexField(
+        f"^{LANGUAGE.pattern}$", max_length=16, trim_whitespace=False, help_text="es, en_US, es_MX, ..."
+    )
+    category = serializers.ChoiceField(choices=Template.Category.choices)
+    components = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=4,
+        help_text="Meta's components: one BODY (variables {{1}}..{{n}} with example.body_text), optional "
+        "HEADER, FOOTER, BUTTONS.",
+    )
+
+
+class TemplateSyncInput(JSONInput):
+    """The number whose business account's templates are read from Meta."""
+
+    channel = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class TemplateSyncOutput(serializers.Serializer[Any]):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    gone = serializers.IntegerField(help_text="No longer at Meta: kept here as DELETED.")
+
+
+# --- segments -----------------------------------------------------------------------------------
+# Every filter is named: a misspelt one would silently widen the audience, so any other key is refused.
+@input_schema(whole={"additionalProperties": False}, partial={"additionalProperties": False})
+class SegmentFilters(JSONInput):
+    """Which contacts: each filter given must hold (an empty list or null means any)."""
+
+    tags_any = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=30
+    )
+    tags_all = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH), required=False, max_length=30
+    )
+    languages = serializers.ListField(
+        child=serializers.CharField(max_length=8), required=False, max_length=30
+    )
+    opted_out = serializers.BooleanField(required=False, allow_null=True, default=None)
+    channel_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=50
+    )
+    last_inbound_within_days = serializers.IntegerField(required=False, min_value=0, max_value=3650)
+    last_inbound_older_than_days = serializers.IntegerField(required=False, min_value=0, max_value=3650)
+    attributes = serializers.DictField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        help_text="Attribute name: value (equal). A name no contact has matches nobody.",
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({key: ["Unknown filter."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class SegmentOutput(serializers.ModelSerializer[Segment]):
+    filters = serializers.DictField()
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "filters", "created_at", "updated_at"]
+
+
+class SegmentInput(JSONInput):
+    name = serializers.CharField(max_length=120)
+    filters = SegmentFilters()
+
+
+class SegmentCountOutput(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    marketing_eligible = serializers.IntegerField(help_text="Of them, not opted out of marketing.")
+
+
+# --- imports and consent ------------------------------------------------------------------------
+REGION = Component("RegionEnum", {"type": "string", "enum": REGIONS, "description": "An ISO 3166 region."})
+
+
+def _region(value: str) -> str:
+    # Exactly as the schema's enum spells it (the services would also take "es" or " ES").
+    if value not in REGIONS:
+        raise serializers.ValidationError("Unknown region: use a two-letter code like ES or MX.")
+    return value
+
+
+@input_schema(fields={"region": REGION})
+class BackgroundImportInput(serializers.Serializer[None]):
+    file = serializers.FileField(
+        help_text="CSV with a phone (or wa_id) column; optional name, language, tags (split by | or ;), "
+        "opted_out; any other column is a contact attribute."
+    )
+    region = serializers.CharField(
+        required=False,
+        max_length=2,
+        trim_whitespace=False,
+        help_text="Region for numbers without +country code (default: workspace's).",
+    )
+
+    def validate_region(self, value: str) -> str:
+        return _region(value)
+
+    tags = serializers.CharField(
+        required=False, max_length=400, help_text="Tags added to every contact (| or ;)."
+    )
+
+
+class ImportRowErrorOutput(serializers.Serializer[dict[str, Any]]):
+    row = serializers.IntegerField(help_text="Spreadsheet row number; the header is row 1.")
+    error = serializers.CharField()
+
+
+class BackgroundImportOutput(serializers.ModelSerializer[ContactImport]):
+    errors = ImportRowErrorOutput(many=True)  # type: ignore[assignment]
+
+    class Meta:
+        model = ContactImport
+        fields = [
+            "id",
+            "filename",
+            "region",
+            "tags",
+            "status",
+            "total_rows",
+            "processed_rows",
+            "created_count",
+            "updated_count",
+            "error_count",
+            "errors",
+            "failure",
+            "started_at",
+            "finished_at",
+            "created_at",
+        ]
+
+
+class ConsentOutput(serializers.ModelSerializer[ConsentRecord]):
+    class Meta:
+        model = ConsentRecord
+        fields = ["id", "kind", "opted_in", "source", "at"]
+
+
+class ConsentInput(JSONInput):
+    kind = serializers.ChoiceField(choices=ConsentRecord.Kind.choices)
+    opted_in = serializers.BooleanField()
+    # Only the stubs object to a field named like Field.source; DRF allows it.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=[ConsentRecord.Source.STAFF, ConsentRecord.Source.API], default=ConsentRecord.Source.STAFF
+    )
+
+
+class AudienceSettingsOutput(serializers.ModelSerializer[AudienceSettings]):
+    class Meta:
+        model = AudienceSettings
+        fields = ["default_region"]
+
+
+@input_schema(fields={"default_region": REGION})
+class AudienceSettingsInput(JSONInput):
+    """Fields left out keep their value."""
+
+    default_region = serializers.CharField(
+        required=False, max_length=2, trim_whitespace=False, help_text="ISO 3166 region: ES, MX, US, ..."
+    )
+
+    def validate_default_region(self, value: str) -> str:
+        return _region(value)
+
+
+# --- inbox --------------------------------------------------------------------------------------
+class TemplateSendInput(JSONInput):
+    template = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    parameters = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=100,
+    )
+    header_parameters = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=1,
+    )
+
+
+class InteractiveSendInput(JSONInput):
+    interactive = serializers.DictField(
+        help_text="The Cloud API's interactive object: type button (1-3 reply buttons) or list (sections of rows)."
+    )

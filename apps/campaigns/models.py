@@ -1,0 +1,199 @@
+"""Templates (Meta's approved message shapes), saved audiences, contact imports and campaigns."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Template(models.Model):
+    """A message template of a WhatsApp Business Account, as Meta last told us (sync or webhook)."""
+
+    class Category(models.TextChoices):
+        MARKETING = "MARKETING", "Marketing"
+        UTILITY = "UTILITY", "Utility"
+        AUTHENTICATION = "AUTHENTICATION", "Authentication"
+
+    class Status(models.TextChoices):
+        # Meta's words (message_template_status_update `event`); Meta decides every move.
+        PENDING = "PENDING", "Pending review"
+        APPROVED = "APPROVED", "Approved"
+        REJECTED = "REJECTED", "Rejected"
+        PAUSED = "PAUSED", "Paused"
+        DISABLED = "DISABLED", "Disabled"
+        IN_APPEAL = "IN_APPEAL", "In appeal"
+        FLAGGED = "FLAGGED", "Flagged"
+        PENDING_DELETION = "PENDING_DELETION", "Pending deletion"
+        DELETED = "DELETED", "Deleted"
+        ARCHIVED = "ARCHIVED", "Archived"
+        LIMIT_EXCEEDED = "LIMIT_EXCEEDED", "Limit exceeded"
+        REINSTATED = "REINSTATED", "Reinstated"
+
+    class Quality(models.TextChoices):
+        UNKNOWN = "UNKNOWN", "Unknown"
+        GREEN = "GREEN", "High"
+        YELLOW = "YELLOW", "Medium"
+        RED = "RED", "Low"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="templates")
+    # Templates belong to the business account; the channel is the number whose token manages them.
+    channel = models.ForeignKey(
+        "whatsapp.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="templates"
+    )
+    waba_id = models.CharField(max_length=64)
+    meta_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    quality = models.CharField(max_length=8, choices=Quality.choices, default=Quality.UNKNOWN)
+    components = models.JSONField(default=list, blank=True)
+    variable_count = models.PositiveSmallIntegerField(default=0, help_text="{{1}}..{{n}} of the body.")
+    rejected_reason = models.CharField(max_length=255, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "waba_id", "name", "language"], name="campaigns_template_uniq"
+            ),
+        ]
+        indexes = [models.Index(fields=["waba_id", "meta_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class Segment(models.Model):
+    """A saved audience: a filter over the workspace's contacts, counted live (never a stored list)."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=120)
+    filters = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="campaigns_segment_name_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactImport(models.Model):
+    """A CSV of contacts imported in the background (queue `campaigns`), with progress and row errors."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    MAX_ERRORS = 1000  # kept per import; the count goes on
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField(help_text="The uploaded CSV; emptied once the import is done.")
+    region = models.CharField(max_length=2, help_text="Region for numbers written without +country code.")
+    tags = models.JSONField(default=list, blank=True, help_text="Added to every imported contact.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    failure = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+
+class AudienceSettings(models.Model):
+    """Per-workspace audience rules (one row per workspace, created on first use)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="audience_settings"
+    )
+    default_region = models.CharField(
+        max_length=2, help_text="ISO 3166 region for numbers without +country code (ES, MX, ...)."
+    )
+
+    def __str__(self) -> str:
+        return f"audience settings of {self.workspace_id}"
+
+
+class Campaign(models.Model):
+    """A mass send of one approved template to an audience. Its status moves only through
+    services.campaigns.campaign_move (TRANSITIONS there), never by a plain save."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=120)
+    # Kept when the template, number or segment goes: a campaign's history still reads.
+    template = models.ForeignKey(
+        Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    channel = models.ForeignKey(
+        "whatsapp.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
+    )
+    audience_filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The segment's filters as they were when the campaign was scheduled.",
+    )
+    variables = models.JSONField(
+        default=list, blank=True, help_text="Where each {{n}} of the template comes from, per recipient."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(
+        max_length=32, blank=True, help_text="staff, or what Meta said (spam_rate_limit, template_paused)."
+    )
+    failure = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="scheduled") | models.Q(scheduled_at__isnull=False),
+                name="campaigns_campaign_scheduled_at_set",
+            ),
+        ]
+        # The scheduler's read: scheduled campaigns whose time has come.
+        indexes = [models.Index(fields=["status", "scheduled_at"], name="campaigns_campaign_due")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

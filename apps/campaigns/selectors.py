@@ -1,0 +1,113 @@
+"""Reads of the campaigns app; every one takes the workspace."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
+
+from apps.campaigns.models import ContactImport, Segment, Template
+from apps.conversations.models import ConsentRecord, Contact, Conversation
+from chatbot.exceptions import NotFound
+
+M = TypeVar("M", bound=Model)
+
+
+def _one(queryset: QuerySet[M], pk: int) -> M:
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise NotFound("Not found.")
+    return found
+
+
+def template_list(*, workspace: Any, status: str = "", channel_id: int | None = None) -> QuerySet[Template]:
+    found = Template.objects.filter(workspace=workspace).order_by("name", "language")
+    if status:
+        found = found.filter(status=status)
+    if channel_id:
+        found = found.filter(channel_id=channel_id)
+    return found
+
+
+def template_get(*, workspace: Any, pk: int) -> Template:
+    """Raises NotFound alike for a missing id and another workspace's."""
+    return _one(Template.objects.filter(workspace=workspace), pk)
+
+
+def segment_list(*, workspace: Any) -> QuerySet[Segment]:
+    return Segment.objects.filter(workspace=workspace).order_by("name")
+
+
+def segment_get(*, workspace: Any, pk: int) -> Segment:
+    return _one(segment_list(workspace=workspace), pk)
+
+
+def contact_import_list(*, workspace: Any) -> QuerySet[ContactImport]:
+    return ContactImport.objects.filter(workspace=workspace).defer("data").order_by("-pk")
+
+
+def contact_import_get(*, workspace: Any, pk: int) -> ContactImport:
+    return _one(contact_import_list(workspace=workspace), pk)
+
+
+def consent_list(*, contact: Contact) -> QuerySet[ConsentRecord]:
+    return ConsentRecord.objects.filter(contact=contact).order_by("-at", "-pk")
+
+
+def _has_tag(tag: str) -> Q:
+    if connection.vendor == "postgresql":
+        return Q(tags__contains=[tag])
+    # SQLite has no JSON containment; the stored JSON text has the tag as a quoted string (the embedded
+    # default only: there it matches regardless of case, as tags are deduplicated).
+    return Q(tags__icontains=json.dumps(tag))
+
+
+def segment_contacts(*, workspace: Any, filters: dict[str, Any], now: Any = None) -> QuerySet[Contact]:
+    """The workspace's contacts a segment's filters select (see services.audiences.SEGMENT_FILTERS):
+    tags (any of / all of), languages, marketing opt-out, a conversation on given channels, the last
+    customer message within or older than N days (never written counts as older), attribute values."""
+    now = now or timezone.now()
+    found = Contact.objects.filter(workspace=workspace)
+    if tags_any := filters.get("tags_any"):
+        any_of = Q()
+        for tag in tags_any:
+            any_of |= _has_tag(tag)
+        found = found.filter(any_of)
+    for tag in filters.get("tags_all") or []:
+        found = found.filter(_has_tag(tag))
+    if languages := filters.get("languages"):
+        found = found.filter(language__in=languages)
+    if filters.get("opted_out") is not None:
+        found = found.filter(opted_out=bool(filters["opted_out"]))
+    conversations = Conversation.objects.filter(contact=OuterRef("pk"))
+    if channel_ids := filters.get("channel_ids"):
+        conversations = conversations.filter(channel_id__in=channel_ids)
+        found = found.filter(Exists(conversations))
+    if (days := filters.get("last_inbound_within_days")) is not None:
+        found = found.filter(Exists(conversations.filter(last_inbound_at__gte=now - timedelta(days=days))))
+    if (days := filters.get("last_inbound_older_than_days")) is not None:
+        found = found.exclude(Exists(conversations.filter(last_inbound_at__gte=now - timedelta(days=days))))
+    for index, (key, value) in enumerate((filters.get("attributes") or {}).items()):
+        # An explicit key transform: a name such as "contains", "in" or "isnull" is then a key, never
+        # a lookup (attributes__contains=... would test the whole object).
+        name = f"attribute_{index}"
+        found = found.alias(**{name: KeyTransform(key, "attributes")}).filter(**{name: value})
+    return found
+
+
+def segment_count(*, workspace: Any, filters: dict[str, Any]) -> dict[str, int]:
+    """How many contacts the filters select now, and how many of them may receive marketing."""
+    found = segment_contacts(workspace=workspace, filters=filters)
+    total = found.count()
+    opted_out = found.filter(opted_out=True).count()
+    return {"count": total, "marketing_eligible": total - opted_out}
+
+
+def marketing_audience(*, workspace: Any, filters: dict[str, Any]) -> QuerySet[Contact]:
+    """The contacts a marketing campaign to this segment may reach: never the opted-out ones."""
+    return segment_contacts(workspace=workspace, filters=filters).filter(opted_out=False)

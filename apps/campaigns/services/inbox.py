@@ -1,0 +1,134 @@
+"""What staff send from the inbox besides text: an approved template (the only way back to a customer
+whose 24-hour window closed) and, inside the window, reply buttons and lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.campaigns.models import Template
+from apps.campaigns.services.templates import VARIABLE
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services.actions import conversation_staff_send
+from apps.conversations.transport import OutboundRequest
+from apps.whatsapp.cloud import request_problem
+from chatbot.exceptions import Conflict, ValidationFailed
+
+SENDABLE = (Template.Status.APPROVED, Template.Status.REINSTATED)
+PARAMETER_MAX = 1024
+
+
+def _component(template: Template, kind: str) -> dict[str, Any]:
+    return next((c for c in template.components if str(c.get("type", "")).upper() == kind), {})
+
+
+def template_render(
+    *, template: Template, parameters: list[str], header_parameters: list[str] | None = None
+) -> str:
+    """The text the customer will read (header, body, footer with the values in), for the inbox's thread."""
+    parts = []
+    for kind, values in (("HEADER", header_parameters or []), ("BODY", parameters), ("FOOTER", [])):
+        text = _component(template, kind).get("text")
+        if isinstance(text, str) and text:
+            parts.append(_fill(text, values))
+    return "\n\n".join(parts)
+
+
+def _fill(text: str, values: list[str]) -> str:
+    return VARIABLE.sub(lambda match: _value(values, match.group(1)), text)
+
+
+def _value(values: list[str], raw: str) -> str:
+    index = int(raw) - 1 if raw.isdigit() else -1
+    return values[index] if 0 <= index < len(values) else "{{" + raw + "}}"
+
+
+def template_message_content(
+    *, template: Template, parameters: list[str], header_parameters: list[str] | None = None
+) -> dict[str, Any]:
+    """The Cloud API's `template` object for this template with these values. Raises ValidationFailed."""
+    header_parameters = header_parameters or []
+    if len(parameters) != template.variable_count:
+        raise ValidationFailed(
+            f"The template {template.name} takes {template.variable_count} parameters; {len(parameters)} given.",
+            code="template_parameters",
+        )
+    header_text = _component(template, "HEADER").get("text")
+    header_count = len(set(VARIABLE.findall(header_text))) if isinstance(header_text, str) else 0
+    if len(header_parameters) != header_count:
+        raise ValidationFailed(
+            f"The header takes {header_count} parameters; {len(header_parameters)} given.",
+            code="template_parameters",
+        )
+    for value in [*parameters, *header_parameters]:
+        if not value.strip() or len(value) > PARAMETER_MAX or "\n" in value:
+            # Meta refuses empty parameters and new lines in them (error 132018).
+            raise ValidationFailed(
+                "Each parameter is a non-empty text on one line (at most 1,024 characters).",
+                code="template_parameters",
+            )
+    components: list[dict[str, Any]] = []
+    if header_parameters:
+        components.append(
+            {"type": "header", "parameters": [{"type": "text", "text": v} for v in header_parameters]}
+        )
+    if parameters:
+        components.append({"type": "body", "parameters": [{"type": "text", "text": v} for v in parameters]})
+    content: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        content["components"] = components
+    return content
+
+
+def conversation_template_send(
+    *,
+    conversation: Conversation,
+    user: Any,
+    template: Template,
+    parameters: list[str],
+    header_parameters: list[str] | None = None,
+) -> list[Message]:
+    """Queue an approved template to the conversation's customer, window open or not.
+
+    Refused (409) when the template is not approved, belongs to another business account than the
+    conversation's number, or is marketing and the customer opted out of marketing.
+    """
+    if template.workspace_id != conversation.workspace_id:
+        raise ValidationFailed("No such template in this workspace.", code="invalid")
+    if template.status not in SENDABLE:
+        raise Conflict(
+            f"The template is {template.status.lower()}, not approved.", code="template_not_approved"
+        )
+    channel = conversation.channel
+    if channel.waba_id and template.waba_id != channel.waba_id:
+        raise Conflict(
+            "The template belongs to another WhatsApp Business Account.", code="template_other_account"
+        )
+    if template.category == Template.Category.MARKETING and conversation.contact.opted_out:
+        raise Conflict("The customer opted out of marketing messages.", code="opted_out")
+    content = template_message_content(
+        template=template, parameters=parameters, header_parameters=header_parameters
+    )
+    body = template_render(
+        template=template, parameters=parameters, header_parameters=header_parameters or []
+    )
+    return conversation_staff_send(
+        conversation=conversation, user=user, body=body, type="template", content=content
+    )
+
+
+def conversation_interactive_send(
+    *, conversation: Conversation, user: Any, content: dict[str, Any]
+) -> list[Message]:
+    """Queue reply buttons or a list (`interactive.type` button or list) inside the 24-hour window,
+    checked against WhatsApp's limits first."""
+    if content.get("type") not in ("button", "list"):
+        raise ValidationFailed("An interactive message here is of type button or list.", code="invalid")
+    problem = request_problem(
+        OutboundRequest(message_uid="", to="check", type="interactive", content=content)
+    )
+    if problem:
+        raise ValidationFailed(problem, code="invalid_interactive")
+    body = content["body"]["text"]
+    return conversation_staff_send(
+        conversation=conversation, user=user, body=body, type="interactive", content=content
+    )

@@ -1,0 +1,176 @@
+"""Dashboard pages of the campaigns app: templates, contact imports, segments, and the inbox's template
+send. Doors like the API's views: selectors to read, services to write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.models import Membership, Role
+from apps.campaigns import selectors
+from apps.campaigns.models import Template
+from apps.campaigns.services import audiences, imports, inbox, templates
+from apps.conversations import selectors as conversation_selectors
+from apps.dashboard import forms
+from apps.dashboard.access import member_page
+from apps.dashboard.views import _page, _refused
+from apps.whatsapp.selectors import channel_get, channel_list
+from chatbot.exceptions import DomainError, NotFound
+
+IMPORTS_SHOWN = 20
+
+
+def template_preview(template: Template) -> str:
+    """The body as the customer would read it, with Meta's example values in place of the variables."""
+    body: dict[str, Any] = next(
+        (c for c in template.components if str(c.get("type", "")).upper() == "BODY"), {}
+    )
+    example = body.get("example")
+    examples = example.get("body_text") if isinstance(example, dict) else None
+    values = examples[0] if isinstance(examples, list) and examples else []
+    return inbox.template_render(
+        template=Template(components=[body]),
+        parameters=[str(v) for v in values] if isinstance(values, list) else [],
+    )
+
+
+# --- templates ----------------------------------------------------------------------------------
+@require_GET
+@member_page(read=Role.AGENT)
+def template_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    found = list(selectors.template_list(workspace=membership.workspace))
+    rows = [(template, template_preview(template)) for template in found]
+    channels = channel_list(workspace=membership.workspace).exclude(waba_id="")
+    return _page(request, membership, "dashboard/templates.html", rows=rows, channels=channels)
+
+
+@require_POST
+@member_page(read=Role.AGENT, write=Role.ADMIN)
+def template_sync(request: HttpRequest, membership: Membership) -> HttpResponse:
+    try:
+        channel = channel_get(workspace=membership.workspace, pk=int(request.POST.get("channel", "0") or 0))
+        report = templates.templates_sync(workspace=membership.workspace, channel=channel)
+    except (DomainError, ValueError) as exc:
+        messages.error(request, exc.message if isinstance(exc, DomainError) else _("Choose a number."))
+    else:
+        messages.success(
+            request,
+            _("Synced: %(created)s new, %(updated)s changed, %(gone)s no longer at WhatsApp.")
+            % {"created": report.created, "updated": report.updated, "gone": report.gone},
+        )
+    return redirect("dashboard:templates")
+
+
+@require_POST
+@member_page(write=Role.AGENT)
+def conversation_template(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    conversation = conversation_selectors.conversation_get(workspace=membership.workspace, pk=pk)
+    form = forms.TemplateSendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a template."))
+        return redirect("dashboard:conversation", pk=pk)
+    try:
+        template = selectors.template_get(workspace=membership.workspace, pk=form.cleaned_data["template"])
+        header = form.cleaned_data["header_parameter"]
+        inbox.conversation_template_send(
+            conversation=conversation,
+            user=request.user,
+            template=template,
+            parameters=form.cleaned_data["parameters"],
+            header_parameters=[header] if header else [],
+        )
+    except NotFound:
+        messages.error(request, _("Choose a template."))
+    except DomainError as exc:
+        _refused(request, exc)
+    return redirect("dashboard:conversation", pk=pk)
+
+
+# --- contact imports ------------------------------------------------------------------------------
+def _imports(membership: Membership) -> list[object]:
+    return list(selectors.contact_import_list(workspace=membership.workspace)[:IMPORTS_SHOWN])
+
+
+@member_page(read=Role.AGENT, write=Role.AGENT)
+def contact_import(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = forms.ContactImportForm()
+    if request.method == "POST":
+        form = forms.ContactImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            tags = form.cleaned_data["tags"]
+            try:
+                imports.contact_import_start(
+                    workspace=membership.workspace,
+                    data=upload.read(settings.CAMPAIGNS_IMPORT_MAX_BYTES + 1),
+                    filename=upload.name or "",
+                    region=form.cleaned_data["region"],
+                    tags=tags.replace(";", "|").replace(",", "|").split("|") if tags else [],
+                    user=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Import queued; its progress shows below."))
+                return redirect("dashboard:contact-import")
+    region = audiences.audience_settings(workspace_id=membership.workspace_id).default_region
+    return _page(
+        request,
+        membership,
+        "dashboard/contact_import.html",
+        form=form,
+        imports=_imports(membership),
+        region=region,
+    )
+
+
+@require_GET
+@member_page(read=Role.AGENT)
+def contact_import_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return render(request, "dashboard/_imports.html", {"imports": _imports(membership)})
+
+
+# --- segments ---------------------------------------------------------------------------------------
+@member_page(read=Role.AGENT, write=Role.ADMIN)
+def segment_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = forms.SegmentForm()
+    if request.method == "POST":
+        form = forms.SegmentForm(request.POST)
+        if form.is_valid() and not form.cleaned_data["name"]:
+            form.add_error("name", _("Name the segment to save it."))
+        if form.is_valid():
+            try:
+                audiences.segment_create(
+                    workspace=membership.workspace,
+                    name=form.cleaned_data["name"],
+                    filters=form.filters(),
+                    user=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect("dashboard:segments")
+    rows = [
+        (segment, selectors.segment_count(workspace=membership.workspace, filters=segment.filters))
+        for segment in selectors.segment_list(workspace=membership.workspace)
+    ]
+    return _page(request, membership, "dashboard/segments.html", form=form, rows=rows)
+
+
+@require_POST
+@member_page(read=Role.AGENT, write=Role.AGENT)
+def segment_count(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The builder's live count (htmx posts the form on every change): a read, though it is a POST."""
+    form = forms.SegmentForm(request.POST)
+    counts = (
+        selectors.segment_count(workspace=membership.workspace, filters=form.filters())
+        if form.is_valid()
+        else None
+    )
+    return render(request, "dashboard/_segment_count.html", {"counts": counts})

@@ -1,0 +1,94 @@
+"""In a real browser: staff import contacts from a CSV (a background job whose progress the page shows)
+and send an approved template to a customer whose 24-hour window closed, which reaches WhatsApp (the
+stand-in) as `type: template`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from apps.accounts.models import Role, Workspace
+from apps.accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
+from apps.campaigns.models import Template
+from apps.conversations.models import Contact, Conversation
+from apps.whatsapp.models import Channel
+from tests.browser.conftest import SANDBOX_SECRET, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CSV = "phone,name,tags,city\n+34 612 345 678,Ana,vip,Madrid\n612 345 679,Ben,,\n12345,Nadie,,\n"
+
+
+def test_import_contacts_then_send_a_template_through_a_closed_window(stack, page, settings, tmp_path):
+    base_url, standin = stack
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    workspace = Workspace.objects.create(slug="shop", name="Shop")
+    channel = Channel.objects.create(
+        workspace=workspace,
+        kind=Channel.Kind.SANDBOX,
+        phone_number_id="100200300",
+        waba_id=standin.waba_id,
+        access_token="sandbox-token",
+        app_secret=SANDBOX_SECRET,
+    )
+    Template.objects.create(
+        workspace=workspace,
+        channel=channel,
+        waba_id=standin.waba_id,
+        name="pedido_listo",
+        language="es",
+        category="UTILITY",
+        status="APPROVED",
+        components=[
+            {"type": "BODY", "text": "Hola {{1}}, tu pedido está listo.", "example": {"body_text": [["Ana"]]}}
+        ],
+        variable_count=1,
+    )
+    user = UserFactory.create()
+    MembershipFactory.create(user=user, workspace=workspace, role=Role.AGENT)
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/inbox/")
+
+    # The import: queued, run by the worker, progress and row errors shown without a reload.
+    csv_path = tmp_path / "clientes.csv"
+    csv_path.write_text(CSV, encoding="utf-8")
+    page.goto(f"{base_url}/contacts/import/")
+    page.set_input_files("#id_file", str(csv_path))
+    page.get_by_test_id("import-submit").click()
+    row = page.get_by_test_id("import-row")
+    expect(row).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(page.get_by_test_id("import-created")).to_have_text("2")
+    expect(page.get_by_test_id("import-errors")).to_contain_text("1")
+    ana = Contact.objects.get(workspace=workspace, wa_id="34612345678")
+    assert (ana.name, ana.tags, ana.attributes) == ("Ana", ["vip"], {"city": "Madrid"})
+
+    # Ana's window closed a day ago: the page offers the template, and it goes as one.
+    conversation = Conversation.objects.create(
+        workspace=workspace,
+        channel=channel,
+        contact=ana,
+        last_inbound_at=timezone.now() - timedelta(hours=30),
+    )
+    page.goto(f"{base_url}/conversations/{conversation.pk}/")
+    page.get_by_test_id("template-choice").select_option(label="pedido_listo (es, 1)")
+    page.get_by_test_id("template-parameters").fill("Ana")
+    page.get_by_test_id("template-send").click()
+
+    def template_sent() -> list[dict]:
+        """the template reached the stand-in"""
+        return [sent for sent in standin.sent if sent["type"] == "template"]
+
+    [sent] = wait_for(template_sent, timeout=60)
+    assert sent["to"] == "34612345678"
+    assert sent["content"] == {
+        "name": "pedido_listo",
+        "language": {"code": "es"},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
+    }
+    expect(page.locator("#thread")).to_contain_text("Hola Ana, tu pedido está listo.")
