@@ -13,6 +13,8 @@ from rest_framework.test import APIClient
 from apps.accounts import services as account_services
 from apps.accounts.models import Membership, Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
+from apps.alerts.models import Alert, AlertRule
+from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
 from apps.conversations.models import Contact, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
@@ -55,12 +57,19 @@ BODIES: dict[str, Any] = {
     "POST /api/conversations/{id}/reply": {"body": "Hello"},
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
+    "POST /api/alerts/rules/": {"name": "Refunds", "kind": "keyword", "keywords": ["reembolso"]},
+    "PATCH /api/alerts/rules/{id}/": {"severity": "low"},
+    "POST /api/alerts/{id}/assign": {"assignee": None},
 }
 
 
 def _object_id(operation: str, workspace: Workspace) -> int:
     """An object of `workspace` the operation acts on (a fresh one, since some cells delete it)."""
     path = operation.split(" ", 1)[1]
+    if path.startswith("/api/alerts/rules/"):
+        return AlertRuleFactory.create(workspace=workspace).pk
+    if path.startswith("/api/alerts/"):
+        return AlertFactory.create(rule__workspace=workspace).pk
     if path.startswith("/api/accounts/members/"):
         return MembershipFactory.create(workspace=workspace, role=Role.VIEWER).pk
     if path.startswith("/api/business/knowledge/"):
@@ -148,4 +157,8 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "contacts": list(Contact.objects.filter(workspace=workspace).values_list("pk", "name")),
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
         "channels": list(Channel.objects.filter(workspace=workspace).values_list("pk", "name", "is_active")),
+        "alert_rules": list(
+            AlertRule.objects.filter(workspace=workspace).values_list("pk", "severity", "is_active")
+        ),
+        "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state", "assignee_id")),
     }
