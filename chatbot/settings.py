@@ -441,9 +441,7 @@ EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=[])
 # --- E-mail (alert notifications) -----------------------------------------------------------
 # One URL, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's email_url); development
 # prints e-mails to the console. EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, ... come from it.
-globals().update(
-    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
-)
+globals().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="alerts@localhost")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # A web request's whole call to a workspace's model server (seconds), and how many such calls one
