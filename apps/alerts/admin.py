@@ -20,6 +20,26 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
         help_text="Empty: keep the current one.",
     )
 
+    def clean(self) -> dict[str, Any]:
+        # The services' checks as form errors, so a rule that cannot work is never "saved".
+        data = super().clean() or {}
+        rule = AlertRule(
+            pk=self.instance.pk,
+            workspace=data.get("workspace") or getattr(self.instance, "workspace", None),
+            **{
+                name: data[name] for name in services.RULE_FIELDS if name in data and name != "webhook_secret"
+            },
+        )
+        rule.webhook_secret = data.get("webhook_secret") or self.instance.webhook_secret
+        for name in ("keywords", "exclusions", "channels", "statuses", "notify_emails"):
+            if not isinstance(getattr(rule, name), list):
+                raise forms.ValidationError({name: 'A JSON list, e.g. ["reembolso"].'})
+        try:
+            services.alert_rule_check(rule)
+        except DomainError as exc:
+            raise forms.ValidationError(f"{exc.message} {exc.details or ''}".strip()) from exc
+        return data
+
     class Meta:
         model = AlertRule
         fields = [

@@ -3,7 +3,7 @@ another workspace's."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 
 from apps.accounts.models import Workspace
 from apps.alerts.models import Alert, AlertRule
@@ -70,16 +70,21 @@ def alert_open_count(*, workspace: Workspace) -> int:
 
 
 def no_answer_rules() -> list[tuple[int, int]]:
-    """(workspace id, minutes) of every active no-answer rule, for the conversations sweep."""
-    rows = AlertRule.objects.filter(is_active=True, kind=AlertRule.Kind.NO_ANSWER).values_list(
-        "workspace_id", "minutes"
+    """(workspace id, the shortest wait of its active no-answer rules): one pass per workspace, whose
+    facts carry each conversation's wait for every rule to judge."""
+    rows = (
+        AlertRule.objects.filter(is_active=True, kind=AlertRule.Kind.NO_ANSWER)
+        .values("workspace_id")
+        .annotate(shortest=Min("minutes"))
+        .values_list("workspace_id", "shortest")
     )
-    return sorted(set(rows))
+    return sorted(rows)
 
 
-def delivery_failure_rules() -> list[tuple[int, int, float, int]]:
-    """(workspace id, minutes, rate, min_count) of every active delivery-failure rule."""
+def delivery_failure_windows() -> list[tuple[int, int]]:
+    """(workspace id, window in minutes) of the active delivery-failure rules, each pair once: the
+    rules sharing a window judge the same measurement."""
     rows = AlertRule.objects.filter(is_active=True, kind=AlertRule.Kind.DELIVERY_FAILURES).values_list(
-        "workspace_id", "minutes", "rate", "min_count"
+        "workspace_id", "minutes"
     )
     return sorted(set(rows))

@@ -56,8 +56,16 @@ _WORDS = re.compile(r"\w")
 
 
 # --- rules ------------------------------------------------------------------------------------------
-def _rule_check(rule: AlertRule) -> None:
-    """The rules across fields and stored rows; ValidationFailed names the field."""
+def alert_rule_check(rule: AlertRule) -> None:
+    """The rules across fields and stored rows; ValidationFailed names the field. Normalises the
+    scope lists (sorted, each once)."""
+    try:
+        rule.channels = sorted({int(c) for c in rule.channels})
+        rule.statuses = sorted({str(s) for s in rule.statuses})
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            "Channels are ids and statuses names.", details={"channels": "invalid"}
+        ) from None
     if rule.kind == K.KEYWORD:
         if not rule.keywords:
             raise ValidationFailed(
@@ -111,9 +119,7 @@ def _rule_check(rule: AlertRule) -> None:
 
 
 def _rule_save(rule: AlertRule, *, actor_id: int | None, action: str, changed: list[str]) -> AlertRule:
-    rule.channels = sorted({int(c) for c in rule.channels})
-    rule.statuses = sorted(set(rule.statuses))
-    _rule_check(rule)
+    alert_rule_check(rule)
     rule.save()
     audit_record(
         workspace_id=rule.workspace_id,

@@ -18,7 +18,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.alerts import selectors as alert_selectors
-from apps.alerts.rules import Facts
+from apps.alerts.rules import Facts, workspace_rules
 from apps.alerts.services import alerts_evaluate
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.status import Move, conversation_move
@@ -56,6 +56,8 @@ def alerts_check(
 
 def _apply(conversation: Conversation, facts: Facts) -> int:
     try:
+        if not workspace_rules(facts.workspace_id):
+            return 0  # no statement at all (not even the savepoint) for a workspace without rules
         with transaction.atomic():
             decision = alerts_evaluate(facts=facts)
     except TRANSIENT:
@@ -73,7 +75,7 @@ def alert_conditions_sweep() -> dict[str, int]:
     return {
         "no_answer": sum(_no_answer(ws, minutes) for ws, minutes in alert_selectors.no_answer_rules()),
         "delivery_failures": sum(
-            _delivery_failures(ws, minutes) for ws, minutes, _, _ in alert_selectors.delivery_failure_rules()
+            _delivery_failures(ws, minutes) for ws, minutes in alert_selectors.delivery_failure_windows()
         ),
     }
 
