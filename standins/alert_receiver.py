@@ -1,6 +1,6 @@
 """A local receiver of the platform's outgoing alert webhooks (what a business's own service would be).
 
-It records every POST (headers and raw body), checks nothing itself (tests verify the signature the
+It records every POST (header names lower-cased, the raw body), checks nothing itself (tests verify the signature the
 way a receiver should), and answers each request with the next status queued by `answer_next()`,
 200 once the queue is empty.
 """
@@ -46,7 +46,9 @@ class AlertReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver._lock:
-                    receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                    receiver.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
                     status = receiver._answers.popleft() if receiver._answers else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

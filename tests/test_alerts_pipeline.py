@@ -59,7 +59,7 @@ def test_a_keyword_rule_and_a_regex_rule_raise_alerts_posted_to_the_signed_webho
     payloads = {}
     for received in alert_receiver.received:
         expected = "sha256=" + hmac.new(b"e2e-secret", received.body, hashlib.sha256).hexdigest()
-        assert hmac.compare_digest(received.headers["X-Alert-Signature"], expected)
+        assert hmac.compare_digest(received.headers["x-alert-signature"], expected)
         payload = json.loads(received.body)
         payloads[payload["rule_name"]] = payload
     assert payloads["Refunds"]["severity"] == "high"

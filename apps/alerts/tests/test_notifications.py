@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def _signed_by(secret: str, received) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(received.headers["X-Alert-Signature"], expected)
+    return hmac.compare_digest(received.headers["x-alert-signature"], expected)
 
 
 def test_an_alert_queues_its_e_mail_and_webhook_after_commit(
@@ -72,7 +72,7 @@ def test_the_webhook_is_signed_and_logged(alert_receiver):
     assert outcome == "delivered"
     assert _signed_by("hook-secret", received)
     assert (payload["id"], payload["severity"], payload["summary"]) == (alert.pk, "high", "reembolso")
-    assert received.headers["X-Alert-Delivery"] == str(alert.pk)
+    assert received.headers["x-alert-delivery"] == str(alert.pk)
     [delivery] = WebhookDelivery.objects.all()
     assert (delivery.number, delivery.outcome, delivery.status_code) == (1, "delivered", 200)
     assert delivery.finished_at is not None
