@@ -50,7 +50,9 @@ class AlertRule(models.Model):
     )
     # Actions besides the dashboard's live badge (always on).
     notify_emails = models.JSONField(default=list, blank=True)
-    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_url = models.CharField(
+        max_length=500, blank=True, help_text="http(s); checked by the egress rules."
+    )
     webhook_secret = EncryptedTextField(blank=True, help_text="Signs the webhook body (HMAC-SHA256).")
     hand_to_person = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,7 +128,7 @@ class WebhookDelivery(models.Model):
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="webhook_deliveries")
     number = models.PositiveSmallIntegerField()
-    url = models.URLField(max_length=500)
+    url = models.CharField(max_length=500)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.IN_FLIGHT)
