@@ -103,7 +103,7 @@ class WebhookDeliveryInline(admin.TabularInline[WebhookDelivery, Alert]):
     model = WebhookDelivery
     extra = 0
     can_delete = False
-    fields = ["number", "url", "started_at", "finished_at", "outcome", "status_code", "detail"]
+    fields = ("number", "url", "started_at", "finished_at", "outcome", "status_code", "detail")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -187,7 +187,9 @@ def _cooling_down(rule: CompiledRule, facts: Facts) -> bool:
     if facts.conversation_id is not None:
         recent = recent.filter(conversation_id=facts.conversation_id)
     else:  # a channel's condition (delivery failures): once per channel
-        recent = recent.filter(conversation__isnull=True, channel_id=facts.channel_id)
+        recent = recent.filter(conversation__isnull=True, channel__isnull=facts.channel_id is None)
+        if facts.channel_id is not None:
+            recent = recent.filter(channel_id=facts.channel_id)
     return recent.exists()
 
 

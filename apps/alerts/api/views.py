@@ -34,7 +34,7 @@ def _valid(serializer: type[QueryInput], data: Any, *, partial: bool = False) ->
 
 def _paginated(request: Request, rows: Any, output: Any) -> Response:
     paginator = Pagination()
-    page = paginator.paginate_queryset(rows, request)
+    page: list[Any] | None = paginator.paginate_queryset(rows, request)
     return paginator.get_paginated_response(output(page, many=True).data)
 
 

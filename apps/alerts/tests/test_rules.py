@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from apps.alerts.models import AlertRule
@@ -26,8 +28,8 @@ def _rule(pk: int = 1, **fields: object) -> AlertRule:
     return AlertRule(pk=pk, workspace_id=1, **values)
 
 
-def _facts(text: str = "", **fields: object) -> Facts:
-    values: dict[str, object] = {
+def _facts(text: str = "", **fields: Any) -> Facts:
+    values: dict[str, Any] = {
         "workspace_id": 1,
         "channel_id": 7,
         "conversation_id": 3,
@@ -35,7 +37,7 @@ def _facts(text: str = "", **fields: object) -> Facts:
         "text": text,
         **fields,
     }
-    return Facts(**values)  # type: ignore[arg-type]
+    return Facts(**values)
 
 
 def _found(rule: AlertRule, facts: Facts) -> list[str]:
@@ -117,7 +119,7 @@ def test_delivery_failures_match_above_the_rate_with_enough_sends_in_the_rule_s_
     rule = _rule(kind=K.DELIVERY_FAILURES, minutes=15, rate=0.2, min_count=10)
     signal = frozenset({"delivery_failures"})
 
-    def found(**fields: object) -> list[str]:
+    def found(**fields: Any) -> list[str]:
         return _found(rule, _facts(signals=signal, conversation_id=None, conversation_status="", **fields))
 
     assert found(window_minutes=15, sent_count=10, failure_rate=0.3, detail="3/10") == ["3/10"]
