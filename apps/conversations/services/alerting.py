@@ -18,7 +18,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.alerts import selectors as alert_selectors
-from apps.alerts.rules import Facts, workspace_rules
+from apps.alerts.rules import Facts, matches, workspace_rules
 from apps.alerts.services import alerts_evaluate
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.status import Move, conversation_move
@@ -56,8 +56,9 @@ def alerts_check(
 
 def _apply(conversation: Conversation, facts: Facts) -> int:
     try:
-        if not workspace_rules(facts.workspace_id):
-            return 0  # no statement at all (not even the savepoint) for a workspace without rules
+        rules = workspace_rules(facts.workspace_id)
+        if not rules or not matches(rules, facts):
+            return 0  # no statement at all (not even the savepoint) when no rule matches
         with transaction.atomic():
             decision = alerts_evaluate(facts=facts)
     except TRANSIENT:
