@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 # An outage (as inbound.TRANSIENT) goes up to the task's retry; any other fault is the rules'.
 TRANSIENT = (OperationalError, InterfaceError, RedisError, OSError)
-SWEEP_LIMIT = 500  # conversations per rule and sweep; the next sweep takes the rest
+SWEEP_LIMIT = 500  # waiting conversations per workspace and sweep; the next sweep takes the rest
 
 
 def alerts_check(
@@ -58,7 +58,7 @@ def _apply(conversation: Conversation, facts: Facts) -> int:
     try:
         rules = workspace_rules(facts.workspace_id)
         if not rules or not matches(rules, facts):
-            return 0  # no statement at all (not even the savepoint) when no rule matches
+            return 0  # no SQL (not even a savepoint) when no rule matches, once the rules are compiled
         with transaction.atomic():
             decision = alerts_evaluate(facts=facts)
     except TRANSIENT:
