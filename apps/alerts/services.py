@@ -66,16 +66,13 @@ def alert_rule_check(rule: AlertRule) -> None:
         raise ValidationFailed(
             "Channels are ids and statuses names.", details={"channels": "invalid"}
         ) from None
-    if rule.kind == K.KEYWORD:
-        if not rule.keywords:
+    for field in ("keywords", "exclusions"):  # stored whatever the kind, so checked whatever the kind
+        if any(not _WORDS.search(str(phrase)) for phrase in getattr(rule, field)):
             raise ValidationFailed(
-                "A keyword rule needs at least one keyword.", details={"keywords": "required"}
+                "Each keyword must contain a letter or a digit.", details={field: "no word"}
             )
-        for field in ("keywords", "exclusions"):
-            if any(not _WORDS.search(str(phrase)) for phrase in getattr(rule, field)):
-                raise ValidationFailed(
-                    "Each keyword must contain a letter or a digit.", details={field: "no word"}
-                )
+    if rule.kind == K.KEYWORD and not rule.keywords:
+        raise ValidationFailed("A keyword rule needs at least one keyword.", details={"keywords": "required"})
     if rule.kind == K.REGEX:
         if not rule.pattern:
             raise ValidationFailed("A regex rule needs a pattern.", details={"pattern": "required"})

@@ -49,6 +49,7 @@ def test_an_admin_creates_a_keyword_rule_and_the_secret_is_never_shown(member_cl
     [
         ({"name": "x", "kind": "keyword"}, "keywords"),
         ({"name": "x", "kind": "keyword", "keywords": ["¿?"]}, "keywords"),
+        ({"name": "x", "kind": "asked_for_person", "exclusions": ["¥"]}, "exclusions"),
         ({"name": "x", "kind": "regex", "pattern": "(open"}, None),
         ({"name": "x", "kind": "regex"}, "pattern"),
         ({"name": "x", "kind": "no_answer"}, "minutes"),
