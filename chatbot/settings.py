@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "apps.assistant",
     "apps.audit",
     "apps.campaigns",
+    "apps.alerts",
     "apps.sandbox",
     "apps.live",
     "apps.dashboard",
@@ -288,6 +289,9 @@ SPECTACULAR_SETTINGS = {
         "ConsentKindEnum": "apps.conversations.models.ConsentRecord.Kind",
         "TemplateStatusEnum": "apps.campaigns.models.Template.Status",
         "TemplateCategoryEnum": "apps.campaigns.models.Template.Category",
+        "AlertRuleKindEnum": "apps.alerts.models.AlertRule.Kind",
+        "AlertSeverityEnum": "apps.alerts.models.Severity",
+        "AlertStateEnum": "apps.alerts.models.Alert.State",
     },
 }
 
@@ -444,6 +448,13 @@ LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234"
 # Outbound URLs set through the API may reach only public addresses, the exact host:port of the three
 # URLs above, and these hosts / CIDRs (e.g. "gpu-box,10.0.5.0/24"): see chatbot/egress.py.
 EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=[])
+
+# --- E-mail (alert notifications) -----------------------------------------------------------
+# One URL, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's email_url); development
+# prints e-mails to the console. EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, ... come from it.
+globals().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="alerts@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # A web request's whole call to a workspace's model server (seconds), and how many such calls one
 # workspace may have open at once; longer work (model load, Ollama pull) runs on the `local_models`
 # queue, at most LOCAL_MODEL_MAX_JOBS at once per workspace.

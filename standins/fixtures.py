@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_django.fixtures import Settings
 
+from standins.alert_receiver import AlertReceiver
 from standins.graph import GraphStandIn
 
 
@@ -31,3 +32,14 @@ def cloud_settings(settings: Settings, graph_standin: GraphStandIn) -> Settings:
     """pytest-django's `settings`, with the Cloud transport pointed at `graph_standin`."""
     settings.WHATSAPP_GRAPH_URL = graph_standin.url
     return settings
+
+
+@pytest.fixture
+def alert_receiver(settings: Settings) -> Iterator[AlertReceiver]:
+    """A receiver of alert webhooks on a free local port, which the egress rules let the platform reach."""
+    settings.EGRESS_ALLOWED_NETWORKS = ["127.0.0.1"]
+    receiver = AlertReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

@@ -13,6 +13,8 @@ from django.urls import URLPattern, resolve
 
 from apps.accounts.models import Role, Workspace
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
+from apps.alerts.models import Alert
+from apps.alerts.tests.factories import AlertFactory
 from apps.assistant.models import KnowledgeEntry
 from apps.conversations.models import Conversation, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
@@ -59,6 +61,9 @@ def _object_id(page: str, workspace: Workspace) -> int:
     if path.startswith("/queue/"):
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         return outbound_message(conversation=conversation, send_state=Message.SendState.FAILED).pk
+    if path.startswith("/alerts/"):
+        conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
+        return AlertFactory.create(rule__workspace=workspace, conversation=conversation).pk
     if path.startswith("/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
     raise AssertionError(f"no object for {page}: teach _object_id about it")
@@ -135,7 +140,17 @@ def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "url", ["/inbox/", "/inbox/list/", "/queue/", "/queue/list/", "/business/", "/sandbox/"]
+    "url",
+    [
+        "/inbox/",
+        "/inbox/list/",
+        "/queue/",
+        "/queue/list/",
+        "/alerts/",
+        "/alerts/list/",
+        "/business/",
+        "/sandbox/",
+    ],
 )
 def test_list_pages_show_nothing_of_another_workspace(url):
     mine, theirs = WorkspaceFactory.create(), WorkspaceFactory.create()
@@ -165,4 +180,5 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
             )
         ),
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
+        "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state")),
     }

@@ -13,6 +13,8 @@ from rest_framework.test import APIClient
 from apps.accounts import services as account_services
 from apps.accounts.models import Membership, Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
+from apps.alerts.models import Alert, AlertRule
+from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
 from apps.campaigns.models import ContactImport, Segment, Template
 from apps.conversations.models import Contact, Message
@@ -57,12 +59,19 @@ BODIES: dict[str, Any] = {
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
     "PATCH /api/segments/{id}/": {"name": "Renamed"},
+    "POST /api/alerts/rules/": {"name": "Refunds", "kind": "keyword", "keywords": ["reembolso"]},
+    "PATCH /api/alerts/rules/{id}/": {"severity": "low"},
+    "POST /api/alerts/{id}/assign": {"assignee": None},
 }
 
 
 def _object_id(operation: str, workspace: Workspace) -> int:
     """An object of `workspace` the operation acts on (a fresh one, since some cells delete it)."""
     path = operation.split(" ", 1)[1]
+    if path.startswith("/api/alerts/rules/"):
+        return AlertRuleFactory.create(workspace=workspace).pk
+    if path.startswith("/api/alerts/"):
+        return AlertFactory.create(rule__workspace=workspace).pk
     if path.startswith("/api/accounts/members/"):
         return MembershipFactory.create(workspace=workspace, role=Role.VIEWER).pk
     if path.startswith("/api/business/knowledge/"):
@@ -164,4 +173,8 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "channels": list(Channel.objects.filter(workspace=workspace).values_list("pk", "name", "is_active")),
         "templates": list(Template.objects.filter(workspace=workspace).values_list("pk", "status")),
         "segments": list(Segment.objects.filter(workspace=workspace).values_list("pk", "name")),
+        "alert_rules": list(
+            AlertRule.objects.filter(workspace=workspace).values_list("pk", "severity", "is_active")
+        ),
+        "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state", "assignee_id")),
     }

@@ -129,7 +129,13 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     else:
         error = "all LLM providers failed"
     usage = _usage_record(request, started, provider=Provider.OFFLINE.value, path=attempts.path, error=error)
-    return ReplyResult(text=text, handoff=handoff, provider=Provider.OFFLINE.value, usage_id=usage.pk)
+    return ReplyResult(
+        text=text,
+        handoff=handoff,
+        provider=Provider.OFFLINE.value,
+        usage_id=usage.pk,
+        providers_failed=bool(specs),
+    )
 
 
 # Said after a bot answer while the conversation waits for a person, so the customer knows both.

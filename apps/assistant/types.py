@@ -39,3 +39,4 @@ class ReplyResult:
     model: str = ""
     cache_hit: bool = False
     usage_id: int | None = None
+    providers_failed: bool = False  # providers were configured and none answered (offline reply)

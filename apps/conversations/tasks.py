@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from apps.conversations.models import Message
-from apps.conversations.services import inbound, outbound, replies, sender, sweeper
+from apps.conversations.services import alerting, inbound, outbound, replies, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
 from chatbot.group_publish import GroupPublisher
@@ -101,3 +101,9 @@ def message_mark_read(message_id: int) -> None:
 @app.task(name="default.queue_sweep")
 def queue_sweep() -> dict[str, int]:
     return sweeper.sweep(processing_timeout=timedelta(seconds=settings.OUTBOUND_PROCESSING_TIMEOUT))
+
+
+@app.task(name="default.alert_conditions_sweep")
+def alert_conditions_sweep() -> dict[str, int]:
+    """Alerts of the conditions measured over time: nobody answered, deliveries failing (beat)."""
+    return alerting.alert_conditions_sweep()

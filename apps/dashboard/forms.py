@@ -12,7 +12,13 @@ from django_stubs_ext import StrOrPromise
 from apps.assistant.models import AssistantSettings, BusinessProfile
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
 from apps.conversations.text import TEXT_LIMIT
-from apps.dashboard.templatetags.dashboard_labels import CONVERSATION_STATUS, KNOWLEDGE_KIND, SEND_STATE
+from apps.dashboard.templatetags.dashboard_labels import (
+    ALERT_STATE,
+    CONVERSATION_STATUS,
+    KNOWLEDGE_KIND,
+    SEND_STATE,
+    SEVERITY,
+)
 
 STATUS_FILTERS = [("", _("All")), *CONVERSATION_STATUS.items()]
 
@@ -27,6 +33,15 @@ class QueueFilterForm(forms.Form):
         label=_("State"),
         choices=[("", _("All")), *SEND_STATE.items()],
         required=False,
+    )
+
+
+class AlertFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label=_("State"), choices=[("", _("All")), *ALERT_STATE.items()], required=False
+    )
+    severity = forms.ChoiceField(
+        label=_("Severity"), choices=[("", _("All")), *SEVERITY.items()], required=False
     )
 
 

@@ -17,6 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.forms import ThrottledAuthenticationForm
 from apps.accounts.models import Membership, Role
+from apps.alerts import selectors as alert_selectors
+from apps.alerts import services as alert_services
+from apps.alerts.models import Alert
 from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
@@ -50,6 +53,7 @@ def _page(request: HttpRequest, membership: Membership, template: str, **context
         nav=NAV.get(page, page),
         live_url=settings.DASHBOARD_WS_URL or "/ws/live/",
         live_after=live_last_id(workspace=membership.workspace),
+        open_alerts=alert_selectors.alert_open_count(workspace=membership.workspace),
         **roles(membership),
     )
     return render(request, template, context)
@@ -222,6 +226,45 @@ def queue_action(request: HttpRequest, membership: Membership, pk: int, action: 
     except DomainError as exc:
         _refused(request, exc)
     return HttpResponseRedirect(f"{reverse('dashboard:queue')}?{request.GET.urlencode()}")
+
+
+# --- alerts -----------------------------------------------------------------------------------
+ALERT_ACTIONS = {"acknowledge": alert_services.alert_acknowledge, "resolve": alert_services.alert_resolve}
+
+
+def _alerts(request: HttpRequest, membership: Membership) -> tuple[forms.AlertFilterForm, QuerySet[Alert]]:
+    form = forms.AlertFilterForm(request.GET)
+    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
+    rows = alert_selectors.alert_list(workspace=membership.workspace, **filters)
+    return form, rows[:PAGE_SIZE]
+
+
+@require_GET
+@member_page()
+def alerts(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form, rows = _alerts(request, membership)
+    return _page(request, membership, "dashboard/alerts.html", form=form, rows=rows)
+
+
+@require_GET
+@member_page()
+def alerts_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    _, rows = _alerts(request, membership)
+    return render(request, "dashboard/_alerts_list.html", {"rows": rows, **roles(membership)})
+
+
+@require_POST
+@member_page(write=Role.AGENT)
+def alert_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
+    alert = alert_selectors.alert_get(workspace=membership.workspace, pk=pk)
+    act = ALERT_ACTIONS.get(action)
+    if act is None:
+        return HttpResponse(status=404)
+    try:
+        act(alert=alert, user_id=int(request.user.pk or 0))
+    except DomainError as exc:
+        _refused(request, exc)
+    return HttpResponseRedirect(f"{reverse('dashboard:alerts')}?{request.GET.urlencode()}")
 
 
 # --- business profile and knowledge ---------------------------------------------------------

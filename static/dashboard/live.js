@@ -31,6 +31,7 @@
     var kind = el.dataset.live;
     if (kind === "inbox") return event.conversation_id !== null;
     if (kind === "queue") return event.kind === "message" || event.kind === "status";
+    if (kind === "alerts") return event.kind === "alert";
     if (kind === "thread") return String(event.conversation_id) === el.dataset.conversationId;
     return false;
   }

@@ -23,6 +23,7 @@ from apps.conversations.models import (
     ConversationSettings,
     Message,
 )
+from apps.conversations.services.alerting import alerts_check
 from apps.conversations.services.ingest import contact_find, contact_number_change, contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
 from apps.conversations.services.outbound import conversation_settings, message_enqueue
@@ -249,6 +250,14 @@ def _process_one(message_id: int) -> str:
         return "reaction"
     rules = conversation_settings(message.workspace_id)
     text = folded_words(message.body) if message.type in ("text", "button", "interactive") else ""
+    wants_person = bool(text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS))
+    if message.body:  # text, caption, button or list title: whatever the customer wrote
+        alerts_check(
+            conversation=conversation,
+            message=message,
+            text=message.body,
+            signals=frozenset({"asked_for_person"}) if wants_person else frozenset(),
+        )
     language = detect_language(message.body) or contact.language or _recent_language(conversation) or "es"
     if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
         _handled(message, "keyword")
@@ -280,7 +289,6 @@ def _process_one(message_id: int) -> str:
         return "handoff"
     if conversation.status == Conversation.Status.HUMAN:
         return "human"  # the bot stays silent while a person has the conversation
-    wants_person = text and set(text.split()) & _words(rules.handoff_words, DEFAULT_HANDOFF_WORDS)
     if wants_person and conversation.status == Conversation.Status.OPEN:
         _handled(message, "keyword")
         conversation_move(conversation=conversation, move=Move.CUSTOMER_HANDOFF)

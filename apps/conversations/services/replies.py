@@ -15,6 +15,7 @@ from apps.assistant.admission import Deferred
 from apps.assistant.language import detect_language
 from apps.conversations import metrics
 from apps.conversations.models import Conversation, Message
+from apps.conversations.services.alerting import alerts_check
 from apps.conversations.services.outbound import message_enqueue
 from apps.conversations.services.status import Move, conversation_move
 from chatbot import ratelimit
@@ -292,10 +293,24 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         _schedule(conversation.pk, message_id, deferred.countdown)
         return "deferred"
     logger.info("reply to %s by %s (cache %s)", message_id, result.provider, result.cache_hit)
-    return _queue(conversation, result.text, dedupe_key, handoff=result.handoff)
+    return _queue(
+        conversation,
+        result.text,
+        dedupe_key,
+        handoff=result.handoff,
+        providers_failed=message_id if result.providers_failed else None,
+    )
 
 
-def _queue(conversation: Conversation, text: str, dedupe_key: str, *, handoff: bool) -> str:
+def _queue(
+    conversation: Conversation,
+    text: str,
+    dedupe_key: str,
+    *,
+    handoff: bool,
+    providers_failed: int | None = None,
+) -> str:
+    """`providers_failed`: the id of the customer's message every provider failed to answer."""
     with transaction.atomic():
         # The conversation may have been taken over (or handed off) while the reply was being written.
         current = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -310,6 +325,12 @@ def _queue(conversation: Conversation, text: str, dedupe_key: str, *, handoff: b
         )
         if handoff:
             conversation_move(conversation=current, move=Move.MODEL_HANDOFF)
+        if providers_failed is not None:  # after the offline reply is queued: it still goes out
+            alerts_check(
+                conversation=current,
+                message=Message.objects.filter(pk=providers_failed).first(),
+                signals=frozenset({"providers_failed"}),
+            )
     return "handoff" if handoff else "replied"
 
 

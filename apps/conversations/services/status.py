@@ -37,6 +37,7 @@ class Move(StrEnum):
     ASSISTANT_OFF = "assistant_off"  # the workspace switched the bot off
     REPLY_FAILED = "reply_failed"  # the bot's reply failed REPLY_MAX_ATTEMPTS times
     SET_ASIDE = "set_aside"  # a customer message failed INBOUND_MAX_ATTEMPTS times
+    ALERT_HANDOFF = "alert_handoff"  # an alert rule with "hand to a person" matched
     REOPEN = "reopen"  # the customer wrote within CONVERSATION_REOPEN_MINUTES of the close
 
 
@@ -53,6 +54,7 @@ TRANSITIONS: dict[Move, tuple[frozenset[str], str]] = {
     Move.ASSISTANT_OFF: (TO_A_PERSON, C.PENDING_HUMAN),
     Move.REPLY_FAILED: (TO_A_PERSON, C.PENDING_HUMAN),
     Move.SET_ASIDE: (TO_A_PERSON, C.PENDING_HUMAN),
+    Move.ALERT_HANDOFF: (TO_A_PERSON, C.PENDING_HUMAN),
     Move.REOPEN: (frozenset({C.CLOSED}), C.OPEN),
 }
 

@@ -38,6 +38,35 @@ ROLE: dict[str, Promise] = {
     "agent": _("Agent"),
     "viewer": _("Viewer"),
 }
+ALERT_STATE: dict[str, Promise] = {
+    "open": _("Open"),
+    "acknowledged": _("Acknowledged"),
+    "resolved": _("Resolved"),
+}
+SEVERITY: dict[str, Promise] = {"low": _("Low"), "medium": _("Medium"), "high": _("High")}
+ALERT_KIND: dict[str, Promise] = {
+    "keyword": _("Keyword"),
+    "regex": _("Pattern"),
+    "no_answer": _("No answer"),
+    "asked_for_person": _("Asked for a person"),
+    "providers_failed": _("AI providers failed"),
+    "delivery_failures": _("Delivery failures"),
+}
+
+
+@register.filter
+def alert_state_label(value: str) -> str:
+    return str(ALERT_STATE.get(value, value))
+
+
+@register.filter
+def severity_label(value: str) -> str:
+    return str(SEVERITY.get(value, value))
+
+
+@register.filter
+def alert_kind_label(value: str) -> str:
+    return str(ALERT_KIND.get(value, value))
 
 
 @register.filter

@@ -10,7 +10,7 @@ from apps.conversations.tests.factories import ConversationFactory, MessageFacto
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/inbox/", "/queue/", "/business/", "/business/providers/"]
+PAGES = ["/inbox/", "/queue/", "/alerts/", "/business/", "/business/providers/"]
 
 
 def test_login_with_the_form_then_logout_with_a_post(workspace):
