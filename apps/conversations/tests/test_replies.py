@@ -11,7 +11,7 @@ from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
 from apps.assistant import knowledge
 from apps.assistant.models import ReplyUsage
 from apps.conversations.events import InboundMessage
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import actions, replies
 from apps.conversations.services.inbound import inbound_message_process
 from apps.conversations.services.ingest import inbound_store
@@ -187,6 +187,36 @@ def test_earlier_turns_go_to_the_model_as_history(channel, llm_standin, standin_
         (m["role"], m["content"]) for m in llm_standin.chat_requests()[-1].messages if m["role"] != "system"
     ]
     assert turns == [("user", "hola"), ("assistant", "¡Hola Pedro!"), ("user", "¿y los domingos?")]
+
+
+@pytest.mark.parametrize(
+    ("body", "stored", "expected"),
+    [
+        ("ok 👍", "en", "en"),  # the message tells no language: the contact's stored one
+        ("¿Hacéis tartas por encargo?", "en", "es"),  # the message's own language comes first
+        ("Do you make cakes to order?", "es", "en"),
+    ],
+)
+def test_the_model_is_given_the_disclosure_in_the_replys_language_only(
+    channel, llm_standin, standin_providers, body, stored, expected
+):
+    from apps.assistant.prompt import default_disclosure
+    from apps.assistant.services import profile_get_or_create
+
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.answer = "Sí."
+    message = customer_says(channel, body)
+    Contact.objects.filter(pk=message.contact_id).update(language=stored)
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    assert result == "replied"
+    [request] = llm_standin.chat_requests()
+    system = request.messages[0]["content"]
+    name = profile_get_or_create(workspace_id=channel.workspace_id).name
+    other = "es" if expected == "en" else "en"
+    assert default_disclosure(business_name=name, language=expected) in system
+    assert default_disclosure(business_name=name, language=other) not in system
 
 
 def test_the_next_provider_answers_when_the_first_fails(channel, llm_standin, standin_providers):
