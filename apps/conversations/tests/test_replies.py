@@ -445,6 +445,62 @@ def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(ch
     assert turns_unanswered() == [(waiting.conversation_id, waiting.pk)]
 
 
+def test_the_sweeper_finds_a_lost_turn_that_the_reply_to_the_turn_before_it_sorts_after(
+    channel, llm_standin, standin_providers
+):
+    """The fault test's flake (tests/faults/test_redis_restart.py): the reply to "hola" was written
+    after "¿abren hoy?" arrived, and the broker lost the second turn's reply task. That reply sorts
+    after the turn but answers an earlier one: the turn is still the sweeper's, and gets its reply."""
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import turns_unanswered
+
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    first = customer_says(channel, "hola")
+    lost = customer_says(channel, "¿abren hoy?")  # its reply task never runs
+    replies.message_enqueue(
+        conversation=first.conversation,
+        author=Message.Author.BOT,
+        body="¡Hola!",
+        dedupe_key=f"reply:{first.pk}",
+    )
+    Message.objects.filter(pk__in=[first.pk, lost.pk]).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+
+    found = turns_unanswered()
+    outcome = replies.reply_generate(conversation_id=lost.conversation_id, message_id=lost.pk)
+
+    assert found == [(lost.conversation_id, lost.pk)]
+    assert outcome == "replied" and turns_unanswered() == []
+    assert Message.objects.filter(dedupe_key=f"reply:{lost.pk}").exists()
+
+
+def test_a_reaction_after_a_lost_turn_neither_hides_it_nor_is_swept_itself(channel):
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import turns_unanswered
+
+    lost = customer_says(channel, "¿hacéis envíos?")  # its reply task never runs
+    item = InboundMessage(
+        wamid=f"wamid.r.{next(_ids)}",
+        type="reaction",
+        timestamp=timezone.now(),
+        from_wa_id="5215550200",
+        body="👍",
+        reply_to_wamid=lost.wamid,
+        raw={"type": "reaction", "reaction": {"message_id": lost.wamid, "emoji": "👍"}},
+    )
+    [reaction_id] = inbound_store(channel=channel, messages=[item])
+    inbound_message_process(message_id=reaction_id)
+    Message.objects.filter(pk__in=[lost.pk, reaction_id]).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+
+    assert Message.objects.get(pk=reaction_id).handled_as == "reaction"
+    assert turns_unanswered() == [(lost.conversation_id, lost.pk)]
+
+
 def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel, tasks_captured):
     from apps.assistant.models import AssistantSettings
 
