@@ -243,7 +243,7 @@ def test_reactions_cost_no_query_per_message(member_client):
 
     def listed_with(reacted: int) -> int:
         for n in range(reacted):
-            target = MessageFactory(conversation=conversation, body=f"mensaje {n}")
+            target = MessageFactory.create(conversation=conversation, body=f"mensaje {n}")
             reaction_message(conversation=conversation, to=target.wamid, emoji="👍")
         with CaptureQueriesContext(connection) as queries:
             response = client.get(f"/api/conversations/{conversation.pk}/messages/")
