@@ -692,18 +692,33 @@ class GraphStandIn:
         """Post (now, from this thread) a customer's text message as Meta's signed webhook.
 
         `from_wa_id` may be empty for a user known only by `user_id` (business-scoped id)."""
+        return self._inject(
+            phone_number_id, from_wa_id, {"type": "text", "text": {"body": text}}, name, user_id
+        )
+
+    def inject_reaction(
+        self, phone_number_id: str, from_wa_id: str, message_id: str, emoji: str
+    ) -> InboundDelivery:
+        """Post (now) a customer's reaction to the message `message_id` as Meta's signed webhook; an
+        empty `emoji` removes the customer's reaction, as Meta sends it."""
+        content = {"type": "reaction", "reaction": {"message_id": message_id, "emoji": emoji}}
+        return self._inject(phone_number_id, from_wa_id, content)
+
+    def _inject(
+        self,
+        phone_number_id: str,
+        from_wa_id: str,
+        content: dict[str, Any],
+        name: str = "",
+        user_id: str | None = None,
+    ) -> InboundDelivery:
         with self._lock:
             config = self._webhooks
         if config is None:
             raise RuntimeError("configure_webhooks() first: there is nowhere to post the message")
         wamid = new_wamid()
         contact: dict[str, Any] = {"profile": {"name": name}}
-        message: dict[str, Any] = {
-            "id": wamid,
-            "timestamp": str(int(time.time())),
-            "type": "text",
-            "text": {"body": text},
-        }
+        message: dict[str, Any] = {"id": wamid, "timestamp": str(int(time.time())), **content}
         if from_wa_id:
             contact["wa_id"] = from_wa_id
             message["from"] = from_wa_id

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from apps.assistant.knowledge import confident_answer, content_words
 from apps.assistant.language import detect_language, fold, folded_words
 from apps.assistant.models import BusinessProfile
-from apps.assistant.prompt import default_disclosure, local_now
+from apps.assistant.prompt import disclosure, local_now
 from apps.assistant.types import Passage, Turn
 
 Search = Callable[[str], list[Passage]]
@@ -167,18 +167,6 @@ def reply_language(*, profile: BusinessProfile, question: str, language: str) ->
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def disclosure(*, profile: BusinessProfile, language: str) -> str:
-    """What the bot says it is, in `language` only: the sentences of the business's text in that
-    language (a bilingual text is cut to one language), else the default."""
-    written = profile.disclosure_text.strip()
-    if written:
-        sentences = _SENTENCE_END.split(written)
-        kept = [s for s in sentences if detect_language(s) in (language, "")]
-        if kept and (len(kept) < len(sentences) or detect_language(written) in (language, "")):
-            return " ".join(kept)
-    return default_disclosure(business_name=profile.name, language=language)
 
 
 # Small talk, compared on folded words: a message made only of these words (or only of emoji) is

@@ -20,7 +20,7 @@ from typing import Any
 from django.core.cache import cache
 
 from apps.assistant import admission, knowledge, metrics, offline, prompt, providers, services
-from apps.assistant.language import detect_language, fold
+from apps.assistant.language import fold
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
 from apps.assistant.types import Passage, ReplyRequest, ReplyResult
@@ -59,7 +59,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     ai = services.assistant_settings_get_or_create(workspace_id=request.workspace_id)
     deadline = started + (ai.reply_budget_seconds or DEFAULT_BUDGET_SECONDS)
     specs = providers.provider_specs(workspace_id=request.workspace_id, fallback_order=ai.fallback_order)
-    language = request.language_hint or detect_language(request.question)
+    language = _reply_language(request, profile)
 
     now = prompt.local_now(profile)  # in the prompt; the cache keeps an answer within the hour
     # Only a question that does not depend on the conversation so far may be answered from the cache.
@@ -91,6 +91,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         # a cached answer is served to other customers: it must not carry this one's name
         customer_name="" if key is not None else request.customer_name,
         history_token_budget=ai.history_token_budget,
+        language=language,
         now=now,
     )
     attempts = _Attempts()
@@ -100,9 +101,7 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
             continue
         text, handoff = prompt.split_handoff(answer.text)
         if handoff and not text:  # the marker alone: say it in the customer's language
-            text = offline.HANDOFF[
-                offline.reply_language(profile=profile, question=request.question, language=language)
-            ]
+            text = offline.HANDOFF[language]
         if key is not None and not handoff:  # whether a person is needed is never reused for others
             _cache_set(
                 key, {"text": text, "provider": spec.name, "model": answer.model}, ai.cache_ttl_seconds
@@ -154,11 +153,7 @@ def confident_reply(request: ReplyRequest) -> ReplyResult | None:
     """
     started = time.perf_counter()
     profile = services.profile_get_or_create(workspace_id=request.workspace_id)
-    language = offline.reply_language(
-        profile=profile,
-        question=request.question,
-        language=request.language_hint or detect_language(request.question),
-    )
+    language = _reply_language(request, profile)
     passages = knowledge.retrieve(
         workspace_id=request.workspace_id, query=request.question, version=profile.knowledge_version
     )
@@ -179,6 +174,13 @@ def confident_reply(request: ReplyRequest) -> ReplyResult | None:
         provider=Provider.OFFLINE.value,
         usage_id=usage.pk,
     )
+
+
+def _reply_language(request: ReplyRequest, profile: BusinessProfile) -> str:
+    """The one language of the reply, for every path (model, offline, waiting for a person): the
+    caller's hint (the turn's detected language, else the contact's), else the question's, else the
+    business's first (offline.reply_language)."""
+    return offline.reply_language(profile=profile, question=request.question, language=request.language_hint)
 
 
 def _searcher(workspace_id: int, version: int) -> offline.Search:

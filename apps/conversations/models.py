@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +11,9 @@ DEFAULT_OPT_IN_WORDS = ["start", "alta"]
 DEFAULT_HANDOFF_WORDS = ["agente", "humano", "persona", "human", "agent"]
 # failure_reason of a customer message whose processing failed INBOUND_MAX_ATTEMPTS times.
 INBOUND_SET_ASIDE = "processing_failed"
+# A customer's current reaction on a message is their latest one (WhatsApp keeps one per person and
+# message; an empty emoji removed it): by Meta's timestamp, then by arrival within the same second.
+REACTION_ORDER = (models.F("sent_by_customer_at").desc(nulls_last=True), "-pk")
 
 
 class ConversationSettings(models.Model):
@@ -268,6 +271,12 @@ class Message(models.Model):
                 condition=models.Q(direction="in", processed_at__isnull=True),
                 name="conv_msg_inbound_unprocessed",
             ),
+            # The reactions on a message, found by the wamid they react to (selectors.with_reactions).
+            models.Index(
+                fields=["channel", "reply_to_wamid"],
+                condition=models.Q(handled_as="reaction"),
+                name="conv_msg_reaction_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -282,6 +291,26 @@ class Message(models.Model):
     @property
     def last_error_shown(self) -> str:
         return self._last_send()[1]
+
+    @property
+    def reaction_shown(self) -> tuple[str, datetime | None]:
+        """(emoji, when) of the customer's current reaction on this message; ("", None) without one.
+        From the selectors' annotation when present, else one query."""
+        if "reaction_emoji" in self.__dict__:
+            emoji, at = self.__dict__["reaction_emoji"], self.__dict__["reaction_at"]
+        elif self.wamid:
+            latest = (
+                Message.objects.filter(
+                    channel_id=self.channel_id, reply_to_wamid=self.wamid, handled_as="reaction"
+                )
+                .order_by(*REACTION_ORDER)
+                .values_list("body", "sent_by_customer_at", "created_at")
+                .first()
+            )
+            emoji, at = (latest[0], latest[1] or latest[2]) if latest else ("", None)
+        else:
+            emoji, at = "", None
+        return (emoji, at) if emoji else ("", None)
 
     def _last_send(self) -> tuple[str, str]:
         reason: str | None = None

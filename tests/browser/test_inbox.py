@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from apps.accounts.models import Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from apps.conversations.models import Conversation, Message
-from apps.sandbox.demo import demo_seed
+from apps.sandbox.demo import SANDBOX_PHONE_NUMBER_ID, demo_seed
 from tests.browser.conftest import SANDBOX_SECRET, screenshot, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -76,6 +76,18 @@ def test_inbox_live_takeover_agent_reply_reaches_the_sandbox_and_spanish_ui(asgi
     assert sent.count() == 1
     thread = staff.locator("[data-testid=message][data-direction=out]", has_text="soy Marta")
     expect(thread).to_have_count(1)
+
+    # The customer reacts to that reply: the emoji appears on it while the page is open (no bubble of
+    # its own), and goes away when the customer removes it.
+    bubbles = staff.get_by_test_id("message").count()
+    reply_wamid = sent.get().wamid
+    delivered = standin.inject_reaction(SANDBOX_PHONE_NUMBER_ID, "34600222333", reply_wamid, "👍")
+    assert delivered.status_code == 200, delivered
+    expect(thread.get_by_test_id("reaction")).to_have_text("👍", timeout=30_000)
+    expect(staff.get_by_test_id("message")).to_have_count(bubbles)
+    standin.inject_reaction(SANDBOX_PHONE_NUMBER_ID, "34600222333", reply_wamid, "")
+    expect(thread.get_by_test_id("reaction")).to_have_count(0, timeout=30_000)
+    expect(staff.get_by_test_id("message")).to_have_count(bubbles)
 
     # The UI switches to Spanish.
     staff.get_by_test_id("lang-es").click()

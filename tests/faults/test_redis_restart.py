@@ -193,6 +193,13 @@ def test_redis_killed_and_restarted_under_load_loses_nothing_and_doubles_nothing
             last = inbound.filter(conversation=conversation).order_by("-pk").first()
             if last is None or not outbound.filter(dedupe_key=f"reply:{last.pk}").exists():
                 missing.append(f"conversation {conversation.pk}: last turn {last and last.pk} unanswered")
+                if last is not None:  # what the sweeper and the reply task decide on
+                    after = outbound.filter(conversation=conversation, pk__gt=last.pk)
+                    missing.append(
+                        f"  status={conversation.status} reply_attempts={last.reply_attempts} "
+                        f"handled_as={last.handled_as!r} last_error={last.last_error[:120]!r} "
+                        f"replies after it: {list(after.values_list('pk', 'dedupe_key'))}"
+                    )
         return missing
 
     def settled() -> bool:
@@ -204,7 +211,14 @@ def test_redis_killed_and_restarted_under_load_loses_nothing_and_doubles_nothing
     try:
         wait_for(settled, timeout=75, interval=1.0)
     except pytest.fail.Exception:
-        pytest.fail(f"not settled after the restart: {unfinished()}")
+        # The decisions that leave a turn to a person, from every worker's log (stop_all prints tails).
+        decisions = [
+            line
+            for log in sorted(workers.logs.glob("worker-*.log"))
+            for line in log.read_text().splitlines()
+            if "given up" in line or "set aside" in line
+        ]
+        pytest.fail(f"not settled after the restart: {unfinished()}; workers: {decisions}")
     settle(3)
     print(f"worker exits after the Redis crash: {workers.exits}")
 

@@ -46,7 +46,15 @@ def profile(**overrides):
 
 
 def build(
-    *, history=(), question="¿Abren el lunes?", passages=(), budget=1200, name="Ana", now=None, **overrides
+    *,
+    history=(),
+    question="¿Abren el lunes?",
+    passages=(),
+    budget=1200,
+    name="Ana",
+    now=None,
+    language="es",
+    **overrides,
 ):
     return build_messages(
         profile=profile(**overrides),
@@ -55,6 +63,7 @@ def build(
         question=question,
         customer_name=name,
         history_token_budget=budget,
+        language=language,
         now=now,
     )
 
@@ -101,14 +110,34 @@ def test_the_system_prompt_carries_everything_the_business_entered_after_the_rul
         assert ":00" not in line_with(system, f"- {closed}:")
 
 
-def test_without_a_disclosure_text_the_default_one_is_given_in_spanish_and_english():
-    system = system_of(build(disclosure_text=""))
+@pytest.mark.parametrize(("language", "other"), [("es", "en"), ("en", "es")])
+def test_without_a_disclosure_text_the_default_one_is_given_in_the_replys_language_only(language, other):
+    system = system_of(build(disclosure_text="", language=language))
 
-    spanish, english = (
-        default_disclosure(business_name="Panadería Luna", language=code) for code in ("es", "en")
+    said, not_said = (
+        default_disclosure(business_name="Panadería Luna", language=code) for code in (language, other)
     )
-    assert spanish in system and english in system and spanish != english
-    assert "Panadería Luna" in spanish and "Panadería Luna" in english
+    assert said in system and not_said not in system
+    assert "Panadería Luna" in said
+    # Not even the other language's words: the model is shown one language to speak.
+    assert ("programa automático" in system) is (language == "es")
+    assert ("automated program" in system) is (language == "en")
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "not_said"),
+    [
+        ("es", "Soy Luna, la asistente virtual de la panadería.", "I am Luna"),
+        ("en", "I am Luna, the bakery's virtual assistant.", "Soy Luna"),
+    ],
+)
+def test_a_bilingual_disclosure_text_is_cut_to_the_replys_language(language, said, not_said):
+    written = "Soy Luna, la asistente virtual de la panadería. I am Luna, the bakery's virtual assistant."
+
+    system = system_of(build(disclosure_text=written, language=language))
+
+    disclosure = system.split("# Disclosure", 1)[1].split("\n\n# ", 1)[0]
+    assert said in disclosure and not_said not in disclosure
 
 
 def test_unknown_hours_and_missing_fields_are_not_invented():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import User
@@ -89,8 +90,22 @@ def _last_error() -> serializers.CharField:
     return serializers.CharField(source="last_error_shown")
 
 
+class ReactionOutput(serializers.Serializer[dict[str, Any]]):
+    emoji = serializers.CharField()
+    author = serializers.ChoiceField(choices=Message.Author.choices, help_text="Who reacted.")
+    reacted_at = serializers.DateTimeField()
+
+
 class MessageOutput(serializers.ModelSerializer[Message]):
     failure_reason = _failure_reason()
+    reactions = serializers.SerializerMethodField(
+        help_text="The reactions shown on this message: the customer's current one (WhatsApp keeps one "
+        "per person; a removed reaction is gone). The reaction messages themselves are not listed when "
+        "the message they react to is in this conversation."
+    )
+    reply_to_wamid = serializers.CharField(
+        help_text='The wamid of the message this one answers or, for a "reaction", reacts to ("" for none).'
+    )
 
     class Meta:
         model = Message
@@ -109,7 +124,17 @@ class MessageOutput(serializers.ModelSerializer[Message]):
             "created_at",
             "sent_at",
             "wamid",
+            "reply_to_wamid",
+            "reactions",
         ]
+
+    @extend_schema_field(ReactionOutput(many=True))
+    def get_reactions(self, message: Message) -> list[dict[str, Any]]:
+        emoji, at = message.reaction_shown
+        if not emoji:
+            return []
+        reaction = {"emoji": emoji, "author": Message.Author.CUSTOMER, "reacted_at": at}
+        return [ReactionOutput(reaction).data]
 
 
 class ReplyInput(JSONInput):

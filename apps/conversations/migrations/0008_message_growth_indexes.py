@@ -4,38 +4,9 @@ and the unprocessed inbound rows as a partial index, which replaces (direction, 
 On PostgreSQL they are built and dropped CONCURRENTLY: a plain CREATE INDEX on a table of millions of
 messages would block the webhook's inserts for as long as it takes (Meta retries, but replies wait)."""
 
-from typing import Any
-
-from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations, models
 
-
-class _OnlineWherePossible:
-    """The concurrent form on PostgreSQL; the plain one elsewhere (SQLite has no CONCURRENTLY)."""
-
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
-        else:
-            self.plain.database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[attr-defined]
-
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
-        else:
-            self.plain.database_backwards(app_label, schema_editor, from_state, to_state)  # type: ignore[attr-defined]
-
-
-class AddIndexOnline(_OnlineWherePossible, AddIndexConcurrently):
-    @property
-    def plain(self) -> migrations.AddIndex:
-        return migrations.AddIndex(model_name=self.model_name, index=self.index)
-
-
-class RemoveIndexOnline(_OnlineWherePossible, RemoveIndexConcurrently):
-    @property
-    def plain(self) -> migrations.RemoveIndex:
-        return migrations.RemoveIndex(model_name=self.model_name, name=self.name)
+from chatbot.migration_ops import AddIndexOnline, RemoveIndexOnline
 
 
 class Migration(migrations.Migration):

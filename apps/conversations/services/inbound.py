@@ -247,6 +247,7 @@ def _process_one(message_id: int) -> str:
     if message.type == "reaction":
         # Shown on the message it reacts to (reply_to_wamid), never answered nor merged into a question.
         _handled(message, "reaction")
+        _ring_reacted_conversation(message, conversation)
         return "reaction"
     rules = conversation_settings(message.workspace_id)
     text = folded_words(message.body) if message.type in ("text", "button", "interactive") else ""
@@ -304,6 +305,25 @@ def _process_one(message_id: int) -> str:
 def _handled(message: Message, how: str) -> None:
     Message.objects.filter(pk=message.pk).update(handled_as=how)
     message.handled_as = how
+
+
+def _ring_reacted_conversation(reaction: Message, conversation: Conversation) -> None:
+    """A reaction to a message of another conversation (an earlier, closed one) shows on that
+    message there too (selectors.with_reactions): that conversation's open pages are told as well."""
+    if not reaction.reply_to_wamid:
+        return
+    target = (
+        Message.objects.filter(channel_id=reaction.channel_id, wamid=reaction.reply_to_wamid)
+        .values_list("conversation_id", flat=True)
+        .first()
+    )
+    if target is not None and target != conversation.pk:
+        live_publish(
+            workspace_id=reaction.workspace_id,
+            kind="message",
+            conversation_id=target,
+            payload={"message_id": reaction.pk},
+        )
 
 
 def _recent_language(conversation: Conversation) -> str:

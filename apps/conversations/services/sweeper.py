@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.outbound import stuck_processing_settle
+from apps.conversations.services.replies import NOT_IN_HISTORY
 from apps.conversations.services.sender import lease_live, numbers_with_due_work
 
 GRACE = timedelta(seconds=60)  # leave fresh inbound rows to the tasks already on their way
@@ -20,13 +22,26 @@ TURN_HORIZON = timedelta(hours=1)
 
 
 def turns_unanswered(*, now: datetime | None = None, limit: int = 500) -> list[tuple[int, int]]:
-    """(conversation id, message id) of bot conversations whose last message is a processed
-    customer text with no answer after it."""
+    """(conversation id, message id) of bot conversations whose last customer question is processed
+    and has no answer: no reply under its key, and nothing after it but bot replies to earlier turns
+    and rows that answer nothing (a reaction)."""
     moment = now or timezone.now()
-    newer = Message.objects.filter(conversation_id=OuterRef("conversation_id"), pk__gt=OuterRef("pk"))
+    # A bot reply answers the turn its key names: the reply to an earlier turn, written while this
+    # message came in, sorts after it without having seen it (replies._turns reads keys for the same
+    # reason). Counting it hid this turn from the sweep for good once its reply task was lost.
+    newer = (
+        Message.objects.filter(conversation_id=OuterRef("conversation_id"), pk__gt=OuterRef("pk"))
+        .exclude(author=Message.Author.BOT, dedupe_key__startswith="reply:")
+        .exclude(handled_as__in=NOT_IN_HISTORY)
+    )
+    own_reply = Message.objects.filter(
+        workspace_id=OuterRef("workspace_id"),
+        dedupe_key=Concat(Value("reply:"), Cast(OuterRef("pk"), output_field=CharField())),
+    ).exclude(dedupe_key="")  # the unique index on keys is partial: this lets PostgreSQL use it
     rows = (
         Message.objects.filter(
             direction=Message.Direction.INBOUND,
+            handled_as="",  # a question; a reaction or a keyword is never answered by the bot
             processed_at__isnull=False,
             created_at__lt=moment - TURN_GRACE,
             created_at__gte=moment - TURN_HORIZON,
@@ -35,6 +50,7 @@ def turns_unanswered(*, now: datetime | None = None, limit: int = 500) -> list[t
         )
         .exclude(body="")
         .exclude(Exists(newer))
+        .exclude(Exists(own_reply))
         .values_list("conversation_id", "pk")[:limit]
     )
     return [(conversation_id, message_id) for conversation_id, message_id in rows if conversation_id]

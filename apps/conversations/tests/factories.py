@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import factory
 from django.utils import timezone
 
@@ -57,3 +59,20 @@ def outbound_message(**fields: object) -> Message:
         **fields,
     }
     return MessageFactory.create(**values)
+
+
+def reaction_message(
+    *, conversation: Conversation, to: str, emoji: str, at: datetime | None = None
+) -> Message:
+    """A customer's reaction as inbound processing leaves it: `emoji` ("" removes it) on the message
+    whose wamid is `to`, made at `at` (Meta's timestamp; now by default)."""
+    moment = at or timezone.now()
+    return MessageFactory.create(
+        conversation=conversation,
+        type="reaction",
+        body=emoji,
+        reply_to_wamid=to,
+        handled_as="reaction",
+        sent_by_customer_at=moment,
+        processed_at=moment,
+    )

@@ -11,7 +11,13 @@ from rest_framework import serializers
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
 from apps.conversations.models import Conversation, Message
-from apps.conversations.tests.factories import ContactFactory, ConversationFactory, MessageFactory
+from apps.conversations.tests.factories import (
+    ContactFactory,
+    ConversationFactory,
+    MessageFactory,
+    outbound_message,
+    reaction_message,
+)
 from apps.whatsapp.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
@@ -193,7 +199,58 @@ def test_messages_come_oldest_first_in_pages(member_client):
         "created_at": iso(second.created_at),
         "sent_at": None,
         "wamid": "",
+        "reply_to_wamid": "",
+        "reactions": [],
     }
+
+
+def test_a_reaction_is_listed_on_the_message_it_reacts_to_not_as_a_message(member_client):
+    client, viewer = member_client(Role.VIEWER)
+    now = timezone.now()
+    conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+    question = MessageFactory(conversation=conversation, body="¿Abrís hoy?")
+    answer = outbound_message(
+        conversation=conversation, body="Sí, hasta las 20:00.", send_state="sent", wamid="wamid.answer"
+    )
+    reaction_message(conversation=conversation, to=answer.wamid, emoji="😮", at=now - timedelta(minutes=3))
+    # A new reaction replaces the customer's earlier one; an empty one removes it.
+    reaction_message(conversation=conversation, to=answer.wamid, emoji="👍", at=now - timedelta(minutes=2))
+    reaction_message(conversation=conversation, to=question.wamid, emoji="❤️", at=now - timedelta(minutes=2))
+    reaction_message(conversation=conversation, to=question.wamid, emoji="", at=now - timedelta(minutes=1))
+    # On a message that is not in this conversation: nowhere to show it but as a message of its own.
+    elsewhere = reaction_message(conversation=conversation, to="wamid.not.here", emoji="🙏")
+
+    response = client.get(f"/api/conversations/{conversation.pk}/messages/")
+
+    assert ids(response) == [question.pk, answer.pk, elsewhere.pk]
+    assert response.json()["count"] == 3
+    rows = response.json()["results"]
+    assert rows[0]["reactions"] == []
+    assert rows[1]["reactions"] == [
+        {"emoji": "👍", "author": "customer", "reacted_at": iso(now - timedelta(minutes=2))}
+    ]
+    assert (rows[2]["type"], rows[2]["body"], rows[2]["reply_to_wamid"], rows[2]["reactions"]) == (
+        "reaction",
+        "🙏",
+        "wamid.not.here",
+        [],
+    )
+
+
+def test_reactions_cost_no_query_per_message(member_client):
+    client, viewer = member_client(Role.VIEWER)
+    conversation = ConversationFactory(channel=ChannelFactory(workspace=viewer.workspace))
+
+    def listed_with(reacted: int) -> int:
+        for n in range(reacted):
+            target = MessageFactory.create(conversation=conversation, body=f"mensaje {n}")
+            reaction_message(conversation=conversation, to=target.wamid, emoji="👍")
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"/api/conversations/{conversation.pk}/messages/")
+        assert all(row["reactions"][0]["emoji"] == "👍" for row in response.json()["results"])
+        return len(queries)
+
+    assert listed_with(1) == listed_with(5)
 
 
 # --- actions -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
 from apps.assistant import knowledge
 from apps.assistant.models import ReplyUsage
 from apps.conversations.events import InboundMessage
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import actions, replies
 from apps.conversations.services.inbound import inbound_message_process
 from apps.conversations.services.ingest import inbound_store
@@ -187,6 +187,36 @@ def test_earlier_turns_go_to_the_model_as_history(channel, llm_standin, standin_
         (m["role"], m["content"]) for m in llm_standin.chat_requests()[-1].messages if m["role"] != "system"
     ]
     assert turns == [("user", "hola"), ("assistant", "¡Hola Pedro!"), ("user", "¿y los domingos?")]
+
+
+@pytest.mark.parametrize(
+    ("body", "stored", "expected"),
+    [
+        ("ok 👍", "en", "en"),  # the message tells no language: the contact's stored one
+        ("¿Hacéis tartas por encargo?", "en", "es"),  # the message's own language comes first
+        ("Do you make cakes to order?", "es", "en"),
+    ],
+)
+def test_the_model_is_given_the_disclosure_in_the_replys_language_only(
+    channel, llm_standin, standin_providers, body, stored, expected
+):
+    from apps.assistant.prompt import default_disclosure
+    from apps.assistant.services import profile_get_or_create
+
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    llm_standin.answer = "Sí."
+    message = customer_says(channel, body)
+    Contact.objects.filter(pk=message.contact_id).update(language=stored)
+
+    result = replies.reply_generate(conversation_id=message.conversation_id, message_id=message.pk)
+
+    assert result == "replied"
+    [request] = llm_standin.chat_requests()
+    system = request.messages[0]["content"]
+    name = profile_get_or_create(workspace_id=channel.workspace_id).name
+    other = "es" if expected == "en" else "en"
+    assert default_disclosure(business_name=name, language=expected) in system
+    assert default_disclosure(business_name=name, language=other) not in system
 
 
 def test_the_next_provider_answers_when_the_first_fails(channel, llm_standin, standin_providers):
@@ -413,6 +443,62 @@ def test_the_sweeper_leaves_fresh_answered_human_silent_and_stale_turns_alone(ch
     turn("5215550306", at=timezone.now() - TURN_HORIZON - timedelta(minutes=1))  # too late for the bot
 
     assert turns_unanswered() == [(waiting.conversation_id, waiting.pk)]
+
+
+def test_the_sweeper_finds_a_lost_turn_that_the_reply_to_the_turn_before_it_sorts_after(
+    channel, llm_standin, standin_providers
+):
+    """The fault test's flake (tests/faults/test_redis_restart.py): the reply to "hola" was written
+    after "¿abren hoy?" arrived, and the broker lost the second turn's reply task. That reply sorts
+    after the turn but answers an earlier one: the turn is still the sweeper's, and gets its reply."""
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import turns_unanswered
+
+    standin_providers(channel.workspace_id, ["openai_compatible"])
+    first = customer_says(channel, "hola")
+    lost = customer_says(channel, "¿abren hoy?")  # its reply task never runs
+    replies.message_enqueue(
+        conversation=first.conversation,
+        author=Message.Author.BOT,
+        body="¡Hola!",
+        dedupe_key=f"reply:{first.pk}",
+    )
+    Message.objects.filter(pk__in=[first.pk, lost.pk]).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+
+    found = turns_unanswered()
+    outcome = replies.reply_generate(conversation_id=lost.conversation_id, message_id=lost.pk)
+
+    assert found == [(lost.conversation_id, lost.pk)]
+    assert outcome == "replied" and turns_unanswered() == []
+    assert Message.objects.filter(dedupe_key=f"reply:{lost.pk}").exists()
+
+
+def test_a_reaction_after_a_lost_turn_neither_hides_it_nor_is_swept_itself(channel):
+    from datetime import timedelta
+
+    from apps.conversations.services.sweeper import turns_unanswered
+
+    lost = customer_says(channel, "¿hacéis envíos?")  # its reply task never runs
+    item = InboundMessage(
+        wamid=f"wamid.r.{next(_ids)}",
+        type="reaction",
+        timestamp=timezone.now(),
+        from_wa_id="5215550200",
+        body="👍",
+        reply_to_wamid=lost.wamid,
+        raw={"type": "reaction", "reaction": {"message_id": lost.wamid, "emoji": "👍"}},
+    )
+    [reaction_id] = inbound_store(channel=channel, messages=[item])
+    inbound_message_process(message_id=reaction_id)
+    Message.objects.filter(pk__in=[lost.pk, reaction_id]).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+
+    assert Message.objects.get(pk=reaction_id).handled_as == "reaction"
+    assert turns_unanswered() == [(lost.conversation_id, lost.pk)]
 
 
 def test_with_the_assistant_switched_off_the_customer_waits_for_a_person(channel, tasks_captured):

@@ -6,7 +6,12 @@ from django.test import Client
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory
 from apps.conversations.models import Conversation, Message
-from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
+from apps.conversations.tests.factories import (
+    ConversationFactory,
+    MessageFactory,
+    outbound_message,
+    reaction_message,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +137,58 @@ def test_the_thread_shows_messages_ticks_and_the_customer(page_client, conversat
     assert "vip" in html and "madrid" in html
     assert conversation.contact.wa_id in html
     assert 'data-testid="takeover"' not in html  # a viewer gets no action buttons
+
+
+def bubbles(html: str) -> dict[int, str]:
+    """Each message bubble of a thread page, by message id."""
+    found = {}
+    for chunk in html.split('<li data-testid="message"')[1:]:
+        pk = int(chunk.split('data-message-id="', 1)[1].split('"', 1)[0])
+        found[pk] = chunk.split("</li>", 1)[0]
+    return found
+
+
+def test_a_reaction_shows_on_the_message_it_reacts_to_and_a_removed_one_is_gone(page_client, conversation):
+    client, _ = page_client(Role.VIEWER)
+    question = MessageFactory(conversation=conversation, body="¿Abrís hoy?")
+    answer = outbound_message(
+        conversation=conversation, body="Sí, hasta las 20:00.", send_state="sent", wamid="wamid.answer"
+    )
+    reaction_message(conversation=conversation, to=answer.wamid, emoji="😮")
+    page = f"/conversations/{conversation.pk}/"
+
+    reacted = bubbles(client.get(page).content.decode())
+    reaction_message(conversation=conversation, to=answer.wamid, emoji="")
+    removed = bubbles(client.get(f"{page}thread/").content.decode())  # the fragment live updates fetch
+
+    assert list(reacted) == [question.pk, answer.pk]  # the reaction is no bubble of its own
+    assert 'data-testid="reaction"' in reacted[answer.pk] and ">😮</span>" in reacted[answer.pk]
+    assert 'title="Customer\'s reaction: 😮"' in reacted[answer.pk]
+    assert 'data-testid="reaction"' not in reacted[question.pk]
+    assert list(removed) == [question.pk, answer.pk]
+    assert 'data-testid="reaction"' not in removed[answer.pk] and "😮" not in removed[answer.pk]
+
+
+def test_a_reaction_to_an_earlier_conversations_message_is_said_in_both_languages(page_client, conversation):
+    client, _ = page_client(Role.VIEWER)
+    earlier = ConversationFactory.create(
+        channel=conversation.channel, contact=conversation.contact, status=Conversation.Status.CLOSED
+    )
+    old = outbound_message(
+        conversation=earlier, body="Tu pedido está listo.", send_state="sent", wamid="wamid.old"
+    )
+    note = reaction_message(conversation=conversation, to=old.wamid, emoji="🙏")
+
+    english = bubbles(client.get(f"/conversations/{conversation.pk}/").content.decode())
+    on_target = bubbles(client.get(f"/conversations/{earlier.pk}/").content.decode())
+    client.post("/i18n/setlang/", {"language": "es", "next": "/inbox/"})
+    spanish = bubbles(client.get(f"/conversations/{conversation.pk}/").content.decode())
+    spanish_target = bubbles(client.get(f"/conversations/{earlier.pk}/").content.decode())
+
+    assert "Reacted 🙏 to an earlier message" in english[note.pk]
+    assert "Reaccionó con 🙏 a un mensaje anterior" in spanish[note.pk]
+    assert 'data-testid="reaction"' in on_target[old.pk] and ">🙏</span>" in on_target[old.pk]
+    assert 'title="Reacción del cliente: 🙏"' in spanish_target[old.pk]
 
 
 def test_customer_html_is_escaped_everywhere(page_client, conversation):
