@@ -69,10 +69,10 @@ def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
 
     Django's default psycopg cursor binds client-side: it quotes every parameter into the SQL text in
     Python (~13% of a webhook request's CPU for the message row's 30-odd columns, bench/webhook.sh's
-    profile). Bound on the server, the values go out through psycopg's C dumpers, and psycopg prepares
-    the statement once it has run a few times on the connection (`prepare_threshold`), so PostgreSQL
-    skips parsing and planning too. The cursor is wrapped like any of Django's (query logging, execute
-    wrappers, error translation).
+    profile). Bound on the server, the values go out through psycopg's C dumpers. No named prepared
+    statement is made (Django sets `prepare_threshold` to None, which keeps PgBouncer's transaction
+    pooling working), so nothing outlives the statement on the server. The cursor is wrapped like any of
+    Django's (query logging, execute wrappers, error translation).
     """
     if connection.vendor != "postgresql":
         return connection.cursor()

@@ -57,7 +57,8 @@ def test_a_row_goes_in_once_with_its_values_intact_and_is_logged():
 
 
 def test_the_same_statement_many_times_on_one_connection_keeps_working():
-    """psycopg prepares a statement on the server after a few runs on one connection (PostgreSQL)."""
+    """Many single rows, then a group, on one connection: the server-bound statement leaves no state
+    behind that a later one could trip on (PostgreSQL)."""
     channel = ChannelFactory.create()
     ids = [compiled_insert.insert([_row(channel, f"wamid.prepared-{n}")])[0] for n in range(12)]
     several = compiled_insert.insert([_row(channel, f"wamid.group-{n}") for n in range(3)])
