@@ -79,6 +79,19 @@ def test_a_regex_rule_matches_without_case_and_names_what_it_matched():
     assert _found(rule, _facts("mi pedido no llegó")) == []
 
 
+def test_a_card_number_a_pattern_caught_is_cut_to_its_last_four_digits():
+    rule = _rule(kind=K.REGEX, pattern=r"tarjeta.*")
+
+    assert _found(rule, _facts("tarjeta 4111 1111 1111 1234 caduca 12/27")) == [
+        "tarjeta •••• 1234 caduca 12/27"
+    ]
+    assert _found(rule, _facts("tarjeta 4111-1111-1111-1234")) == ["tarjeta •••• 1234"]
+    # Shorter numbers (an order, a phone) stay as they are.
+    assert _found(rule, _facts("tarjeta regalo del pedido 88123, llamar al 612345678")) == [
+        "tarjeta regalo del pedido 88123, llamar al 612345678"
+    ]
+
+
 def test_a_pattern_that_runs_out_of_time_does_not_match_and_does_not_raise():
     rule = _rule(kind=K.REGEX, pattern=r"(a+)+$")
 
