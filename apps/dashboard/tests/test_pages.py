@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -142,9 +144,10 @@ def test_the_thread_shows_messages_ticks_and_the_customer(page_client, conversat
 def bubbles(html: str) -> dict[int, str]:
     """Each message bubble of a thread page, by message id."""
     found = {}
-    for chunk in html.split('<li data-testid="message"')[1:]:
-        pk = int(chunk.split('data-message-id="', 1)[1].split('"', 1)[0])
-        found[pk] = chunk.split("</li>", 1)[0]
+    for match in re.finditer(
+        r'<li [^>]*data-testid="message"[^>]*data-message-id="(\d+)"[^>]*>(.*?)</li>', html, re.S
+    ):
+        found[int(match.group(1))] = match.group(0)
     return found
 
 
