@@ -182,6 +182,33 @@ def build(messages: int, conversations: int, channels: int) -> None:
         print(f"generated in {time.monotonic() - t0:.0f} s", flush=True)
 
 
+def small_workspace() -> str:
+    """A second, small tenant (100 messages) beside the big one, made once: what it pays for a search
+    must not grow with the other's data."""
+    from apps.accounts.models import Membership, Role, User, Workspace
+    from apps.conversations.models import Contact, Conversation, Message
+    from apps.whatsapp.models import Channel
+
+    workspace, created = Workspace.objects.get_or_create(slug="growth-small", defaults={"name": "Small"})
+    if created:
+        Membership.objects.create(
+            user=User.objects.get(username="growth"), workspace=workspace, role=Role.OWNER
+        )
+        channel = Channel.objects.create(
+            workspace=workspace, kind="cloud", phone_number_id="999999", name="Small"
+        )
+        contact = Contact.objects.create(workspace=workspace, wa_id="34699000000", name="Pequeña")
+        conversation = Conversation.objects.create(workspace=workspace, channel=channel, contact=contact)
+        Message.objects.bulk_create(
+            Message(
+                workspace=workspace, channel=channel, conversation=conversation, direction="in",
+                author="customer", body=f"{WORDS[n % len(WORDS)]} pregunta {n}", wamid=f"wamid.small.{n}",
+            )
+            for n in range(100)
+        )  # fmt: skip
+    return workspace.slug
+
+
 def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
     fn()  # warm-up: connections, caches, compiled statements
     samples = []
@@ -226,11 +253,11 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
     )
     headers = {"Authorization": f"Bearer {login.json()['access']}", "X-Workspace": workspace.slug}
 
-    def get(path: str) -> Callable[[], object]:
+    def get(path: str, workspace_slug: str = workspace.slug) -> Callable[[], object]:
         client = api if path.startswith("/api/") else web
 
         def call() -> object:
-            response = client.get(path, headers=headers)
+            response = client.get(path, headers={**headers, "X-Workspace": workspace_slug})
             if response.status_code != 200:
                 raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
             return response
@@ -257,6 +284,9 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         "sweeper run (nothing due)": timed(lambda: sweep(processing_timeout=timedelta(minutes=5)), runs),
         "queue list API (first page and count)": timed(get("/api/queue/"), runs),
         f"inbox search API (q={SEARCHED})": timed(get(f"/api/conversations/?q={SEARCHED}"), runs),
+        f"inbox search API, a 100-message workspace beside it (q={SEARCHED})": timed(
+            get(f"/api/conversations/?q={SEARCHED}", small_workspace()), runs
+        ),
         f"inbox search dashboard (q={SEARCHED})": timed(get(f"/inbox/list/?q={SEARCHED}"), runs),
         "admin message list": timed(get("/admin/conversations/message/"), runs),
         f"admin message list searched (q={SEARCHED})": timed(
@@ -290,6 +320,10 @@ def main() -> None:
         present = 0
     if args.fresh or present < args.messages:
         build(args.messages, args.conversations, args.channels)
+    else:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # a database kept from an older checkout
     print(f"messages: {Message.objects.count():,}", flush=True)
     figures = measure(args.runs)
     command = "python bench/growth.py " + " ".join(sys.argv[1:])
