@@ -43,7 +43,12 @@ ACTIONS = {
 }
 
 
-NAV = {"conversation": "inbox", "knowledge_edit": "business", "contact_import": "segments"}
+NAV = {
+    "conversation": "inbox",
+    "knowledge_edit": "business",
+    "contact_import": "segments",
+    "campaign": "campaigns",
+}
 
 
 def _page(request: HttpRequest, membership: Membership, template: str, **context: Any) -> HttpResponse:

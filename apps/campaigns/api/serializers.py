@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -291,8 +292,16 @@ class CampaignInput(JSONInput):
     variables = serializers.ListField(child=CampaignVariable(), required=False, max_length=20)
 
 
+class LocalDateTimeField(serializers.DateTimeField):
+    """A time as written: one without an offset stays naive, for the workspace's time zone to read
+    (DRF would read it in the server's)."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        return value
+
+
 class CampaignScheduleInput(JSONInput):
-    scheduled_at = serializers.DateTimeField(
+    scheduled_at = LocalDateTimeField(
         required=False,
         allow_null=True,
         default=None,

@@ -426,8 +426,10 @@ def recipient_parameters(contact: dict[str, Any], variables: list[dict[str, str]
 CONTACT_FIELDS = ("pk", "wa_id", "bsuid", "name", "profile_name", "language", "attributes", "opted_out")
 
 
-def _recipient_for(campaign: Campaign, contact: dict[str, Any], marketing: bool) -> Recipient:
-    recipient = Recipient(campaign=campaign, contact_id=contact["pk"], channel_id=_channel_id(campaign))
+def _recipient_for(
+    campaign: Campaign, contact: dict[str, Any], marketing: bool, channel_id: int
+) -> Recipient:
+    recipient = Recipient(campaign=campaign, contact_id=contact["pk"], channel_id=channel_id)
     parameters = recipient_parameters(contact, campaign.variables)
     if not (contact["wa_id"] or contact["bsuid"]):
         recipient.state, recipient.skip_reason = R.SKIPPED, Recipient.Skip.NO_PHONE
@@ -454,7 +456,8 @@ def _fan_out_batch(campaign: Campaign, now: datetime) -> bool:
     marketing = campaign.template is not None and campaign.template.category == Template.Category.MARKETING
     # Unique per (campaign, contact): a batch written before a crash, run again, adds nobody.
     Recipient.objects.bulk_create(
-        [_recipient_for(campaign, contact, marketing) for contact in contacts], ignore_conflicts=True
+        [_recipient_for(campaign, contact, marketing, _channel_id(campaign)) for contact in contacts],
+        ignore_conflicts=True,
     )
     more = len(contacts) == batch
     campaign.fanout_cursor = contacts[-1]["pk"] if contacts else campaign.fanout_cursor
@@ -614,7 +617,7 @@ def campaign_preview(*, campaign: Campaign, limit: int = 5) -> list[dict[str, An
     marketing = template is not None and template.category == Template.Category.MARKETING
     preview = []
     for contact in contacts:
-        recipient = _recipient_for(campaign, contact, marketing)
+        recipient = _recipient_for(campaign, contact, marketing, channel_id=0)  # never saved
         parameters = None if recipient.skip_reason else recipient.parameters
         text = ""
         if template is not None and parameters is not None and len(parameters) == template.variable_count:
