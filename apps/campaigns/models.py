@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Template(models.Model):
@@ -142,13 +143,13 @@ class Campaign(models.Model):
     services.campaigns.campaign_move (TRANSITIONS there), never by a plain save."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        COMPLETED = "completed", "Completed"
-        CANCELLED = "cancelled", "Cancelled"
-        FAILED = "failed", "Failed"
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=120)
@@ -216,16 +217,15 @@ class Recipient(models.Model):
     where the campaign is with this contact."""
 
     class State(models.TextChoices):
-        WAITING = "waiting", "Waiting to be sent"
-        QUEUED = "queued", "Handed to the sender"
-        SKIPPED = "skipped", "Skipped"
-        CANCELLED = "cancelled", "Cancelled"
+        WAITING = "waiting", _("Waiting to be sent")
+        QUEUED = "queued", _("Handed to the sender")
+        SKIPPED = "skipped", _("Skipped")
+        CANCELLED = "cancelled", _("Cancelled")
 
     class Skip(models.TextChoices):
-        OPTED_OUT = "opted_out", "Opted out of marketing"
-        NO_PHONE = "no_phone", "No WhatsApp number"
-        MISSING_VARIABLE = "missing_variable", "A template variable has no value"
-        INVALID_VARIABLE = "invalid_variable", "A template variable is not valid for WhatsApp"
+        OPTED_OUT = "opted_out", _("Opted out of marketing")
+        NO_PHONE = "no_phone", _("No WhatsApp number")
+        MISSING_VARIABLE = "missing_variable", _("A template variable has no value")
 
     id = models.BigAutoField(primary_key=True)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")

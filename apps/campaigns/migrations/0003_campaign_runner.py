@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('state', models.CharField(choices=[('waiting', 'Waiting to be sent'), ('queued', 'Handed to the sender'), ('skipped', 'Skipped'), ('cancelled', 'Cancelled')], default='waiting', max_length=10)),
-                ('skip_reason', models.CharField(blank=True, choices=[('opted_out', 'Opted out of marketing'), ('no_phone', 'No WhatsApp number'), ('missing_variable', 'A template variable has no value'), ('invalid_variable', 'A template variable is not valid for WhatsApp')], max_length=20)),
+                ('skip_reason', models.CharField(blank=True, choices=[('opted_out', 'Opted out of marketing'), ('no_phone', 'No WhatsApp number'), ('missing_variable', 'A template variable has no value')], max_length=20)),
                 ('parameters', models.JSONField(blank=True, default=list, help_text='The {{n}} values for this contact.')),
                 ('queued_at', models.DateTimeField(blank=True, null=True)),
                 ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='campaigns.campaign')),
