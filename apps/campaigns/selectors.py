@@ -216,3 +216,14 @@ def recipient_list(*, campaign: Campaign, stage: str = "") -> QuerySet[Recipient
     elif stage == "replied":
         found = found.filter(queued & Q(replied=True))
     return found
+
+
+def conversation_campaign(*, conversation: Conversation) -> Campaign | None:
+    """The campaign whose message this conversation last received (a reply to it is tagged with it)."""
+    found = (
+        Recipient.objects.filter(message__conversation_id=conversation.pk, state=Recipient.State.QUEUED)
+        .select_related("campaign")
+        .order_by("-queued_at")
+        .first()
+    )
+    return found.campaign if found is not None else None

@@ -152,6 +152,7 @@ def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> 
         templates=campaign_selectors.template_list(
             workspace=membership.workspace, status=Template.Status.APPROVED
         ).filter(waba_id=conversation.channel.waba_id),
+        campaign=campaign_selectors.conversation_campaign(conversation=conversation),
     )
 
 

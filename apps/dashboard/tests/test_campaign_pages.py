@@ -138,6 +138,10 @@ def test_an_admin_builds_a_campaign_previews_it_sends_it_pauses_and_downloads_it
     live = admin.get(f"/campaigns/{campaign.pk}/live/").content.decode()
     assert 'data-testid="funnel-total">3<' in live and 'data-testid="funnel-skipped">1<' in live
 
+    ana = Message.objects.get(author="campaign", contact__name="Ana")
+    thread = admin.get(f"/conversations/{ana.conversation_id}/").content.decode()
+    assert 'data-testid="conversation-campaign"' in thread and "Rebajas" in thread  # a reply is seen as one
+
     admin.post(f"/campaigns/{campaign.pk}/pause/")
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PAUSED
