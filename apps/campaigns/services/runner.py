@@ -151,7 +151,7 @@ def local_time(value: datetime, time_zone: str) -> datetime:
     return aware
 
 
-def _launch_problem(campaign: Campaign) -> str:
+def launch_problem(campaign: Campaign) -> str:
     template, channel = campaign.template, campaign.channel
     if template is None:
         return "Choose an approved template."
@@ -178,7 +178,7 @@ def campaign_schedule(*, campaign: Campaign, user: Any, scheduled_at: datetime |
     """Freeze the audience's filters and schedule the campaign (now when no time is given); one
     whose time has come starts at once. Raises Conflict when it cannot be sent as it is."""
     campaign = Campaign.objects.select_related("template", "channel", "segment").get(pk=campaign.pk)
-    problem = _launch_problem(campaign)
+    problem = launch_problem(campaign)
     if problem:
         raise Conflict(problem, code="campaign_not_ready")
     now = timezone.now()
@@ -191,7 +191,7 @@ def campaign_schedule(*, campaign: Campaign, user: Any, scheduled_at: datetime |
             raise Conflict(f"A {campaign.status} campaign cannot be scheduled.", code="illegal_transition")
         audit_record(
             workspace_id=campaign.workspace_id,
-            actor_id=user.pk,
+            actor_id=getattr(user, "pk", None),  # None: beat, for a run of a recurring campaign
             action="campaign.schedule",
             target=campaign,
             details={"scheduled_at": at.isoformat()},
@@ -228,9 +228,9 @@ def _chain_start(campaign: Campaign) -> None:
 def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> bool:
     """The scheduler: a scheduled campaign whose time has come starts running."""
     with transaction.atomic():
-        if not campaign_move(
-            campaign=campaign, move=Move.START, where=Q(scheduled_at__lte=now or timezone.now())
-        ):
+        # A series (recurrence) never starts: beat starts copies of it (services/recurrence.py).
+        due = Q(scheduled_at__lte=now or timezone.now(), recurrence="")
+        if not campaign_move(campaign=campaign, move=Move.START, where=due):
             return False
         _chain_start(campaign)
     _publish(campaign)
@@ -276,7 +276,7 @@ def campaign_pause(*, campaign: Campaign, user: Any) -> Campaign:
 
 def campaign_resume(*, campaign: Campaign, user: Any) -> Campaign:
     campaign = Campaign.objects.select_related("template", "channel").get(pk=campaign.pk)
-    if campaign.status == St.PAUSED and (problem := _launch_problem(campaign)):
+    if campaign.status == St.PAUSED and (problem := launch_problem(campaign)):
         raise Conflict(problem, code="campaign_not_ready")
     with transaction.atomic():
         if not campaign_move(campaign=campaign, move=Move.RESUME, waiting_reason="", waiting_until=None):
@@ -588,9 +588,9 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     stopped stepping (its worker died between two steps and the broker lost the next)."""
     now = now or timezone.now()
     started = 0
-    for campaign in Campaign.objects.filter(status=St.SCHEDULED, scheduled_at__lte=now).order_by(
-        "scheduled_at"
-    ):
+    for campaign in Campaign.objects.filter(
+        status=St.SCHEDULED, scheduled_at__lte=now, recurrence=""
+    ).order_by("scheduled_at"):
         started += campaign_start(campaign=campaign, now=now)
     restarted = 0
     stalled = Campaign.objects.filter(status=St.RUNNING, fed_at__lt=now - STALLED_AFTER)

@@ -11,11 +11,11 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
+from apps.accounts.tests.factories import WorkspaceFactory
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Recipient, Template
 from apps.campaigns.services import runner
-from apps.campaigns.tests.conftest import WABA
+from apps.campaigns.tests.conftest import BODY, WABA  # noqa: F401 - BODY for the API tests
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import sender
 from apps.conversations.tests.factories import ContactFactory, ConversationFactory
@@ -27,33 +27,10 @@ pytestmark = [pytest.mark.django_db]
 St = Campaign.Status
 R = Recipient.State
 S = Message.SendState
-BODY = [
-    {"type": "BODY", "text": "Hola {{1}}, {{2}} de descuento.", "example": {"body_text": [["Ana", "10%"]]}}
-]
 NAME_AND_OFFER = [
     {"source": "name", "key": "", "default": ""},
     {"source": "attribute", "key": "offer", "default": "5%"},
 ]
-
-
-@pytest.fixture
-def admin(workspace):
-    return UserFactory.create()
-
-
-@pytest.fixture
-def template(waba_channel) -> Template:
-    return Template.objects.create(
-        workspace=waba_channel.workspace,
-        channel=waba_channel,
-        waba_id=WABA,
-        name="oferta",
-        language="es",
-        category=Template.Category.MARKETING,
-        status=Template.Status.APPROVED,
-        components=BODY,
-        variable_count=2,
-    )
 
 
 def contacts(workspace, count: int, start: int = 0, **fields: Any) -> list:
