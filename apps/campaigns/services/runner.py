@@ -166,6 +166,14 @@ def launch_problem(campaign: Campaign) -> str:
         str(header.get("format", "TEXT")).upper() != "TEXT" or "{{" in str(header.get("text", ""))
     ):
         return "Templates with a media header or header variables cannot be sent in campaigns yet."
+    buttons = [
+        b
+        for c in template.components
+        if str(c.get("type", "")).upper() == "BUTTONS"
+        for b in c.get("buttons") or []
+    ]
+    if any(isinstance(b, dict) and "{{" in str(b.get("url", "")) for b in buttons):
+        return "Templates with a variable in a button's URL cannot be sent in campaigns yet."
     if len(campaign.variables) != template.variable_count:
         return (
             f"The template takes {template.variable_count} variables; the campaign gives "
@@ -360,8 +368,14 @@ def _channel_id(campaign: Campaign) -> int:
 
 def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
     template, channel = campaign.template, campaign.channel
+    failure = ""
     if template is None or channel is None or template.status in TEMPLATE_GONE or not channel.is_active:
-        campaign_move(campaign=campaign, move=Move.FAIL, feed_token="", failure=_gone(campaign))
+        failure = _gone(campaign)
+    elif template.variable_count != len(campaign.variables):
+        # A template synced again with another number of variables would fail every message (132000).
+        failure = "The template's variables changed at Meta; build the campaign again."
+    if failure or template is None:
+        campaign_move(campaign=campaign, move=Move.FAIL, feed_token="", failure=failure)
         _take_back(campaign, to=R.CANCELLED)
         Recipient.objects.filter(campaign=campaign, state=R.WAITING).update(state=R.CANCELLED)
         logger.warning("campaign %s failed: %s", campaign.pk, campaign.failure)

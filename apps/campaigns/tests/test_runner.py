@@ -232,11 +232,19 @@ def test_a_131048_pauses_the_campaign_and_a_template_paused_by_meta_too(
 
     Template.objects.filter(pk=template.pk).update(status=Template.Status.APPROVED)
     runner.campaign_resume(campaign=campaign, user=admin)
+    Template.objects.filter(pk=template.pk).update(variable_count=3)  # synced again, changed at Meta
+    assert step(campaign) is None
+    campaign.refresh_from_db()
+    assert campaign.status == St.FAILED and "variables changed" in campaign.failure
+    assert set(Recipient.objects.filter(campaign=campaign).values_list("state", flat=True)) == {R.CANCELLED}
+
+    Template.objects.filter(pk=template.pk).update(variable_count=2)
+    campaign = campaign_for(waba_channel, template, admin, name="Otra")
+    started(campaign, admin, tasks_captured)
     Template.objects.filter(pk=template.pk).update(status=Template.Status.DISABLED)
     assert step(campaign) is None
     campaign.refresh_from_db()
     assert campaign.status == St.FAILED and "disabled" in campaign.failure
-    assert set(Recipient.objects.filter(campaign=campaign).values_list("state", flat=True)) == {R.CANCELLED}
 
 
 def test_the_messaging_limit_counts_customers_across_campaigns_and_the_rest_wait_for_the_window(
@@ -381,6 +389,15 @@ def test_a_campaign_that_cannot_be_sent_is_refused_with_the_reason(waba_channel,
         runner.campaign_schedule(campaign=campaign, user=admin)
     with pytest.raises(ValidationFailed):
         runner.campaign_update(campaign=campaign, user=admin, variables=[{"source": "attribute"}])
+    Template.objects.filter(pk=template.pk).update(
+        status=Template.Status.APPROVED,
+        components=[
+            *BODY,
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Ver", "url": "https://x.es/{{1}}"}]},
+        ],
+    )
+    with pytest.raises(Conflict, match="button's URL"):
+        runner.campaign_schedule(campaign=campaign, user=admin)
 
 
 @pytest.mark.django_db(transaction=True)
