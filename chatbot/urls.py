@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chatbot import health
@@ -9,6 +11,10 @@ handler400 = "chatbot.exceptions.bad_request"
 handler404 = "chatbot.exceptions.page_not_found"
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page whatever the page links to: send them to the icon.
+    path(
+        "favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}dashboard/favicon.svg", permanent=True)
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="prometheus-django-metrics"),

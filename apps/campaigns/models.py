@@ -134,6 +134,9 @@ class AudienceSettings(models.Model):
         max_length=2, help_text="ISO 3166 region for numbers without +country code (ES, MX, ...)."
     )
 
+    class Meta:
+        verbose_name_plural = "audience settings"  # not Django's "...settingss"
+
     def __str__(self) -> str:
         return f"audience settings of {self.workspace_id}"
 
