@@ -2,9 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
 from chatbot import health
+from chatbot.api_docs import ApiDocsView
 
 # Under /api/ these answer the API's JSON error body, not Django's HTML page (only with DEBUG off).
 handler400 = "chatbot.exceptions.bad_request"
@@ -32,7 +33,7 @@ urlpatterns = [
     path("webhooks/whatsapp/", include("apps.whatsapp.webhook_urls")),
     path("sandbox/", include("apps.sandbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.dashboard.urls")),
 ]
