@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 
@@ -13,6 +14,7 @@ class ApiDocsView(SpectacularSwaggerSplitView):
     which `style-src 'self'` blocks (a console error on every load): this page alone allows inline
     styles; scripts stay our own files only."""
 
+    @extend_schema(exclude=True)  # the page, not an API operation
     def get(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().get(request, *args, **kwargs)  # type: ignore[no-untyped-call]  # drf-spectacular is unannotated
         response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(
