@@ -54,6 +54,7 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
             "minutes",
             "rate",
             "min_count",
+            "threshold",
             "channels",
             "statuses",
             "cooldown_minutes",

@@ -26,7 +26,7 @@ NEGATIVE_BELOW = -0.3
 _NEGATORS = frozenset(
     {
         "no", "nunca", "jamas", "ni", "nadie", "nada", "sin", "tampoco", "ningun", "ninguna", "ninguno",
-        "not", "never", "no", "nobody", "nothing", "without", "cannot", "none", "neither", "nor",
+        "not", "never", "nobody", "nothing", "without", "cannot", "none", "neither", "nor",
     }
 )  # fmt: skip
 _NEGATION_SCOPE = 3  # words after a negator that it reaches
@@ -195,7 +195,9 @@ def sentiment_score(text: str, lexicon: Lexicon = _LEXICON) -> Mood:
     )
 
 
-def _look_up(tokens: list[_Token], i: int, lexicon: Lexicon) -> tuple[tuple[float, float | None] | None, str, int]:
+def _look_up(
+    tokens: list[_Token], i: int, lexicon: Lexicon
+) -> tuple[tuple[float, float | None] | None, str, int]:
     """The longest lexicon entry starting at token i: (valence, negated valence), the term, its width."""
     if tokens[i].kind == "w":
         for width in range(min(lexicon.longest, len(tokens) - i), 1, -1):

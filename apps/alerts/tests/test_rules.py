@@ -8,6 +8,7 @@ import pytest
 
 from apps.alerts.models import AlertRule
 from apps.alerts.rules import Facts, matches, rule_compile
+from apps.alerts.sentiment import Mood
 from chatbot.exceptions import ValidationFailed
 
 K = AlertRule.Kind
@@ -139,3 +140,41 @@ def test_delivery_failures_match_above_the_rate_with_enough_sends_in_the_rule_s_
     assert found(window_minutes=15, sent_count=9, failure_rate=0.5) == []
     assert found(window_minutes=15, sent_count=10, failure_rate=0.2) == []
     assert found(window_minutes=60, sent_count=10, failure_rate=0.3) == []
+
+
+def test_a_sentiment_rule_matches_a_message_below_its_threshold_and_names_the_terms_not_the_text():
+    rule = _rule(kind=K.SENTIMENT, threshold=-0.3)
+
+    [found] = _found(rule, _facts("Esto es una vergüenza, la app no funciona desde ayer 😡"))
+
+    assert found.startswith("sentiment -0.") and found.endswith(": verguenza, 😡, no funciona")
+    assert "desde ayer" not in found
+    assert _found(rule, _facts("Gracias, todo perfecto")) == []
+    assert _found(_rule(kind=K.SENTIMENT, threshold=-0.9), _facts("no funciona")) == []
+
+
+def test_the_text_is_scored_once_for_every_sentiment_rule_and_not_at_all_without_one(monkeypatch):
+    from apps.alerts import rules as rules_module
+
+    calls: list[str] = []
+    real = rules_module.sentiment_score
+
+    def counted(text: str) -> Mood:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(rules_module, "sentiment_score", counted)
+    two = (rule_compile(_rule(1, kind=K.SENTIMENT, threshold=-0.3)), rule_compile(_rule(2, kind=K.SENTIMENT)))
+
+    assert len(matches(two, _facts("Fatal, nunca más"))) == 2
+    assert len(calls) == 1
+    matches((rule_compile(_rule(3, keywords=["fatal"])),), _facts("Fatal"))
+    matches(two, _facts("", signals=frozenset({"asked_for_person"})))
+    assert len(calls) == 1
+
+
+def test_a_long_message_is_scored_on_its_start():
+    rule = _rule(kind=K.SENTIMENT, threshold=-0.3)
+
+    assert _found(rule, _facts("hola " * 300 + "es una estafa")) == []
+    assert _found(rule, _facts("es una estafa " + "hola " * 300)) != []
