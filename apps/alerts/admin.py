@@ -55,6 +55,7 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
             "rate",
             "min_count",
             "threshold",
+            "classifier",
             "channels",
             "statuses",
             "cooldown_minutes",

@@ -45,6 +45,13 @@ class AlertRule(models.Model):
     min_count = models.PositiveIntegerField(default=0)
     # sentiment: a customer message scoring below this (-1 furious .. 1 delighted) raises the alert.
     threshold = models.FloatField(default=-0.3)
+
+    class Classifier(models.TextChoices):
+        LEXICON = "lexicon", "Offline lexicon"
+        LLM = "llm", "The workspace's LLM providers"
+
+    # sentiment: who scores. The LLM is asked on the llm queue after the message is processed.
+    classifier = models.CharField(max_length=8, choices=Classifier.choices, default=Classifier.LEXICON)
     # Scope: empty means every channel / every conversation status.
     channels = models.JSONField(default=list, blank=True, help_text="Channel ids; empty: all.")
     statuses = models.JSONField(default=list, blank=True, help_text="Conversation statuses; empty: all.")

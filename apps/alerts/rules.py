@@ -48,6 +48,9 @@ class Facts:
     window_minutes: int = 0  # delivery_failures: the window measured ...
     sent_count: int = 0  # ... the sends settled in it ...
     failure_rate: float = 0.0  # ... and the share of them that failed
+    # Set when the workspace's LLM scored the message (the llm queue, after processing): only the
+    # sentiment rules that asked for the LLM are evaluated then, and only then.
+    llm_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class CompiledRule:
     rate: float = 0.0
     min_count: int = 0
     threshold: float = 0.0
+    by_llm: bool = False  # a sentiment rule scored by the workspace's LLM
     notify_email: bool = False
     webhook: bool = False
     keywords: tuple[str, ...] = ()  # folded, padded with spaces: " word " in " text "
@@ -105,6 +109,10 @@ class CompiledRule:
                 logger.warning("alert rule %s: pattern ran out of time; no match", self.id)
                 return None
             return card_numbers_masked(found.group(0))[:100] if found is not None else None
+        if self.by_llm:
+            if facts.llm_score is None or facts.llm_score >= self.threshold:
+                return None
+            return f"sentiment {facts.llm_score:+.2f} (LLM)"
         if self.kind == K.SENTIMENT and mood is not None and mood.score < self.threshold:
             # Lexicon terms only: the summary never quotes the customer.
             return f"sentiment {mood.score:+.2f}" + (f": {', '.join(mood.cues)}" if mood.cues else "")
@@ -144,6 +152,7 @@ def rule_compile(rule: AlertRule) -> CompiledRule:
         rate=rule.rate,
         min_count=rule.min_count,
         threshold=rule.threshold,
+        by_llm=rule.kind == K.SENTIMENT and rule.classifier == AlertRule.Classifier.LLM,
         notify_email=bool(rule.notify_emails),
         webhook=bool(rule.webhook_url),
         keywords=_padded(rule.keywords),
@@ -158,7 +167,7 @@ def matches(rules: tuple[CompiledRule, ...], facts: Facts) -> list[tuple[Compile
     mood: Mood | None = None
     found = []
     for rule in rules:
-        if not rule.in_scope(facts):
+        if rule.by_llm != (facts.llm_score is not None) or not rule.in_scope(facts):
             continue
         if rule.kind == K.SENTIMENT and mood is None and facts.text:
             mood = sentiment_score(facts.text[:SENTIMENT_CHARS])
@@ -166,6 +175,11 @@ def matches(rules: tuple[CompiledRule, ...], facts: Facts) -> list[tuple[Compile
         if what is not None:
             found.append((rule, what))
     return found
+
+
+def llm_sentiment_wanted(rules: tuple[CompiledRule, ...], facts: Facts) -> bool:
+    """Whether a sentiment rule in scope waits for the workspace's LLM to score this message."""
+    return bool(facts.text) and facts.llm_score is None and any(r.by_llm and r.in_scope(facts) for r in rules)
 
 
 # --- the per-process cache of compiled rules --------------------------------------------------------

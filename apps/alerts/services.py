@@ -44,6 +44,7 @@ RULE_FIELDS = frozenset(
         "rate",
         "min_count",
         "threshold",
+        "classifier",
         "channels",
         "statuses",
         "cooldown_minutes",

@@ -61,6 +61,12 @@ class _RuleFields(JSONInput):
         help_text="sentiment: a customer message scoring below this (-1 furious .. 1 delighted; "
         "a sentiment rule's is above -1 and below 0) raises the alert.",
     )
+    classifier = serializers.ChoiceField(
+        choices=AlertRule.Classifier.choices,
+        default=AlertRule.Classifier.LEXICON,
+        help_text="sentiment: 'lexicon' scores offline as the message is processed; 'llm' asks the "
+        "workspace's LLM providers afterwards (a call per message; off by default).",
+    )
     channels = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         max_length=50,
@@ -160,6 +166,7 @@ class AlertRuleFilter(QueryInput):
 class AlertRuleOutput(serializers.ModelSerializer[AlertRule]):
     kind = serializers.ChoiceField(choices=K.choices)
     severity = serializers.ChoiceField(choices=Severity.choices)
+    classifier = serializers.ChoiceField(choices=AlertRule.Classifier.choices)
     keywords = serializers.ListField(child=serializers.CharField())
     exclusions = serializers.ListField(child=serializers.CharField())
     channels = serializers.ListField(child=serializers.IntegerField())
@@ -182,6 +189,7 @@ class AlertRuleOutput(serializers.ModelSerializer[AlertRule]):
             "rate",
             "min_count",
             "threshold",
+            "classifier",
             "channels",
             "statuses",
             "cooldown_minutes",

@@ -30,6 +30,7 @@ def _form(workspace_id: int, **fields: str) -> dict[str, str]:
         "rate": "0",
         "min_count": "0",
         "threshold": "-0.3",
+        "classifier": "lexicon",
         "channels": "[]",
         "statuses": "[]",
         "cooldown_minutes": "30",

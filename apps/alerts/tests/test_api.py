@@ -63,6 +63,7 @@ def test_an_admin_creates_a_keyword_rule_and_the_secret_is_never_shown(member_cl
         ({"name": "x", "kind": "sentiment", "threshold": -1}, "threshold"),
         ({"name": "x", "kind": "sentiment", "threshold": -1.5}, "threshold"),
         ({"name": "x", "kind": "feelings"}, "kind"),
+        ({"name": "x", "kind": "sentiment", "classifier": "oracle"}, "classifier"),
     ],
 )
 def test_a_rule_that_cannot_work_is_refused_with_400(member_client, body, field):
@@ -235,7 +236,9 @@ def test_an_admin_creates_a_sentiment_rule_with_the_default_threshold_or_its_own
     client, _ = member_client(Role.ADMIN)
 
     default = client.post(RULES, {"name": "Angry", "kind": "sentiment", "severity": "high"}, format="json")
-    own = client.post(RULES, {"name": "Furious", "kind": "sentiment", "threshold": -0.7}, format="json")
+    own = client.post(
+        RULES, {"name": "Furious", "kind": "sentiment", "threshold": -0.7, "classifier": "llm"}, format="json"
+    )
 
     assert (default.status_code, own.status_code) == (201, 201), (default.content, own.content)
     assert (default.json()["kind"], default.json()["threshold"], own.json()["threshold"]) == (
@@ -243,10 +246,10 @@ def test_an_admin_creates_a_sentiment_rule_with_the_default_threshold_or_its_own
         -0.3,
         -0.7,
     )
-    assert set(AlertRule.objects.filter(workspace=workspace).values_list("kind", "threshold")) == {
-        ("sentiment", -0.3),
-        ("sentiment", -0.7),
-    }
+    assert (default.json()["classifier"], own.json()["classifier"]) == ("lexicon", "llm")
+    assert set(
+        AlertRule.objects.filter(workspace=workspace).values_list("kind", "threshold", "classifier")
+    ) == {("sentiment", -0.3, "lexicon"), ("sentiment", -0.7, "llm")}
 
 
 def test_patching_a_sentiment_rule_s_threshold_out_of_range_is_refused(member_client, workspace):

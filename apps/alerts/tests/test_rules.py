@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from apps.alerts.models import AlertRule
-from apps.alerts.rules import Facts, matches, rule_compile
+from apps.alerts.rules import Facts, llm_sentiment_wanted, matches, rule_compile
 from apps.alerts.sentiment import Mood
 from chatbot.exceptions import ValidationFailed
 
@@ -178,3 +178,19 @@ def test_a_long_message_is_scored_on_its_start():
 
     assert _found(rule, _facts("hola " * 300 + "es una estafa")) == []
     assert _found(rule, _facts("es una estafa " + "hola " * 300)) != []
+
+
+def test_an_llm_sentiment_rule_waits_for_the_llm_s_score_and_the_others_do_not_match_it_twice():
+    by_llm = rule_compile(_rule(1, kind=K.SENTIMENT, classifier="llm", threshold=-0.3))
+    lexicon = rule_compile(_rule(2, kind=K.SENTIMENT, threshold=-0.3))
+    keyword = rule_compile(_rule(3, keywords=["estafa"]))
+    rules = (by_llm, lexicon, keyword)
+    processed = _facts("Es una estafa")
+    scored = _facts("Es una estafa", llm_score=-0.8)
+
+    assert [rule.id for rule, _ in matches(rules, processed)] == [2, 3]
+    assert llm_sentiment_wanted(rules, processed) and not llm_sentiment_wanted(rules, scored)
+    assert matches(rules, scored) == [(by_llm, "sentiment -0.80 (LLM)")]
+    assert matches(rules, _facts("Es una estafa", llm_score=0.0)) == []
+    assert not llm_sentiment_wanted((lexicon, keyword), processed)
+    assert not llm_sentiment_wanted(rules, _facts(""))  # nothing to score
