@@ -105,3 +105,37 @@ def test_a_sentiment_rule_raises_on_the_angry_message_only_and_hands_the_convers
     assert "nadie me contesta" not in alert_receiver.received[0].body.decode()
     angry.conversation.refresh_from_db()
     assert angry.conversation.status == "pending_human"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_sentiment_rule_scored_by_the_llm_raises_after_the_worker_asked_the_providers(
+    worker, graph_standin, alert_receiver, llm_standin, standin_providers, live_server, cloud_settings
+):
+    channel = make_channel("2042")
+    standin_providers(channel.workspace_id, ["openai_compatible"], debounce_seconds=0.2)
+    llm_standin.answer = "negative"
+    graph_standin.configure_webhooks(f"{live_server.url}/webhooks/whatsapp/", APP_SECRET)
+    services.alert_rule_create(
+        workspace_id=channel.workspace_id,
+        actor_id=None,
+        name="Unhappy (LLM)",
+        kind=AlertRule.Kind.SENTIMENT,
+        classifier=AlertRule.Classifier.LLM,
+        webhook_url=alert_receiver.url,
+        webhook_secret="e2e-secret",
+    )
+
+    # The lexicon sees no complaint word here; the LLM is asked on the llm queue.
+    graph_standin.inject_inbound("2042", "5215550420", "Me llegó otro producto que no pedí", name="Rosa")
+
+    def posted() -> bool:
+        """the LLM-scored alert reached the business's webhook"""
+        return len(alert_receiver.received) >= 1
+
+    wait_for(posted)
+    [alert] = Alert.objects.all()
+    message = Message.objects.get(body="Me llegó otro producto que no pedí")
+    assert (alert.message_id, alert.summary) == (message.pk, "sentiment -0.80 (LLM)")
+    classified = [r for r in llm_standin.chat_requests() if "negative if the customer" in r.texts[0][1]]
+    assert [r.texts[-1][1] for r in classified] == ["Me llegó otro producto que no pedí"]
