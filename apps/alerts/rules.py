@@ -169,7 +169,7 @@ def matches(rules: tuple[CompiledRule, ...], facts: Facts) -> list[tuple[Compile
     for rule in rules:
         if rule.by_llm != (facts.llm_score is not None) or not rule.in_scope(facts):
             continue
-        if rule.kind == K.SENTIMENT and mood is None and facts.text:
+        if rule.kind == K.SENTIMENT and not rule.by_llm and mood is None and facts.text:
             mood = sentiment_score(facts.text[:SENTIMENT_CHARS])
         what = rule.match(facts, folded, mood)
         if what is not None:
