@@ -109,7 +109,10 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # one character Python's str.strip() keeps (a schema's \S is wider)
+
 # --- the errors around every view ------------------------------------------------------------------
+
 RETRY_AFTER = {
     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}
 }
@@ -151,7 +154,9 @@ class AutoSchema(openapi.AutoSchema):
             and schema.get("type") == "string"
             and not {"pattern", "format", "enum"} & schema.keys()
         ):
-            schema["pattern"] = r"\S"  # trimmed first, so whitespace alone is blank and refused
+            # Trimmed first, so whitespace alone is blank and refused. Python trims more than a
+            # schema's \s matches (U+001C-U+001F, U+0085): those count as blank here too.
+            schema["pattern"] = NOT_BLANK
         return schema
 
     def _map_basic_serializer(self, serializer: Any, direction: Any) -> Any:

@@ -332,6 +332,13 @@ CAMPAIGNS_DEFAULT_REGION = env.str("CAMPAIGNS_DEFAULT_REGION", default="ES").upp
 # A background contact import: the largest CSV accepted, and how many rows are written per batch.
 CAMPAIGNS_IMPORT_MAX_BYTES = env.int("CAMPAIGNS_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 CAMPAIGNS_IMPORT_BATCH = env.int("CAMPAIGNS_IMPORT_BATCH", default=2000)
+# --- Campaigns: the runner (apps/campaigns/services/runner.py) --------------------------------
+# Contacts turned into recipients per fan-out step; the number's queue is kept this many seconds
+# long at its send rate (a customer's reply waits at most about that behind a campaign); seconds
+# between two feeds of a running campaign.
+CAMPAIGNS_FANOUT_BATCH = env.int("CAMPAIGNS_FANOUT_BATCH", default=2000)
+CAMPAIGNS_FEED_AHEAD = env.float("CAMPAIGNS_FEED_AHEAD", default=3.0)
+CAMPAIGNS_FEED_INTERVAL = env.float("CAMPAIGNS_FEED_INTERVAL", default=1.0)
 
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")

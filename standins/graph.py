@@ -86,6 +86,7 @@ META_MESSAGES = {
     131048: "(#131048) Spam rate limit hit",
     131049: "(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
     131050: "(#131050) The recipient has chosen to stop receiving marketing messages from your business",
+    130472: "(#130472) User's number is part of an experiment",
     131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
     131064: "(#131064) Message failed to send because the business reached its messaging limit",
     132000: "(#132000) Number of parameters does not match the expected number of params",

@@ -16,6 +16,7 @@ from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
 from apps.alerts.models import Alert, AlertRule
 from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
+from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import Conversation, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
@@ -78,6 +79,8 @@ def _object_id(page: str, workspace: Workspace) -> int:
     if path.startswith("/alerts/"):
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         return AlertFactory.create(rule__workspace=workspace, conversation=conversation).pk
+    if path.startswith("/campaigns/"):
+        return CampaignFactory.create(workspace=workspace, name=SECRET_NAME).pk
     if path.startswith("/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
     raise AssertionError(f"no object for {page}: teach _object_id about it")

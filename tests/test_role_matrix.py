@@ -16,7 +16,8 @@ from apps.accounts.tests.factories import PASSWORD, MembershipFactory, Workspace
 from apps.alerts.models import Alert, AlertRule
 from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
-from apps.campaigns.models import ContactImport, Segment, Template
+from apps.campaigns.models import Campaign, ContactImport, Segment, Template
+from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import Contact, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
@@ -59,6 +60,8 @@ BODIES: dict[str, Any] = {
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
     "PATCH /api/segments/{id}/": {"name": "Renamed"},
+    "POST /api/campaigns/": {"name": "Rebajas"},
+    "PATCH /api/campaigns/{id}/": {"name": "Renamed"},
     "POST /api/alerts/rules/": {"name": "Refunds", "kind": "keyword", "keywords": ["reembolso"]},
     "PATCH /api/alerts/rules/{id}/": {"severity": "low"},
     "POST /api/alerts/{id}/assign": {"assignee": None},
@@ -88,6 +91,8 @@ def _object_id(operation: str, workspace: Workspace) -> int:
             language="es",
             category="UTILITY",
         ).pk
+    if path.startswith("/api/campaigns/"):
+        return CampaignFactory.create(workspace=workspace).pk
     if path.startswith("/api/segments/"):
         return Segment.objects.create(workspace=workspace, name=uuid.uuid4().hex[:8], filters={}).pk
     if path.startswith("/api/conversations/"):
@@ -173,6 +178,7 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "channels": list(Channel.objects.filter(workspace=workspace).values_list("pk", "name", "is_active")),
         "templates": list(Template.objects.filter(workspace=workspace).values_list("pk", "status")),
         "segments": list(Segment.objects.filter(workspace=workspace).values_list("pk", "name")),
+        "campaigns": list(Campaign.objects.filter(workspace=workspace).values_list("pk", "name", "status")),
         "alert_rules": list(
             AlertRule.objects.filter(workspace=workspace).values_list("pk", "severity", "is_active")
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Template(models.Model):
@@ -142,13 +143,13 @@ class Campaign(models.Model):
     services.campaigns.campaign_move (TRANSITIONS there), never by a plain save."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        COMPLETED = "completed", "Completed"
-        CANCELLED = "cancelled", "Cancelled"
-        FAILED = "failed", "Failed"
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=120)
@@ -179,6 +180,16 @@ class Campaign(models.Model):
         max_length=32, blank=True, help_text="staff, or what Meta said (spam_rate_limit, template_paused)."
     )
     failure = models.CharField(max_length=255, blank=True)
+    # The runner (services/runner.py): recipients are written by the fan-out (keyset over the
+    # audience, `fanout_cursor` = the last contact id done) and fed to the sender in waves.
+    fanout_cursor = models.BigIntegerField(default=0)
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+    feed_token = models.CharField(max_length=32, blank=True, help_text="The live feed chain's token.")
+    fed_at = models.DateTimeField(null=True, blank=True)
+    waiting_reason = models.CharField(
+        max_length=32, blank=True, help_text="Why nobody is being sent to now (messaging_limit)."
+    )
+    waiting_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -197,3 +208,56 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class Recipient(models.Model):
+    """One contact of a campaign: written once by the fan-out (unique per campaign and contact, so a
+    fan-out run again after a killed worker adds nobody twice), then fed to the sender as a message.
+    Delivery (sent, delivered, read, failed with Meta's code) is the message's; `state` says only
+    where the campaign is with this contact."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", _("Waiting to be sent")
+        QUEUED = "queued", _("Handed to the sender")
+        SKIPPED = "skipped", _("Skipped")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Skip(models.TextChoices):
+        OPTED_OUT = "opted_out", _("Opted out of marketing")
+        NO_PHONE = "no_phone", _("No WhatsApp number")
+        MISSING_VARIABLE = "missing_variable", _("A template variable has no value")
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    contact = models.ForeignKey("conversations.Contact", on_delete=models.CASCADE, related_name="+")
+    # The channel, copied: the messaging limit counts customers per number across campaigns.
+    channel = models.ForeignKey("whatsapp.Channel", on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    skip_reason = models.CharField(max_length=20, choices=Skip.choices, blank=True)
+    parameters = models.JSONField(default=list, blank=True, help_text="The {{n}} values for this contact.")
+    message = models.OneToOneField(
+        "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact"], name="campaigns_recipient_once"),
+        ]
+        indexes = [
+            # The feed's read: the campaign's next waiting recipients, in order.
+            models.Index(
+                fields=["campaign", "id"],
+                condition=models.Q(state="waiting"),
+                name="campaigns_recipient_waiting",
+            ),
+            # The messaging limit's read: customers a number started in the last 24 h.
+            models.Index(
+                fields=["channel", "queued_at"],
+                condition=models.Q(queued_at__isnull=False),
+                name="campaigns_recipient_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.contact_id} ({self.state})"

@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from apps.campaigns.models import ContactImport, Segment, Template
-from apps.conversations.models import ConsentRecord, Contact, Conversation
+from apps.campaigns.models import Campaign, ContactImport, Recipient, Segment, Template
+from apps.conversations.models import ConsentRecord, Contact, Conversation, Message
 from chatbot.exceptions import NotFound
 
 M = TypeVar("M", bound=Model)
@@ -111,3 +111,119 @@ def segment_count(*, workspace: Any, filters: dict[str, Any]) -> dict[str, int]:
 def marketing_audience(*, workspace: Any, filters: dict[str, Any]) -> QuerySet[Contact]:
     """The contacts a marketing campaign to this segment may reach: never the opted-out ones."""
     return segment_contacts(workspace=workspace, filters=filters).filter(opted_out=False)
+
+
+def campaign_list(*, workspace: Any, status: str = "") -> QuerySet[Campaign]:
+    found = Campaign.objects.filter(workspace=workspace).order_by("-pk")
+    return found.filter(status=status) if status else found
+
+
+def campaign_get(*, workspace: Any, pk: int) -> Campaign:
+    return _one(
+        Campaign.objects.filter(workspace=workspace).select_related("template", "channel", "segment"), pk
+    )
+
+
+def _replied() -> Exists:
+    """The customer wrote in the campaign message's conversation after it was queued."""
+    return Exists(
+        Message.objects.filter(
+            conversation_id=OuterRef("message__conversation_id"),
+            direction=Message.Direction.INBOUND,
+            created_at__gt=OuterRef("queued_at"),
+        )
+    )
+
+
+MS = Message.Status
+REACHED = {
+    "sent": [MS.ACCEPTED, MS.SENT, MS.DELIVERED, MS.READ],
+    "delivered": [MS.DELIVERED, MS.READ],
+    "read": [MS.READ],
+}
+
+
+def campaign_funnel(*, campaign: Campaign) -> dict[str, Any]:
+    """Where every recipient is: waiting, skipped (by reason), in the queue, sent, delivered, read,
+    replied, failed (by Meta's code), cancelled. Sent counts every message WhatsApp accepted and
+    delivered every one delivered (a read message was delivered): each stage is a share of the one
+    before. One aggregate over the campaign's recipients and their messages."""
+    recipients = Recipient.objects.filter(campaign=campaign)
+    queued = Q(state=Recipient.State.QUEUED)
+    failed = queued & (Q(message__status=MS.FAILED) | Q(message__send_state=Message.SendState.FAILED))
+    totals = recipients.aggregate(
+        total=Count("pk"),
+        waiting=Count("pk", filter=Q(state=Recipient.State.WAITING)),
+        skipped=Count("pk", filter=Q(state=Recipient.State.SKIPPED)),
+        cancelled=Count("pk", filter=Q(state=Recipient.State.CANCELLED)),
+        queued=Count("pk", filter=queued),
+        in_queue=Count("pk", filter=queued & Q(message__status=MS.QUEUED) & ~failed),
+        failed=Count("pk", filter=failed),
+        **{
+            name: Count("pk", filter=queued & Q(message__status__in=values))
+            for name, values in REACHED.items()
+        },
+        replied=Count("pk", filter=queued & Q(_replied())),
+    )
+    skipped = dict(
+        recipients.filter(state=Recipient.State.SKIPPED)
+        .values_list("skip_reason")
+        .annotate(n=Count("pk"))
+        .order_by("skip_reason")
+    )
+    failures = [
+        {"error_code": code, "count": n}
+        for code, n in recipients.filter(failed)
+        .values_list("message__error_code")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "message__error_code")
+    ]
+    return {**totals, "skipped_by_reason": skipped, "failed_by_code": failures}
+
+
+RECIPIENT_STAGES = (
+    "waiting",
+    "skipped",
+    "cancelled",
+    "in_queue",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "replied",
+)
+
+
+def recipient_list(*, campaign: Campaign, stage: str = "") -> QuerySet[Recipient]:
+    """The campaign's recipients in order, with their contact and message, optionally those at one
+    stage of the funnel (the names of campaign_funnel)."""
+    found = (
+        Recipient.objects.filter(campaign=campaign)
+        .select_related("contact", "message")
+        .annotate(replied=_replied())
+        .order_by("pk")
+    )
+    queued = Q(state=Recipient.State.QUEUED)
+    failed = queued & (Q(message__status=MS.FAILED) | Q(message__send_state=Message.SendState.FAILED))
+    if stage in ("waiting", "skipped", "cancelled"):
+        found = found.filter(state=stage)
+    elif stage == "in_queue":
+        found = found.filter(queued & Q(message__status=MS.QUEUED)).exclude(failed)
+    elif stage in REACHED:
+        found = found.filter(queued & Q(message__status__in=REACHED[stage]))
+    elif stage == "failed":
+        found = found.filter(failed)
+    elif stage == "replied":
+        found = found.filter(queued & Q(replied=True))
+    return found
+
+
+def conversation_campaign(*, conversation: Conversation) -> Campaign | None:
+    """The campaign whose message this conversation last received (a reply to it is tagged with it)."""
+    found = (
+        Recipient.objects.filter(message__conversation_id=conversation.pk, state=Recipient.State.QUEUED)
+        .select_related("campaign")
+        .order_by("-queued_at")
+        .first()
+    )
+    return found.campaign if found is not None else None

@@ -8,7 +8,7 @@ from typing import Any, Concatenate, ParamSpec
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.selectors import request_membership
@@ -16,21 +16,21 @@ from chatbot.exceptions import NotFound
 
 P = ParamSpec("P")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-PageView = Callable[Concatenate[HttpRequest, Membership, P], HttpResponse]
+PageView = Callable[Concatenate[HttpRequest, Membership, P], HttpResponseBase]
 
 
 def member_page(
     *, read: str = Role.VIEWER, write: str = Role.AGENT
-) -> Callable[[PageView[P]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+) -> Callable[[PageView[P]], Callable[Concatenate[HttpRequest, P], HttpResponseBase]]:
     """Anonymous users go to the login page; members without the role get 403.
 
     The view receives the membership it acts through, so every query it makes can be scoped.
     """
 
-    def decorate(view: PageView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    def decorate(view: PageView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponseBase]:
         @login_required
         @wraps(view)
-        def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             membership = request_membership(request)
             needed = read if request.method in SAFE_METHODS else write
             if membership is None or not membership.has_role(needed):

@@ -383,3 +383,77 @@ class AlertRuleForm(forms.Form):
             initial[name] = ", ".join(initial[name])
         initial["channels"] = [str(pk) for pk in rule.channels]
         return initial
+
+
+VARIABLE_CHOICES = [
+    ("name", _("Contact's name")),
+    ("attribute", _("Contact attribute")),
+    ("wa_id", _("WhatsApp number")),
+    ("language", _("Language")),
+    ("text", _("Same text for everyone")),
+]
+CAMPAIGN_VARIABLES = 5  # {{1}}..{{5}} on the page; the API takes up to 20
+
+
+class CampaignForm(forms.Form):
+    """A campaign as the builder page writes it: the variables come as rows var_N_source/key/default."""
+
+    name = forms.CharField(label=_("Name"), max_length=120)
+    template = forms.TypedChoiceField(label=_("Approved template"), coerce=int)
+    channel = forms.TypedChoiceField(label=_("WhatsApp number"), coerce=int)
+    segment = forms.TypedChoiceField(
+        label=_("Audience"),
+        coerce=int,
+        required=False,
+        empty_value=None,
+        help_text=_("Empty: every contact."),
+    )
+
+    def __init__(
+        self, *args: Any, templates: Any = (), channels: Any = (), segments: Any = (), **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        choices = {
+            "template": [(t.pk, f"{t.name} ({t.language}, {t.variable_count})") for t in templates],
+            "channel": [(c.pk, str(c)) for c in channels],
+            "segment": [("", _("Every contact")), *[(s.pk, s.name) for s in segments]],
+        }
+        for name, values in choices.items():
+            cast(forms.ChoiceField, self.fields[name]).choices = values
+        for n in range(1, CAMPAIGN_VARIABLES + 1):
+            self.fields[f"var_{n}_source"] = forms.ChoiceField(
+                label=_("Variable {{%(n)s}}") % {"n": n},
+                choices=[("", "—"), *VARIABLE_CHOICES],
+                required=False,
+            )
+            self.fields[f"var_{n}_key"] = forms.CharField(
+                label=_("Attribute of {{%(n)s}}") % {"n": n}, max_length=64, required=False
+            )
+            self.fields[f"var_{n}_default"] = forms.CharField(
+                label=_("Text or default of {{%(n)s}}") % {"n": n}, max_length=1024, required=False
+            )
+
+    def variables(self) -> list[dict[str, str]]:
+        found = []
+        for n in range(1, CAMPAIGN_VARIABLES + 1):
+            source = self.cleaned_data.get(f"var_{n}_source") or ""
+            if not source:
+                break
+            found.append(
+                {
+                    "source": source,
+                    "key": self.cleaned_data.get(f"var_{n}_key") or "",
+                    "default": self.cleaned_data.get(f"var_{n}_default") or "",
+                }
+            )
+        return found
+
+
+class CampaignScheduleForm(forms.Form):
+    scheduled_at = forms.DateTimeField(
+        label=_("Send at (your workspace's time zone)"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text=_("Empty: now."),
+    )

@@ -50,6 +50,7 @@ NAV = {
     "contact_import": "segments",
     "alert_rules": "alerts",
     "alert_rule_edit": "alerts",
+    "campaign": "campaigns",
 }
 
 
@@ -154,6 +155,7 @@ def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> 
         templates=campaign_selectors.template_list(
             workspace=membership.workspace, status=Template.Status.APPROVED
         ).filter(waba_id=conversation.channel.waba_id),
+        campaign=campaign_selectors.conversation_campaign(conversation=conversation),
     )
 
 

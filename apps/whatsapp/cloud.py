@@ -111,6 +111,8 @@ _RULES: dict[int, _Rule] = {
     131047: _Rule(REASON_WINDOW_CLOSED, permanent=True),
     131048: _Rule(REASON_SPAM_LIMITED, permanent=False),
     131049: _Rule(REASON_MARKETING_CAP, permanent=True),
+    # The customer is in Meta's marketing experiment hold-out: like 131049, never retried.
+    130472: _Rule(REASON_MARKETING_CAP, permanent=True),
     131050: _Rule(REASON_OPTED_OUT, permanent=True),
     131026: _Rule(REASON_UNDELIVERABLE, permanent=True),
     131064: _Rule(REASON_MESSAGING_LIMIT, permanent=True),

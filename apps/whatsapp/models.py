@@ -33,6 +33,14 @@ class Channel(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_SEND_RATE)],
         help_text="Messages per second this number may send (Meta: 80 by default, up to 1,000).",
     )
+    messaging_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Meta's messaging limit: distinct customers this number may start conversations with in a rolling "
+            "24 h (250, 2,000, 10,000, 100,000); empty for unlimited. Campaigns wait for the next window."
+        ),
+    )
     app_secret = EncryptedTextField(blank=True)
     access_token = EncryptedTextField(blank=True)
     verify_token = EncryptedTextField(blank=True)

@@ -33,6 +33,11 @@
     if (kind === "queue") return event.kind === "message" || event.kind === "status";
     if (kind === "alerts") return event.kind === "alert";
     if (kind === "thread") return String(event.conversation_id) === el.dataset.conversationId;
+    // A campaign's funnel moves with its steps and with every status webhook (bursts become one fetch).
+    if (kind === "campaign") {
+      if (event.kind === "status") return true;
+      return event.kind === "campaign" && String((event.payload || {}).campaign_id) === el.dataset.campaignId;
+    }
     return false;
   }
 

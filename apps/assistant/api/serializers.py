@@ -7,7 +7,7 @@ from rest_framework import serializers
 from apps.assistant.models import BusinessProfile, KnowledgeEntry
 from apps.assistant.services import DAYS, ImportReport, ImportRowError
 from apps.assistant.types import Passage
-from chatbot.openapi import TIME_ZONE, input_schema
+from chatbot.openapi import NOT_BLANK, TIME_ZONE, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 _LANGUAGE_HELP = "Two-letter code (es, en, ...); empty when unknown."
@@ -21,7 +21,7 @@ OPENING_HOURS_SCHEMA = {
     },
     "additionalProperties": False,
 }
-_NOT_BLANK = {"pattern": r"\S"}  # services refuse content that is whitespace only
+_NOT_BLANK = {"pattern": NOT_BLANK}  # services refuse content that is whitespace only
 
 
 def opening_hours_field(*, required: bool = True) -> serializers.DictField:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from apps.campaigns.models import AudienceSettings, ContactImport, Segment, Template
+from apps.campaigns.models import AudienceSettings, Campaign, ContactImport, Recipient, Segment, Template
+from apps.campaigns.selectors import RECIPIENT_STAGES
 from apps.campaigns.services.audiences import REGIONS
+from apps.campaigns.services.runner import VARIABLE_SOURCES
 from apps.campaigns.services.templates import LANGUAGE, NAME
 from apps.conversations.models import ConsentRecord
 from apps.conversations.services.contacts import MAX_TAG_LENGTH
@@ -249,3 +252,147 @@ class InteractiveSendInput(JSONInput):
     interactive = serializers.DictField(
         help_text="The Cloud API's interactive object: type button (1-3 reply buttons) or list (sections of rows)."
     )
+
+
+# --- campaigns ----------------------------------------------------------------------------------
+class CampaignVariable(JSONInput):
+    """Where one {{n}} of the template's body takes its value, per recipient."""
+
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field, popped by the metaclass
+        choices=[(s, s) for s in VARIABLE_SOURCES],
+        help_text="name (the contact's name, else WhatsApp profile name), wa_id, language, attribute "
+        "(the contact attribute `key`) or text (the same `default` for everyone).",
+    )
+    key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    default = serializers.CharField(
+        max_length=1024,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Used when the contact has no value; a recipient with neither is skipped.",
+    )
+
+
+class CampaignFilter(QueryInput):
+    status = serializers.ChoiceField(choices=Campaign.Status.choices, required=False)
+
+
+class CampaignInput(JSONInput):
+    name = serializers.CharField(max_length=120)
+    template = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+    channel = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+    segment = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="A saved audience; its filters are frozen when the campaign is scheduled.",
+    )
+    audience_filters = SegmentFilters(required=False, help_text="Used when no segment is given.")
+    variables = serializers.ListField(child=CampaignVariable(), required=False, max_length=20)
+
+
+class LocalDateTimeField(serializers.DateTimeField):
+    """A time as written: one without an offset stays naive, for the workspace's time zone to read
+    (DRF would read it in the server's)."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        return value
+
+
+class CampaignScheduleInput(JSONInput):
+    scheduled_at = LocalDateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When to start; without an offset it is read in the workspace's time zone. Empty: now.",
+    )
+
+
+class CampaignOutput(serializers.ModelSerializer[Campaign]):
+    audience_filters = serializers.DictField()
+    variables = serializers.ListField(child=serializers.DictField())
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            "name",
+            "template",
+            "channel",
+            "segment",
+            "audience_filters",
+            "variables",
+            "status",
+            "scheduled_at",
+            "started_at",
+            "finished_at",
+            "status_changed_at",
+            "paused_reason",
+            "failure",
+            "fanned_out_at",
+            "waiting_reason",
+            "waiting_until",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class FailureCount(serializers.Serializer[Any]):
+    error_code = serializers.IntegerField(allow_null=True, help_text="Meta's error code.")
+    count = serializers.IntegerField()
+
+
+class CampaignFunnelOutput(serializers.Serializer[Any]):
+    total = serializers.IntegerField()
+    waiting = serializers.IntegerField(help_text="Not handed to the sender yet.")
+    skipped = serializers.IntegerField()
+    skipped_by_reason = serializers.DictField(child=serializers.IntegerField())
+    cancelled = serializers.IntegerField()
+    queued = serializers.IntegerField(help_text="Handed to the sender (every stage below is a part of it).")
+    in_queue = serializers.IntegerField(help_text="Not accepted by WhatsApp yet.")
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    read = serializers.IntegerField()
+    replied = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failed_by_code = FailureCount(many=True)
+
+
+class RecipientFilter(QueryInput):
+    stage = serializers.ChoiceField(choices=[(s, s) for s in RECIPIENT_STAGES], required=False)
+
+
+class RecipientOutput(serializers.ModelSerializer[Recipient]):
+    contact_name = serializers.CharField(source="contact.display_name")
+    wa_id = serializers.CharField(source="contact.wa_id")
+    parameters = serializers.ListField(child=serializers.CharField())
+    message_status = serializers.CharField(source="message.status", default=None, allow_null=True)
+    error_code = serializers.IntegerField(source="message.error_code", default=None, allow_null=True)
+    conversation = serializers.IntegerField(source="message.conversation_id", default=None, allow_null=True)
+    replied = serializers.BooleanField()
+
+    class Meta:
+        model = Recipient
+        fields = [
+            "id",
+            "contact",
+            "contact_name",
+            "wa_id",
+            "state",
+            "skip_reason",
+            "parameters",
+            "queued_at",
+            "message_status",
+            "error_code",
+            "conversation",
+            "replied",
+        ]
+
+
+class CampaignPreviewOutput(serializers.Serializer[Any]):
+    contact = serializers.IntegerField()
+    contact_name = serializers.CharField()
+    parameters = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    text = serializers.CharField(help_text="What this customer would read; empty when skipped.")
+    skip_reason = serializers.CharField(help_text="Why this customer would be skipped; empty when sent.")

@@ -16,7 +16,7 @@ from apps.accounts.permissions import IsMember, role_required
 from apps.accounts.selectors import request_workspace
 from apps.campaigns import selectors
 from apps.campaigns.api import serializers as s
-from apps.campaigns.services import audiences, imports, inbox, templates
+from apps.campaigns.services import audiences, imports, inbox, runner, templates
 from apps.conversations import selectors as conversation_selectors
 from apps.conversations.api.pagination import paginated_response
 from apps.conversations.api.serializers import ContactOutput, MessageOutput
@@ -310,3 +310,161 @@ class ConversationInteractiveSendView(APIView):
             conversation=conversation, user=request.user, content=dict(data["interactive"])
         )
         return Response(MessageOutput(queued, many=True).data, status=status.HTTP_201_CREATED)
+
+
+# --- campaigns ----------------------------------------------------------------------------------
+AdminsOnly = role_required(read=Role.ADMIN, write=Role.ADMIN)
+
+
+def _campaign_refs(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """The body's ids as this workspace's objects (a missing one is a bad field: 400)."""
+    workspace = request_workspace(request)
+    found: dict[str, Any] = {}
+    lookups = {
+        "template": selectors.template_get,
+        "segment": selectors.segment_get,
+        "channel": channel_get,
+    }
+    for name, get in lookups.items():
+        if name not in data:
+            continue
+        if data[name] is None:
+            found[name] = None
+            continue
+        try:
+            found[name] = get(workspace=workspace, pk=data[name])
+        except NotFound as exc:
+            raise ValidationFailed(
+                f"No such {name} in this workspace.", details={name: ["Not found."]}
+            ) from exc
+    if "audience_filters" in data:
+        found["audience_filters"] = audiences.segment_filters_clean(dict(data["audience_filters"]))
+    if "variables" in data:
+        found["variables"] = [dict(item) for item in data["variables"]]
+    if "name" in data:
+        found["name"] = data["name"]
+    return found
+
+
+class CampaignListView(APIView):
+    permission_classes = [AgentsReadAdminsWrite]
+
+    @extend_schema(
+        operation_id="campaigns_list",
+        parameters=[s.CampaignFilter],
+        responses={200: paginated(s.CampaignOutput), **INVALID},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _filters(s.CampaignFilter, request)
+        found = selectors.campaign_list(
+            workspace=request_workspace(request), status=filters.get("status", "")
+        )
+        return paginated_response(request, found, s.CampaignOutput)
+
+    @extend_schema(request=s.CampaignInput, responses={201: s.CampaignOutput, **INVALID})
+    def post(self, request: Request) -> Response:
+        data = _valid(s.CampaignInput, request)
+        campaign = runner.campaign_create(
+            workspace=request_workspace(request), user=request.user, **_campaign_refs(request, data)
+        )
+        return Response(s.CampaignOutput(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetailView(APIView):
+    permission_classes = [AgentsReadAdminsWrite]
+
+    @extend_schema(responses={200: s.CampaignOutput, **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(
+            s.CampaignOutput(selectors.campaign_get(workspace=request_workspace(request), pk=pk)).data
+        )
+
+    @extend_schema(
+        request=s.CampaignInput, responses={200: s.CampaignOutput, **INVALID, **NOT_FOUND, **CONFLICT}
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+        data = _valid(s.CampaignInput, request, partial=True)
+        campaign = runner.campaign_update(
+            campaign=campaign, user=request.user, **_campaign_refs(request, data)
+        )
+        return Response(s.CampaignOutput(campaign).data)
+
+    @extend_schema(responses={204: None, **NOT_FOUND, **CONFLICT})
+    def delete(self, request: Request, pk: int) -> Response:
+        campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+        runner.campaign_delete(campaign=campaign, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CampaignScheduleView(APIView):
+    permission_classes = [AdminsOnly]
+
+    @extend_schema(
+        request=s.CampaignScheduleInput,
+        responses={200: s.CampaignOutput, **INVALID, **NOT_FOUND, **CONFLICT},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        workspace = request_workspace(request)
+        campaign = selectors.campaign_get(workspace=workspace, pk=pk)
+        at = _valid(s.CampaignScheduleInput, request).get("scheduled_at")
+        if at is not None:
+            at = runner.local_time(at, workspace.timezone)
+        campaign = runner.campaign_schedule(campaign=campaign, user=request.user, scheduled_at=at)
+        return Response(s.CampaignOutput(campaign).data)
+
+
+def _campaign_action(name: str, action: Any) -> type[APIView]:
+    class View(APIView):
+        permission_classes = [AdminsOnly]
+
+        @extend_schema(
+            operation_id=f"campaigns_{name}",
+            request=None,
+            responses={200: s.CampaignOutput, **NOT_FOUND, **CONFLICT},
+        )
+        def post(self, request: Request, pk: int) -> Response:
+            campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+            return Response(s.CampaignOutput(action(campaign=campaign, user=request.user)).data)
+
+    View.__name__ = View.__qualname__ = f"Campaign{name.title()}View"
+    return View
+
+
+CampaignUnscheduleView = _campaign_action("unschedule", runner.campaign_unschedule)
+CampaignPauseView = _campaign_action("pause", runner.campaign_pause)
+CampaignResumeView = _campaign_action("resume", runner.campaign_resume)
+CampaignCancelView = _campaign_action("cancel", runner.campaign_cancel)
+
+
+class CampaignFunnelView(APIView):
+    permission_classes = [AgentsReadAdminsWrite]
+
+    @extend_schema(responses={200: s.CampaignFunnelOutput, **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+        return Response(s.CampaignFunnelOutput(selectors.campaign_funnel(campaign=campaign)).data)
+
+
+class CampaignPreviewView(APIView):
+    permission_classes = [AgentsReadAdminsWrite]
+
+    @extend_schema(responses={200: s.CampaignPreviewOutput(many=True), **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+        return Response(s.CampaignPreviewOutput(runner.campaign_preview(campaign=campaign), many=True).data)
+
+
+class CampaignRecipientListView(APIView):
+    permission_classes = [AgentsReadAdminsWrite]
+
+    @extend_schema(
+        operation_id="campaign_recipients_list",
+        parameters=[s.RecipientFilter],
+        responses={200: paginated(s.RecipientOutput), **INVALID, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        campaign = selectors.campaign_get(workspace=request_workspace(request), pk=pk)
+        stage = _filters(s.RecipientFilter, request).get("stage", "")
+        found = selectors.recipient_list(campaign=campaign, stage=stage)
+        return paginated_response(request, found, s.RecipientOutput)

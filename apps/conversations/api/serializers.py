@@ -20,7 +20,7 @@ from apps.conversations.services.contacts import (
     normalize_tags,
     normalize_wa_id,
 )
-from chatbot.openapi import input_schema
+from chatbot.openapi import NOT_BLANK, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 REPLY_MAX_LENGTH = 4096 * 4
@@ -190,7 +190,7 @@ class ContactOutput(serializers.ModelSerializer[Contact]):
     whole={
         "anyOf": [
             {"required": ["wa_id"], "properties": {"wa_id": {"pattern": "[0-9]"}}},
-            {"required": ["bsuid"], "properties": {"bsuid": {"pattern": r"\S"}}},
+            {"required": ["bsuid"], "properties": {"bsuid": {"pattern": NOT_BLANK}}},
         ]
     },
 )

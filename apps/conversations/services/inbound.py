@@ -260,9 +260,14 @@ def _process_one(message_id: int) -> str:
             signals=frozenset({"asked_for_person"}) if wants_person else frozenset(),
         )
     language = detect_language(message.body) or contact.language or _recent_language(conversation) or "es"
-    if text and text in _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS):
+    opt_out_words = _words(rules.opt_out_words, DEFAULT_OPT_OUT_WORDS)
+    # A template's quick-reply button is the business's own wording ("Stop promotions", "Darme de
+    # baja"): an opt-out word anywhere in it counts. A customer's free text must be the word alone.
+    tapped_opt_out = message.type == "button" and bool(set(text.split()) & opt_out_words)
+    if text and (text in opt_out_words or tapped_opt_out):
         _handled(message, "keyword")
-        if contact_set_opt_out(contact=contact, opted_out=True, source="keyword"):
+        source = "button" if message.type == "button" else "keyword"
+        if contact_set_opt_out(contact=contact, opted_out=True, source=source):
             _system_reply(conversation, "opt_out", language, message, rules)
         return "opted_out"
     if text and text in _words(rules.opt_in_words, DEFAULT_OPT_IN_WORDS):

@@ -92,6 +92,34 @@ def test_a_pressed_unsubscribe_button_is_confirmed_once_and_never_answered_again
     ]
 
 
+def test_a_campaigns_stop_promotions_button_opts_out_by_its_words_but_free_text_must_be_the_word_alone(
+    channel,
+):
+    """Meta's marketing templates carry a "Stop promotions" quick reply; a business writes "Darme de baja"."""
+    from apps.conversations.models import ConsentRecord
+
+    says(channel, body="no quiero darme de baja", wa_id="34600000011")  # free text: not an opt-out
+    tapped = says(
+        channel,
+        "button",
+        "Stop promotions",
+        wa_id="34600000012",
+        raw={"type": "button", "button": {"payload": "Stop promotions", "text": "Stop promotions"}},
+    )
+    spanish = says(
+        channel,
+        "button",
+        "Darme de baja",
+        wa_id="34600000013",
+        raw={"type": "button", "button": {"payload": "BAJA", "text": "Darme de baja"}},
+    )
+
+    opted = dict(Contact.objects.values_list("wa_id", "opted_out"))
+    assert opted == {"34600000011": False, "34600000012": True, "34600000013": True}
+    assert tapped.handled_as == spanish.handled_as == "keyword"
+    assert set(ConsentRecord.objects.values_list("source", flat=True)) == {"button"}
+
+
 def test_a_new_number_with_a_known_bsuid_moves_the_contact_so_replies_go_to_the_number_that_wrote(channel):
     first = says(channel, body="hola", wa_id="34600000001", bsuid="US.1")
 

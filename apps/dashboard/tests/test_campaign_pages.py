@@ -87,3 +87,105 @@ def test_a_template_is_sent_from_the_conversation_page_through_a_closed_window(w
     assert list(Message.objects.filter(direction="out").values_list("type", "body")) == [
         ("template", "Hola Eva")
     ]
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+def test_an_admin_builds_a_campaign_previews_it_sends_it_pauses_and_downloads_its_recipients(
+    workspace, waba_channel, django_capture_on_commit_callbacks
+):
+    from apps.campaigns.models import Campaign
+    from apps.campaigns.services import runner
+
+    template = Template.objects.create(
+        workspace=workspace,
+        channel=waba_channel,
+        waba_id=waba_channel.waba_id,
+        name="oferta",
+        language="es",
+        category="MARKETING",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hola {{1}}, {{2}} de descuento."}],
+        variable_count=2,
+    )
+    ContactFactory.create(workspace=workspace, wa_id="34600000001", name="Ana", attributes={"offer": "20%"})
+    ContactFactory.create(workspace=workspace, wa_id="34600000002", name="=HYPERLINK(x)")
+    ContactFactory.create(workspace=workspace, wa_id="34600000003", name="Olga", opted_out=True)
+    admin = _client(workspace, Role.ADMIN)
+
+    built = admin.post(
+        "/campaigns/",
+        {
+            "name": "Rebajas",
+            "template": template.pk,
+            "channel": waba_channel.pk,
+            "segment": "",
+            "var_1_source": "name",
+            "var_2_source": "attribute",
+            "var_2_key": "offer",
+            "var_2_default": "10%",
+        },
+    )
+    campaign = Campaign.objects.get(workspace=workspace)
+    assert built.status_code == 302 and built["Location"] == f"/campaigns/{campaign.pk}/"
+    page = admin.get(built["Location"]).content.decode()
+    assert "Hola Ana, 20% de descuento." in page and "opted_out" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post(f"/campaigns/{campaign.pk}/schedule/", {"scheduled_at": ""})
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+    runner.campaign_step(campaign_id=campaign.pk, token=campaign.feed_token)
+    live = admin.get(f"/campaigns/{campaign.pk}/live/").content.decode()
+    assert 'data-testid="funnel-total">3<' in live and 'data-testid="funnel-skipped">1<' in live
+
+    ana = Message.objects.get(author="campaign", contact__name="Ana")
+    thread = admin.get(f"/conversations/{ana.conversation_id}/").content.decode()
+    assert 'data-testid="conversation-campaign"' in thread and "Rebajas" in thread  # a reply is seen as one
+
+    admin.post(f"/campaigns/{campaign.pk}/pause/")
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    refused = admin.post(f"/campaigns/{campaign.pk}/pause/", follow=True).content.decode()
+    assert "is not running" in refused
+
+    csv_text = b"".join(admin.get(f"/campaigns/{campaign.pk}/recipients.csv").streaming_content).decode()
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("contact_id,name,wa_id,state")
+    assert any("'=HYPERLINK(x)" in line for line in lines)  # never a formula in a spreadsheet
+    assert len(lines) == 4
+
+
+def test_a_scheduled_time_is_the_workspaces_wall_clock(workspace, waba_channel):
+    from apps.accounts.models import Workspace
+    from apps.campaigns.models import Campaign
+
+    Workspace.objects.filter(pk=workspace.pk).update(timezone="America/Mexico_City")
+    template = Template.objects.create(
+        workspace=workspace,
+        channel=waba_channel,
+        waba_id=waba_channel.waba_id,
+        name="aviso",
+        language="es",
+        category="UTILITY",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hola"}],
+        variable_count=0,
+    )
+    campaign = Campaign.objects.create(
+        workspace=workspace, name="Aviso", template=template, channel=waba_channel
+    )
+
+    _client(workspace, Role.ADMIN).post(
+        f"/campaigns/{campaign.pk}/schedule/", {"scheduled_at": "2031-01-10T09:30"}
+    )
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.scheduled_at.isoformat() == "2031-01-10T15:30:00+00:00"  # UTC-6
+
+
+@pytest.fixture
+def waba_channel(workspace, cloud_settings):
+    return ChannelFactory.create(
+        workspace=workspace, waba_id="102290129340398", access_token="EAAG-token-0123"
+    )

@@ -247,6 +247,7 @@ ERRORS = [
     (131047, 400, "window_closed", True, False),
     (131048, 400, "spam_limited", False, False),
     (131049, 400, "marketing_cap", True, False),
+    (130472, 400, "marketing_cap", True, False),
     (131050, 400, "opted_out", True, False),
     (131026, 400, "undeliverable", True, False),
     (132000, 400, "template_invalid", True, False),
