@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("BENCH_OUTBOUND_DB", "bench_campaign")
 os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-from outbound import QUEUE_KEYS, busiest_second, fresh_database, stop_workers  # noqa: E402
+from outbound import QUEUE_KEYS, busiest_second, fresh_database, start_worker, stop_workers  # noqa: E402
 
 STARTUP_GRACE = 150.0
 
@@ -39,40 +39,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def start_worker(queues: str, concurrency: int, graph_url: str, logs: Path, name: str) -> object:
-    import subprocess
-
-    log = (logs / f"bench-{name}.log").open("w")
-    return subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
-            "worker",
-            "-Q",
-            queues,
-            "-P",
-            "threads",
-            "-c",
-            str(concurrency),
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "WARNING",
-            "-n",
-            f"{name}@%h",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "WHATSAPP_GRAPH_URL": graph_url},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def setup(count: int, rate: int) -> tuple[Any, Any, Any]:
@@ -191,10 +157,10 @@ def main() -> None:
             while time.monotonic() - progress < 30:
                 row = Campaign.objects.get(pk=campaign.pk)
                 if not rss_start and row.fanout_cursor:
-                    rss_start = rss_mb(campaigns_worker.pid)  # type: ignore[attr-defined]
+                    rss_start = rss_mb(campaigns_worker.pid)
                 if fanout_s is None and row.fanned_out_at is not None:
                     fanout_s = time.monotonic() - started
-                    rss_fanned = rss_mb(campaigns_worker.pid)  # type: ignore[attr-defined]
+                    rss_fanned = rss_mb(campaigns_worker.pid)
                     if args.fanout_only:
                         runner.campaign_cancel(campaign=row, user=user)
                         break
@@ -213,9 +179,9 @@ def main() -> None:
                 if done > last:
                     last, progress = done, time.monotonic()
                 time.sleep(0.25)
-            rss_end = rss_mb(campaigns_worker.pid)  # type: ignore[attr-defined]
+            rss_end = rss_mb(campaigns_worker.pid)
         finally:
-            stop_workers(procs)  # type: ignore[arg-type]
+            stop_workers(procs)
         sent = list(standin.sent)
     row = Campaign.objects.get(pk=campaign.pk)
     times = sorted(record["received_at"] for record in sent)

@@ -57,41 +57,43 @@ def fresh_database() -> None:
     )
 
 
+def start_worker(
+    queues: str, concurrency: int, graph_url: str, logs: Path, name: str
+) -> subprocess.Popen[bytes]:
+    """One Celery worker (threads pool) on `queues`, its output in logs/bench-<name>.log."""
+    log = (logs / f"bench-{name}.log").open("w")
+    return subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "WHATSAPP_GRAPH_URL": graph_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def start_workers(count: int, concurrency: int, graph_url: str, logs: Path) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for n in range(count):
-        log = (logs / f"bench-worker-{n}.log").open("w")
-        procs.append(
-            subprocess.Popen(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "celery_app",
-                    "worker",
-                    "-Q",
-                    "outbound",
-                    "-P",
-                    "threads",
-                    "-c",
-                    str(concurrency),
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-l",
-                    "WARNING",
-                    "-n",
-                    f"bench{n}@%h",
-                ],
-                cwd=ROOT,
-                env={**os.environ, "WHATSAPP_GRAPH_URL": graph_url},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    return procs
+    return [start_worker("outbound", concurrency, graph_url, logs, f"bench{n}") for n in range(count)]
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:

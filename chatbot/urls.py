@@ -1,14 +1,21 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
 
 from chatbot import health
+from chatbot.api_docs import ApiDocsView
 
 # Under /api/ these answer the API's JSON error body, not Django's HTML page (only with DEBUG off).
 handler400 = "chatbot.exceptions.bad_request"
 handler404 = "chatbot.exceptions.page_not_found"
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page whatever the page links to: send them to the icon.
+    path(
+        "favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}dashboard/favicon.svg", permanent=True)
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="prometheus-django-metrics"),
@@ -26,7 +33,7 @@ urlpatterns = [
     path("webhooks/whatsapp/", include("apps.whatsapp.webhook_urls")),
     path("sandbox/", include("apps.sandbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -118,6 +118,9 @@ class AssistantSettings(models.Model):
     debounce_seconds = models.FloatField(default=2.0)
     history_token_budget = models.PositiveIntegerField(default=1200)
 
+    class Meta:
+        verbose_name_plural = "assistant settings"  # not Django's "...settingss"
+
     def __str__(self) -> str:
         return f"assistant settings of {self.workspace_id}"
 

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.campaigns.models import AudienceSettings, Campaign, ContactImport, Segment, Template
+from apps.campaigns.models import AudienceSettings, Campaign, ContactImport, Recipient, Segment, Template
 from apps.campaigns.services import templates
 from chatbot.exceptions import DomainError
 
@@ -83,4 +83,23 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     readonly_fields = [field.name for field in Campaign._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Recipient)
+class RecipientAdmin(admin.ModelAdmin[Recipient]):
+    """Shown only, by campaign: written by the runner (services/runner.py); a 100,000-row campaign
+    lists without counting the table (the campaign filter narrows it)."""
+
+    list_display = ["contact", "campaign", "state", "skip_reason", "queued_at"]
+    list_filter = ["state", "skip_reason"]
+    list_select_related = ["contact", "campaign"]
+    search_fields = ["contact__wa_id", "campaign__name"]
+    raw_id_fields = ["campaign", "contact", "channel", "message"]
+    readonly_fields = [field.name for field in Recipient._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Recipient | None = None) -> bool:
         return False

@@ -134,6 +134,9 @@ class AudienceSettings(models.Model):
         max_length=2, help_text="ISO 3166 region for numbers without +country code (ES, MX, ...)."
     )
 
+    class Meta:
+        verbose_name_plural = "audience settings"  # not Django's "...settingss"
+
     def __str__(self) -> str:
         return f"audience settings of {self.workspace_id}"
 
@@ -190,6 +193,11 @@ class Campaign(models.Model):
         max_length=32, blank=True, help_text="Why nobody is being sent to now (messaging_limit)."
     )
     waiting_until = models.DateTimeField(null=True, blank=True)
+    # A series: `recurrence` (cron, in the workspace's time zone) makes beat start a copy of it at
+    # every occurrence (services/recurrence.py); each copy is a campaign of its own, with its parent.
+    recurrence = models.CharField(max_length=64, blank=True, help_text="minute hour day month weekday")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    occurrence = models.DateTimeField(null=True, blank=True, help_text="The series' run this copy is.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -202,6 +210,8 @@ class Campaign(models.Model):
                 condition=~models.Q(status="scheduled") | models.Q(scheduled_at__isnull=False),
                 name="campaigns_campaign_scheduled_at_set",
             ),
+            # A beat tick delivered twice starts one run.
+            models.UniqueConstraint(fields=["parent", "occurrence"], name="campaigns_campaign_run_once"),
         ]
         # The scheduler's read: scheduled campaigns whose time has come.
         indexes = [models.Index(fields=["status", "scheduled_at"], name="campaigns_campaign_due")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.campaigns.services import imports, runner
+from apps.campaigns.services import imports, recurrence, runner
 from celery_app import app
 
 
@@ -23,3 +23,10 @@ def campaign_step(campaign_id: int, token: str) -> float | None:
 @app.task(name="campaigns.campaigns_tick")
 def campaigns_tick() -> dict[str, int]:
     return runner.campaigns_tick()
+
+
+@app.task(name="campaigns.campaign_recur")
+def campaign_recur(campaign_id: int) -> int | None:
+    """Beat, at an occurrence of a recurring campaign: the id of the run it started."""
+    run = recurrence.campaign_recur(campaign_id=campaign_id)
+    return run.pk if run is not None else None

@@ -37,6 +37,9 @@ class ConversationSettings(models.Model):
     )
     recipient_burst = models.PositiveSmallIntegerField(default=3)
 
+    class Meta:
+        verbose_name_plural = "conversation settings"  # not Django's "...settingss"
+
     def __str__(self) -> str:
         return f"settings of {self.workspace_id}"
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts.models import Membership, Role
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Template
-from apps.campaigns.services import audiences, imports, inbox, runner, templates
+from apps.campaigns.services import audiences, imports, inbox, recurrence, runner, templates
 from apps.conversations import selectors as conversation_selectors
 from apps.dashboard import forms
 from apps.dashboard.access import member_page
@@ -330,6 +330,11 @@ def campaign_action(request: HttpRequest, membership: Membership, pk: int, actio
             if not form.is_valid():
                 raise ValidationFailed(_("Give the time as YYYY-MM-DD HH:MM."))
             at = form.cleaned_data["scheduled_at"]
+            if form.cleaned_data["recurrence"].strip():
+                recurrence.campaign_repeat(
+                    campaign=campaign, user=request.user, recurrence=form.cleaned_data["recurrence"]
+                )
+                return redirect("dashboard:campaign", pk=pk)
             if at is not None:  # the wall-clock time as typed, read in the workspace's zone
                 at = runner.local_time(timezone.make_naive(at), membership.workspace.timezone)
             runner.campaign_schedule(campaign=campaign, user=request.user, scheduled_at=at)

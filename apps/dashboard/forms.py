@@ -457,3 +457,9 @@ class CampaignScheduleForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
         help_text=_("Empty: now."),
     )
+    recurrence = forms.CharField(
+        label=_("Or repeat (cron: minute hour day month weekday)"),
+        max_length=64,
+        required=False,
+        help_text=_("At most daily, e.g. 0 9 * * 1 for Mondays at 09:00. Each time, a copy is sent."),
+    )

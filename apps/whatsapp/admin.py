@@ -19,6 +19,7 @@ EDITABLE = [
     "display_phone_number",
     "waba_id",
     "send_rate",
+    "messaging_limit",
     "is_active",
 ]
 

@@ -106,6 +106,7 @@ CHANNEL_FIELDS = frozenset(
         "display_phone_number",
         "waba_id",
         "send_rate",
+        "messaging_limit",
         "is_active",
         *SECRET_FIELDS,
     }
@@ -133,6 +134,8 @@ def _channel_check(channel: Channel) -> None:
         )
     if not 1 <= channel.send_rate <= MAX_SEND_RATE:
         raise ValidationFailed(f"send_rate must be between 1 and {MAX_SEND_RATE}.")
+    if channel.messaging_limit is not None and channel.messaging_limit < 1:
+        raise ValidationFailed("messaging_limit is at least 1, or empty for unlimited.")
 
 
 def channel_number_claim_verify(*, channel: Channel) -> None:
@@ -185,6 +188,7 @@ def channel_create(
     display_phone_number: str = "",
     waba_id: str = "",
     send_rate: int = DEFAULT_SEND_RATE,
+    messaging_limit: int | None = None,
     is_active: bool = True,
     app_secret: str | None = "",
     access_token: str | None = "",
@@ -200,6 +204,7 @@ def channel_create(
         display_phone_number=display_phone_number,
         waba_id=waba_id,
         send_rate=send_rate,
+        messaging_limit=messaging_limit,
         is_active=is_active,
         app_secret=app_secret or "",
         access_token=access_token or "",

@@ -307,6 +307,15 @@ class CampaignScheduleInput(JSONInput):
         default=None,
         help_text="When to start; without an offset it is read in the workspace's time zone. Empty: now.",
     )
+    recurrence = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Repeat: cron `minute hour day-of-month month day-of-week` in the workspace's time zone, "
+        "at most daily (e.g. `0 9 * * 1`: Mondays at 09:00). Each occurrence starts a copy of the campaign "
+        "(its `parent` is this one), reading the segment anew.",
+    )
 
 
 class CampaignOutput(serializers.ModelSerializer[Campaign]):
@@ -333,6 +342,9 @@ class CampaignOutput(serializers.ModelSerializer[Campaign]):
             "fanned_out_at",
             "waiting_reason",
             "waiting_until",
+            "recurrence",
+            "parent",
+            "occurrence",
             "created_at",
             "updated_at",
         ]

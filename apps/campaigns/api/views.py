@@ -16,7 +16,7 @@ from apps.accounts.permissions import IsMember, role_required
 from apps.accounts.selectors import request_workspace
 from apps.campaigns import selectors
 from apps.campaigns.api import serializers as s
-from apps.campaigns.services import audiences, imports, inbox, runner, templates
+from apps.campaigns.services import audiences, imports, inbox, recurrence, runner, templates
 from apps.conversations import selectors as conversation_selectors
 from apps.conversations.api.pagination import paginated_response
 from apps.conversations.api.serializers import ContactOutput, MessageOutput
@@ -407,7 +407,13 @@ class CampaignScheduleView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         workspace = request_workspace(request)
         campaign = selectors.campaign_get(workspace=workspace, pk=pk)
-        at = _valid(s.CampaignScheduleInput, request).get("scheduled_at")
+        data = _valid(s.CampaignScheduleInput, request)
+        if data.get("recurrence", "").strip():
+            campaign = recurrence.campaign_repeat(
+                campaign=campaign, user=request.user, recurrence=data["recurrence"]
+            )
+            return Response(s.CampaignOutput(campaign).data)
+        at = data.get("scheduled_at")
         if at is not None:
             at = runner.local_time(at, workspace.timezone)
         campaign = runner.campaign_schedule(campaign=campaign, user=request.user, scheduled_at=at)

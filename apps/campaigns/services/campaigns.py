@@ -59,6 +59,7 @@ def _implied(move: Move, to: str, now: Any) -> dict[str, Any]:
     changes: dict[str, Any] = {"status_changed_at": now}
     if move is Move.UNSCHEDULE:
         changes["scheduled_at"] = None
+        changes["recurrence"] = ""  # a series back to a draft: beat's next call finds it gone
     elif move is Move.START:
         changes["started_at"] = now
     elif move is Move.PAUSE:

@@ -151,7 +151,7 @@ def local_time(value: datetime, time_zone: str) -> datetime:
     return aware
 
 
-def _launch_problem(campaign: Campaign) -> str:
+def launch_problem(campaign: Campaign) -> str:
     template, channel = campaign.template, campaign.channel
     if template is None:
         return "Choose an approved template."
@@ -166,6 +166,14 @@ def _launch_problem(campaign: Campaign) -> str:
         str(header.get("format", "TEXT")).upper() != "TEXT" or "{{" in str(header.get("text", ""))
     ):
         return "Templates with a media header or header variables cannot be sent in campaigns yet."
+    buttons = [
+        b
+        for c in template.components
+        if str(c.get("type", "")).upper() == "BUTTONS"
+        for b in c.get("buttons") or []
+    ]
+    if any(isinstance(b, dict) and "{{" in str(b.get("url", "")) for b in buttons):
+        return "Templates with a variable in a button's URL cannot be sent in campaigns yet."
     if len(campaign.variables) != template.variable_count:
         return (
             f"The template takes {template.variable_count} variables; the campaign gives "
@@ -178,7 +186,7 @@ def campaign_schedule(*, campaign: Campaign, user: Any, scheduled_at: datetime |
     """Freeze the audience's filters and schedule the campaign (now when no time is given); one
     whose time has come starts at once. Raises Conflict when it cannot be sent as it is."""
     campaign = Campaign.objects.select_related("template", "channel", "segment").get(pk=campaign.pk)
-    problem = _launch_problem(campaign)
+    problem = launch_problem(campaign)
     if problem:
         raise Conflict(problem, code="campaign_not_ready")
     now = timezone.now()
@@ -191,7 +199,7 @@ def campaign_schedule(*, campaign: Campaign, user: Any, scheduled_at: datetime |
             raise Conflict(f"A {campaign.status} campaign cannot be scheduled.", code="illegal_transition")
         audit_record(
             workspace_id=campaign.workspace_id,
-            actor_id=user.pk,
+            actor_id=getattr(user, "pk", None),  # None: beat, for a run of a recurring campaign
             action="campaign.schedule",
             target=campaign,
             details={"scheduled_at": at.isoformat()},
@@ -228,9 +236,9 @@ def _chain_start(campaign: Campaign) -> None:
 def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> bool:
     """The scheduler: a scheduled campaign whose time has come starts running."""
     with transaction.atomic():
-        if not campaign_move(
-            campaign=campaign, move=Move.START, where=Q(scheduled_at__lte=now or timezone.now())
-        ):
+        # A series (recurrence) never starts: beat starts copies of it (services/recurrence.py).
+        due = Q(scheduled_at__lte=now or timezone.now(), recurrence="")
+        if not campaign_move(campaign=campaign, move=Move.START, where=due):
             return False
         _chain_start(campaign)
     _publish(campaign)
@@ -276,7 +284,7 @@ def campaign_pause(*, campaign: Campaign, user: Any) -> Campaign:
 
 def campaign_resume(*, campaign: Campaign, user: Any) -> Campaign:
     campaign = Campaign.objects.select_related("template", "channel").get(pk=campaign.pk)
-    if campaign.status == St.PAUSED and (problem := _launch_problem(campaign)):
+    if campaign.status == St.PAUSED and (problem := launch_problem(campaign)):
         raise Conflict(problem, code="campaign_not_ready")
     with transaction.atomic():
         if not campaign_move(campaign=campaign, move=Move.RESUME, waiting_reason="", waiting_until=None):
@@ -360,8 +368,14 @@ def _channel_id(campaign: Campaign) -> int:
 
 def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
     template, channel = campaign.template, campaign.channel
+    failure = ""
     if template is None or channel is None or template.status in TEMPLATE_GONE or not channel.is_active:
-        campaign_move(campaign=campaign, move=Move.FAIL, feed_token="", failure=_gone(campaign))
+        failure = _gone(campaign)
+    elif template.variable_count != len(campaign.variables):
+        # A template synced again with another number of variables would fail every message (132000).
+        failure = "The template's variables changed at Meta; build the campaign again."
+    if failure or template is None:
+        campaign_move(campaign=campaign, move=Move.FAIL, feed_token="", failure=failure)
         _take_back(campaign, to=R.CANCELLED)
         Recipient.objects.filter(campaign=campaign, state=R.WAITING).update(state=R.CANCELLED)
         logger.warning("campaign %s failed: %s", campaign.pk, campaign.failure)
@@ -588,9 +602,9 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
     stopped stepping (its worker died between two steps and the broker lost the next)."""
     now = now or timezone.now()
     started = 0
-    for campaign in Campaign.objects.filter(status=St.SCHEDULED, scheduled_at__lte=now).order_by(
-        "scheduled_at"
-    ):
+    for campaign in Campaign.objects.filter(
+        status=St.SCHEDULED, scheduled_at__lte=now, recurrence=""
+    ).order_by("scheduled_at"):
         started += campaign_start(campaign=campaign, now=now)
     restarted = 0
     stalled = Campaign.objects.filter(status=St.RUNNING, fed_at__lt=now - STALLED_AFTER)

@@ -13,25 +13,10 @@ from apps.accounts.tests.factories import WorkspaceFactory
 from apps.campaigns.models import Campaign, Template
 from apps.campaigns.services import runner
 from apps.campaigns.tests.conftest import WABA
-from apps.campaigns.tests.test_runner import BODY, NAME_AND_OFFER, contacts
+from apps.campaigns.tests.test_runner import NAME_AND_OFFER, contacts
 from apps.conversations.models import Message
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
-
-
-@pytest.fixture
-def template(waba_channel) -> Template:
-    return Template.objects.create(
-        workspace=waba_channel.workspace,
-        channel=waba_channel,
-        waba_id=WABA,
-        name="oferta",
-        language="es",
-        category=Template.Category.MARKETING,
-        status=Template.Status.APPROVED,
-        components=BODY,
-        variable_count=2,
-    )
 
 
 def build(client, waba_channel, template, **fields) -> dict:

@@ -11,11 +11,11 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from apps.accounts.tests.factories import UserFactory, WorkspaceFactory
+from apps.accounts.tests.factories import WorkspaceFactory
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Recipient, Template
 from apps.campaigns.services import runner
-from apps.campaigns.tests.conftest import WABA
+from apps.campaigns.tests.conftest import BODY, WABA  # noqa: F401 - BODY for the API tests
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import sender
 from apps.conversations.tests.factories import ContactFactory, ConversationFactory
@@ -27,33 +27,10 @@ pytestmark = [pytest.mark.django_db]
 St = Campaign.Status
 R = Recipient.State
 S = Message.SendState
-BODY = [
-    {"type": "BODY", "text": "Hola {{1}}, {{2}} de descuento.", "example": {"body_text": [["Ana", "10%"]]}}
-]
 NAME_AND_OFFER = [
     {"source": "name", "key": "", "default": ""},
     {"source": "attribute", "key": "offer", "default": "5%"},
 ]
-
-
-@pytest.fixture
-def admin(workspace):
-    return UserFactory.create()
-
-
-@pytest.fixture
-def template(waba_channel) -> Template:
-    return Template.objects.create(
-        workspace=waba_channel.workspace,
-        channel=waba_channel,
-        waba_id=WABA,
-        name="oferta",
-        language="es",
-        category=Template.Category.MARKETING,
-        status=Template.Status.APPROVED,
-        components=BODY,
-        variable_count=2,
-    )
 
 
 def contacts(workspace, count: int, start: int = 0, **fields: Any) -> list:
@@ -255,11 +232,19 @@ def test_a_131048_pauses_the_campaign_and_a_template_paused_by_meta_too(
 
     Template.objects.filter(pk=template.pk).update(status=Template.Status.APPROVED)
     runner.campaign_resume(campaign=campaign, user=admin)
+    Template.objects.filter(pk=template.pk).update(variable_count=3)  # synced again, changed at Meta
+    assert step(campaign) is None
+    campaign.refresh_from_db()
+    assert campaign.status == St.FAILED and "variables changed" in campaign.failure
+    assert set(Recipient.objects.filter(campaign=campaign).values_list("state", flat=True)) == {R.CANCELLED}
+
+    Template.objects.filter(pk=template.pk).update(variable_count=2)
+    campaign = campaign_for(waba_channel, template, admin, name="Otra")
+    started(campaign, admin, tasks_captured)
     Template.objects.filter(pk=template.pk).update(status=Template.Status.DISABLED)
     assert step(campaign) is None
     campaign.refresh_from_db()
     assert campaign.status == St.FAILED and "disabled" in campaign.failure
-    assert set(Recipient.objects.filter(campaign=campaign).values_list("state", flat=True)) == {R.CANCELLED}
 
 
 def test_the_messaging_limit_counts_customers_across_campaigns_and_the_rest_wait_for_the_window(
@@ -404,6 +389,15 @@ def test_a_campaign_that_cannot_be_sent_is_refused_with_the_reason(waba_channel,
         runner.campaign_schedule(campaign=campaign, user=admin)
     with pytest.raises(ValidationFailed):
         runner.campaign_update(campaign=campaign, user=admin, variables=[{"source": "attribute"}])
+    Template.objects.filter(pk=template.pk).update(
+        status=Template.Status.APPROVED,
+        components=[
+            *BODY,
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Ver", "url": "https://x.es/{{1}}"}]},
+        ],
+    )
+    with pytest.raises(Conflict, match="button's URL"):
+        runner.campaign_schedule(campaign=campaign, user=admin)
 
 
 @pytest.mark.django_db(transaction=True)

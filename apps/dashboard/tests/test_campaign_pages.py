@@ -160,20 +160,7 @@ def test_a_scheduled_time_is_the_workspaces_wall_clock(workspace, waba_channel):
     from apps.campaigns.models import Campaign
 
     Workspace.objects.filter(pk=workspace.pk).update(timezone="America/Mexico_City")
-    template = Template.objects.create(
-        workspace=workspace,
-        channel=waba_channel,
-        waba_id=waba_channel.waba_id,
-        name="aviso",
-        language="es",
-        category="UTILITY",
-        status="APPROVED",
-        components=[{"type": "BODY", "text": "Hola"}],
-        variable_count=0,
-    )
-    campaign = Campaign.objects.create(
-        workspace=workspace, name="Aviso", template=template, channel=waba_channel
-    )
+    campaign = _notice_campaign(workspace, waba_channel)
 
     _client(workspace, Role.ADMIN).post(
         f"/campaigns/{campaign.pk}/schedule/", {"scheduled_at": "2031-01-10T09:30"}
@@ -189,3 +176,37 @@ def waba_channel(workspace, cloud_settings):
     return ChannelFactory.create(
         workspace=workspace, waba_id="102290129340398", access_token="EAAG-token-0123"
     )
+
+
+def test_an_admin_makes_a_campaign_repeat_every_monday(workspace, waba_channel):
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.campaigns.models import Campaign
+
+    campaign = _notice_campaign(workspace, waba_channel)
+    admin = _client(workspace, Role.ADMIN)
+
+    admin.post(f"/campaigns/{campaign.pk}/schedule/", {"scheduled_at": "", "recurrence": "0 9 * * 1"})
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.recurrence) == (Campaign.Status.SCHEDULED, "0 9 * * 1")
+    assert PeriodicTask.objects.filter(task="campaigns.campaign_recur").count() == 1
+    assert 'data-testid="campaign-recurrence"' in admin.get(f"/campaigns/{campaign.pk}/").content.decode()
+
+
+def _notice_campaign(workspace, channel):
+    """A draft of an approved utility template without variables."""
+    from apps.campaigns.models import Campaign
+
+    template = Template.objects.create(
+        workspace=workspace,
+        channel=channel,
+        waba_id=channel.waba_id,
+        name="aviso",
+        language="es",
+        category="UTILITY",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hola"}],
+        variable_count=0,
+    )
+    return Campaign.objects.create(workspace=workspace, name="Aviso", template=template, channel=channel)

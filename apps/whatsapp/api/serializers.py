@@ -63,6 +63,15 @@ class ChannelInput(JSONInput):
     display_phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     waba_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     send_rate = serializers.IntegerField(min_value=1, max_value=MAX_SEND_RATE, default=DEFAULT_SEND_RATE)
+    messaging_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=10_000_000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Meta's messaging limit: distinct customers a campaign may start per rolling 24 h "
+        "(250, 2000, 10000, 100000, as Meta's WhatsApp Manager shows it); null for unlimited.",
+    )
     is_active = serializers.BooleanField(default=True)
     app_secret = _secret()
     # Sent in an HTTP header: visible ASCII only (Meta's tokens are), refused before any call.
@@ -93,6 +102,7 @@ class ChannelOutput(serializers.ModelSerializer[Channel]):
             "display_phone_number",
             "waba_id",
             "send_rate",
+            "messaging_limit",
             "is_active",
             "health",
             "health_detail",

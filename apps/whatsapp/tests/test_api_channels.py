@@ -64,6 +64,7 @@ def test_admins_and_owners_create_a_channel_whose_secrets_are_never_returned(mem
         "display_phone_number": "+34 600 000 001",
         "waba_id": "102290129340398",
         "send_rate": 80,
+        "messaging_limit": None,
         "is_active": True,
         "health": "unknown",
         "health_detail": "",
@@ -173,6 +174,18 @@ def test_patch_changes_given_fields_keeps_absent_secrets_and_null_clears_one(mem
     assert body["health"] == "unknown"
     channel.refresh_from_db()
     assert (channel.send_rate, channel.app_secret, channel.access_token) == (250, PLANTED["app_secret"], "")
+
+
+def test_the_messaging_limit_is_set_cleared_and_never_below_one(member_client):
+    client, admin = member_client(Role.ADMIN)
+    channel = ChannelFactory(workspace=admin.workspace)
+    url = f"/api/whatsapp/channels/{channel.pk}/"
+
+    tiered = client.patch(url, {"messaging_limit": 2000}, format="json")
+    zero = client.patch(url, {"messaging_limit": 0}, format="json")
+    channel.refresh_from_db()
+    assert (tiered.json()["messaging_limit"], zero.status_code, channel.messaging_limit) == (2000, 400, 2000)
+    assert client.patch(url, {"messaging_limit": None}, format="json").json()["messaging_limit"] is None
 
 
 def test_a_patch_of_plain_fields_keeps_the_health(member_client):

@@ -215,11 +215,21 @@ def test_migration_0002_stores_the_platform_secret_on_the_bootstrap_channel_and_
     from django.db.migrations.executor import MigrationExecutor
 
     settings.WHATSAPP_PHONE_NUMBER_ID, settings.WHATSAPP_APP_SECRET = SHOP, "platform-app-secret-8c1e"
-    MigrationExecutor(connection).migrate([("whatsapp", "0001_initial")])
-    bootstrap = ChannelFactory(phone_number_id=SHOP, app_secret="", health=Channel.Health.OK)
-    bare = ChannelFactory(phone_number_id=OTHER, app_secret="", health=Channel.Health.OK)
-    own = ChannelFactory(app_secret="own-secret", health=Channel.Health.OK)
-    sandbox = ChannelFactory(kind="sandbox", app_secret="", health=Channel.Health.OK)
+    before = MigrationExecutor(connection)
+    before.migrate([("whatsapp", "0001_initial")])
+    # The model as it was then: today's has columns later migrations add.
+    old_channel = before.loader.project_state([("whatsapp", "0001_initial")]).apps.get_model(
+        "whatsapp", "Channel"
+    )
+    workspace = WorkspaceFactory()
+
+    def channel(**fields):
+        return old_channel.objects.create(workspace_id=workspace.pk, health=Channel.Health.OK, **fields)
+
+    bootstrap = channel(phone_number_id=SHOP, app_secret="")
+    bare = channel(phone_number_id=OTHER, app_secret="")
+    own = channel(phone_number_id="3003", app_secret="own-secret")
+    sandbox = channel(kind="sandbox", app_secret="")
 
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
