@@ -6,8 +6,11 @@ cool-down read and the alert's rows when a rule matches), in a transaction on Po
 as the cache. Reports the median, p90, p99 and max, and how many messages raised an alert.
 Needs PostgreSQL and Redis on localhost; creates (and drops first) the database `bench_alerts`.
 
-Usage: python bench/alerts.py [--messages 2000] [--rules 50]
-Writes bench/results/alerts.md.
+With `--sentiment N`, N of the keyword rules are sentiment rules instead (thresholds -0.2 to -0.6):
+the text is then scored once per message, besides the matching.
+
+Usage: python bench/alerts.py [--messages 2000] [--rules 50] [--sentiment 0]
+Writes bench/results/alerts.md (alerts-sentiment.md with sentiment rules).
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rules", type=int, default=50)
+    parser.add_argument("--sentiment", type=int, default=0, help="sentiment rules among the keyword ones")
     args = parser.parse_args()
 
     fresh_database()
@@ -108,13 +112,20 @@ def main() -> None:
     from apps.accounts.models import Workspace
     from apps.alerts.models import AlertRule
     from apps.alerts.rules import Facts, matches, rules_version_bump, workspace_rules
+    from apps.alerts.sentiment import sentiment_score
     from apps.conversations.models import Contact, Conversation, Message
     from apps.conversations.services.alerting import alerts_check
     from apps.whatsapp.models import Channel
 
     workspace = Workspace.objects.create(name="Bench", slug="bench-alerts")
     channel = Channel.objects.create(workspace=workspace, kind="cloud", phone_number_id="990001")
-    kinds = ["keyword"] * 30 + ["regex"] * 15 + ["asked_for_person", "providers_failed", "no_answer"] * 2
+    keyword_count = 30 - args.sentiment
+    kinds = (
+        ["keyword"] * keyword_count
+        + ["sentiment"] * args.sentiment
+        + ["regex"] * 15
+        + ["asked_for_person", "providers_failed", "no_answer"] * 2
+    )
     rng = random.Random(50)  # noqa: S311 - a fixed rule set, not a secret
     for index, kind in enumerate((kinds * 2)[: args.rules]):
         fields: dict[str, object] = {"keywords": [], "pattern": "", "minutes": 0}
@@ -125,6 +136,8 @@ def main() -> None:
             fields["pattern"] = PATTERNS[index % len(PATTERNS)]
         elif kind == "no_answer":
             fields["minutes"] = 20
+        elif kind == "sentiment":
+            fields["threshold"] = -0.2 - 0.1 * (index % 5)
         AlertRule.objects.create(
             workspace=workspace,
             name=f"rule {index}",
@@ -155,6 +168,11 @@ def main() -> None:
         started = time.perf_counter()
         matches(compiled, fact)
         pure.append((time.perf_counter() - started) * 1000)
+    scoring = []
+    for text in messages:
+        started = time.perf_counter()
+        sentiment_score(text)
+        scoring.append((time.perf_counter() - started) * 1000)
 
     # (b) the whole evaluation as inbound runs it, one conversation per message, rows written
     whole = []
@@ -188,18 +206,20 @@ def main() -> None:
         )
 
     lines = [
-        f"{args.rules} active rules (30 keyword of 3 phrases, 15 regex, 5 conditions), "
+        f"{args.rules} active rules ({keyword_count} keyword of 3 phrases, {args.sentiment} sentiment, "
+        "15 regex, 5 conditions), "
         f"{args.messages} customer messages (the first 50 warm up); {len(loud)} of the measured "
         f"{len(whole)} raised at least one alert.",
         "",
         "| ms per message | median | p90 | p99 | max |",
         "|---|---|---|---|---|",
         row("matching alone", pure),
+        *([row("... of which scoring the sentiment (once per message)", scoring)] if args.sentiment else []),
         row("whole evaluation (cache read, match, cool-down, rows)", whole),
         row("... of a message that raised nothing", quiet),
         row("... of a message that raised alerts", loud),
     ]
-    out = ROOT / "bench" / "results" / "alerts.md"
+    out = ROOT / "bench" / "results" / ("alerts-sentiment.md" if args.sentiment else "alerts.md")
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -13,8 +13,8 @@ from django.urls import URLPattern, resolve
 
 from apps.accounts.models import Role, Workspace
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
-from apps.alerts.models import Alert
-from apps.alerts.tests.factories import AlertFactory
+from apps.alerts.models import Alert, AlertRule
+from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
 from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import Conversation, Message
@@ -36,7 +36,19 @@ BODIES: dict[str, Any] = {
     },
     "POST /business/knowledge/{id}/": {"kind": "faq", "title": "Hours, please?", "content": "9 to 5"},
     "POST /sandbox/send": {},
+    "POST /alerts/rules/new/": {
+        "name": "Angry",
+        "kind": "sentiment",
+        "severity": "high",
+        "threshold": "-0.3",
+        "classifier": "lexicon",
+        "minutes": "0",
+        "rate": "0",
+        "min_count": "0",
+        "cooldown_minutes": "30",
+    },
 }
+BODIES["POST /alerts/rules/{id}/"] = {**BODIES["POST /alerts/rules/new/"], "name": "Changed"}
 
 
 def _url_names(prefix: str, patterns: list[Any]) -> set[str]:
@@ -62,6 +74,8 @@ def _object_id(page: str, workspace: Workspace) -> int:
     if path.startswith("/queue/"):
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         return outbound_message(conversation=conversation, send_state=Message.SendState.FAILED).pk
+    if path.startswith("/alerts/rules/"):
+        return AlertRuleFactory.create(workspace=workspace, name=SECRET_NAME).pk
     if path.startswith("/alerts/"):
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         return AlertFactory.create(rule__workspace=workspace, conversation=conversation).pk
@@ -151,6 +165,7 @@ def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
         "/queue/list/",
         "/alerts/",
         "/alerts/list/",
+        "/alerts/rules/",
         "/business/",
         "/sandbox/",
     ],
@@ -184,4 +199,5 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
         "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state")),
+        "alert_rules": list(AlertRule.objects.filter(workspace=workspace).values_list("pk", "name", "kind")),
     }

@@ -54,6 +54,8 @@ class AlertRuleForm(forms.ModelForm[AlertRule]):
             "minutes",
             "rate",
             "min_count",
+            "threshold",
+            "classifier",
             "channels",
             "statuses",
             "cooldown_minutes",

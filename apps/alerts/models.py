@@ -26,6 +26,7 @@ class AlertRule(models.Model):
         ASKED_FOR_PERSON = "asked_for_person", "The customer asked for a person"
         PROVIDERS_FAILED = "providers_failed", "Every LLM provider failed"
         DELIVERY_FAILURES = "delivery_failures", "Delivery failures above a rate"
+        SENTIMENT = "sentiment", "Negative sentiment"
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="alert_rules")
     name = models.CharField(max_length=100)
@@ -42,6 +43,15 @@ class AlertRule(models.Model):
     # delivery_failures: failed / sent in the window above this share, once at least `min_count` were sent.
     rate = models.FloatField(default=0.0)
     min_count = models.PositiveIntegerField(default=0)
+    # sentiment: a customer message scoring below this (-1 furious .. 1 delighted) raises the alert.
+    threshold = models.FloatField(default=-0.3)
+
+    class Classifier(models.TextChoices):
+        LEXICON = "lexicon", "Offline lexicon"
+        LLM = "llm", "The workspace's LLM providers"
+
+    # sentiment: who scores. The LLM is asked on the llm queue after the message is processed.
+    classifier = models.CharField(max_length=8, choices=Classifier.choices, default=Classifier.LEXICON)
     # Scope: empty means every channel / every conversation status.
     channels = models.JSONField(default=list, blank=True, help_text="Channel ids; empty: all.")
     statuses = models.JSONField(default=list, blank=True, help_text="Conversation statuses; empty: all.")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 from apps.alerts.models import AlertRule
+from apps.alerts.sentiment import Mood, sentiment_score
 from apps.assistant.language import folded_words
 from chatbot.safe_regex import RegexTimeout, UserRegex, compile_user_regex
 
@@ -26,6 +27,9 @@ K = AlertRule.Kind
 SIGNALS = frozenset({K.ASKED_FOR_PERSON, K.PROVIDERS_FAILED, K.NO_ANSWER, K.DELIVERY_FAILURES})
 # Each match of a user's pattern may take this long at most; a rule that runs out does not match.
 REGEX_BUDGET = 0.02  # seconds
+# The sentiment of a message is read from its start: a complaint says itself early, and scoring
+# grows with the length (WhatsApp allows 4,096 characters).
+SENTIMENT_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class Facts:
     window_minutes: int = 0  # delivery_failures: the window measured ...
     sent_count: int = 0  # ... the sends settled in it ...
     failure_rate: float = 0.0  # ... and the share of them that failed
+    # Set when the workspace's LLM scored the message (the llm queue, after processing): only the
+    # sentiment rules that asked for the LLM are evaluated then, and only then.
+    llm_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class CompiledRule:
     minutes: int = 0
     rate: float = 0.0
     min_count: int = 0
+    threshold: float = 0.0
+    by_llm: bool = False  # a sentiment rule scored by the workspace's LLM
     notify_email: bool = False
     webhook: bool = False
     keywords: tuple[str, ...] = ()  # folded, padded with spaces: " word " in " text "
@@ -72,8 +81,9 @@ class CompiledRule:
             return True
         return not self.statuses or facts.conversation_status in self.statuses
 
-    def match(self, facts: Facts, folded: str) -> str | None:
-        """What matched (for the alert's summary), or None. `folded` is the text's folded words, padded."""
+    def match(self, facts: Facts, folded: str, mood: Mood | None = None) -> str | None:
+        """What matched (for the alert's summary), or None. `folded` is the text's folded words, padded;
+        `mood` the text's sentiment (scored once per message, by `matches`, when a rule needs it)."""
         if self.kind in SIGNALS:
             if self.kind not in facts.signals:
                 return None
@@ -99,6 +109,13 @@ class CompiledRule:
                 logger.warning("alert rule %s: pattern ran out of time; no match", self.id)
                 return None
             return card_numbers_masked(found.group(0))[:100] if found is not None else None
+        if self.by_llm:
+            if facts.llm_score is None or facts.llm_score >= self.threshold:
+                return None
+            return f"sentiment {facts.llm_score:+.2f} (LLM)"
+        if self.kind == K.SENTIMENT and mood is not None and mood.score < self.threshold:
+            # Lexicon terms only: the summary never quotes the customer.
+            return f"sentiment {mood.score:+.2f}" + (f": {', '.join(mood.cues)}" if mood.cues else "")
         return None
 
 
@@ -134,6 +151,8 @@ def rule_compile(rule: AlertRule) -> CompiledRule:
         minutes=rule.minutes,
         rate=rule.rate,
         min_count=rule.min_count,
+        threshold=rule.threshold,
+        by_llm=rule.kind == K.SENTIMENT and rule.classifier == AlertRule.Classifier.LLM,
         notify_email=bool(rule.notify_emails),
         webhook=bool(rule.webhook_url),
         keywords=_padded(rule.keywords),
@@ -145,14 +164,22 @@ def rule_compile(rule: AlertRule) -> CompiledRule:
 def matches(rules: tuple[CompiledRule, ...], facts: Facts) -> list[tuple[CompiledRule, str]]:
     """The rules `facts` meet, each with what matched, in the rules' order."""
     folded = f" {folded_words(facts.text)} " if facts.text else ""
+    mood: Mood | None = None
     found = []
     for rule in rules:
-        if not rule.in_scope(facts):
+        if rule.by_llm != (facts.llm_score is not None) or not rule.in_scope(facts):
             continue
-        what = rule.match(facts, folded)
+        if rule.kind == K.SENTIMENT and not rule.by_llm and mood is None and facts.text:
+            mood = sentiment_score(facts.text[:SENTIMENT_CHARS])
+        what = rule.match(facts, folded, mood)
         if what is not None:
             found.append((rule, what))
     return found
+
+
+def llm_sentiment_wanted(rules: tuple[CompiledRule, ...], facts: Facts) -> bool:
+    """Whether a sentiment rule in scope waits for the workspace's LLM to score this message."""
+    return bool(facts.text) and facts.llm_score is None and any(r.by_llm and r.in_scope(facts) for r in rules)
 
 
 # --- the per-process cache of compiled rules --------------------------------------------------------

@@ -88,3 +88,10 @@ def delivery_failure_windows() -> list[tuple[int, int]]:
         "workspace_id", "minutes"
     )
     return sorted(set(rows))
+
+
+def llm_sentiment_alert_exists(*, message_id: int) -> bool:
+    """Whether a sentiment rule scored by the LLM raised on this message already."""
+    return Alert.objects.filter(
+        message_id=message_id, kind=AlertRule.Kind.SENTIMENT, rule__classifier=AlertRule.Classifier.LLM
+    ).exists()

@@ -43,6 +43,8 @@ RULE_FIELDS = frozenset(
         "minutes",
         "rate",
         "min_count",
+        "threshold",
+        "classifier",
         "channels",
         "statuses",
         "cooldown_minutes",
@@ -85,6 +87,10 @@ def alert_rule_check(rule: AlertRule) -> None:
         raise ValidationFailed(
             "A delivery-failure rule needs a window in minutes and a rate above 0 and at most 1.",
             details={"minutes": "required", "rate": "required"},
+        )
+    if rule.kind == K.SENTIMENT and not -1 < rule.threshold < 0:
+        raise ValidationFailed(
+            "A sentiment rule needs a threshold above -1 and below 0.", details={"threshold": "out of range"}
         )
     bad = [status for status in rule.statuses if status not in CONVERSATION_STATUSES]
     if bad:

@@ -32,7 +32,7 @@ MIN_CALL_SECONDS = 0.05  # less than this left of the budget is not worth a call
 CACHE_PREFIX = "assistant:reply:"
 # A provider that answered, even with "bad key" or "bad request", is up: the provider's breaker, shared
 # by every workspace, must not open for all of them because one workspace's key (or refused URL) is wrong.
-_PROVIDER_IS_UP = frozenset({"auth_error", "bad_request", "url_not_allowed"})
+PROVIDER_IS_UP = frozenset({"auth_error", "bad_request", "url_not_allowed"})
 
 
 @dataclass
@@ -241,7 +241,7 @@ def _call(
         metrics.PROVIDER_LATENCY.observe(spec.name, error.outcome, value=elapsed)
         providers.log_failure(error)
         attempts.add(spec, error.outcome, elapsed, error.message)
-        if error.outcome in _PROVIDER_IS_UP:
+        if error.outcome in PROVIDER_IS_UP:
             guard.success()
         elif error.outcome == "timeout" and timeout < ai.provider_timeout_seconds:
             attempts.budget_exhausted = True  # cut short by our budget: not the provider's fault

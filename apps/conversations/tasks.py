@@ -6,8 +6,10 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
+from celery import Task
 from django.conf import settings
 
+from apps.assistant.admission import Deferred
 from apps.conversations.models import Message
 from apps.conversations.services import alerting, inbound, outbound, replies, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
@@ -59,6 +61,15 @@ inbound_enqueue = GroupPublisher(send=_inbound_send, name="inbound enqueue").pub
 @app.task(name="llm.reply_generate")
 def reply_generate(conversation_id: int, message_id: int) -> str:
     return replies.reply_generate(conversation_id=conversation_id, message_id=message_id)
+
+
+@app.task(name="llm.alert_sentiment_classify", bind=True, max_retries=20)
+def alert_sentiment_classify(self: Task[..., str], message_id: int) -> str:
+    """The LLM's sentiment for a sentiment rule that asked for it (off by default)."""
+    try:
+        return alerting.alert_sentiment_by_llm(message_id=message_id)
+    except Deferred as deferred:
+        raise self.retry(countdown=deferred.countdown) from None
 
 
 @app.task(name="outbound.number_send")

@@ -13,6 +13,7 @@ from apps.assistant.models import AssistantSettings, BusinessProfile
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
 from apps.conversations.text import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import (
+    ALERT_KIND,
     ALERT_STATE,
     CONVERSATION_STATUS,
     KNOWLEDGE_KIND,
@@ -278,6 +279,110 @@ class SegmentForm(forms.Form):
             "last_inbound_older_than_days": data.get("last_inbound_older_than_days"),
         }
         return {key: value for key, value in found.items() if value not in (None, [], "")}
+
+
+RULE_STATUSES = {key: CONVERSATION_STATUS[key] for key in ("open", "pending_human", "human", "closed")}
+
+
+class AlertRuleForm(forms.Form):
+    """One alert rule; the fields a kind does not use are kept as they are (the services check each kind)."""
+
+    name = forms.CharField(label=_("Name"), max_length=100)
+    kind = forms.ChoiceField(label=_("Kind"), choices=list(ALERT_KIND.items()))
+    severity = forms.ChoiceField(label=_("Severity"), choices=list(SEVERITY.items()), initial="medium")
+    is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    keywords = forms.CharField(
+        label=_("Keywords"),
+        required=False,
+        max_length=5000,
+        help_text=_("Keyword rules: words or phrases separated by commas; no case or accents."),
+    )
+    exclusions = forms.CharField(
+        label=_("Exclusions"), required=False, max_length=5000, help_text=_("Phrases that cancel a match.")
+    )
+    pattern = forms.CharField(
+        label=_("Pattern"), required=False, max_length=500, strip=False, help_text=_("Pattern rules.")
+    )
+    threshold = forms.FloatField(
+        label=_("Sentiment threshold"),
+        min_value=-1,
+        max_value=1,
+        initial=-0.3,
+        help_text=_("Sentiment rules: from -1 (furious) to 0; a message scoring below it raises the alert."),
+    )
+    classifier = forms.ChoiceField(
+        label=_("Sentiment scored by"),
+        choices=[("lexicon", _("Offline lexicon")), ("llm", _("The workspace's AI providers"))],
+        initial="lexicon",
+        help_text=_("The AI providers are asked after the message is processed, one call per message."),
+    )
+    minutes = forms.IntegerField(
+        label=_("Minutes"),
+        min_value=0,
+        max_value=7 * 24 * 60,
+        initial=0,
+        help_text=_("No answer: minutes waiting; delivery failures: the window."),
+    )
+    rate = forms.FloatField(
+        label=_("Failure rate"),
+        min_value=0,
+        max_value=1,
+        initial=0,
+        help_text=_("Delivery failures: 0 to 1."),
+    )
+    min_count = forms.IntegerField(label=_("Minimum sends"), min_value=0, max_value=1_000_000, initial=0)
+    channels = forms.MultipleChoiceField(
+        label=_("Channels"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every channel."),
+    )
+    statuses = forms.MultipleChoiceField(
+        label=_("Conversation states"),
+        required=False,
+        choices=list(RULE_STATUSES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every state."),
+    )
+    cooldown_minutes = forms.IntegerField(
+        label=_("Cool-down (minutes)"), min_value=0, max_value=7 * 24 * 60, initial=30
+    )
+    notify_emails = forms.CharField(
+        label=_("E-mail to"), required=False, max_length=2600, help_text=_("Addresses separated by commas.")
+    )
+    webhook_url = forms.CharField(label=_("Webhook URL"), required=False, max_length=500)
+    webhook_secret = forms.CharField(
+        label=_("Webhook secret"),
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Empty: keep the current one."),
+    )
+    hand_to_person = forms.BooleanField(label=_("Also hand the conversation to a person"), required=False)
+
+    def __init__(self, *args: Any, channels: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.MultipleChoiceField, self.fields["channels"])
+        field.choices = [(str(pk), label) for pk, label in channels]
+
+    def rule_fields(self) -> dict[str, Any]:
+        """The cleaned data as the services take it (lists, ids); an empty secret is left out."""
+        data = dict(self.cleaned_data)
+        for name in ("keywords", "exclusions", "notify_emails"):
+            data[name] = _comma_list(data[name])
+        data["channels"] = [int(pk) for pk in data["channels"]]
+        if not data["webhook_secret"]:
+            del data["webhook_secret"]
+        return data
+
+    @staticmethod
+    def initial_for(rule: Any) -> dict[str, Any]:
+        fields = [name for name in AlertRuleForm.base_fields if name != "webhook_secret"]
+        initial = {name: getattr(rule, name) for name in fields}
+        for name in ("keywords", "exclusions", "notify_emails"):
+            initial[name] = ", ".join(initial[name])
+        initial["channels"] = [str(pk) for pk in rule.channels]
+        return initial
 
 
 VARIABLE_CHOICES = [

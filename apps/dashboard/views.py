@@ -32,6 +32,7 @@ from apps.conversations.services import actions, outbound
 from apps.dashboard import forms
 from apps.dashboard.access import member_page, roles
 from apps.live.selectors import live_last_id
+from apps.whatsapp import selectors as channel_selectors
 from chatbot.exceptions import DomainError
 
 PAGE_SIZE = 100
@@ -47,6 +48,8 @@ NAV = {
     "conversation": "inbox",
     "knowledge_edit": "business",
     "contact_import": "segments",
+    "alert_rules": "alerts",
+    "alert_rule_edit": "alerts",
     "campaign": "campaigns",
 }
 
@@ -271,6 +274,65 @@ def alert_action(request: HttpRequest, membership: Membership, pk: int, action: 
     except DomainError as exc:
         _refused(request, exc)
     return HttpResponseRedirect(f"{reverse('dashboard:alerts')}?{request.GET.urlencode()}")
+
+
+# --- alert rules (supervisors read, admins write: as the API) -------------------------------------
+def _rule_form(membership: Membership, data: Any = None, **kwargs: Any) -> forms.AlertRuleForm:
+    channels = [
+        (channel.pk, str(channel))
+        for channel in channel_selectors.channel_list(workspace=membership.workspace)
+    ]
+    return forms.AlertRuleForm(data, channels=channels, **kwargs)
+
+
+@require_GET
+@member_page(read=Role.SUPERVISOR)
+def alert_rules(request: HttpRequest, membership: Membership) -> HttpResponse:
+    rules = alert_selectors.alert_rule_list(workspace=membership.workspace)
+    return _page(request, membership, "dashboard/alert_rules.html", rules=rules)
+
+
+@member_page(read=Role.ADMIN, write=Role.ADMIN)
+def alert_rule_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = _rule_form(membership, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            alert_services.alert_rule_create(
+                workspace_id=membership.workspace_id, actor_id=request.user.pk, **form.rule_fields()
+            )
+        except DomainError as exc:
+            _form_refused(form, exc)
+        else:
+            messages.success(request, _("Alert rule saved."))
+            return redirect("dashboard:alert-rules")
+    return _page(request, membership, "dashboard/alert_rule_edit.html", form=form, rule=None)
+
+
+@member_page(read=Role.SUPERVISOR, write=Role.ADMIN)
+def alert_rule_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    rule = alert_selectors.alert_rule_get(workspace=membership.workspace, pk=pk)
+    if request.method == "POST":
+        form = _rule_form(membership, request.POST)
+        if form.is_valid():
+            try:
+                alert_services.alert_rule_update(rule=rule, actor_id=request.user.pk, **form.rule_fields())
+            except DomainError as exc:
+                _form_refused(form, exc)
+            else:
+                messages.success(request, _("Alert rule saved."))
+                return redirect("dashboard:alert-rules")
+    else:
+        form = _rule_form(membership, initial=forms.AlertRuleForm.initial_for(rule))
+    return _page(request, membership, "dashboard/alert_rule_edit.html", form=form, rule=rule)
+
+
+@require_POST
+@member_page(write=Role.ADMIN)
+def alert_rule_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    rule = alert_selectors.alert_rule_get(workspace=membership.workspace, pk=pk)
+    alert_services.alert_rule_delete(rule=rule, actor_id=request.user.pk)
+    messages.success(request, _("Alert rule deleted."))
+    return redirect("dashboard:alert-rules")
 
 
 # --- business profile and knowledge ---------------------------------------------------------

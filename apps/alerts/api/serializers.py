@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import User
 from apps.alerts.models import Alert, AlertRule, Severity
+from apps.alerts.sentiment import NEGATIVE_BELOW
 from apps.alerts.services import CONVERSATION_STATUSES, MAX_EMAILS, MAX_PHRASE_LENGTH, MAX_PHRASES
 from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
@@ -52,6 +53,19 @@ class _RuleFields(JSONInput):
     )
     min_count = serializers.IntegerField(
         min_value=0, max_value=1_000_000, default=0, help_text="delivery_failures: sends needed to judge."
+    )
+    threshold = serializers.FloatField(
+        min_value=-1,
+        max_value=1,
+        default=NEGATIVE_BELOW,
+        help_text="sentiment: a customer message scoring below this (-1 furious .. 1 delighted; "
+        "a sentiment rule's is above -1 and below 0) raises the alert.",
+    )
+    classifier = serializers.ChoiceField(
+        choices=AlertRule.Classifier.choices,
+        default=AlertRule.Classifier.LEXICON,
+        help_text="sentiment: 'lexicon' scores offline as the message is processed; 'llm' asks the "
+        "workspace's LLM providers afterwards (a call per message; off by default).",
     )
     channels = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
@@ -106,6 +120,19 @@ _KIND_NEEDS = {
             },
         ),
         _implies(
+            _kind_is(K.SENTIMENT),
+            {
+                "properties": {
+                    "threshold": {
+                        "minimum": -1,
+                        "exclusiveMinimum": True,
+                        "maximum": 0,
+                        "exclusiveMaximum": True,
+                    }
+                }
+            },
+        ),
+        _implies(
             {"required": ["webhook_url"], "properties": {"webhook_url": {"minLength": 1}}},
             {"required": ["webhook_secret"], "properties": {"webhook_secret": {"minLength": 1}}},
         ),
@@ -116,7 +143,8 @@ _KIND_NEEDS = {
 @input_schema(fields={"keywords": _PHRASE_ITEMS, "exclusions": _PHRASE_ITEMS}, whole=_KIND_NEEDS)
 class AlertRuleInput(_RuleFields):
     """A new rule. What each kind needs: keyword, `keywords`; regex, `pattern`; no_answer, `minutes`;
-    delivery_failures, `minutes` and `rate`. A webhook needs its secret."""
+    delivery_failures, `minutes` and `rate`; sentiment, a `threshold` above -1 and below 0 (default
+    -0.3). A webhook needs its secret."""
 
 
 @input_schema(fields={"keywords": _PHRASE_ITEMS, "exclusions": _PHRASE_ITEMS})
@@ -138,6 +166,7 @@ class AlertRuleFilter(QueryInput):
 class AlertRuleOutput(serializers.ModelSerializer[AlertRule]):
     kind = serializers.ChoiceField(choices=K.choices)
     severity = serializers.ChoiceField(choices=Severity.choices)
+    classifier = serializers.ChoiceField(choices=AlertRule.Classifier.choices)
     keywords = serializers.ListField(child=serializers.CharField())
     exclusions = serializers.ListField(child=serializers.CharField())
     channels = serializers.ListField(child=serializers.IntegerField())
@@ -159,6 +188,8 @@ class AlertRuleOutput(serializers.ModelSerializer[AlertRule]):
             "minutes",
             "rate",
             "min_count",
+            "threshold",
+            "classifier",
             "channels",
             "statuses",
             "cooldown_minutes",

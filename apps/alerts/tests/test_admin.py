@@ -29,6 +29,8 @@ def _form(workspace_id: int, **fields: str) -> dict[str, str]:
         "minutes": "0",
         "rate": "0",
         "min_count": "0",
+        "threshold": "-0.3",
+        "classifier": "lexicon",
         "channels": "[]",
         "statuses": "[]",
         "cooldown_minutes": "30",
@@ -70,3 +72,18 @@ def test_a_rule_that_cannot_work_is_a_form_error_in_the_admin(staff):
     assert response.status_code == 200
     assert b"Not a valid regular expression" in response.content
     assert AlertRule.objects.count() == 0
+
+
+def test_a_sentiment_rule_is_added_in_the_admin_and_a_threshold_out_of_range_is_a_form_error(staff):
+    workspace = WorkspaceFactory.create()
+
+    refused = staff.post(
+        "/admin/alerts/alertrule/add/", _form(workspace.pk, kind="sentiment", keywords="[]", threshold="0.5")
+    )
+    added = staff.post(
+        "/admin/alerts/alertrule/add/", _form(workspace.pk, kind="sentiment", keywords="[]", threshold="-0.6")
+    )
+
+    assert refused.status_code == 200 and b"threshold above -1 and below 0" in refused.content
+    assert added.status_code == 302
+    assert list(AlertRule.objects.values_list("kind", "threshold")) == [("sentiment", -0.6)]

@@ -59,7 +59,11 @@ def test_an_admin_creates_a_keyword_rule_and_the_secret_is_never_shown(member_cl
             "webhook_secret",
         ),
         ({"name": "x", "kind": "asked_for_person", "channels": [999999]}, "channels"),
-        ({"name": "x", "kind": "sentiment"}, "kind"),
+        ({"name": "x", "kind": "sentiment", "threshold": 0}, "threshold"),
+        ({"name": "x", "kind": "sentiment", "threshold": -1}, "threshold"),
+        ({"name": "x", "kind": "sentiment", "threshold": -1.5}, "threshold"),
+        ({"name": "x", "kind": "feelings"}, "kind"),
+        ({"name": "x", "kind": "sentiment", "classifier": "oracle"}, "classifier"),
     ],
 )
 def test_a_rule_that_cannot_work_is_refused_with_400(member_client, body, field):
@@ -226,3 +230,35 @@ def test_another_workspace_s_alert_and_rule_answer_404_and_stay_unchanged(member
         assert response.status_code == 404
     alert.refresh_from_db()
     assert alert.state == "open" and alert.rule is not None and alert.rule.severity == "high"
+
+
+def test_an_admin_creates_a_sentiment_rule_with_the_default_threshold_or_its_own(member_client, workspace):
+    client, _ = member_client(Role.ADMIN)
+
+    default = client.post(RULES, {"name": "Angry", "kind": "sentiment", "severity": "high"}, format="json")
+    own = client.post(
+        RULES, {"name": "Furious", "kind": "sentiment", "threshold": -0.7, "classifier": "llm"}, format="json"
+    )
+
+    assert (default.status_code, own.status_code) == (201, 201), (default.content, own.content)
+    assert (default.json()["kind"], default.json()["threshold"], own.json()["threshold"]) == (
+        "sentiment",
+        -0.3,
+        -0.7,
+    )
+    assert (default.json()["classifier"], own.json()["classifier"]) == ("lexicon", "llm")
+    assert set(
+        AlertRule.objects.filter(workspace=workspace).values_list("kind", "threshold", "classifier")
+    ) == {("sentiment", -0.3, "lexicon"), ("sentiment", -0.7, "llm")}
+
+
+def test_patching_a_sentiment_rule_s_threshold_out_of_range_is_refused(member_client, workspace):
+    client, _ = member_client(Role.ADMIN)
+    rule = AlertRuleFactory.create(workspace=workspace, kind="sentiment", keywords=[], threshold=-0.5)
+
+    refused = client.patch(f"{RULES}{rule.pk}/", {"threshold": 0.2}, format="json")
+    taken = client.patch(f"{RULES}{rule.pk}/", {"threshold": -0.2}, format="json")
+
+    assert (refused.status_code, taken.status_code) == (400, 200)
+    rule.refresh_from_db()
+    assert rule.threshold == -0.2

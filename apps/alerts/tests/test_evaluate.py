@@ -233,3 +233,21 @@ def test_the_sweep_raises_delivery_failures_per_number_above_the_rate():
     assert (alert.channel_id, alert.conversation_id) == (conversation.channel_id, None)
     assert alert.summary == "2 of 4 sends failed in 15 min (50%)"
     assert alerting.alert_conditions_sweep()["delivery_failures"] == 0  # cooling down
+
+
+def test_a_sentiment_rule_raises_on_an_angry_message_or_caption_and_not_on_a_calm_one(channel):
+    AlertRuleFactory.create(
+        workspace=channel.workspace, name="Angry", kind=K.SENTIMENT, keywords=[], threshold=-0.3
+    )
+    raw = {"type": "image", "image": {"id": "9", "caption": "Llegó roto otra vez, qué vergüenza"}}
+
+    calm, _ = receive(channel, "¿Abren el sábado? Gracias")
+    angry, outcome = receive(
+        channel, "Llegó roto otra vez, qué vergüenza", type="image", raw=raw, wa_id="5215550003"
+    )
+
+    [alert] = Alert.objects.all()
+    assert outcome == "bot"
+    assert (alert.message_id, alert.kind, alert.rule_name) == (angry.pk, "sentiment", "Angry")
+    assert alert.summary.startswith("sentiment -0.") and "verguenza" in alert.summary
+    assert not Alert.objects.filter(message=calm).exists()

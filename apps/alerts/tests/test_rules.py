@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from apps.alerts.models import AlertRule
-from apps.alerts.rules import Facts, matches, rule_compile
+from apps.alerts.rules import Facts, llm_sentiment_wanted, matches, rule_compile
+from apps.alerts.sentiment import Mood
 from chatbot.exceptions import ValidationFailed
 
 K = AlertRule.Kind
@@ -139,3 +140,57 @@ def test_delivery_failures_match_above_the_rate_with_enough_sends_in_the_rule_s_
     assert found(window_minutes=15, sent_count=9, failure_rate=0.5) == []
     assert found(window_minutes=15, sent_count=10, failure_rate=0.2) == []
     assert found(window_minutes=60, sent_count=10, failure_rate=0.3) == []
+
+
+def test_a_sentiment_rule_matches_a_message_below_its_threshold_and_names_the_terms_not_the_text():
+    rule = _rule(kind=K.SENTIMENT, threshold=-0.3)
+
+    [found] = _found(rule, _facts("Esto es una vergüenza, la app no funciona desde ayer 😡"))
+
+    assert found.startswith("sentiment -0.") and found.endswith(": verguenza, 😡, no funciona")
+    assert "desde ayer" not in found
+    assert _found(rule, _facts("Gracias, todo perfecto")) == []
+    assert _found(_rule(kind=K.SENTIMENT, threshold=-0.9), _facts("no funciona")) == []
+
+
+def test_the_text_is_scored_once_for_every_sentiment_rule_and_not_at_all_without_one(monkeypatch):
+    from apps.alerts import rules as rules_module
+
+    calls: list[str] = []
+    real = rules_module.sentiment_score
+
+    def counted(text: str) -> Mood:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(rules_module, "sentiment_score", counted)
+    two = (rule_compile(_rule(1, kind=K.SENTIMENT, threshold=-0.3)), rule_compile(_rule(2, kind=K.SENTIMENT)))
+
+    assert len(matches(two, _facts("Fatal, nunca más"))) == 2
+    assert len(calls) == 1
+    matches((rule_compile(_rule(3, keywords=["fatal"])),), _facts("Fatal"))
+    matches(two, _facts("", signals=frozenset({"asked_for_person"})))
+    assert len(calls) == 1
+
+
+def test_a_long_message_is_scored_on_its_start():
+    rule = _rule(kind=K.SENTIMENT, threshold=-0.3)
+
+    assert _found(rule, _facts("hola " * 300 + "es una estafa")) == []
+    assert _found(rule, _facts("es una estafa " + "hola " * 300)) != []
+
+
+def test_an_llm_sentiment_rule_waits_for_the_llm_s_score_and_the_others_do_not_match_it_twice():
+    by_llm = rule_compile(_rule(1, kind=K.SENTIMENT, classifier="llm", threshold=-0.3))
+    lexicon = rule_compile(_rule(2, kind=K.SENTIMENT, threshold=-0.3))
+    keyword = rule_compile(_rule(3, keywords=["estafa"]))
+    rules = (by_llm, lexicon, keyword)
+    processed = _facts("Es una estafa")
+    scored = _facts("Es una estafa", llm_score=-0.8)
+
+    assert [rule.id for rule, _ in matches(rules, processed)] == [2, 3]
+    assert llm_sentiment_wanted(rules, processed) and not llm_sentiment_wanted(rules, scored)
+    assert matches(rules, scored) == [(by_llm, "sentiment -0.80 (LLM)")]
+    assert matches(rules, _facts("Es una estafa", llm_score=0.0)) == []
+    assert not llm_sentiment_wanted((lexicon, keyword), processed)
+    assert not llm_sentiment_wanted(rules, _facts(""))  # nothing to score

@@ -18,8 +18,9 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from apps.alerts import selectors as alert_selectors
-from apps.alerts.rules import Facts, matches, workspace_rules
+from apps.alerts.rules import Facts, llm_sentiment_wanted, matches, workspace_rules
 from apps.alerts.services import alerts_evaluate
+from apps.assistant.sentiment import sentiment_classify
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.status import Move, conversation_move
 
@@ -57,6 +58,8 @@ def alerts_check(
 def _apply(conversation: Conversation, facts: Facts) -> int:
     try:
         rules = workspace_rules(facts.workspace_id)
+        if facts.message_id is not None and llm_sentiment_wanted(rules, facts):
+            _llm_sentiment_schedule(facts.message_id)
         if not rules or not matches(rules, facts):
             return 0  # no SQL (not even a savepoint) when no rule matches, once the rules are compiled
         with transaction.atomic():
@@ -69,6 +72,41 @@ def _apply(conversation: Conversation, facts: Facts) -> int:
     if decision.hand_to_person and conversation.status == Conversation.Status.OPEN:
         conversation_move(conversation=conversation, move=Move.ALERT_HANDOFF)
     return len(decision.alerts)
+
+
+def _llm_sentiment_schedule(message_id: int) -> None:
+    from apps.conversations.tasks import alert_sentiment_classify
+
+    transaction.on_commit(lambda: alert_sentiment_classify.delay(message_id), robust=True)
+
+
+def alert_sentiment_by_llm(*, message_id: int) -> str:
+    """Ask the workspace's LLM how the customer's message feels, then evaluate the sentiment rules that
+    wait for it, holding the conversation's lock as inbound does. The call is made outside any
+    transaction. Raises admission.Deferred when the first provider is busy (the task comes back)."""
+    message = Message.objects.filter(pk=message_id, direction=Message.Direction.INBOUND).first()
+    if message is None or message.conversation_id is None or not message.body:
+        return "gone"
+    if alert_selectors.llm_sentiment_alert_exists(message_id=message.pk):
+        return "done_already"  # a task run twice raises nothing twice, whatever the cool-down
+    score = sentiment_classify(workspace_id=message.workspace_id, text=message.body)
+    if score is None:
+        logger.warning("no LLM provider scored message %s; its LLM sentiment rules are skipped", message.pk)
+        return "unscored"
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=message.conversation_id).first()
+        if conversation is None:
+            return "gone"
+        facts = Facts(
+            workspace_id=conversation.workspace_id,
+            channel_id=conversation.channel_id,
+            conversation_id=conversation.pk,
+            conversation_status=conversation.status,
+            message_id=message.pk,
+            text=message.body,
+            llm_score=score,
+        )
+        return f"raised {_apply(conversation, facts)}"
 
 
 def alert_conditions_sweep() -> dict[str, int]:

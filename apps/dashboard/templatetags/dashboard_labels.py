@@ -51,6 +51,7 @@ ALERT_KIND: dict[str, Promise] = {
     "asked_for_person": _("Asked for a person"),
     "providers_failed": _("AI providers failed"),
     "delivery_failures": _("Delivery failures"),
+    "sentiment": _("Negative sentiment"),
 }
 
 
