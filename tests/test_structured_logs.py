@@ -127,7 +127,9 @@ def test_secrets_are_masked_even_in_a_message_or_a_traceback(settings, json_line
 
 def test_the_text_format_masks_secrets_too(settings):
     settings.JWT_SECRET = "jwt-test-only-0123456789-0123456789-abc"
-    record = logging.LogRecord("apps.test", logging.INFO, __file__, 1, "signed with %s", (settings.JWT_SECRET,), None)
+    record = logging.LogRecord(
+        "apps.test", logging.INFO, __file__, 1, "signed with %s", (settings.JWT_SECRET,), None
+    )
 
     line = TextFormatter("%(levelname)s %(message)s").format(record)
 
