@@ -13,6 +13,19 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 30
 keepalive = 5
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "0") == "1" else None
+if os.environ.get("LOG_FORMAT", "text").lower() == "json":
+    # gunicorn's own lines (start, workers booted or lost, the access log) as JSON lines like the app's.
+    _json_handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "chatbot.log_context.JsonFormatter"}},
+        "handlers": {"console": _json_handler, "error_console": _json_handler},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        },
+    }
 # Only these peers (the TLS proxy) may set the request's scheme with X-Forwarded-Proto; Django reads
 # the scheme gunicorn decided (settings: no SECURE_PROXY_SSL_HEADER).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

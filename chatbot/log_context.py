@@ -23,9 +23,12 @@ _CONTEXT: dict[str, contextvars.ContextVar[Any]] = {
     name: contextvars.ContextVar(f"log_{name}", default=None) for name in FIELDS
 }
 _MASK = "[redacted]"
-# Credentials whatever their source: bearer tokens, OpenAI/Gemini/xAI keys, Meta's access tokens.
+# Credentials whatever their source: bearer tokens, a URL's token-like parameters (Meta's verification
+# GET carries hub.verify_token), OpenAI/Gemini/xAI keys, Meta's access tokens.
 _SECRET_SHAPES = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{20,}|xai-[A-Za-z0-9]{8,}|EAA[A-Za-z0-9]{20,})"
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|([?&][\w.]*(?:token|key|secret|password|signature)=)[^&\s\"']+"
+    r"|\b(?:sk-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{20,}|xai-[A-Za-z0-9]{8,}|EAA[A-Za-z0-9]{20,})"
 )
 
 
@@ -71,7 +74,7 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, _MASK)
-        return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + _MASK, text)
+        return _SECRET_SHAPES.sub(lambda m: (m.group(1) or m.group(2) or "") + _MASK, text)
 
 
 def _settings_secrets() -> list[str]:

@@ -111,6 +111,9 @@ def test_secrets_are_masked_even_in_a_message_or_a_traceback(settings, json_line
 
     logger.warning("calling with %s", settings.WHATSAPP_ACCESS_TOKEN)
     logger.warning("header Authorization: Bearer abcdefghijklmnop0123 and key sk-proj-abcdefgh12345678")
+    logger.info(
+        '"GET /webhooks/whatsapp/?hub.mode=subscribe&hub.verify_token=chan-0123456789&hub.challenge=7 HTTP/1.1"'
+    )
     try:
         raise RuntimeError(f"token {settings.WHATSAPP_ACCESS_TOKEN} refused")
     except RuntimeError:
@@ -119,9 +122,12 @@ def test_secrets_are_masked_even_in_a_message_or_a_traceback(settings, json_line
     text = json_lines.text
     assert "test-only-access-token" not in text
     assert "abcdefghijklmnop0123" not in text and "sk-proj-abcdefgh" not in text
-    assert text.count("[redacted]") == 4
-    assert [line["message"] for line in json_lines.parsed()][1] == (
-        "header Authorization: Bearer [redacted] and key [redacted]"
+    assert "chan-0123456789" not in text
+    assert text.count("[redacted]") == 5
+    messages = [line["message"] for line in json_lines.parsed()]
+    assert messages[1] == "header Authorization: Bearer [redacted] and key [redacted]"
+    assert messages[2] == (
+        '"GET /webhooks/whatsapp/?hub.mode=subscribe&hub.verify_token=[redacted]&hub.challenge=7 HTTP/1.1"'
     )
 
 
