@@ -34,17 +34,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def web(postgres, redis_url, tmp_path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    db = connection.settings_dict
+def _start(tmp_path: Path, **settings: str) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     port = _free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": redis_url,
+        **settings,
         "DATA_DIR": str(tmp_path),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "METRICS_TOKEN": TOKEN,
@@ -52,6 +49,11 @@ def web(postgres, redis_url, tmp_path) -> Iterator[tuple[str, Path, subprocess.P
         "WEB_WORKERS": "2",
         "WEB_THREADS": "4",
     }
+    if "DATABASE_URL" not in settings:  # embedded: a SQLite file under DATA_DIR, no Redis
+        env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+        subprocess.run(  # noqa: S603
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
     log = (tmp_path / "web.log").open("w")
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "gunicorn", "chatbot.wsgi", "--config", "chatbot/gunicorn.conf.py"],
@@ -80,6 +82,20 @@ def web(postgres, redis_url, tmp_path) -> Iterator[tuple[str, Path, subprocess.P
         proc.wait(timeout=10)
 
 
+@pytest.fixture
+def web(postgres, redis_url, tmp_path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """The web process as production runs it, on this test's database and Redis."""
+    db = connection.settings_dict
+    database = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    yield from _start(tmp_path, DATABASE_URL=database, REDIS_URL=redis_url)
+
+
+@pytest.fixture
+def embedded_web(tmp_path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """The web process of `make run` on the embedded defaults (SQLite, no Redis)."""
+    yield from _start(tmp_path)
+
+
 def _scrape(url: str) -> str:
     # A new connection each time, so the scrapes land on either worker as Prometheus's would.
     response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
@@ -102,8 +118,9 @@ def _worker_pids(metrics_dir: Path, master: int) -> set[int]:
     return pids - {master, 1}
 
 
-def test_counters_sum_every_worker_and_only_rise(web):
-    url, metrics_dir, proc = web
+@pytest.mark.parametrize("mode", ["web", "embedded_web"])
+def test_counters_sum_every_worker_and_only_rise(mode, request):
+    url, metrics_dir, proc = request.getfixturevalue(mode)
     start = _healthz_count(_scrape(url))  # the start-up probe's requests
 
     seen = []
