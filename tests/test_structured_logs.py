@@ -181,3 +181,25 @@ def test_processing_and_answering_a_message_logs_its_ids_and_never_its_text_or_a
     assert reply_line["message_id"] == message_id
     task_ids = {line.get("task_id") for line in lines}
     assert processed.id in task_ids  # the inbound task's own lines (Celery's "succeeded" at least)
+
+
+def test_a_process_started_with_log_format_json_writes_json_lines(tmp_path):
+    from tests.test_settings import GOOD, run_manage
+
+    code = "import logging; logging.getLogger('apps.test').warning('started %s', 1)"
+    result = run_manage(
+        tmp_path, "shell", "-c", code, **{**GOOD, "LOG_FORMAT": "json", "METRICS_PUBLIC": "1"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    [line] = [json.loads(line) for line in result.stderr.splitlines() if '"apps.test"' in line]
+    assert (line["level"], line["logger"], line["message"]) == ("WARNING", "apps.test", "started 1")
+
+
+def test_an_unknown_log_format_stops_the_start_naming_it(tmp_path):
+    from tests.test_settings import GOOD, run_manage
+
+    result = run_manage(tmp_path, "check", **{**GOOD, "LOG_FORMAT": "xml", "METRICS_PUBLIC": "1"})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "configuration error: LOG_FORMAT must be text or json, got 'xml'"
