@@ -137,14 +137,17 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 # django-prometheus's wrappers of the same backends count connections, statements, errors and their
-# time (django_db_* in /metrics); chatbot/compiled_insert.py's own cursor is counted too.
+# time (django_db_* in /metrics; chatbot/compiled_insert.py's own cursor too), at some microseconds a
+# statement (docs/benchmarks.md, bench/metrics_overhead.py); DB_METRICS=0 leaves them out.
+DB_METRICS = env.bool("DB_METRICS", default=True)
 _INSTRUMENTED_DB = {
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
 }
-DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
-    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
-)
+if DB_METRICS:
+    DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
+        DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+    )
 if SQLITE:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # web, worker and beat share the file: WAL lets readers run beside one writer, and

@@ -171,3 +171,16 @@ def test_one_scrape_shows_the_shared_series_from_the_start_under_one_prefix(web)
         if not name.startswith(("django_", "python_", "process_"))
     }
     assert own and all(name.startswith("chatbot_") for name in own), own
+
+
+@pytest.mark.parametrize(
+    ("flag", "engine"), [("1", "django_prometheus.db.backends"), ("0", "django.db.backends")]
+)
+def test_db_metrics_choose_the_counting_backend_or_the_plain_one(tmp_path, flag, engine):
+    from tests.test_settings import GOOD, run_manage
+
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    result = run_manage(tmp_path, "shell", "-c", code, **{**GOOD, "DB_METRICS": flag, "METRICS_PUBLIC": "1"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].rsplit(".", 1)[0] == engine
