@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def main() -> None:
                 cursor.execute("SELECT 1")
                 cursor.fetchone()
             times[kind].append((time.perf_counter() - start) / args.block * 1e6)
+    shutil.rmtree(folder, ignore_errors=True)
     plain, counted = (statistics.median(times[kind]) for kind in ("plain", "counted"))
     print(
         f"{args.blocks} blocks of {args.block} statements each: plain {plain:.1f} us, counted {counted:.1f} us "
