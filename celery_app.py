@@ -82,6 +82,17 @@ def _close_broken_or_old_connections(**kwargs: Any) -> None:
     close_old_connections()
 
 
+@task_prerun.connect
+def _log_context_for_task(
+    task_id: str | None = None, task: Task[..., Any] | None = None, **kwargs: Any
+) -> None:
+    from chatbot import log_context
+
+    # A worker thread runs one task after another: the last task's ids must not stay on this one's lines.
+    log_context.clear()
+    log_context.bind(task_id=task_id, task=getattr(task, "name", None))
+
+
 @worker_init.connect
 def _import_litellm_before_work(**kwargs: Any) -> None:
     # litellm takes seconds to import: pay it once at start (and before forking, so children

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from chatbot import shared_state
+from chatbot import prometheus, shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +247,16 @@ def all_states() -> dict[str, str]:
     return _store().states()
 
 
-class _CircuitCollector(Collector):
+_DECLARED: set[str] = set()
+
+
+def declare(*names: str) -> None:
+    """Breakers /metrics lists from the start (closed until used), so an alert on the gauge has a
+    series before the first failure, not only after it."""
+    _DECLARED.update(names)
+
+
+class _CircuitCollector(prometheus.LiveCollector):
     """Read on every /metrics scrape, so the gauge shows the state every worker shares."""
 
     def __init__(self, states: Callable[[], dict[str, str]]) -> None:
@@ -259,17 +266,14 @@ class _CircuitCollector(Collector):
         family = GaugeMetricFamily(
             "chatbot_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["name"]
         )
+        states = dict.fromkeys(_DECLARED, "closed")
         try:
-            states = self._states()
+            states.update(self._states())
         except Exception:  # a scrape must not fail because Redis blinked
             logger.warning("circuit states unavailable for /metrics", exc_info=True)
-            states = {}
-        for name, state in states.items():
+        for name, state in sorted(states.items()):
             family.add_metric([name], STATE_VALUES.get(state, 0))
         yield family
 
 
-try:
-    REGISTRY.register(_CircuitCollector(all_states))
-except ValueError:  # already registered (module imported twice under another name)
-    pass
+prometheus.register_live(_CircuitCollector(all_states))

@@ -19,6 +19,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
+from django_prometheus.db.common import DatabaseWrapperMixin, ExportingCursorWrapper
 
 
 def _fields(model: type[Model]) -> list[Field[Any, Any]]:
@@ -64,6 +65,14 @@ def insert(rows: Sequence[Model], *, ignore_conflicts: bool = False) -> list[int
         return sorted(row[0] for row in cursor.fetchall())
 
 
+@functools.cache
+def _server_cursor_class(alias: str, counted: bool) -> type[Any]:
+    import psycopg  # noqa: PLC0415 - PostgreSQL only; SQLite deployments need not have it
+
+    # On django-prometheus's backend the statement is counted and timed like any other (django_db_*).
+    return ExportingCursorWrapper(psycopg.Cursor, alias, "postgresql") if counted else psycopg.Cursor
+
+
 def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """On PostgreSQL, a cursor that binds its parameters on the server.
 
@@ -76,13 +85,13 @@ def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """
     if connection.vendor != "postgresql":
         return connection.cursor()
-    import psycopg  # noqa: PLC0415 - PostgreSQL only; SQLite deployments need not have it
-
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         # Django has no public way to wrap a cursor of another class than the connection's own.
         wrapped: CursorWrapper = connection._prepare_cursor(  # type: ignore[attr-defined]
-            psycopg.Cursor(connection.connection)
+            _server_cursor_class(connection.alias, isinstance(connection, DatabaseWrapperMixin))(
+                connection.connection
+            )
         )
         return wrapped

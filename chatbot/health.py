@@ -13,9 +13,10 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from celery_app import app as celery_app
+from chatbot import prometheus, queue_metrics  # noqa: F401 - queue_metrics: its collector
 
 
 def _database() -> None:
@@ -77,8 +78,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    exported: HttpResponse = ExportToDjangoView(request)
-    return exported
+    registry = prometheus.scrape_registry()
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _bearer_is(request: HttpRequest, token: str) -> bool:

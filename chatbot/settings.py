@@ -96,6 +96,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "chatbot.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -134,7 +135,20 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+# django-prometheus's wrappers of the same backends count connections, statements, errors and their
+# time (django_db_* in /metrics; chatbot/compiled_insert.py's own cursor too), at some microseconds a
+# statement (docs/benchmarks.md, bench/metrics_overhead.py); DB_METRICS=0 leaves them out.
+DB_METRICS = env.bool("DB_METRICS", default=True)
+_INSTRUMENTED_DB = {
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+}
+if DB_METRICS:
+    DATABASES["default"]["ENGINE"] = _INSTRUMENTED_DB.get(
+        DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+    )
+if SQLITE:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # web, worker and beat share the file: WAL lets readers run beside one writer, and
     # IMMEDIATE transactions wait for the lock instead of failing with "database is locked".
@@ -167,7 +181,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",  # django-redis, counting gets
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chatbot"),
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
@@ -183,7 +197,7 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "chatbot.cache_metrics.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # On a shared channel layer every live event rings the sockets; their poll of the table only
 # catches a wake-up lost to a Redis restart. (The in-memory layer of embedded mode polls every second.)
@@ -383,7 +397,7 @@ OUTBOUND_SENDER_LEASE = env.float("OUTBOUND_SENDER_LEASE", default=15.0)
 # writes, so the embedded default sends one at a time.
 OUTBOUND_SENDER_THREADS = env.int(
     "OUTBOUND_SENDER_THREADS",
-    default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 16,
+    default=1 if SQLITE else 16,
 )
 # Fraction of a number's send rate the pacer uses: at 0.99, any `rate` + 1 slots span 1.0101 s, room for
 # the jitter between a send's start and its arrival at Meta (bench/: pacing at exactly 80/s drew 130429s).
@@ -488,10 +502,24 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# LOG_FORMAT=json: one JSON object per line with the request, task, workspace and conversation ids
+# (chatbot/log_context.py); text (the default) is the plain format. Both mask known secrets.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    _refuse(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "chatbot.log_context.ContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "chatbot.log_context.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "chatbot.log_context.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -18,11 +18,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from chatbot import shared_state
+from chatbot import prometheus, shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +79,8 @@ class _Shared:
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         if exported:  # tests make private ones
+            if not name.startswith(prometheus.PREFIX):
+                raise ValueError(f"{name}: the project's series are named {prometheus.PREFIX}...")
             _METRICS.append(self)
 
     def _add(self, increments: dict[str, float]) -> None:
@@ -154,7 +154,7 @@ class SharedHistogram(_Shared):
 _METRICS: list[_Shared] = []
 
 
-class _SharedCollector(Collector):
+class _SharedCollector(prometheus.LiveCollector):
     def collect(self) -> Iterator[Metric]:
         for metric in _METRICS:
             try:
@@ -163,7 +163,4 @@ class _SharedCollector(Collector):
                 logger.warning("shared metric %s unavailable for /metrics", metric.name, exc_info=True)
 
 
-try:
-    REGISTRY.register(_SharedCollector())
-except ValueError:  # already registered (module imported twice under another name)
-    pass
+prometheus.register_live(_SharedCollector())

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
 
 from apps.conversations.models import Message
 from apps.whatsapp.tests.factories import ChannelFactory
@@ -69,3 +70,13 @@ def test_the_same_statement_many_times_on_one_connection_keeps_working():
     assert [p for p in Message.objects.filter(pk__in=ids).values_list("payload", flat=True)] == [
         expected
     ] * 12
+
+
+def test_the_insert_is_counted_in_the_database_metrics():
+    channel = ChannelFactory.create()
+    labels = {"alias": "default", "vendor": connection.vendor}
+    before = REGISTRY.get_sample_value("django_db_execute_total", labels) or 0.0
+
+    compiled_insert.insert([_row(channel, "wamid.counted-1")])
+
+    assert REGISTRY.get_sample_value("django_db_execute_total", labels) == before + 1

@@ -25,7 +25,7 @@ def store(request, tmp_path, monkeypatch):
 
 
 def _name() -> str:
-    return f"test_metric_{uuid.uuid4().hex[:8]}"
+    return f"chatbot_test_metric_{uuid.uuid4().hex[:8]}"
 
 
 def test_a_histogram_counts_each_sample_in_its_bucket_cumulatively(store):
@@ -116,12 +116,14 @@ def test_metrics_shows_what_another_process_recorded(redis_url, settings, metric
 
     text = metrics_client.get("/metrics").content.decode()
 
-    assert f'assistant_provider_latency_seconds_count{{outcome="ok",provider="{provider}"}} 1.0' in text
     assert (
-        f'assistant_provider_latency_seconds_bucket{{le="0.5",outcome="ok",provider="{provider}"}} 1.0'
+        f'chatbot_assistant_provider_latency_seconds_count{{outcome="ok",provider="{provider}"}} 1.0' in text
+    )
+    assert (
+        f'chatbot_assistant_provider_latency_seconds_bucket{{le="0.5",outcome="ok",provider="{provider}"}} 1.0'
         in text
     )
-    assert "# TYPE assistant_reply_cache_total counter" in text  # listed before any reply was made
+    assert "# TYPE chatbot_assistant_reply_cache_total counter" in text  # listed before any reply was made
 
 
 def test_a_histogram_without_labels(store):
@@ -134,3 +136,10 @@ def test_a_histogram_without_labels(store):
     assert samples[("bucket", "1.0")] == 1
     assert samples[("bucket", "+Inf")] == 2
     assert samples[("count", None)] == 2
+
+
+def test_an_exported_metric_outside_the_project_prefix_is_refused():
+    with pytest.raises(ValueError, match="chatbot_"):
+        SharedCounter("conversations_something", "Test.", [])
+
+    assert all(metric.name.startswith("chatbot_") for metric in shared_metrics._METRICS)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from apps.accounts.login_names import fold
 from apps.accounts.models import Membership, User, Workspace
+from chatbot import log_context
 from chatbot.exceptions import NotFound
 
 WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
@@ -36,6 +37,8 @@ def request_membership(request: Request | HttpRequest) -> Membership | None:
         return None
     membership = membership_for(user=user, workspace_slug=request.META.get(WORKSPACE_HEADER) or None)
     request._membership_cache = membership  # type: ignore[union-attr]
+    if membership is not None:
+        log_context.bind(workspace_id=membership.workspace_id)  # on the request's later log lines
     return membership
 
 

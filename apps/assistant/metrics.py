@@ -6,11 +6,11 @@ from __future__ import annotations
 from chatbot.shared_metrics import SharedCounter, SharedHistogram
 
 PROVIDER_LATENCY = SharedHistogram(
-    "assistant_provider_latency_seconds",
+    "chatbot_assistant_provider_latency_seconds",
     "Time of one LLM provider call, by provider and outcome.",
     ["provider", "outcome"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
 )
 REPLY_CACHE = SharedCounter(
-    "assistant_reply_cache", "Reply cache lookups (history-less questions only).", ["result"]
+    "chatbot_assistant_reply_cache", "Reply cache lookups (history-less questions only).", ["result"]
 )

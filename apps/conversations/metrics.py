@@ -1,17 +1,51 @@
-"""The conversation pipeline's Prometheus metrics. Recorded in Celery workers, shown by the web's
-/metrics (see chatbot.shared_metrics); imported at start-up so /metrics lists them from the start."""
+"""The conversation pipeline's Prometheus metrics. The counters are recorded in Celery workers and
+shown by the web's /metrics (see chatbot.shared_metrics); the backlog is read from the database at
+each scrape. Imported at start-up so /metrics lists them from the start."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from chatbot import prometheus
 from chatbot.shared_metrics import SharedCounter
 
+logger = logging.getLogger(__name__)
+
 INBOUND_SET_ASIDE = SharedCounter(
-    "conversations_inbound_set_aside",
+    "chatbot_conversations_inbound_set_aside",
     "Customer messages set aside after failing INBOUND_MAX_ATTEMPTS times (see the runbook).",
     [],
 )
 REPLY_GIVEN_UP = SharedCounter(
-    "conversations_reply_given_up",
+    "chatbot_conversations_reply_given_up",
     "Customer turns whose bot reply failed REPLY_MAX_ATTEMPTS times; each conversation went to a person.",
     [],
 )
+
+
+class _BacklogCollector(prometheus.LiveCollector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from apps.conversations.selectors import inbound_backlog  # noqa: PLC0415 - models load after apps
+
+        count = GaugeMetricFamily(
+            "chatbot_inbound_backlog", "Customer messages stored and not processed yet (all workspaces)."
+        )
+        age = GaugeMetricFamily(
+            "chatbot_inbound_backlog_oldest_seconds", "Age of the oldest of them (0 when there is none)."
+        )
+        try:
+            waiting, oldest = inbound_backlog()
+        except Exception:  # a scrape must not fail with the database; the gap itself is the signal
+            logger.warning("inbound backlog unavailable for /metrics", exc_info=True)
+            return
+        count.add_metric([], waiting)
+        age.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
+        yield count
+        yield age
+
+
+prometheus.register_live(_BacklogCollector())

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.db import connection
-from django.db.models import Case, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, Min, Model, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -194,3 +194,12 @@ def message_media(*, message: Message) -> MediaFile:
     if not media_id:
         raise NotFound("This message has no media.", code="no_media")
     return transport_for(message.channel).fetch_media(message.channel, media_id)
+
+
+def inbound_backlog() -> tuple[int, datetime | None]:
+    """Customer messages stored but not processed yet, every workspace together (an operator's
+    figure, never shown to a tenant), and when the oldest of them arrived."""
+    found = Message.objects.filter(direction=Message.Direction.INBOUND, processed_at__isnull=True).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    return int(found["count"]), found["oldest"]

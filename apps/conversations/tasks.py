@@ -14,6 +14,7 @@ from apps.conversations.models import Message
 from apps.conversations.services import alerting, inbound, outbound, replies, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
+from chatbot import log_context
 from chatbot.group_publish import GroupPublisher
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 # the turn's attempt budget (INBOUND_MAX_ATTEMPTS, REPLY_MAX_ATTEMPTS), not by a retry loop here.
 @app.task(name="inbound.message_process")
 def inbound_message_process(message_id: int) -> str:
+    log_context.bind(message_id=message_id)
     return inbound.inbound_message_process(message_id=message_id)
 
 
@@ -37,7 +39,8 @@ def inbound_messages_process(message_ids: list[int]) -> dict[str, int]:
     outcomes: Counter[str] = Counter()
     for message_id in message_ids:
         try:
-            outcomes[inbound.inbound_message_process(message_id=message_id)] += 1
+            with log_context.bound(message_id=message_id, workspace_id=None, conversation_id=None):
+                outcomes[inbound.inbound_message_process(message_id=message_id)] += 1
         except inbound.TRANSIENT:
             raise
         except Exception:
@@ -60,6 +63,7 @@ inbound_enqueue = GroupPublisher(send=_inbound_send, name="inbound enqueue").pub
 
 @app.task(name="llm.reply_generate")
 def reply_generate(conversation_id: int, message_id: int) -> str:
+    log_context.bind(conversation_id=conversation_id, message_id=message_id)
     return replies.reply_generate(conversation_id=conversation_id, message_id=message_id)
 
 
@@ -75,6 +79,7 @@ def alert_sentiment_classify(self: Task[..., str], message_id: int) -> str:
 @app.task(name="outbound.number_send")
 def number_send(channel_id: int) -> str:
     """The number's sender for one slice (services/sender.py); hands over to a fresh task after it."""
+    log_context.bind(channel_id=channel_id)
     report = sender.sender_run(
         channel_id=channel_id,
         slice_seconds=settings.OUTBOUND_SENDER_SLICE,

@@ -175,10 +175,13 @@ def graph_breaker(channel: Channel) -> Breaker:
     return graph_host_breaker(graph_url(channel))
 
 
+def graph_breaker_name(base_url: str) -> str:
+    return f"whatsapp:{urlsplit(base_url).netloc or 'graph'}"
+
+
 def graph_host_breaker(base_url: str) -> Breaker:
-    host = urlsplit(base_url).netloc or "graph"
     return breaker(
-        f"whatsapp:{host}",
+        graph_breaker_name(base_url),
         failures=settings.WHATSAPP_BREAKER_FAILURES,
         cooldown=settings.WHATSAPP_BREAKER_COOLDOWN,
     )

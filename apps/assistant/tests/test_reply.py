@@ -300,7 +300,7 @@ def test_with_nothing_configured_the_offline_responder_answers(settings, workspa
 
 # --- reply cache ----------------------------------------------------------------------------------
 def _cache_count(result):
-    return REGISTRY.get_sample_value("assistant_reply_cache_total", {"result": result}) or 0.0
+    return REGISTRY.get_sample_value("chatbot_assistant_reply_cache_total", {"result": result}) or 0.0
 
 
 def test_a_repeated_history_less_question_is_served_from_the_cache(workspace, llm_standin, standin_providers):

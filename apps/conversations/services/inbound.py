@@ -30,6 +30,7 @@ from apps.conversations.services.outbound import conversation_settings, message_
 from apps.conversations.services.replies import reply_request
 from apps.conversations.services.status import LIVE, Move, conversation_live_for, conversation_move
 from apps.live.services import live_publish
+from chatbot import log_context
 from chatbot.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ def _process_one(message_id: int) -> str:
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("channel").get(pk=message_id)
+    log_context.bind(workspace_id=message.workspace_id, channel_id=message.channel_id, message_id=message.pk)
     payload = message.payload if isinstance(message.payload, dict) else {}
     if payload.get("group_id") and not settings.INBOUND_GROUP_REPLIES:
         return _group_store(message)
@@ -228,6 +230,7 @@ def _process_one(message_id: int) -> str:
         channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact
     )
     Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
+    log_context.bind(conversation_id=conversation.pk)
     message.conversation, message.contact = conversation, contact
     sent_at = message.sent_by_customer_at or now
     if not conversation.last_inbound_at or sent_at > conversation.last_inbound_at:

@@ -18,7 +18,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.services.alerting import alerts_check
 from apps.conversations.services.outbound import message_enqueue
 from apps.conversations.services.status import Move, conversation_move
-from chatbot import ratelimit
+from chatbot import log_context, ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ def reply_generate(*, conversation_id: int, message_id: int) -> str:
     conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
     if conversation is None or conversation.status not in ANSWERED_IN:
         return "not_open"
+    log_context.bind(workspace_id=conversation.workspace_id, conversation_id=conversation.pk)
     latest = (
         Message.objects.filter(conversation=conversation, direction=Message.Direction.INBOUND, handled_as="")
         .order_by("-pk")

@@ -64,7 +64,7 @@ def poison(monkeypatch):
 
 
 def _set_aside_count() -> float:
-    return REGISTRY.get_sample_value("conversations_inbound_set_aside_total") or 0.0
+    return REGISTRY.get_sample_value("chatbot_conversations_inbound_set_aside_total") or 0.0
 
 
 def test_a_message_that_always_fails_is_set_aside_after_the_maximum_attempts(channel, poison):

@@ -84,7 +84,7 @@ def customer_says(channel, body: str, *, minutes_ago: int = 3) -> Message:
 
 
 def _given_up() -> float:
-    return REGISTRY.get_sample_value("conversations_reply_given_up_total") or 0.0
+    return REGISTRY.get_sample_value("chatbot_conversations_reply_given_up_total") or 0.0
 
 
 # The task runs as a worker runs it (eager): around it Celery closes a connection inside a
