@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.campaigns",
     "apps.alerts",
+    "apps.analytics",
     "apps.sandbox",
     "apps.live",
     "apps.dashboard",
