@@ -31,6 +31,7 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.functions import TruncDate, TruncHour
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
 from apps.alerts.models import Alert, Severity
@@ -93,13 +94,14 @@ def period_build(
     end = end or (today if start is None else min(start + timedelta(days=DEFAULT_DAYS - 1), today))
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if end < start:
-        raise ValidationFailed("The range ends before it starts.", details={"end": ["Before start."]})
+        raise ValidationFailed(_("The range ends before it starts."), details={"end": [_("Before start.")]})
     if (end - start).days + 1 > MAX_DAYS:
         raise ValidationFailed(
-            f"The range spans more than {MAX_DAYS} days.", details={"end": [f"At most {MAX_DAYS} days."]}
+            _("The range spans more than %(days)s days.") % {"days": MAX_DAYS},
+            details={"end": [_("At most %(days)s days.") % {"days": MAX_DAYS}]},
         )
     if channel_id is not None and not Channel.objects.filter(pk=channel_id, workspace=workspace).exists():
-        raise ValidationFailed("No such channel in this workspace.", details={"channel": ["Not found."]})
+        raise ValidationFailed(_("No such number in this workspace."), details={"channel": [_("Not found.")]})
     return Period(workspace_id=workspace.pk, zone=zone, start=start, end=end, channel_id=channel_id)
 
 
@@ -289,7 +291,7 @@ def response_times(*, period: Period) -> dict[str, Any]:
         .filter(closed_at__gte=period.since, closed_at__lt=period.until)
         .values_list("created_at", "closed_at")
     )
-    resolution = [(closed_at - created_at).total_seconds() for created_at, closed_at in closed]
+    resolution = [(closed_at - created_at).total_seconds() for created_at, closed_at in closed if closed_at]
     return {
         "rows": [
             _summary("bot_first_response", bot),
@@ -333,7 +335,7 @@ def delivery_funnel(*, period: Period) -> dict[str, Any]:
             row = failures.setdefault(code, {"error_code": code, "error_title": "", "count": 0})
             row["count"] += n
             row["error_title"] = row["error_title"] or title or ""
-    funnel = [
+    funnel: list[dict[str, Any]] = [
         {"stage": stage, "count": sum(by_status[s] for s in _REACHED[stage])} for stage in FUNNEL_STAGES
     ]
     waiting = total - sum(row["count"] for row in funnel if row["stage"] in ("sent", "failed"))
@@ -451,7 +453,7 @@ def alerts_by_severity(*, period: Period) -> dict[str, Any]:
     return {"rows": rows, "alerts": sum(row["alerts"] for row in rows)}
 
 
-_SEVERITY_ORDER = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
+_SEVERITY_ORDER: dict[str, int] = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
 
 
 def opt_outs(*, period: Period) -> dict[str, Any]:

@@ -278,3 +278,19 @@ class SegmentForm(forms.Form):
             "last_inbound_older_than_days": data.get("last_inbound_older_than_days"),
         }
         return {key: value for key, value in found.items() if value not in (None, [], "")}
+
+
+class AnalyticsFilterForm(forms.Form):
+    start = forms.DateField(
+        label=_("First day"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    end = forms.DateField(
+        label=_("Last day"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    channel = forms.TypedChoiceField(label=_("Number"), required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args: Any, channels: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = [("", _("All numbers")), *channels]  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import campaign_views, views
+from apps.dashboard import analytics_views, campaign_views, views
 
 app_name = "dashboard"
 
@@ -36,6 +36,7 @@ urlpatterns = [
     path("alerts/", views.alerts, name="alerts"),
     path("alerts/list/", views.alerts_list, name="alerts-list"),
     path("alerts/<int:pk>/<slug:action>/", views.alert_action, name="alert-action"),
+    path("analytics/", analytics_views.analytics, name="analytics"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

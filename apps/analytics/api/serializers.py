@@ -158,7 +158,7 @@ class OptOutDayOutput(serializers.Serializer[Any]):
 
 
 class OptOutSourceOutput(serializers.Serializer[Any]):
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # the field, not DRF's `source` argument
     opt_outs = serializers.IntegerField()
 
 
