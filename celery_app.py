@@ -62,6 +62,7 @@ app.conf.update(
         "queue-sweep": {"task": "default.queue_sweep", "schedule": 30.0},
         "live-events-cleanup": {"task": "default.live_events_cleanup", "schedule": 3600.0},
         "alert-conditions-sweep": {"task": "default.alert_conditions_sweep", "schedule": 60.0},
+        "analytics-rollups-refresh": {"task": "default.analytics_rollups_refresh", "schedule": 300.0},
     },
     worker_hijack_root_logger=False,
     timezone="UTC",

@@ -2,27 +2,30 @@
 one channel, aggregated in SQL over the rows the other apps write (messages, conversations, reply usage,
 consent records, alerts). Read-only: nothing here writes, and no domain app imports this module.
 
-Each selector reads the rows of the range once (one scan per table, grouped in the database) and shapes
-the groups in Python; bench/analytics.py times them on a year of 1,000,000 messages.
+Messages and replies, the big tables, are read from the roll-ups (models.py, refreshed by beat) plus the
+rows newer than them; the rest is grouped in SQL from the source tables. bench/analytics.py times every
+request on a year of 1,000,000 messages.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.db import connection, transaction
 from django.db.models import (
-    Aggregate,
-    Avg,
     Count,
     Exists,
+    F,
     FloatField,
+    IntegerField,
     Max,
     OuterRef,
     Q,
@@ -30,11 +33,12 @@ from django.db.models import (
     Subquery,
     Sum,
 )
-from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.functions import Cast, ExtractHour, Floor, Greatest, Ln, TruncDate
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
 from apps.alerts.models import Alert, Severity
+from apps.analytics.models import MessageRollup, ReplyRollup, RollupState
 from apps.assistant.models import Provider, ReplyUsage
 from apps.conversations.models import ConsentRecord, Conversation, Message
 from apps.whatsapp.models import Channel
@@ -120,49 +124,76 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-class _SQLitePercentile:
-    """percentile_cont for SQLite (the embedded mode), registered on the connection when first used."""
+def percentile_of_counts(counts: dict[float, int], fraction: float) -> float | None:
+    """`percentile` of a list given as {value: how many times}, without making the list."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    position = (total - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    found: dict[int, float] = {}
+    seen = 0
+    for value in sorted(counts):
+        after = seen + counts[value]
+        for rank in (low, high):
+            if rank not in found and seen <= rank < after:
+                found[rank] = value
+        if len(found) == 2 or high in found:
+            break
+        seen = after
+    return found[low] + (found[high] - found[low]) * (position - low)
 
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.fraction = 0.5
 
-    def step(self, value: float | None, fraction: float) -> None:
-        self.fraction = fraction
-        if value is not None:
-            self.values.append(float(value))
-
-    def finalize(self) -> float | None:
-        return percentile(sorted(self.values), self.fraction)
+# Reply latencies are counted in bins LATENCY_RATIO apart (10%): a bin's middle stands for its replies.
+LATENCY_RATIO = 1.1
+_LN_RATIO = math.log(LATENCY_RATIO)
 
 
-class Percentile(Aggregate):
-    """The continuous percentile of an expression within each group (0 < fraction < 1)."""
-
-    name = "Percentile"
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        if not 0 < fraction < 1:
-            raise ValueError("fraction must be between 0 and 1")
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        connection.ensure_connection()
-        connection.connection.create_aggregate("analytics_percentile", 2, _SQLitePercentile)
-        return self.as_sql(
-            compiler,
-            connection,
-            function="analytics_percentile",
-            template="%(function)s(%(expressions)s, %(fraction)s)",
-            **extra,
-        )
+def latency_of_bin(latency_bin: int) -> float:
+    return float(LATENCY_RATIO ** (latency_bin + 0.5))
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """The roll-ups, their state and the newer source rows read as of one moment: a refresh that
+    commits between two of the reads must not count a stretch twice (PostgreSQL's REPEATABLE READ;
+    SQLite's transactions read a snapshot already)."""
+    if connection.in_atomic_block:  # a caller's transaction (tests): its reads are its own
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _rolled_until(period: Period) -> datetime | None:
+    """Where the period's roll-ups stop (None: no roll-ups in the workspace's present time zone)."""
+    return (
+        RollupState.objects.filter(workspace_id=period.workspace_id, zone=period.zone.key)
+        .values_list("rolled_until", flat=True)
+        .first()
+    )
+
+
+def _rollups(model: type[Any], period: Period) -> QuerySet[Any]:
+    grain = Q(channel__isnull=True) if period.channel_id is None else Q(channel_id=period.channel_id)
+    rows: QuerySet[Any] = model.objects.filter(
+        grain, workspace_id=period.workspace_id, day__gte=period.start, day__lte=period.end
+    )
+    return rows
+
+
+def _tail_since(period: Period, rolled_until: datetime | None) -> datetime | None:
+    """Source rows from this instant on are read as they are (None: the roll-ups hold the range)."""
+    if rolled_until is None:
+        return period.since
+    return max(period.since, rolled_until) if rolled_until < period.until else None
 
 
 # --- messages ----------------------------------------------------------------------------------------
@@ -175,25 +206,47 @@ def _messages(period: Period) -> QuerySet[Message]:
     )
 
 
-def message_volume(*, period: Period) -> dict[str, Any]:
-    """Messages in (from customers) and out (bot, staff, campaigns) by local day and by hour of day.
-
-    One grouped scan by local hour; days and hours of day are summed from its groups."""
-    groups = (
-        _messages(period)
-        .annotate(hour=TruncHour("created_at", tzinfo=period.zone))
-        .values("hour", "direction")
-        .annotate(n=Count("pk"))
+def message_groups(rows: QuerySet[Message], zone: ZoneInfo, *, by_channel: bool) -> QuerySet[Any]:
+    """Messages counted by local day and hour, direction, status and error code (the roll-up's grain;
+    `by_channel` adds the channel)."""
+    keys = ["day", "hour", "direction", "status", "error_code"]
+    groups: QuerySet[Any] = (
+        rows.annotate(day=TruncDate("created_at", tzinfo=zone), hour=ExtractHour("created_at", tzinfo=zone))
+        .values(*(["channel_id", *keys] if by_channel else keys))
+        .annotate(n=Count("pk"), title=Max("error_title"))
         .order_by()
-        .values_list("hour", "direction", "n")
     )
+    return groups
+
+
+def _message_counts(period: Period) -> list[tuple[date, int, str, str, int | None, str, int]]:
+    """(day, hour, direction, status, error code, error title, count) over the period: the roll-ups,
+    then the messages after them."""
+    with _snapshot():
+        rolled_until = _rolled_until(period)
+        rows: list[tuple[date, int, str, str, int | None, str, int]] = []
+        if rolled_until is not None:
+            rows += _rollups(MessageRollup, period).values_list(
+                "day", "hour", "direction", "status", "error_code", "error_title", "count"
+            )
+        tail = _tail_since(period, rolled_until)
+        if tail is not None:
+            recent = _messages(period).filter(created_at__gte=tail)
+            rows += [
+                (g["day"], g["hour"], g["direction"], g["status"], g["error_code"], g["title"] or "", g["n"])
+                for g in message_groups(recent, period.zone, by_channel=False)
+            ]
+    return rows
+
+
+def message_volume(*, period: Period) -> dict[str, Any]:
+    """Messages in (from customers) and out (bot, staff, campaigns) by local day and by hour of day."""
     by_day = {day: {IN: 0, OUT: 0} for day in period.days()}
     by_hour = [{IN: 0, OUT: 0} for _ in range(24)]
-    for hour, direction, n in groups:
-        local = hour.astimezone(period.zone)
-        if local.date() in by_day:  # always, but a clock change must not raise
-            by_day[local.date()][direction] += n
-        by_hour[local.hour][direction] += n
+    for day, hour, direction, _status, _code, _title, n in _message_counts(period):
+        if day in by_day:  # always, but a row outside must not raise
+            by_day[day][direction] += n
+        by_hour[hour][direction] += n
     return {
         "by_day": [{"day": day, "inbound": c[IN], "outbound": c[OUT]} for day, c in by_day.items()],
         "by_hour": [{"hour": h, "inbound": c[IN], "outbound": c[OUT]} for h, c in enumerate(by_hour)],
@@ -252,31 +305,48 @@ def _summary(name: str, seconds: Iterable[float]) -> dict[str, Any]:
     }
 
 
+def first_messages(conversations: QuerySet[Conversation]) -> QuerySet[Any]:
+    """Each conversation with its first customer message, the bot's first message after that, and the
+    first staff message (`first_in`, `first_bot`, `first_staff`), found through the (conversation,
+    created_at) index and the staff messages' partial index, not by reading every message."""
+    of_conversation = Message.objects.filter(conversation=OuterRef("pk"))
+    return conversations.annotate(first_in=_first(of_conversation.filter(direction=IN))).annotate(
+        first_bot=_first(
+            of_conversation.filter(author=Message.Author.BOT, created_at__gte=OuterRef("first_in"))
+        ),
+        first_staff=_first(of_conversation.filter(author=Message.Author.AGENT)),
+    )
+
+
+# A conversation's facts hold while it has had no message since they were counted.
+_FACTS_HOLD = Q(analytics_facts__computed_until__gt=F("last_message_at"))
+
+
 def response_times(*, period: Period) -> dict[str, Any]:
     """Of the conversations opened in the range: the bot's first response (its first message after the
     customer's first), people's first response (the first staff message after the first hand-off),
     and the share the bot answered alone (it replied; never handed over, no staff message). Of the
     conversations closed in the range: the resolution time (opened to closed).
 
-    Each conversation's first messages are found through the (conversation, created_at) index and the
-    staff messages' partial index, not by reading every message of the range."""
-    of_conversation = Message.objects.filter(conversation=OuterRef("pk"))
-    opened = (
-        _conversations(period)
-        .filter(created_at__gte=period.since, created_at__lt=period.until)
-        .annotate(first_in=_first(of_conversation.filter(direction=IN)))
-        .annotate(
-            first_bot=_first(
-                of_conversation.filter(author=Message.Author.BOT, created_at__gte=OuterRef("first_in"))
-            ),
-            first_staff=_first(of_conversation.filter(author=Message.Author.AGENT)),
+    First messages come from the conversation facts (services.rollup_refresh) where they still hold,
+    else from the messages themselves."""
+    opened = _conversations(period).filter(created_at__gte=period.since, created_at__lt=period.until)
+    with _snapshot():
+        firsts = list(
+            opened.filter(_FACTS_HOLD).values_list(
+                "analytics_facts__first_in",
+                "analytics_facts__first_bot",
+                "handed_at",
+                "analytics_facts__first_staff",
+            )
         )
-        .values_list("first_in", "first_bot", "handed_at", "first_staff")
-    )
+        firsts += first_messages(opened.exclude(_FACTS_HOLD)).values_list(
+            "first_in", "first_bot", "handed_at", "first_staff"
+        )
     bot: list[float] = []
     people: list[float] = []
     asked = bot_alone = 0
-    for first_in, first_bot, handed_at, first_staff in opened:
+    for first_in, first_bot, handed_at, first_staff in firsts:
         if first_in is None:
             continue  # opened by us (a campaign, a template): nobody asked
         asked += 1
@@ -317,18 +387,12 @@ _REACHED = {
 def delivery_funnel(*, period: Period) -> dict[str, Any]:
     """Outbound messages created in the range: how many WhatsApp reported sent, delivered (a delivered
     one was sent), read (a read one was delivered), and failed, by Meta's error code."""
-    groups = (
-        _messages(period)
-        .filter(direction=OUT)
-        .values("status", "error_code")
-        .annotate(n=Count("pk"), title=Max("error_title"))
-        .order_by()
-        .values_list("status", "error_code", "n", "title")
-    )
     total = 0
     by_status: dict[str, int] = defaultdict(int)
     failures: dict[int | None, dict[str, Any]] = {}
-    for status, code, n, title in groups:
+    for _day, _hour, direction, status, code, title, n in _message_counts(period):
+        if direction != OUT:
+            continue
         total += n
         by_status[status] += n
         if status == Message.Status.FAILED:
@@ -364,15 +428,37 @@ def _replies(period: Period) -> QuerySet[ReplyUsage]:
 # A reply fell back when the first provider tried did not answer it (the path lists every try).
 _FELL_BACK = Q(fallback_path__0__outcome__isnull=False) & ~Q(fallback_path__0__outcome="ok")
 _TRIED = Q(fallback_path__0__isnull=False)
+REPLY_SUMS = [
+    "replies",
+    "cache_hits",
+    "tried",
+    "fallbacks",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "latency_ms_sum",
+]
 
 
-def llm_usage(*, period: Period) -> dict[str, Any]:
-    """Replies by the provider and model that produced them: tokens, cost, latency (average, p50, p90),
-    answers from the reply cache, and fallbacks (the first provider tried did not answer). The offline
-    responder is a row too: when it answered after tries, every provider had failed."""
-    groups = (
-        _replies(period)
-        .values("provider", "model")
+def reply_groups(rows: QuerySet[ReplyUsage], zone: ZoneInfo, *, by_channel: bool) -> QuerySet[Any]:
+    """Replies counted by local day, provider, model and latency bin (the roll-up's grain; `by_channel`
+    adds the channel of the reply's conversation as `channel_ref`)."""
+    keys = ["day", "provider", "model", "latency_bin"]
+    if by_channel:
+        rows = rows.annotate(
+            channel_ref=Subquery(
+                Conversation.objects.filter(pk=OuterRef("conversation_id")).values("channel_id")[:1]
+            )
+        )
+        keys.insert(0, "channel_ref")
+    groups: QuerySet[Any] = (
+        rows.annotate(
+            day=TruncDate("created_at", tzinfo=zone),
+            latency_bin=Cast(
+                Floor(Ln(Greatest("latency_ms", 1, output_field=FloatField())) / _LN_RATIO), IntegerField()
+            ),
+        )
+        .values(*keys)
         .annotate(
             replies=Count("pk"),
             cache_hits=Count("pk", filter=Q(cache_hit=True)),
@@ -380,36 +466,71 @@ def llm_usage(*, period: Period) -> dict[str, Any]:
             fallbacks=Count("pk", filter=_FELL_BACK),
             tokens_in=Sum("tokens_in"),
             tokens_out=Sum("tokens_out"),
-            cost=Sum("cost_usd"),
-            latency_avg=Avg("latency_ms"),
-            latency_p50=Percentile("latency_ms", 0.5),
-            latency_p90=Percentile("latency_ms", 0.9),
+            cost_usd=Sum("cost_usd"),
+            latency_ms_sum=Sum("latency_ms"),
         )
-        .order_by("provider", "model")
+        .order_by()
     )
+    return groups
+
+
+def _reply_counts(period: Period) -> list[dict[str, Any]]:
+    """Reply groups over the period (keys: provider, model, latency_bin and REPLY_SUMS): the roll-ups,
+    then the replies after them."""
+    fields = ["provider", "model", "latency_bin", *REPLY_SUMS]
+    with _snapshot():
+        rolled_until = _rolled_until(period)
+        rows: list[dict[str, Any]] = []
+        if rolled_until is not None:
+            rows += _rollups(ReplyRollup, period).values(*fields)
+        tail = _tail_since(period, rolled_until)
+        if tail is not None:
+            recent = _replies(period).filter(created_at__gte=tail)
+            rows += reply_groups(recent, period.zone, by_channel=False)
+    return rows
+
+
+def llm_usage(*, period: Period) -> dict[str, Any]:
+    """Replies by the provider and model that produced them: tokens, cost, latency (average, p50, p90,
+    the percentiles read from 10% latency bins), answers from the reply cache, and fallbacks (the first
+    provider tried did not answer). The offline responder is a row too: when it answered after tries,
+    every provider had failed."""
+    sums: dict[tuple[str, str], dict[str, Any]] = {}
+    latencies: dict[tuple[str, str], dict[float, int]] = {}
+    for group in _reply_counts(period):
+        key = (group["provider"], group["model"])
+        total = sums.setdefault(key, dict.fromkeys(REPLY_SUMS, 0))
+        for name in REPLY_SUMS:
+            total[name] += group[name] or 0
+        bins = latencies.setdefault(key, defaultdict(int))
+        bins[latency_of_bin(group["latency_bin"])] += group["replies"]
     rows = []
     totals = {"replies": 0, "cache_hits": 0, "tried": 0, "fallbacks": 0, "all_failed": 0}
     cost_total = Decimal("0")
-    for group in groups:
-        for key in ("replies", "cache_hits", "tried", "fallbacks"):
-            totals[key] += group[key]
-        if group["provider"] == Provider.OFFLINE:
-            totals["all_failed"] += group["tried"]
-        cost = Decimal(group["cost"] or 0)
+    for (provider, model), total in sorted(sums.items()):
+        for name in ("replies", "cache_hits", "tried", "fallbacks"):
+            totals[name] += total[name]
+        if provider == Provider.OFFLINE:
+            totals["all_failed"] += total["tried"]
+        cost = Decimal(total["cost_usd"] or 0)
         cost_total += cost
+        p50 = percentile_of_counts(latencies[(provider, model)], 0.5)
+        p90 = percentile_of_counts(latencies[(provider, model)], 0.9)
         rows.append(
             {
-                "provider": group["provider"],
-                "model": group["model"],
-                "replies": group["replies"],
-                "cache_hits": group["cache_hits"],
-                "fallbacks": group["fallbacks"],
-                "tokens_in": group["tokens_in"] or 0,
-                "tokens_out": group["tokens_out"] or 0,
+                "provider": provider,
+                "model": model,
+                "replies": total["replies"],
+                "cache_hits": total["cache_hits"],
+                "fallbacks": total["fallbacks"],
+                "tokens_in": total["tokens_in"],
+                "tokens_out": total["tokens_out"],
                 "cost_usd": cost.quantize(Decimal("0.000001")),
-                "latency_avg_ms": round(group["latency_avg"] or 0),
-                "latency_p50_ms": round(group["latency_p50"] or 0),
-                "latency_p90_ms": round(group["latency_p90"] or 0),
+                "latency_avg_ms": round(total["latency_ms_sum"] / total["replies"])
+                if total["replies"]
+                else 0,
+                "latency_p50_ms": round(p50 or 0),
+                "latency_p90_ms": round(p90 or 0),
             }
         )
     return {

@@ -231,9 +231,12 @@ def test_llm_usage_by_provider_and_model_with_cache_fallback_and_failure_rates(s
         "tokens_out": 10,
         "cost_usd": Decimal("0.003000"),
         "latency_avg_ms": 233,
-        "latency_p50_ms": 200,
-        "latency_p90_ms": 360,
+        "latency_p50_ms": rows["openai"]["latency_p50_ms"],
+        "latency_p90_ms": rows["openai"]["latency_p90_ms"],
     }
+    # Read from 10% latency bins: within 5% of percentile_cont's 200 and 360 ms.
+    assert rows["openai"]["latency_p50_ms"] == pytest.approx(200, rel=0.05)
+    assert rows["openai"]["latency_p90_ms"] == pytest.approx(360, rel=0.05)
     assert (rows["gemini"]["fallbacks"], rows["offline"]["fallbacks"]) == (1, 1)
     assert figures["replies"] == 5
     assert (figures["cache_hit_rate"], figures["fallback_rate"], figures["all_failed_rate"]) == (
@@ -315,3 +318,14 @@ def test_percentile_interpolates_like_postgresql():
     assert selectors.percentile([4.0, 10.0], 0.9) == pytest.approx(9.4)
     assert selectors.percentile([1.0], 0.5) == 1.0
     assert selectors.percentile([], 0.5) is None
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.9, 0.99])
+def test_percentile_of_counts_equals_the_percentile_of_the_list_they_stand_for(fraction):
+    counts = {3.0: 1, 5.0: 4, 8.0: 2, 13.0: 7, 21.0: 1}
+    values = sorted(value for value, n in counts.items() for _ in range(n))
+
+    assert selectors.percentile_of_counts(counts, fraction) == pytest.approx(
+        selectors.percentile(values, fraction)
+    )
+    assert selectors.percentile_of_counts({}, fraction) is None
