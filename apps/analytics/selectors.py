@@ -219,23 +219,33 @@ def message_groups(rows: QuerySet[Message], zone: ZoneInfo, *, by_channel: bool)
     return groups
 
 
-def _message_counts(period: Period) -> list[tuple[date, int, str, str, int | None, str, int]]:
-    """(day, hour, direction, status, error code, error title, count) over the period: the roll-ups,
-    then the messages after them."""
+def _message_counts(period: Period, keys: list[str], *, outbound_only: bool = False) -> list[dict[str, Any]]:
+    """Messages of the period counted by `keys` (of day, hour, direction, status, error_code) as dicts
+    with `n` and an error `title`: the roll-ups, then the messages after them, each grouped in SQL."""
+    only = Q(direction=OUT) if outbound_only else Q()
     with _snapshot():
         rolled_until = _rolled_until(period)
-        rows: list[tuple[date, int, str, str, int | None, str, int]] = []
+        rows: list[dict[str, Any]] = []
         if rolled_until is not None:
-            rows += _rollups(MessageRollup, period).values_list(
-                "day", "hour", "direction", "status", "error_code", "error_title", "count"
+            rows += (
+                _rollups(MessageRollup, period)
+                .filter(only)
+                .values(*keys)
+                .annotate(n=Sum("count"), title=Max("error_title"))
+                .order_by()
             )
         tail = _tail_since(period, rolled_until)
         if tail is not None:
-            recent = _messages(period).filter(created_at__gte=tail)
-            rows += [
-                (g["day"], g["hour"], g["direction"], g["status"], g["error_code"], g["title"] or "", g["n"])
-                for g in message_groups(recent, period.zone, by_channel=False)
-            ]
+            recent = _messages(period).filter(only, created_at__gte=tail)
+            rows += (
+                recent.annotate(
+                    day=TruncDate("created_at", tzinfo=period.zone),
+                    hour=ExtractHour("created_at", tzinfo=period.zone),
+                )
+                .values(*keys)
+                .annotate(n=Count("pk"), title=Max("error_title"))
+                .order_by()
+            )
     return rows
 
 
@@ -243,10 +253,11 @@ def message_volume(*, period: Period) -> dict[str, Any]:
     """Messages in (from customers) and out (bot, staff, campaigns) by local day and by hour of day."""
     by_day = {day: {IN: 0, OUT: 0} for day in period.days()}
     by_hour = [{IN: 0, OUT: 0} for _ in range(24)]
-    for day, hour, direction, _status, _code, _title, n in _message_counts(period):
-        if day in by_day:  # always, but a row outside must not raise
-            by_day[day][direction] += n
-        by_hour[hour][direction] += n
+    for row in _message_counts(period, ["day", "direction"]):
+        if row["day"] in by_day:  # always, but a row outside must not raise
+            by_day[row["day"]][row["direction"]] += row["n"]
+    for row in _message_counts(period, ["hour", "direction"]):
+        by_hour[row["hour"]][row["direction"]] += row["n"]
     return {
         "by_day": [{"day": day, "inbound": c[IN], "outbound": c[OUT]} for day, c in by_day.items()],
         "by_hour": [{"hour": h, "inbound": c[IN], "outbound": c[OUT]} for h, c in enumerate(by_hour)],
@@ -390,9 +401,8 @@ def delivery_funnel(*, period: Period) -> dict[str, Any]:
     total = 0
     by_status: dict[str, int] = defaultdict(int)
     failures: dict[int | None, dict[str, Any]] = {}
-    for _day, _hour, direction, status, code, title, n in _message_counts(period):
-        if direction != OUT:
-            continue
+    for row in _message_counts(period, ["status", "error_code"], outbound_only=True):
+        status, code, title, n = row["status"], row["error_code"], row["title"], row["n"]
         total += n
         by_status[status] += n
         if status == Message.Status.FAILED:
@@ -477,12 +487,17 @@ def reply_groups(rows: QuerySet[ReplyUsage], zone: ZoneInfo, *, by_channel: bool
 def _reply_counts(period: Period) -> list[dict[str, Any]]:
     """Reply groups over the period (keys: provider, model, latency_bin and REPLY_SUMS): the roll-ups,
     then the replies after them."""
-    fields = ["provider", "model", "latency_bin", *REPLY_SUMS]
     with _snapshot():
         rolled_until = _rolled_until(period)
         rows: list[dict[str, Any]] = []
         if rolled_until is not None:
-            rows += _rollups(ReplyRollup, period).values(*fields)
+            summed = (
+                _rollups(ReplyRollup, period)
+                .values("provider", "model", "latency_bin")
+                .annotate(**{f"total_{name}": Sum(name) for name in REPLY_SUMS})
+                .order_by()
+            )
+            rows += [{**row, **{name: row[f"total_{name}"] for name in REPLY_SUMS}} for row in summed]
         tail = _tail_since(period, rolled_until)
         if tail is not None:
             recent = _replies(period).filter(created_at__gte=tail)
