@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from apps.accounts.models import Membership, Role
-from apps.analytics import selectors
+from apps.analytics import export, selectors
 from apps.dashboard import charts, forms
 from apps.dashboard.access import member_page
 from apps.dashboard.templatetags.analytics_labels import STAGE
@@ -23,6 +24,13 @@ from chatbot.exceptions import ValidationFailed
 def _day(row: dict[str, Any]) -> str:
     day: date = row["day"]
     return date_format(day, "d M")
+
+
+def _channels(membership: Membership) -> list[tuple[int, str]]:
+    return [
+        (pk, name or str(pk))
+        for pk, name in selectors.period_channels(workspace=membership.workspace).values_list("pk", "name")
+    ]
 
 
 def _period(form: forms.AnalyticsFilterForm, membership: Membership) -> selectors.Period:
@@ -46,11 +54,7 @@ def _period(form: forms.AnalyticsFilterForm, membership: Membership) -> selector
 @require_GET
 @member_page(read=Role.SUPERVISOR)
 def analytics(request: HttpRequest, membership: Membership) -> HttpResponse:
-    channels = [
-        (pk, name or str(pk))
-        for pk, name in selectors.period_channels(workspace=membership.workspace).values_list("pk", "name")
-    ]
-    form = forms.AnalyticsFilterForm(request.GET or None, channels=channels)
+    form = forms.AnalyticsFilterForm(request.GET or None, channels=_channels(membership))
     period = _period(form, membership)
     messages = selectors.message_volume(period=period)
     conversations = selectors.conversation_counts(period=period)
@@ -109,3 +113,19 @@ def analytics(request: HttpRequest, membership: Membership) -> HttpResponse:
         alerts=alerts,
         opt_outs=selectors.opt_outs(period=period),
     )
+
+
+@require_GET
+@member_page(read=Role.SUPERVISOR)
+def analytics_export(request: HttpRequest, membership: Membership, table: str) -> HttpResponse:
+    """One table as CSV, for the range the page shows (the API's export, for a logged-in page)."""
+    if table not in export.TABLES:
+        raise Http404
+    form = forms.AnalyticsFilterForm(request.GET or None, channels=_channels(membership))
+    period = _period(form, membership)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    csv.writer(response).writerows(export.table_csv_rows(table=table, period=period))
+    response["Content-Disposition"] = (
+        f'attachment; filename="{table}_{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"'
+    )
+    return response

@@ -37,6 +37,7 @@ urlpatterns = [
     path("alerts/list/", views.alerts_list, name="alerts-list"),
     path("alerts/<int:pk>/<slug:action>/", views.alert_action, name="alert-action"),
     path("analytics/", analytics_views.analytics, name="analytics"),
+    path("analytics/export/<slug:table>/", analytics_views.analytics_export, name="analytics-export"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

@@ -45,7 +45,7 @@ def test_a_supervisor_sees_the_figures_and_charts_of_their_workspace(page_client
     # 23:30 UTC on the 10th is 00:30 on the 11th in Madrid: the second column of the day chart.
     assert "11 Jan · In: 3" in page and "10 Jan · In" not in page
     assert "style=" not in page and "<script>" not in page
-    assert f"/api/analytics/export/messages_by_day?{RANGE}".replace("&", "&amp;") in page
+    assert f"/analytics/export/messages_by_day/?{RANGE}".replace("&", "&amp;") in page
     assert 'aria-current="page">Analytics<' in page
     assert "Tienda" in page
 
@@ -86,3 +86,20 @@ def test_another_workspaces_channel_is_not_offered_and_is_refused(page_client, f
     assert (
         'data-testid="tile-inbound">3<' in page
     )  # the range still applies, to every number of this workspace
+
+
+def test_a_table_downloads_as_csv_for_the_range_and_agents_are_refused(page_client, figures):
+    client, _ = page_client(Role.SUPERVISOR)
+    agent, _ = page_client(Role.AGENT)
+
+    response = client.get(f"/analytics/export/messages_by_day/?{RANGE}")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="messages_by_day_20260110-20260111.csv"'
+    assert response.content.decode().splitlines() == [
+        "day,inbound,outbound",
+        "2026-01-10,0,0",
+        "2026-01-11,3,1",
+    ]
+    assert client.get(f"/analytics/export/nope/?{RANGE}").status_code == 404
+    assert agent.get(f"/analytics/export/messages_by_day/?{RANGE}").status_code == 403
