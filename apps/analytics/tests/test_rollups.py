@@ -180,3 +180,23 @@ def test_a_conversation_with_a_message_after_its_facts_is_read_from_its_messages
     assert live["answered_by_bot_alone"] == 0
     assert ConversationFacts.objects.get(conversation=talk).first_staff == utc(12, 0, 1)
     assert selectors.response_times(period=period) == live
+
+
+def test_the_command_refreshes_one_workspace_or_refuses_an_unknown_one(shop):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    workspace, *_ = shop
+    other = WorkspaceFactory.create()
+    out = StringIO()
+
+    call_command("analytics_refresh", workspace=workspace.slug, stdout=out)
+
+    assert out.getvalue().startswith(f"{workspace.slug}: counted until ")
+    assert set(RollupState.objects.values_list("workspace_id", flat=True)) == {workspace.pk}
+    assert RollupState.objects.get().zone == "Asia/Kolkata"
+    with pytest.raises(CommandError):
+        call_command("analytics_refresh", workspace="nope")
+    call_command("analytics_refresh", stdout=StringIO())
+    assert RollupState.objects.filter(workspace=other).exists()
