@@ -119,6 +119,11 @@ class IndexView(APIView):
     @extend_schema(
         operation_id="analytics_index",
         summary="The period resolved, the channels to narrow it to, the CSV tables, what is planned.",
+        description=(
+            "Every analytics endpoint takes `start` and `end` (days in the workspace's time zone, both "
+            "included; default: the last 30 days) and `channel`. Campaign funnels (sent, delivered, read, "
+            "replied per campaign) are planned: campaign sends are being built, and `planned` names them."
+        ),
         parameters=[s.PeriodFilter],
         responses={200: s.IndexOutput, **INVALID},
     )
