@@ -12,8 +12,11 @@ Meta's error codes, 5,000 alerts and 2,000 opt-outs; the workspace is put on Mad
 figure pays for the time-zone conversion. Each figure is the median (and p95) of `--runs` timings
 after one warm-up, in one process.
 
+Then the year's API requests again with the roll-ups out of reach (read from the source tables, as
+without beat), side by side.
+
 Usage: python bench/analytics.py [--messages 1000000] [--conversations 10000] [--channels 1000]
-       [--runs 15] [--name analytics]
+       [--runs 15] [--source-runs 5] [--name analytics]
 Writes bench/results/<name>.md and .json.
 """
 
@@ -126,7 +129,10 @@ def rollups() -> list[str]:
     return lines
 
 
-def measure(runs: int, slug: str) -> dict[str, dict[str, float]]:
+PATHS = ("", "messages/", "conversations/", "response-times/", "delivery/", "llm/", "alerts/", "opt-outs/")
+
+
+def measure(runs: int, slug: str, *, without_rollups: bool = False) -> dict[str, dict[str, float]]:
     from django.test import Client
 
     from apps.accounts.models import User, Workspace
@@ -159,17 +165,23 @@ def measure(runs: int, slug: str) -> dict[str, dict[str, float]]:
         return call
 
     figures: dict[str, dict[str, float]] = {}
+    if without_rollups:
+        # The same requests with the roll-ups out of reach (their zone no longer the workspace's): the
+        # selectors then read the source tables, as they would without beat. Restored afterwards.
+        from apps.analytics.models import RollupState
+
+        zone = RollupState.objects.get(workspace=workspace).zone
+        RollupState.objects.filter(workspace=workspace).update(zone="side-by-side")
+        try:
+            for path in ("messages/", "delivery/", "llm/"):  # the ones read from the roll-ups
+                figures[f"GET /api/analytics/{path} (year)"] = growth.timed(
+                    get(f"/api/analytics/{path}?{year}"), runs
+                )
+        finally:
+            RollupState.objects.filter(workspace=workspace).update(zone=zone)
+        return figures
     for label, query in (("year", year), ("30 days", month)):
-        for path in (
-            "",
-            "messages/",
-            "conversations/",
-            "response-times/",
-            "delivery/",
-            "llm/",
-            "alerts/",
-            "opt-outs/",
-        ):
+        for path in PATHS:
             figures[f"GET /api/analytics/{path} ({label})"] = growth.timed(
                 get(f"/api/analytics/{path}?{query}"), runs
             )
@@ -194,6 +206,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--name", default="analytics")
+    parser.add_argument(
+        "--source-runs", type=int, default=5, help="runs of the same requests without the roll-ups (0: skip)"
+    )
     args = parser.parse_args()
 
     import django
@@ -216,6 +231,7 @@ def main() -> None:
     print(f"messages: {count:,}", flush=True)
     refreshes = rollups()
     figures = measure(args.runs, "growth")
+    source = measure(args.source_runs, "growth", without_rollups=True) if args.source_runs else {}
     command = "python bench/analytics.py " + " ".join(sys.argv[1:])
     over = [what for what, f in figures.items() if f["median_ms"] > 500]
     lines = [
@@ -229,11 +245,25 @@ def main() -> None:
         "",
         f"Over 500 ms: {', '.join(over) if over else 'none'}.",
     ]
+    if source:
+        lines += [
+            "",
+            f"Side by side, the same requests read from the source tables (roll-ups out of reach; median of "
+            f"{args.source_runs} runs):",
+            "",
+            "| request (year) | roll-ups | source tables | ratio |",
+            "|---|---|---|---|",
+        ]
+        for what, f in source.items():
+            rolled = figures[what]["median_ms"]
+            lines.append(f"| {what} | {rolled} ms | {f['median_ms']} ms | {f['median_ms'] / rolled:.1f}x |")
     print("\n".join(lines))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{args.name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / f"{args.name}.json").write_text(
+        json.dumps({"rollups": figures, "source": source}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":
