@@ -164,6 +164,8 @@ PAGES: dict[str, str] = {
     "GET /alerts/list/": V,
     "POST /alerts/{id}/acknowledge/": A,
     "POST /alerts/{id}/resolve/": A,
+    "GET /analytics/": S,
+    "GET /analytics/export/messages_by_day/": S,
     "GET /business/": V,
     "POST /business/": AD,
     "GET /business/providers/": V,
