@@ -95,7 +95,8 @@ def period_build(
     another workspace (alike with a missing one)."""
     zone = workspace_zone(workspace)
     today = today or datetime.now(zone).date()
-    end = end or (today if start is None else min(start + timedelta(days=DEFAULT_DAYS - 1), today))
+    if end is None:  # up to today, or a month from a start in the future
+        end = today if start is None else max(start, min(start + timedelta(days=DEFAULT_DAYS - 1), today))
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if end < start:
         raise ValidationFailed(_("The range ends before it starts."), details={"end": [_("Before start.")]})

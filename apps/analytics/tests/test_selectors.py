@@ -329,3 +329,16 @@ def test_percentile_of_counts_equals_the_percentile_of_the_list_they_stand_for(f
         selectors.percentile(values, fraction)
     )
     assert selectors.percentile_of_counts({}, fraction) is None
+
+
+def test_a_start_alone_reads_a_month_at_most_and_never_ends_before_it(shop):
+    workspace, _, _ = shop
+    today = date(2026, 3, 31)
+
+    assert selectors.period_build(workspace=workspace, start=date(2026, 3, 20), today=today).end == today
+    assert selectors.period_build(workspace=workspace, start=date(2026, 1, 1), today=today).end == date(
+        2026, 1, 30
+    )
+    assert selectors.period_build(workspace=workspace, start=date(2026, 6, 1), today=today).end == date(
+        2026, 6, 1
+    )
