@@ -39,51 +39,51 @@ class PeriodFilter(QueryInput):
         return self._in_bounds(value)
 
 
-class PeriodOutput(serializers.Serializer[Any]):
+class AnalyticsPeriodOutput(serializers.Serializer[Any]):
     start = serializers.DateField()
     end = serializers.DateField()
     timezone = serializers.CharField()
     channel = serializers.IntegerField(allow_null=True)
 
 
-class _WithPeriod(serializers.Serializer[Any]):
-    period = PeriodOutput()
+class _AnalyticsWithPeriod(serializers.Serializer[Any]):
+    period = AnalyticsPeriodOutput()
 
 
-class MessagesDayOutput(serializers.Serializer[Any]):
+class AnalyticsMessagesDayOutput(serializers.Serializer[Any]):
     day = serializers.DateField()
     inbound = serializers.IntegerField()
     outbound = serializers.IntegerField()
 
 
-class MessagesHourOutput(serializers.Serializer[Any]):
+class AnalyticsMessagesHourOutput(serializers.Serializer[Any]):
     hour = serializers.IntegerField(min_value=0, max_value=23)
     inbound = serializers.IntegerField()
     outbound = serializers.IntegerField()
 
 
-class MessagesOutput(_WithPeriod):
+class AnalyticsMessagesOutput(_AnalyticsWithPeriod):
     inbound = serializers.IntegerField()
     outbound = serializers.IntegerField()
-    by_day = MessagesDayOutput(many=True)
-    by_hour = MessagesHourOutput(many=True, help_text="Hours of the day 0-23, local time.")
+    by_day = AnalyticsMessagesDayOutput(many=True)
+    by_hour = AnalyticsMessagesHourOutput(many=True, help_text="Hours of the day 0-23, local time.")
 
 
-class ConversationsDayOutput(serializers.Serializer[Any]):
+class AnalyticsConversationsDayOutput(serializers.Serializer[Any]):
     day = serializers.DateField()
     opened = serializers.IntegerField()
     handed = serializers.IntegerField(help_text="Handed to a person for the first time.")
     closed = serializers.IntegerField()
 
 
-class ConversationsOutput(_WithPeriod):
+class AnalyticsConversationsOutput(_AnalyticsWithPeriod):
     opened = serializers.IntegerField()
     handed = serializers.IntegerField()
     closed = serializers.IntegerField()
-    by_day = ConversationsDayOutput(many=True)
+    by_day = AnalyticsConversationsDayOutput(many=True)
 
 
-class DurationOutput(serializers.Serializer[Any]):
+class AnalyticsDurationOutput(serializers.Serializer[Any]):
     measure = serializers.ChoiceField(choices=["bot_first_response", "people_first_response", "resolution"])
     count = serializers.IntegerField()
     p50_seconds = serializers.FloatField(allow_null=True)
@@ -91,32 +91,32 @@ class DurationOutput(serializers.Serializer[Any]):
     average_seconds = serializers.FloatField(allow_null=True)
 
 
-class ResponseTimesOutput(_WithPeriod):
-    rows = DurationOutput(many=True)
+class AnalyticsResponseTimesOutput(_AnalyticsWithPeriod):
+    rows = AnalyticsDurationOutput(many=True)
     customer_conversations = serializers.IntegerField(help_text="Opened in the range by a customer.")
     answered_by_bot_alone = serializers.IntegerField()
     bot_alone_share = serializers.FloatField(allow_null=True)
 
 
-class FunnelStageOutput(serializers.Serializer[Any]):
+class AnalyticsFunnelStageOutput(serializers.Serializer[Any]):
     stage = serializers.ChoiceField(choices=["sent", "delivered", "read", "failed"])
     count = serializers.IntegerField()
 
 
-class FailureOutput(serializers.Serializer[Any]):
+class AnalyticsFailureOutput(serializers.Serializer[Any]):
     error_code = serializers.IntegerField(allow_null=True)
     error_title = serializers.CharField(allow_blank=True)
     count = serializers.IntegerField()
 
 
-class DeliveryOutput(_WithPeriod):
+class AnalyticsDeliveryOutput(_AnalyticsWithPeriod):
     outbound = serializers.IntegerField()
     not_yet_sent = serializers.IntegerField(help_text="Queued or accepted, no status from WhatsApp yet.")
-    funnel = FunnelStageOutput(many=True)
-    failures = FailureOutput(many=True, help_text="Failed messages by Meta's error code.")
+    funnel = AnalyticsFunnelStageOutput(many=True)
+    failures = AnalyticsFailureOutput(many=True, help_text="Failed messages by Meta's error code.")
 
 
-class LLMRowOutput(serializers.Serializer[Any]):
+class AnalyticsLLMRowOutput(serializers.Serializer[Any]):
     provider = serializers.CharField()
     model = serializers.CharField(allow_blank=True)
     replies = serializers.IntegerField()
@@ -130,8 +130,8 @@ class LLMRowOutput(serializers.Serializer[Any]):
     latency_p90_ms = serializers.IntegerField()
 
 
-class LLMOutput(_WithPeriod):
-    rows = LLMRowOutput(many=True)
+class AnalyticsLLMOutput(_AnalyticsWithPeriod):
+    rows = AnalyticsLLMRowOutput(many=True)
     replies = serializers.IntegerField()
     cost_usd = serializers.DecimalField(max_digits=18, decimal_places=6, coerce_to_string=True)
     cache_hit_rate = serializers.FloatField(allow_null=True)
@@ -139,7 +139,7 @@ class LLMOutput(_WithPeriod):
     all_failed_rate = serializers.FloatField(allow_null=True)
 
 
-class SeverityRowOutput(serializers.Serializer[Any]):
+class AnalyticsSeverityRowOutput(serializers.Serializer[Any]):
     severity = serializers.CharField()
     alerts = serializers.IntegerField()
     open = serializers.IntegerField()
@@ -147,34 +147,34 @@ class SeverityRowOutput(serializers.Serializer[Any]):
     resolved = serializers.IntegerField()
 
 
-class AlertsOutput(_WithPeriod):
-    rows = SeverityRowOutput(many=True)
+class AnalyticsAlertsOutput(_AnalyticsWithPeriod):
+    rows = AnalyticsSeverityRowOutput(many=True)
     alerts = serializers.IntegerField()
 
 
-class OptOutDayOutput(serializers.Serializer[Any]):
+class AnalyticsOptOutDayOutput(serializers.Serializer[Any]):
     day = serializers.DateField()
     opt_outs = serializers.IntegerField()
 
 
-class OptOutSourceOutput(serializers.Serializer[Any]):
+class AnalyticsOptOutSourceOutput(serializers.Serializer[Any]):
     source = serializers.CharField()  # type: ignore[assignment]  # the field, not DRF's `source` argument
     opt_outs = serializers.IntegerField()
 
 
-class OptOutsOutput(_WithPeriod):
+class AnalyticsOptOutsOutput(_AnalyticsWithPeriod):
     opt_outs = serializers.IntegerField()
-    by_day = OptOutDayOutput(many=True)
-    by_source = OptOutSourceOutput(many=True)
+    by_day = AnalyticsOptOutDayOutput(many=True)
+    by_source = AnalyticsOptOutSourceOutput(many=True)
 
 
-class ChannelOutput(serializers.Serializer[Any]):
+class AnalyticsChannelOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField(allow_blank=True)
 
 
-class IndexOutput(_WithPeriod):
-    channels = ChannelOutput(many=True)
+class AnalyticsIndexOutput(_AnalyticsWithPeriod):
+    channels = AnalyticsChannelOutput(many=True)
     tables = serializers.ListField(
         child=serializers.ChoiceField(choices=list(TABLES)), help_text="CSV: /api/analytics/export/{table}."
     )

@@ -56,7 +56,10 @@ def _described(period: Period) -> dict[str, Any]:
 
 
 def _figures(
-    selector: Callable[..., dict[str, Any]], output: type[s._WithPeriod], operation_id: str, summary: str
+    selector: Callable[..., dict[str, Any]],
+    output: type[s._AnalyticsWithPeriod],
+    operation_id: str,
+    summary: str,
 ) -> type[APIView]:
     class FiguresView(APIView):
         permission_classes = [Supervisors]
@@ -77,39 +80,45 @@ def _figures(
 
 MessagesView = _figures(
     selectors.message_volume,
-    s.MessagesOutput,
+    s.AnalyticsMessagesOutput,
     "analytics_messages",
     "Messages in and out by local day and by hour of day.",
 )
 ConversationsView = _figures(
     selectors.conversation_counts,
-    s.ConversationsOutput,
+    s.AnalyticsConversationsOutput,
     "analytics_conversations",
     "Conversations opened, handed to a person and closed, by day.",
 )
 ResponseTimesView = _figures(
     selectors.response_times,
-    s.ResponseTimesOutput,
+    s.AnalyticsResponseTimesOutput,
     "analytics_response_times",
     "First-response time of the bot and of people, resolution time (p50, p90), share the bot answered alone.",
 )
 DeliveryView = _figures(
     selectors.delivery_funnel,
-    s.DeliveryOutput,
+    s.AnalyticsDeliveryOutput,
     "analytics_delivery",
     "Delivery funnel of outbound messages: sent, delivered, read, failed by error code.",
 )
 LLMView = _figures(
     selectors.llm_usage,
-    s.LLMOutput,
+    s.AnalyticsLLMOutput,
     "analytics_llm",
     "Replies, tokens, cost and latency per provider and model; cache hit and fallback rates.",
 )
 AlertsView = _figures(
-    selectors.alerts_by_severity, s.AlertsOutput, "analytics_alerts", "Alerts raised, by severity and state."
+    selectors.alerts_by_severity,
+    s.AnalyticsAlertsOutput,
+    "analytics_alerts",
+    "Alerts raised, by severity and state.",
 )
 OptOutsView = _figures(
-    selectors.opt_outs, s.OptOutsOutput, "analytics_opt_outs", "Marketing opt-outs by day and by source."
+    selectors.opt_outs,
+    s.AnalyticsOptOutsOutput,
+    "analytics_opt_outs",
+    "Marketing opt-outs by day and by source.",
 )
 
 
@@ -125,13 +134,13 @@ class IndexView(APIView):
             "replied per campaign) are planned: campaign sends are being built, and `planned` names them."
         ),
         parameters=[s.PeriodFilter],
-        responses={200: s.IndexOutput, **INVALID},
+        responses={200: s.AnalyticsIndexOutput, **INVALID},
     )
     def get(self, request: Request) -> Response:
         period = _period(request)
         channels = selectors.period_channels(workspace=request_workspace(request)).values("id", "name")
         return Response(
-            s.IndexOutput(
+            s.AnalyticsIndexOutput(
                 {
                     "period": _described(period),
                     "channels": list(channels),
