@@ -63,6 +63,7 @@ app.conf.update(
         "live-events-cleanup": {"task": "default.live_events_cleanup", "schedule": 3600.0},
         "alert-conditions-sweep": {"task": "default.alert_conditions_sweep", "schedule": 60.0},
         "campaigns-tick": {"task": "campaigns.campaigns_tick", "schedule": 10.0},
+        "analytics-rollups-refresh": {"task": "default.analytics_rollups_refresh", "schedule": 300.0},
     },
     worker_hijack_root_logger=False,
     timezone="UTC",

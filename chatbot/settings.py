@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.campaigns",
     "apps.alerts",
+    "apps.analytics",
     "apps.sandbox",
     "apps.live",
     "apps.dashboard",
@@ -469,6 +470,11 @@ LMSTUDIO_BASE_URL = env.str("LMSTUDIO_BASE_URL", default="http://127.0.0.1:1234"
 # Outbound URLs set through the API may reach only public addresses, the exact host:port of the three
 # URLs above, and these hosts / CIDRs (e.g. "gpu-box,10.0.5.0/24"): see chatbot/egress.py.
 EGRESS_ALLOWED_NETWORKS = env.list("EGRESS_ALLOWED_NETWORKS", default=[])
+
+# --- Analytics ------------------------------------------------------------------------------
+# Each roll-up refresh (beat, every 5 minutes) counts again this many of the last local days, so late
+# delivery statuses and late commits reach the roll-ups.
+ANALYTICS_ROLLUP_REFRESH_DAYS = env.int("ANALYTICS_ROLLUP_REFRESH_DAYS", default=3)
 
 # --- E-mail (alert notifications) -----------------------------------------------------------
 # One URL, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's email_url); development

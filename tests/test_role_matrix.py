@@ -121,6 +121,7 @@ def _call(client: APIClient, operation: str, object_id: int | None) -> Any:
     method, path = operation.split(" ", 1)
     if object_id is not None:
         path = path.replace("{id}", str(object_id))
+    path = path.replace("{table}", "messages_by_day")
     body = BODIES.get(operation, {})
     body = body() if callable(body) else body
     if method in ("GET", "DELETE"):

@@ -137,6 +137,9 @@ class Conversation(models.Model):
     unread_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The first time it went to a person (waiting for one, or taken over); analytics counts hand-offs
+    # and people's first-response time from it. Kept through a hand-back and a reopening.
+    handed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -273,6 +276,13 @@ class Message(models.Model):
                 fields=["created_at"],
                 condition=models.Q(direction="in", processed_at__isnull=True),
                 name="conv_msg_inbound_unprocessed",
+            ),
+            # Staff messages of a conversation (analytics: people's first response, the bot alone): a
+            # small share of the rows, found without reading every message of the conversation.
+            models.Index(
+                fields=["conversation", "created_at"],
+                condition=models.Q(author="agent"),
+                name="conv_msg_staff_idx",
             ),
             # The reactions on a message, found by the wamid they react to (selectors.with_reactions).
             models.Index(

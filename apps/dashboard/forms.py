@@ -463,3 +463,19 @@ class CampaignScheduleForm(forms.Form):
         required=False,
         help_text=_("At most daily, e.g. 0 9 * * 1 for Mondays at 09:00. Each time, a copy is sent."),
     )
+
+
+class AnalyticsFilterForm(forms.Form):
+    start = forms.DateField(
+        label=_("First day"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    end = forms.DateField(
+        label=_("Last day"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    channel = forms.TypedChoiceField(label=_("Number"), required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args: Any, channels: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = [("", _("All numbers")), *channels]  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import campaign_views, views
+from apps.dashboard import analytics_views, campaign_views, views
 
 app_name = "dashboard"
 
@@ -45,6 +45,8 @@ urlpatterns = [
     path("alerts/rules/<int:pk>/", views.alert_rule_edit, name="alert-rule-edit"),
     path("alerts/rules/<int:pk>/delete/", views.alert_rule_delete, name="alert-rule-delete"),
     path("alerts/<int:pk>/<slug:action>/", views.alert_action, name="alert-action"),
+    path("analytics/", analytics_views.analytics, name="analytics"),
+    path("analytics/export/<slug:table>/", analytics_views.analytics_export, name="analytics-export"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.conversations.models import Contact, Conversation
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 C = Conversation.Status
 LIVE = frozenset({C.OPEN, C.PENDING_HUMAN, C.HUMAN})
 TO_A_PERSON = frozenset({C.OPEN})  # a person already has it otherwise: leave them be
+TO_PEOPLE = frozenset({C.PENDING_HUMAN, C.HUMAN})
 
 
 class Move(StrEnum):
@@ -74,10 +76,14 @@ def conversation_move(
     changes: dict[str, Any] = {"status": to, **fields}
     if to == C.CLOSED:
         changes.setdefault("closed_at", timezone.now())
+    handed = to in TO_PEOPLE and "handed_at" not in changes
+    now = timezone.now()
     rows = Conversation.objects.filter(pk=conversation.pk, status__in=allowed_from)
     if where is not None:
         rows = rows.filter(where)
-    if not rows.update(**changes):
+    # The first hand-off's time stays: on the row (Coalesce) and on the caller's copy (below).
+    extra = {"handed_at": Coalesce(F("handed_at"), Value(now))} if handed else {}
+    if not rows.update(**changes, **extra):
         current = Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True).first()
         logger.info("conversation %s: %s refused from %s", conversation.pk, move, current)
         if current is not None:
@@ -85,6 +91,8 @@ def conversation_move(
         return False
     for name, value in changes.items():
         setattr(conversation, name, value)
+    if handed and conversation.handed_at is None:
+        conversation.handed_at = now
     live_publish(workspace_id=conversation.workspace_id, kind="conversation", conversation_id=conversation.pk)
     return True
 

@@ -297,3 +297,29 @@ def test_a_conversation_closed_longer_ago_than_the_window_stays_closed(settings)
 
     assert _status(conversation) == C.CLOSED
     assert Message.objects.get(pk=message_id).conversation_id != conversation.pk
+
+
+@pytest.mark.django_db
+def test_the_first_move_to_a_person_is_kept_as_handed_at_through_a_handback_and_a_second_handoff():
+    conversation = ConversationFactory.create()
+    before = timezone.now()
+
+    assert conversation_move(conversation=conversation, move=Move.CUSTOMER_HANDOFF)
+    first = Conversation.objects.values_list("handed_at", flat=True).get(pk=conversation.pk)
+    assert first is not None and before <= first <= timezone.now()
+    assert conversation.handed_at == first
+
+    assert conversation_move(conversation=conversation, move=Move.HANDBACK)
+    assert conversation_move(conversation=conversation, move=Move.TAKEOVER)
+    assert conversation_move(conversation=conversation, move=Move.CLOSE)
+
+    assert Conversation.objects.values_list("handed_at", flat=True).get(pk=conversation.pk) == first
+
+
+@pytest.mark.django_db
+def test_a_conversation_the_bot_keeps_has_no_handed_at():
+    conversation = ConversationFactory.create()
+
+    assert conversation_move(conversation=conversation, move=Move.CLOSE)
+
+    assert Conversation.objects.values_list("handed_at", flat=True).get(pk=conversation.pk) is None
