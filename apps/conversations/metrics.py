@@ -20,6 +20,12 @@ INBOUND_SET_ASIDE = SharedCounter(
     "Customer messages set aside after failing INBOUND_MAX_ATTEMPTS times (see the runbook).",
     [],
 )
+OUTBOUND_FAILED = SharedCounter(
+    "chatbot_outbound_failed",
+    "Outbound messages that failed for good: refused at sending (by reason) or reported failed by a status "
+    "webhook (reason status_webhook).",
+    ["reason"],
+)
 REPLY_GIVEN_UP = SharedCounter(
     "chatbot_conversations_reply_given_up",
     "Customer turns whose bot reply failed REPLY_MAX_ATTEMPTS times; each conversation went to a person.",

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.conversations import metrics
 from apps.conversations.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from apps.conversations.models import Contact, Message
 from apps.conversations.transport import ChannelRef
@@ -141,6 +142,8 @@ def status_apply(*, channel: ChannelRef, update: StatusUpdate) -> bool:
         allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[new]]
         changes = {"status": new, "status_at": update.timestamp}
     changed = rows.filter(status__in=allowed).update(**changes)
+    if changed and new == Message.Status.FAILED:
+        metrics.OUTBOUND_FAILED.inc("status_webhook", amount=changed)
     # A status for a send whose answer we never got: the message did reach Meta. Record the
     # wamid and settle the queue row instead of ever sending it again.
     reconciled = rows.filter(send_state=Message.SendState.PROCESSING).update(

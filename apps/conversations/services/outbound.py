@@ -31,6 +31,7 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.conversations import metrics
 from apps.conversations.models import Conversation, ConversationSettings, Message, SendAttempt
 from apps.conversations.selectors import window_open
 from apps.conversations.services.optout import contact_set_opt_out
@@ -511,7 +512,7 @@ def message_deliver(
 
 def _fail(message: Message, *, reason: str, detail: str, meta_code: int | None = None) -> None:
     with transaction.atomic():
-        _transition(
+        failed = _transition(
             message.pk,
             S.FAILED,
             sources=[S.PROCESSING],
@@ -520,6 +521,8 @@ def _fail(message: Message, *, reason: str, detail: str, meta_code: int | None =
             status_at=timezone.now(),
         )
         _attempt_settle(message.pk, A.FAILED, reason=reason, detail=detail, error_code=meta_code)
+    if failed:
+        metrics.OUTBOUND_FAILED.inc(reason)
     live_publish(
         workspace_id=message.workspace_id,
         kind="status",
