@@ -47,6 +47,7 @@ MATRIX: dict[str, str] = {
     "GET /api/analytics/llm/": S,
     "GET /api/analytics/alerts/": S,
     "GET /api/analytics/opt-outs/": S,
+    "GET /api/analytics/campaigns/": S,
     "GET /api/analytics/export/{table}": S,
     "GET /api/business/": V,
     "PUT /api/business/": AD,

@@ -74,6 +74,9 @@ TABLES: dict[str, Callable[[Period], tuple[list[str], list[dict[str, Any]]]]] = 
     ),
     "opt_outs_by_day": _rows(["day", "opt_outs"], lambda p: selectors.opt_outs(period=p), "by_day"),
     "opt_outs_by_source": _rows(["source", "opt_outs"], lambda p: selectors.opt_outs(period=p), "by_source"),
+    "campaign_funnels": _rows(
+        selectors.CAMPAIGN_COLUMNS, lambda p: selectors.campaign_funnels(period=p), "rows"
+    ),
 }
 
 

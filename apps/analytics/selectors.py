@@ -40,6 +40,8 @@ from apps.accounts.models import Workspace
 from apps.alerts.models import Alert, Severity
 from apps.analytics.models import MessageRollup, ReplyRollup, RollupState
 from apps.assistant.models import Provider, ReplyUsage
+from apps.campaigns.models import Campaign
+from apps.campaigns.selectors import campaign_funnel
 from apps.conversations.models import ConsentRecord, Conversation, Message
 from apps.whatsapp.models import Channel
 from chatbot.exceptions import ValidationFailed
@@ -625,3 +627,43 @@ def opt_outs(*, period: Period) -> dict[str, Any]:
         "by_source": [{"source": s, "opt_outs": n} for s, n in sorted(by_source.items())],
         "opt_outs": sum(by_source.values()),
     }
+
+
+CAMPAIGN_COLUMNS = [
+    "campaign",
+    "name",
+    "status",
+    "started_at",
+    "total",
+    "skipped",
+    "sent",
+    "delivered",
+    "read",
+    "replied",
+    "failed",
+    "cancelled",
+]
+
+
+def campaign_funnels(*, period: Period) -> dict[str, Any]:
+    """Each campaign started in the period (on the channel, when one is chosen): its funnel, as the
+    campaign's page shows it (one aggregate per campaign, over its recipients and their messages)."""
+    started = Campaign.objects.filter(
+        period.channel(),
+        workspace_id=period.workspace_id,
+        started_at__gte=period.since,
+        started_at__lt=period.until,
+    ).order_by("started_at", "pk")
+    rows = []
+    for campaign in started:
+        funnel = campaign_funnel(campaign=campaign)
+        rows.append(
+            {
+                "campaign": campaign.pk,
+                "name": campaign.name,
+                "status": campaign.status,
+                "started_at": campaign.started_at,
+                **{column: funnel[column] for column in CAMPAIGN_COLUMNS[4:]},
+            }
+        )
+    return {"rows": rows}

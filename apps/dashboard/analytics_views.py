@@ -112,6 +112,7 @@ def analytics(request: HttpRequest, membership: Membership) -> HttpResponse:
         llm=selectors.llm_usage(period=period),
         alerts=alerts,
         opt_outs=selectors.opt_outs(period=period),
+        campaigns=selectors.campaign_funnels(period=period),
     )
 
 

@@ -181,3 +181,22 @@ class AnalyticsIndexOutput(_AnalyticsWithPeriod):
     planned = serializers.ListField(
         child=serializers.CharField(), help_text="Figures not computed yet (campaign funnels)."
     )
+
+
+class AnalyticsCampaignRow(serializers.Serializer[Any]):
+    campaign = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    total = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    sent = serializers.IntegerField(help_text="Accepted by WhatsApp (delivered and read ones included).")
+    delivered = serializers.IntegerField()
+    read = serializers.IntegerField()
+    replied = serializers.IntegerField(help_text="The customer wrote after the campaign's message.")
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class AnalyticsCampaignsOutput(_AnalyticsWithPeriod):
+    rows = AnalyticsCampaignRow(many=True)

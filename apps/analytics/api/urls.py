@@ -12,5 +12,6 @@ urlpatterns = [
     path("llm/", views.LLMView.as_view(), name="analytics-llm"),
     path("alerts/", views.AlertsView.as_view(), name="analytics-alerts"),
     path("opt-outs/", views.OptOutsView.as_view(), name="analytics-opt-outs"),
+    path("campaigns/", views.CampaignsView.as_view(), name="analytics-campaigns"),
     path("export/<str:table>", views.ExportView.as_view(), name="analytics-export"),
 ]

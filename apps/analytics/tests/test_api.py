@@ -87,7 +87,67 @@ def test_the_index_names_the_channels_tables_and_what_is_planned(supervisor, wor
     assert body["channels"] == [{"id": mine.pk, "name": "Shop"}]
     assert body["period"]["channel"] == mine.pk
     assert "messages_by_day" in body["tables"] and "llm_usage" in body["tables"]
-    assert body["planned"] == ["campaign_funnels"]
+    assert body["planned"] == [] and "campaign_funnels" in body["tables"]
+
+
+def test_campaign_funnels_list_the_campaigns_started_in_the_period_with_their_figures(supervisor, workspace):
+    from apps.campaigns.models import Campaign, Recipient
+    from apps.conversations.tests.factories import ContactFactory, outbound_message
+
+    channel = ChannelFactory.create(workspace=workspace)
+    inside = datetime(2026, 1, 11, 3, 0, tzinfo=UTC)  # the 10th, 21:00 in Mexico City
+    campaign = Campaign.objects.create(
+        workspace=workspace,
+        name="Rebajas",
+        channel=channel,
+        status="running",
+        started_at=inside,
+        scheduled_at=inside,
+    )
+    Campaign.objects.create(
+        workspace=workspace,
+        name="Later",
+        status="running",
+        started_at=datetime(2026, 2, 1, tzinfo=UTC),
+        scheduled_at=inside,
+    )
+    Campaign.objects.create(
+        workspace=WorkspaceFactory.create(),
+        name="Theirs",
+        status="running",
+        started_at=inside,
+        scheduled_at=inside,
+    )
+    for status in ("read", "failed"):
+        contact = ContactFactory.create(workspace=workspace)
+        message = outbound_message(
+            conversation=ConversationFactory.create(channel=channel, contact=contact),
+            status=status,
+            send_state="sent",
+        )
+        Recipient.objects.create(
+            campaign=campaign,
+            contact=contact,
+            channel=channel,
+            state="queued",
+            message=message,
+            queued_at=inside,
+        )
+    Recipient.objects.create(
+        campaign=campaign,
+        contact=ContactFactory.create(workspace=workspace),
+        channel=channel,
+        state="skipped",
+        skip_reason="opted_out",
+    )
+
+    rows = supervisor.get(f"/api/analytics/campaigns/?{RANGE}").json()["rows"]
+    csv_text = supervisor.get(f"/api/analytics/export/campaign_funnels?{RANGE}").content.decode()
+
+    assert [(r["name"], r["total"], r["skipped"], r["sent"], r["read"], r["failed"]) for r in rows] == [
+        ("Rebajas", 3, 1, 1, 1, 1)
+    ]
+    assert csv_text.splitlines()[1].startswith(f"{campaign.pk},Rebajas,running,")
 
 
 @pytest.mark.parametrize(
