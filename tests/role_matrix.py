@@ -185,6 +185,7 @@ PAGES: dict[str, str] = {
     "GET /alerts/list/": V,
     "POST /alerts/{id}/acknowledge/": A,
     "POST /alerts/{id}/resolve/": A,
+    "POST /alerts/{id}/assign/": A,
     "GET /alerts/rules/": S,
     "GET /alerts/rules/new/": AD,
     "POST /alerts/rules/new/": AD,

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts import selectors as account_selectors
 from apps.accounts.forms import ThrottledAuthenticationForm
 from apps.accounts.models import Membership, Role
 from apps.alerts import selectors as alert_selectors
@@ -252,14 +253,23 @@ def _alerts(request: HttpRequest, membership: Membership) -> tuple[forms.AlertFi
 @member_page()
 def alerts(request: HttpRequest, membership: Membership) -> HttpResponse:
     form, rows = _alerts(request, membership)
-    return _page(request, membership, "dashboard/alerts.html", form=form, rows=rows)
+    return _page(
+        request, membership, "dashboard/alerts.html", form=form, rows=rows, members=_members(membership)
+    )
+
+
+def _members(membership: Membership) -> list[tuple[int, str]]:
+    """Whom an alert may be assigned to: the workspace's members."""
+    found = account_selectors.workspace_members(workspace=membership.workspace).select_related("user")
+    return [(m.user_id, m.user.get_username()) for m in found]
 
 
 @require_GET
 @member_page()
 def alerts_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     _, rows = _alerts(request, membership)
-    return render(request, "dashboard/_alerts_list.html", {"rows": rows, **roles(membership)})
+    context = {"rows": rows, "members": _members(membership), **roles(membership)}
+    return render(request, "dashboard/_alerts_list.html", context)
 
 
 @require_POST
@@ -267,10 +277,15 @@ def alerts_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 def alert_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
     alert = alert_selectors.alert_get(workspace=membership.workspace, pk=pk)
     act = ALERT_ACTIONS.get(action)
-    if act is None:
+    if act is None and action != "assign":
         return HttpResponse(status=404)
     try:
-        act(alert=alert, user_id=int(request.user.pk or 0))
+        if action == "assign":  # to a member, or to nobody (empty)
+            raw = request.POST.get("assignee", "")
+            assignee = int(raw) if raw.isdigit() else None
+            alert_services.alert_assign(alert=alert, assignee_id=assignee, user_id=int(request.user.pk or 0))
+        elif act is not None:
+            act(alert=alert, user_id=int(request.user.pk or 0))
     except DomainError as exc:
         _refused(request, exc)
     return HttpResponseRedirect(f"{reverse('dashboard:alerts')}?{request.GET.urlencode()}")

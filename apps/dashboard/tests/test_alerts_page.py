@@ -49,3 +49,24 @@ def test_the_alerts_page_speaks_spanish(page_client, workspace):
 
     assert "<h1>Alertas</h1>" in page
     assert ">Alta</span>" in page and "Marcar como vista" in page and "Resolver" in page
+
+
+def test_an_agent_assigns_an_alert_to_a_teammate_and_never_to_an_outsider(page_client, workspace):
+    from apps.accounts.tests.factories import MembershipFactory, UserFactory
+
+    client, _ = page_client(Role.AGENT)
+    teammate = MembershipFactory.create(workspace=workspace, role=Role.AGENT)
+    outsider = UserFactory.create()
+    alert = AlertFactory.create(rule__workspace=workspace)
+
+    page = client.get("/alerts/").content.decode()
+    client.post(f"/alerts/{alert.pk}/assign/", {"assignee": teammate.user_id})
+    assigned = client.get("/alerts/list/").content.decode()
+    refused = client.post(f"/alerts/{alert.pk}/assign/", {"assignee": outsider.pk}, follow=True)
+
+    assert f'<option value="{teammate.user_id}"' in page and f'value="{outsider.pk}"' not in page
+    assert 'data-testid="alert-assigned"' in assigned and teammate.user.username in assigned
+    assert "Not a member of this workspace." in refused.content.decode()
+    assert Alert.objects.get().assignee_id == teammate.user_id
+    client.post(f"/alerts/{alert.pk}/assign/", {"assignee": ""})
+    assert Alert.objects.get().assignee_id is None
