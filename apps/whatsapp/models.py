@@ -41,6 +41,12 @@ class Channel(models.Model):
             "24 h (250, 2,000, 10,000, 100,000); empty for unlimited. Campaigns wait for the next window."
         ),
     )
+    quality_event = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Meta's last phone_number_quality_update event (FLAGGED, UPGRADE, ...).",
+    )
+    quality_changed_at = models.DateTimeField(null=True, blank=True)
     app_secret = EncryptedTextField(blank=True)
     access_token = EncryptedTextField(blank=True)
     verify_token = EncryptedTextField(blank=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,8 @@ from apps.whatsapp.models import DEFAULT_SEND_RATE, MAX_SEND_RATE, Channel
 from apps.whatsapp.payloads import ChannelBatch
 from apps.whatsapp.route_cache import ChannelRoute
 from chatbot.exceptions import Conflict, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 
 def channel_health_set(*, channel: Channel, healthy: bool, detail: str = "") -> bool:
@@ -273,3 +277,51 @@ def channel_delete(*, channel: Channel, actor_id: int | None) -> None:
         details={"name": channel.name},
     )
     channel.delete()
+
+
+# --- the number's quality and messaging limit, as Meta reports them -----------------------------
+QUALITY_FIELD = "phone_number_quality_update"
+_TIER = re.compile(r"^TIER_(\d+)(K?)$")
+
+
+def messaging_limit_of(tier: Any) -> int | None | bool:
+    """Customers per rolling 24 h from Meta's limit (`TIER_2K`, `TIER_250`, `TIER_UNLIMITED`, or a
+    number): an int, None for unlimited, False when it says nothing (`TIER_NOT_SET`, unknown)."""
+    if isinstance(tier, int) and not isinstance(tier, bool) and tier > 0:
+        return tier
+    text = str(tier or "").strip().upper()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text == "TIER_UNLIMITED":
+        return None
+    found = _TIER.match(text)
+    if found is None:
+        return False
+    return int(found.group(1)) * (1000 if found.group(2) else 1)
+
+
+def channel_quality_apply(*, workspace_ids: set[int], waba_id: str, value: Mapping[str, Any]) -> int:
+    """Meta's `phone_number_quality_update`: the messaging limit is the business portfolio's, shared by
+    every number of the account, so each of the account's numbers takes it; the event (FLAGGED,
+    UNFLAGGED, UPGRADE, DOWNGRADE, ...) is recorded on the number it names. The numbers of the
+    workspaces whose app secret signed the delivery only. How many numbers changed."""
+    numbers = Channel.objects.filter(workspace_id__in=workspace_ids, waba_id=waba_id)
+    limit = messaging_limit_of(
+        value.get("max_daily_conversations_per_business") or value.get("current_limit")
+    )
+    changed = 0
+    if limit is not False:
+        changed = numbers.exclude(messaging_limit=limit).update(messaging_limit=limit)
+    display = "".join(ch for ch in str(value.get("display_phone_number") or "") if ch.isdigit())
+    event = str(value.get("event") or "")[:32]
+    if display and event:
+        for channel in numbers:
+            if "".join(ch for ch in channel.display_phone_number if ch.isdigit()) == display:
+                Channel.objects.filter(pk=channel.pk).update(
+                    quality_event=event, quality_changed_at=timezone.now()
+                )
+                changed += 1
+    logger.info(
+        "quality update for account %s: event %s, limit %s, %d numbers", waba_id, event, limit, changed
+    )
+    return changed

@@ -29,7 +29,7 @@ from apps.whatsapp.payloads import (
 )
 from apps.whatsapp.route_cache import ChannelRoute
 from apps.whatsapp.selectors import channel_verify_tokens, channels_addressed
-from apps.whatsapp.services import webhook_delivery_store
+from apps.whatsapp.services import QUALITY_FIELD, channel_quality_apply, webhook_delivery_store
 from apps.whatsapp.signature import matching_secret
 from apps.whatsapp.templates import template_changes
 from chatbot import ratelimit
@@ -112,7 +112,7 @@ def _receive(request: HttpRequest) -> HttpResponse:
     routed = _route(delivery_parse(delivery), channels, secret)
     try:
         webhook_delivery_store(routed=routed, seen_precision=SEEN_PRECISION)
-        if changes := template_changes(delivery, TEMPLATE_FIELDS):
+        if changes := template_changes(delivery, TEMPLATE_FIELDS | {QUALITY_FIELD}):
             # Only the workspaces whose own app secret signed the delivery.
             signers = {
                 c.workspace_id
@@ -120,7 +120,10 @@ def _receive(request: HttpRequest) -> HttpResponse:
                 if hmac.compare_digest(c.app_secret.encode(), secret.encode())
             }
             for waba_id, field, value in changes:
-                template_event_apply(workspace_ids=signers, waba_id=waba_id, field=field, value=value)
+                if field == QUALITY_FIELD:
+                    channel_quality_apply(workspace_ids=signers, waba_id=waba_id, value=value)
+                else:
+                    template_event_apply(workspace_ids=signers, waba_id=waba_id, field=field, value=value)
     except DatabaseError:
         logger.exception("webhook delivery not stored; Meta will deliver it again")
         return _error(503, "unavailable", "The delivery could not be stored; try again later.")

@@ -373,3 +373,79 @@ def test_the_standin_reviews_a_submitted_template_and_its_signed_webhook_approve
     assert status_code == 200
     assert client.get(f"{URL}{created['id']}/").json()["status"] == "APPROVED"
     assert Template.objects.get().quality == "YELLOW"
+
+
+# --- the number's quality and messaging limit (phone_number_quality_update) --------------------------
+QUALITY_UPDATE = {  # Meta's phone_number_quality_update value (webhook reference, 2025 fields)
+    "display_phone_number": "15550783881",
+    "event": "UPGRADE",
+    "old_limit": "TIER_250",
+    "current_limit": "TIER_2K",
+    "max_daily_conversations_per_business": "TIER_2K",
+}
+
+
+def test_metas_quality_update_sets_the_accounts_messaging_limit_and_the_numbers_event(
+    waba_channel, workspace
+):
+    from apps.whatsapp.models import Channel
+    from apps.whatsapp.tests.factories import ChannelFactory
+
+    Channel.objects.filter(pk=waba_channel.pk).update(
+        display_phone_number="+1 555-078-3881", messaging_limit=250
+    )
+    sibling = ChannelFactory.create(workspace=workspace, waba_id=WABA, display_phone_number="+1 555 000 0000")
+    stranger = ChannelFactory.create(waba_id=WABA, messaging_limit=250)  # another workspace, other secret
+
+    upgraded = _deliver("phone_number_quality_update", QUALITY_UPDATE)
+    _deliver(
+        "phone_number_quality_update",
+        {
+            **QUALITY_UPDATE,
+            "event": "FLAGGED",
+            "max_daily_conversations_per_business": "TIER_NOT_SET",
+            "current_limit": "TIER_NOT_SET",
+        },
+    )  # noqa: E501
+    waba_channel.refresh_from_db()
+    sibling.refresh_from_db()
+    stranger.refresh_from_db()
+
+    assert upgraded.status_code == 200
+    assert (waba_channel.messaging_limit, waba_channel.quality_event) == (
+        2000,
+        "FLAGGED",
+    )  # NOT_SET kept 2,000
+    assert (sibling.messaging_limit, sibling.quality_event) == (
+        2000,
+        "",
+    )  # the portfolio's limit, not its event
+    assert stranger.messaging_limit == 250
+    _deliver(
+        "phone_number_quality_update",
+        {**QUALITY_UPDATE, "max_daily_conversations_per_business": "TIER_UNLIMITED"},
+    )
+    waba_channel.refresh_from_db()
+    assert waba_channel.messaging_limit is None
+
+
+@pytest.mark.parametrize(
+    ("tier", "limit"),
+    [
+        ("TIER_50", 50),
+        ("TIER_250", 250),
+        ("TIER_1K", 1000),
+        ("TIER_2K", 2000),
+        ("TIER_100K", 100000),
+        ("TIER_UNLIMITED", None),
+        ("TIER_NOT_SET", False),
+        ("10000", 10000),
+        (5000, 5000),
+        ("", False),
+        ("x", False),
+    ],
+)
+def test_metas_limit_names_read_as_customers_per_day(tier, limit):
+    from apps.whatsapp.services import messaging_limit_of
+
+    assert messaging_limit_of(tier) == limit

@@ -103,6 +103,8 @@ class ChannelOutput(serializers.ModelSerializer[Channel]):
             "waba_id",
             "send_rate",
             "messaging_limit",
+            "quality_event",
+            "quality_changed_at",
             "is_active",
             "health",
             "health_detail",

@@ -65,6 +65,8 @@ def test_admins_and_owners_create_a_channel_whose_secrets_are_never_returned(mem
         "waba_id": "102290129340398",
         "send_rate": 80,
         "messaging_limit": None,
+        "quality_event": "",
+        "quality_changed_at": None,
         "is_active": True,
         "health": "unknown",
         "health_detail": "",
