@@ -75,6 +75,11 @@ class AlertRule(models.Model):
         return f"{self.name} ({self.kind})"
 
 
+# Alerts the platform raises itself, with no rule (staff cannot create rules of these kinds).
+CAMPAIGN_STOPPED = "campaign_stopped"
+SYSTEM_KINDS = [(CAMPAIGN_STOPPED, "WhatsApp stopped a campaign")]
+
+
 class Alert(models.Model):
     class State(models.TextChoices):
         OPEN = "open", "Open"
@@ -88,7 +93,7 @@ class Alert(models.Model):
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
     rule_name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=32, choices=AlertRule.Kind.choices)
+    kind = models.CharField(max_length=32, choices=AlertRule.Kind.choices + SYSTEM_KINDS)
     severity = models.CharField(max_length=8, choices=Severity.choices)
     channel = models.ForeignKey(
         "whatsapp.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

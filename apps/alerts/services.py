@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Membership
-from apps.alerts.models import Alert, AlertRule
+from apps.alerts.models import SYSTEM_KINDS, Alert, AlertRule, Severity
 from apps.alerts.rules import CompiledRule, Facts, matches, rule_compile, rules_version_bump, workspace_rules
 from apps.audit.services import audit_record
 from apps.live.services import live_publish
@@ -234,6 +234,30 @@ def alerts_evaluate(*, facts: Facts) -> Decision:
         )
         _notify_after_commit(alert.pk, rule)
     return Decision(alerts=tuple(raised), hand_to_person=hand_over)
+
+
+def alert_system_raise(
+    *,
+    workspace_id: int,
+    kind: str,
+    summary: str,
+    severity: str = Severity.HIGH,
+    channel_id: int | None = None,
+) -> Alert:
+    """An alert the platform raises itself (no rule: e.g. WhatsApp stopped a campaign): in the alerts
+    inbox and the badge, live, like a rule's."""
+    alert = Alert.objects.create(
+        workspace_id=workspace_id,
+        rule_name=dict(SYSTEM_KINDS)[kind],
+        kind=kind,
+        severity=severity,
+        channel_id=channel_id,
+        summary=summary[:255],
+    )
+    live_publish(
+        workspace_id=workspace_id, kind="alert", payload={"alert_id": alert.pk, "severity": severity}
+    )
+    return alert
 
 
 def _notify_after_commit(alert_id: int, rule: CompiledRule) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.accounts.models import User
-from apps.alerts.models import Alert, AlertRule, Severity
+from apps.alerts.models import SYSTEM_KINDS, Alert, AlertRule, Severity
 from apps.alerts.sentiment import NEGATIVE_BELOW
 from apps.alerts.services import CONVERSATION_STATUSES, MAX_EMAILS, MAX_PHRASE_LENGTH, MAX_PHRASES
 from chatbot.openapi import input_schema
@@ -208,7 +208,7 @@ class AlertRuleOutput(serializers.ModelSerializer[AlertRule]):
 class AlertFilter(QueryInput):
     state = serializers.ChoiceField(choices=Alert.State.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
-    kind = serializers.ChoiceField(choices=K.choices, required=False)
+    kind = serializers.ChoiceField(choices=K.choices + SYSTEM_KINDS, required=False)
     rule = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     conversation = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     assignee = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="A user id.")
@@ -221,7 +221,7 @@ class AlertUserOutput(serializers.ModelSerializer[User]):
 
 
 class AlertOutput(serializers.ModelSerializer[Alert]):
-    kind = serializers.ChoiceField(choices=K.choices)
+    kind = serializers.ChoiceField(choices=K.choices + SYSTEM_KINDS)
     severity = serializers.ChoiceField(choices=Severity.choices)
     state = serializers.ChoiceField(choices=Alert.State.choices)
     assignee = AlertUserOutput(allow_null=True)

@@ -33,6 +33,8 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from apps.alerts.models import CAMPAIGN_STOPPED
+from apps.alerts.services import alert_system_raise
 from apps.audit.services import audit_record
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Recipient, Template
@@ -376,6 +378,7 @@ def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
         failure = "The template's variables changed at Meta; build the campaign again."
     if failure or template is None:
         campaign_move(campaign=campaign, move=Move.FAIL, feed_token="", failure=failure)
+        _tell_staff(campaign, f"Campaign “{campaign.name}” failed: {failure}")
         _take_back(campaign, to=R.CANCELLED)
         Recipient.objects.filter(campaign=campaign, state=R.WAITING).update(state=R.CANCELLED)
         logger.warning("campaign %s failed: %s", campaign.pk, campaign.failure)
@@ -394,6 +397,7 @@ def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
     if not reason:
         return False
     campaign_move(campaign=campaign, move=Move.AUTO_PAUSE, paused_reason=reason, feed_token="")
+    _tell_staff(campaign, f"Campaign “{campaign.name}” paused: {STOP_REASONS[reason]}")
     _take_back(campaign, to=R.WAITING)
     audit_record(
         workspace_id=campaign.workspace_id,
@@ -405,6 +409,22 @@ def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
     logger.warning("campaign %s paused: %s", campaign.pk, reason)
     transaction.on_commit(lambda: _publish(campaign))
     return True
+
+
+STOP_REASONS = {
+    "spam_rate_limit": "WhatsApp's spam rate limit (131048); resume when the number's quality allows.",
+    "template_paused": "Meta paused the template for its quality; resume once it is active again.",
+}
+
+
+def _tell_staff(campaign: Campaign, summary: str) -> None:
+    """An alert in the workspace's alerts inbox (badge, live), as for a rule's."""
+    alert_system_raise(
+        workspace_id=campaign.workspace_id,
+        kind=CAMPAIGN_STOPPED,
+        summary=summary,
+        channel_id=campaign.channel_id,
+    )
 
 
 def _gone(campaign: Campaign) -> str:

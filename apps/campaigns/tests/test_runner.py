@@ -220,6 +220,11 @@ def test_a_131048_pauses_the_campaign_and_a_template_paused_by_meta_too(
     campaign.refresh_from_db()
     assert (campaign.status, campaign.paused_reason) == (St.PAUSED, "spam_rate_limit")
     assert Recipient.objects.filter(campaign=campaign, state=R.WAITING).count() == 4
+    from apps.alerts.models import Alert
+
+    told = Alert.objects.get(workspace_id=campaign.workspace_id)
+    assert (told.kind, told.severity, told.rule_id) == ("campaign_stopped", "high", None)
+    assert "131048" in told.summary and campaign.name in told.summary
 
     Message.objects.filter(pk=spam.pk).update(error_code=None)
     runner.campaign_resume(campaign=campaign, user=admin)
@@ -236,6 +241,7 @@ def test_a_131048_pauses_the_campaign_and_a_template_paused_by_meta_too(
     assert step(campaign) is None
     campaign.refresh_from_db()
     assert campaign.status == St.FAILED and "variables changed" in campaign.failure
+    assert Alert.objects.filter(workspace_id=campaign.workspace_id, kind="campaign_stopped").count() == 3
     assert set(Recipient.objects.filter(campaign=campaign).values_list("state", flat=True)) == {R.CANCELLED}
 
     Template.objects.filter(pk=template.pk).update(variable_count=2)

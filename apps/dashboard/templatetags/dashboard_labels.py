@@ -52,6 +52,7 @@ ALERT_KIND: dict[str, Promise] = {
     "providers_failed": _("AI providers failed"),
     "delivery_failures": _("Delivery failures"),
     "sentiment": _("Negative sentiment"),
+    "campaign_stopped": _("WhatsApp stopped a campaign"),
 }
 
 
