@@ -174,6 +174,11 @@ class Campaign(models.Model):
     variables = models.JSONField(
         default=list, blank=True, help_text="Where each {{n}} of the template comes from, per recipient."
     )
+    header_media_url = models.URLField(
+        max_length=1024,
+        blank=True,
+        help_text="The public https link of a media header's image, video or document.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

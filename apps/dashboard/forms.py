@@ -408,6 +408,13 @@ class CampaignForm(forms.Form):
         empty_value=None,
         help_text=_("Empty: every contact."),
     )
+    header_media_url = forms.URLField(
+        label=_("Header image, video or document (https link)"),
+        required=False,
+        max_length=1024,
+        assume_scheme="https",
+        help_text=_("Only for a template whose header is media."),
+    )
 
     def __init__(
         self, *args: Any, templates: Any = (), channels: Any = (), segments: Any = (), **kwargs: Any

@@ -290,6 +290,13 @@ class CampaignInput(JSONInput):
     )
     audience_filters = SegmentFilters(required=False, help_text="Used when no segment is given.")
     variables = serializers.ListField(child=CampaignVariable(), required=False, max_length=20)
+    header_media_url = serializers.RegexField(
+        r"^https://\S+$",
+        max_length=1024,
+        required=False,
+        allow_blank=True,
+        help_text="For a template whose header is an image, video or document: its public https link.",
+    )
 
 
 class LocalDateTimeField(serializers.DateTimeField):
@@ -332,6 +339,7 @@ class CampaignOutput(serializers.ModelSerializer[Campaign]):
             "segment",
             "audience_filters",
             "variables",
+            "header_media_url",
             "status",
             "scheduled_at",
             "started_at",

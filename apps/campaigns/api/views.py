@@ -343,6 +343,8 @@ def _campaign_refs(request: Request, data: dict[str, Any]) -> dict[str, Any]:
         found["variables"] = [dict(item) for item in data["variables"]]
     if "name" in data:
         found["name"] = data["name"]
+    if "header_media_url" in data:
+        found["header_media_url"] = data["header_media_url"]
     return found
 
 

@@ -42,11 +42,31 @@ def _value(values: list[str], raw: str) -> str:
     return values[index] if 0 <= index < len(values) else "{{" + raw + "}}"
 
 
+MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT")
+
+
+def media_header(template: Template) -> str:
+    """IMAGE, VIDEO or DOCUMENT when the template's header is one ('' for text or none)."""
+    kind = str(_component(template, "HEADER").get("format", "")).upper()
+    return kind if kind in MEDIA_HEADERS else ""
+
+
 def template_message_content(
-    *, template: Template, parameters: list[str], header_parameters: list[str] | None = None
+    *,
+    template: Template,
+    parameters: list[str],
+    header_parameters: list[str] | None = None,
+    header_media_url: str = "",
 ) -> dict[str, Any]:
-    """The Cloud API's `template` object for this template with these values. Raises ValidationFailed."""
+    """The Cloud API's `template` object for this template with these values; a media header takes
+    the public HTTPS link of its image, video or document (Meta fetches it). Raises ValidationFailed."""
     header_parameters = header_parameters or []
+    media = media_header(template)
+    if media and not header_media_url.startswith("https://"):
+        raise ValidationFailed(
+            f"The template's header is a {media.lower()}: give its public https:// link.",
+            code="template_parameters",
+        )
     if len(parameters) != template.variable_count:
         raise ValidationFailed(
             f"The template {template.name} takes {template.variable_count} parameters; {len(parameters)} given.",
@@ -67,6 +87,11 @@ def template_message_content(
                 code="template_parameters",
             )
     components: list[dict[str, Any]] = []
+    if media:
+        kind = media.lower()
+        components.append(
+            {"type": "header", "parameters": [{"type": kind, kind: {"link": header_media_url}}]}
+        )
     if header_parameters:
         components.append(
             {"type": "header", "parameters": [{"type": "text", "text": v} for v in header_parameters]}

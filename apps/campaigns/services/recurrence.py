@@ -124,6 +124,7 @@ def campaign_recur(*, campaign_id: int, now: datetime | None = None) -> Campaign
         segment_id=series.segment_id,
         audience_filters=series.audience_filters,
         variables=series.variables,
+        header_media_url=series.header_media_url,
         parent=series,
         occurrence=now,
         created_by_id=series.created_by_id,

@@ -39,7 +39,7 @@ from apps.audit.services import audit_record
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Recipient, Template
 from apps.campaigns.services.campaigns import Move, campaign_move
-from apps.campaigns.services.inbox import SENDABLE, template_message_content, template_render
+from apps.campaigns.services.inbox import SENDABLE, media_header, template_message_content, template_render
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.outbound import conversation_settings, sender_wake
 from apps.live.services import live_publish
@@ -58,7 +58,15 @@ LIMIT_RECHECK = 60.0  # seconds between looks while waiting for the messaging li
 TEMPLATE_GONE = (Template.Status.DISABLED, Template.Status.DELETED, Template.Status.PENDING_DELETION)
 PARAMETER_MAX = 1024
 VARIABLE_SOURCES = ("name", "wa_id", "language", "attribute", "text")
-CAMPAIGN_FIELDS = ("name", "template", "channel", "segment", "audience_filters", "variables")
+CAMPAIGN_FIELDS = (
+    "name",
+    "template",
+    "channel",
+    "segment",
+    "audience_filters",
+    "variables",
+    "header_media_url",
+)
 
 
 # --- building a campaign ------------------------------------------------------------------------
@@ -164,10 +172,10 @@ def launch_problem(campaign: Campaign) -> str:
     if channel.waba_id and template.waba_id != channel.waba_id:
         return "The template belongs to another WhatsApp Business Account than the number."
     header = next((c for c in template.components if str(c.get("type", "")).upper() == "HEADER"), None)
-    if header and (
-        str(header.get("format", "TEXT")).upper() != "TEXT" or "{{" in str(header.get("text", ""))
-    ):
-        return "Templates with a media header or header variables cannot be sent in campaigns yet."
+    if header and "{{" in str(header.get("text", "")):
+        return "Templates with header variables cannot be sent in campaigns yet."
+    if (media := media_header(template)) and not campaign.header_media_url.startswith("https://"):
+        return f"The template's header is a {media.lower()}: give the campaign its public https:// link."
     buttons = [
         b
         for c in template.components
@@ -552,7 +560,9 @@ def _feed(campaign: Campaign, now: datetime) -> int:
     max_attempts = conversation_settings(campaign.workspace_id).max_send_attempts
     messages = []
     for recipient in to_send:
-        content = template_message_content(template=template, parameters=recipient.parameters)
+        content = template_message_content(
+            template=template, parameters=recipient.parameters, header_media_url=campaign.header_media_url
+        )
         messages.append(
             Message(
                 workspace_id=campaign.workspace_id,

@@ -431,3 +431,28 @@ def test_end_to_end_the_sender_delivers_each_customer_one_template_through_the_g
     ]
     assert Conversation.objects.filter(contact=people[0]).count() == 1  # its live conversation was used
     assert selectors.campaign_funnel(campaign=campaign)["sent"] == 8
+
+
+def test_a_template_with_an_image_header_needs_its_https_link_and_sends_it_to_everyone(
+    waba_channel, template, admin, tasks_captured, graph_standin
+):
+    Template.objects.filter(pk=template.pk).update(
+        components=[{"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW1n"]}}, *BODY]
+    )
+    contacts(waba_channel.workspace, 2, attributes={"offer": "30%"})
+    campaign = campaign_for(waba_channel, template, admin)
+    with pytest.raises(Conflict, match="https:// link"):
+        runner.campaign_schedule(campaign=campaign, user=admin)
+
+    runner.campaign_update(
+        campaign=campaign, user=admin, header_media_url="https://tienda.example/rebajas.jpg"
+    )
+    started(campaign, admin, tasks_captured)
+    step(campaign)
+
+    payload = campaign_messages(campaign).first().payload
+    assert payload["components"][0] == {
+        "type": "header",
+        "parameters": [{"type": "image", "image": {"link": "https://tienda.example/rebajas.jpg"}}],
+    }
+    assert payload["components"][1]["type"] == "body"
