@@ -62,6 +62,8 @@ app.conf.update(
         "queue-sweep": {"task": "default.queue_sweep", "schedule": 30.0},
         "live-events-cleanup": {"task": "default.live_events_cleanup", "schedule": 3600.0},
         "alert-conditions-sweep": {"task": "default.alert_conditions_sweep", "schedule": 60.0},
+        # The messages after the index's cursor are searched one by one: keep them few.
+        "search-index-update": {"task": "default.search_index_update", "schedule": 5.0},
         "campaigns-tick": {"task": "campaigns.campaigns_tick", "schedule": 10.0},
         "analytics-rollups-refresh": {"task": "default.analytics_rollups_refresh", "schedule": 300.0},
     },

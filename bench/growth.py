@@ -2,7 +2,9 @@
 workspace of 1,000,000 messages in 10,000 conversations over 1,000 channels (one conversation of 2,000
 messages), with the production code paths: the prompt history read before every bot reply, the
 30-second sweeper, the outbound queue list and its count, the inbox search by message text (API and
-dashboard), the admin message list (plain and searched), the webhook's verify handshake.
+dashboard; a common word, a rare one, an absent one, and messages not indexed yet), the search
+indexer (the history, and new messages), the admin message list (plain and searched), the webhook's
+verify handshake.
 
 The data is generated once in PostgreSQL (`INSERT ... SELECT` over `generate_series`, from template rows
 the ORM wrote, so every column holds what the application would write) and kept between runs in the
@@ -11,7 +13,7 @@ timings after one warm-up, in one process, on a quiet machine.
 
 Needs PostgreSQL and Redis on localhost.
 Usage: python bench/growth.py [--messages 1000000] [--conversations 10000] [--channels 1000] [--runs 15]
-       [--fresh] [--name growth]
+       [--fresh] [--name growth] [--index-history]
 Writes bench/results/<name>.md and .json.
 """
 
@@ -53,6 +55,9 @@ WORDS = (
     "order delivery refund opening hours price thanks cake booking invoice problema ayuda"
 ).split()
 SEARCHED = "devolución"  # in ~1 of 25 messages
+RARE = "123456"  # one message's number (each body ends in "#<n>")
+ABSENT = "zzqx"
+NOT_INDEXED = 5_000  # messages after the index's cursor: 5 s of ingest at 1,000/s
 
 
 def psql(sql: str) -> None:
@@ -185,6 +190,8 @@ def build(messages: int, conversations: int, channels: int) -> None:
 def small_workspace() -> str:
     """A second, small tenant (100 messages) beside the big one, made once: what it pays for a search
     must not grow with the other's data."""
+    from django.utils import timezone
+
     from apps.accounts.models import Membership, Role, User, Workspace
     from apps.conversations.models import Contact, Conversation, Message
     from apps.whatsapp.models import Channel
@@ -206,6 +213,8 @@ def small_workspace() -> str:
             )
             for n in range(100)
         )  # fmt: skip
+    # Processed, as a real tenant's are: unprocessed rows would be re-queued by every sweeper run timed.
+    Message.objects.filter(workspace=workspace, processed_at__isnull=True).update(processed_at=timezone.now())
     return workspace.slug
 
 
@@ -226,11 +235,13 @@ def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
 def measure(runs: int) -> dict[str, dict[str, float]]:
     from datetime import timedelta
 
+    from django.db import connection, transaction
     from django.test import Client
+    from django.utils import timezone
 
     from apps.accounts.models import User, Workspace
     from apps.conversations.models import Conversation, Message
-    from apps.conversations.services import replies
+    from apps.conversations.services import replies, search_index
     from apps.conversations.services.sweeper import sweep
     from apps.whatsapp.models import Channel
 
@@ -265,7 +276,7 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         return call
 
     verify = Client()
-    channels = Channel.objects.count()
+    channels = Channel.objects.filter(workspace=workspace).count()
 
     def handshake() -> object:
         query = {"hub.mode": "subscribe", "hub.verify_token": f"verify-{channels - 1}", "hub.challenge": "1"}
@@ -273,6 +284,10 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         if response.status_code != 200:
             raise SystemExit(f"verify handshake: {response.status_code}")
         return response
+
+    small = small_workspace()
+    settled = timezone.now() + search_index.SETTLE + timedelta(seconds=1)
+    search_index.search_index_update(budget=3600, now=settled)  # the small workspace's messages
 
     figures = {
         "prompt history, conversation of 2,000 messages": timed(
@@ -284,8 +299,12 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         "sweeper run (nothing due)": timed(lambda: sweep(processing_timeout=timedelta(minutes=5)), runs),
         "queue list API (first page and count)": timed(get("/api/queue/"), runs),
         f"inbox search API (q={SEARCHED})": timed(get(f"/api/conversations/?q={SEARCHED}"), runs),
+        f"inbox search API, a rare word (q={RARE})": timed(get(f"/api/conversations/?q={RARE}"), runs),
+        f"inbox search API, a word found nowhere (q={ABSENT})": timed(
+            get(f"/api/conversations/?q={ABSENT}"), runs
+        ),
         f"inbox search API, a 100-message workspace beside it (q={SEARCHED})": timed(
-            get(f"/api/conversations/?q={SEARCHED}", small_workspace()), runs
+            get(f"/api/conversations/?q={SEARCHED}", small), runs
         ),
         f"inbox search dashboard (q={SEARCHED})": timed(get(f"/inbox/list/?q={SEARCHED}"), runs),
         "admin message list": timed(get("/admin/conversations/message/"), runs),
@@ -294,7 +313,61 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
         ),
         f"webhook verify handshake ({channels:,} channels)": timed(handshake, runs),
     }
+    # Messages the indexer has not read yet are searched one by one: what a search costs with a few
+    # seconds of peak ingest behind the cursor, and what indexing them costs. Rolled back after.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            columns = [
+                str(field.column)
+                for field in Message._meta.concrete_fields
+                if field.column not in ("id", "uid", "wamid", "dedupe_key")
+            ]
+            cursor.execute(
+                f"INSERT INTO conversations_message (uid, wamid, dedupe_key, {', '.join(columns)}) "  # noqa: S608
+                f"SELECT gen_random_uuid(), 'wamid.late.' || id, '', {', '.join(columns)} FROM conversations_message "
+                f"WHERE workspace_id = %s ORDER BY id DESC LIMIT {NOT_INDEXED}",
+                [workspace.pk],
+            )
+        figures[f"inbox search API, {NOT_INDEXED:,} messages not indexed yet (q={SEARCHED})"] = timed(
+            get(f"/api/conversations/?q={SEARCHED}"), runs
+        )
+        started = time.perf_counter()
+        run = search_index.search_index_update(budget=3600, now=timezone.now() + search_index.SETTLE * 2)
+        took = round((time.perf_counter() - started) * 1000, 2)
+        if run.messages != NOT_INDEXED:
+            raise SystemExit(f"the indexer read {run.messages} messages, not {NOT_INDEXED}: {run}")
+        figures[f"search indexer, {NOT_INDEXED:,} new messages (one run)"] = {
+            "median_ms": took,
+            "p95_ms": took,
+        }
+        transaction.set_rollback(True)
     return figures
+
+
+def index_history() -> dict[str, float]:
+    """The search index built over the whole message table, as after the upgrade that adds it."""
+    from django.db import connection
+
+    from apps.conversations.services import search_index
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE conversations_conversationsearch")
+        cursor.execute("SELECT max(id) FROM conversations_message")
+        newest = cursor.fetchone()[0]
+        cursor.execute(
+            "UPDATE conversations_searchindexcursor SET last_message_id = %s, backfill_below = %s",
+            [newest, newest + 1],
+        )
+    started = time.perf_counter()
+    while search_index.search_index_update(budget=3600).backfilled_ids:
+        pass
+    seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE conversations_conversationsearch")
+        cursor.execute("SELECT pg_total_relation_size('conversations_conversationsearch')")
+        size = cursor.fetchone()[0]
+    print(f"search index: history of {newest:,} ids in {seconds:.1f} s, {size / 2**20:.1f} MiB", flush=True)
+    return {"seconds": round(seconds, 1), "mib": round(size / 2**20, 1)}
 
 
 def main() -> None:
@@ -307,6 +380,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--name", default="growth")
+    parser.add_argument(
+        "--index-history", action="store_true", help="Build the search index from nothing first, timed."
+    )
     args = parser.parse_args()
 
     import django
@@ -325,6 +401,7 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)  # a database kept from an older checkout
     print(f"messages: {Message.objects.count():,}", flush=True)
+    history = index_history() if args.index_history else None
     figures = measure(args.runs)
     command = "python bench/growth.py " + " ".join(sys.argv[1:])
     lines = [
@@ -334,6 +411,8 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {what} | {f['median_ms']} ms | {f['p95_ms']} ms |" for what, f in figures.items()),
     ]
+    if history:
+        lines += ["", f"Search index of the whole history: {history['seconds']} s, {history['mib']} MiB."]
     print("\n".join(lines))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

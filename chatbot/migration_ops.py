@@ -32,3 +32,15 @@ class RemoveIndexOnline(_OnlineWherePossible, RemoveIndexConcurrently):
     @property
     def plain(self) -> migrations.RemoveIndex:
         return migrations.RemoveIndex(model_name=self.model_name, name=self.name)
+
+
+def postgresql_only(*statements: str) -> Any:
+    """A RunPython body that executes `statements` on PostgreSQL and does nothing elsewhere (the text
+    search, trigram and extension parts of a migration, which SQLite has no equivalent for)."""
+
+    def run(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for sql in statements:
+                schema_editor.execute(sql)
+
+    return run

@@ -162,6 +162,7 @@ def test_one_scrape_shows_the_shared_series_from_the_start_under_one_prefix(web)
     assert 'chatbot_celery_queue_depth{queue="llm"}' in text
     assert "chatbot_celery_broker_up 1.0" in text
     assert "chatbot_inbound_backlog " in text
+    assert "chatbot_search_index_lag_seconds " in text
     assert "# TYPE chatbot_assistant_reply_cache_total counter" in text
     assert 'django_db_execute_total{alias="default",vendor="postgresql"}' in text
     assert 'django_cache_get_total{backend="redis"}' in text

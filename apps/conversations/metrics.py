@@ -54,4 +54,32 @@ class _BacklogCollector(prometheus.LiveCollector):
         yield age
 
 
+class _SearchIndexCollector(prometheus.LiveCollector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import connection  # noqa: PLC0415
+
+        from apps.conversations.selectors import search_index_lag  # noqa: PLC0415 - models load after apps
+
+        if connection.vendor != "postgresql":  # SQLite searches the messages; there is no index
+            return
+        lag = GaugeMetricFamily(
+            "chatbot_search_index_lag_seconds",
+            "Age of the oldest message the inbox search's indexer has not read (0 when none); those are "
+            "searched one by one, so a growing figure slows searches (is beat running?).",
+        )
+        history = GaugeMetricFamily(
+            "chatbot_search_index_backfill_ids", "Message ids of history left to index (0 once done)."
+        )
+        try:
+            seconds, left = search_index_lag()
+        except Exception:  # a scrape must not fail with the database
+            logger.warning("search index lag unavailable for /metrics", exc_info=True)
+            return
+        lag.add_metric([], seconds)
+        history.add_metric([], left)
+        yield lag
+        yield history
+
+
 prometheus.register_live(_BacklogCollector())
+prometheus.register_live(_SearchIndexCollector())

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 
 DEFAULT_OPT_OUT_WORDS = ["stop", "baja", "cancelar", "unsubscribe"]
@@ -194,7 +195,10 @@ class Message(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="messages")
+    # Indexed with the id (Meta.indexes), which serves the foreign key as well.
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     channel = models.ForeignKey("whatsapp.Channel", on_delete=models.CASCADE, related_name="messages")
     conversation = models.ForeignKey(
         Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
@@ -269,6 +273,8 @@ class Message(models.Model):
             # The prompt history (a conversation's last turns by id): without it PostgreSQL walks the
             # primary key backwards through every workspace's newer messages (bench/growth.py).
             models.Index(fields=["conversation", "id"], name="conv_msg_conversation_id"),
+            # A workspace's messages by id: the search reads those after its index's cursor this way.
+            models.Index(fields=["workspace", "id"], name="conv_msg_workspace_id"),
             models.Index(fields=["send_state", "next_attempt_at"]),
             # Inbound rows not processed yet (the sweeper, the backlog): a handful at any time, where
             # an index on (direction, processed_at) was skipped for the outbound rows' NULLs.
@@ -402,3 +408,44 @@ class SendAttempt(models.Model):
     @property
     def duration(self) -> timedelta | None:
         return self.finished_at - self.started_at if self.finished_at else None
+
+
+class ConversationSearch(models.Model):
+    """The words of a conversation's messages, for the inbox search (PostgreSQL full text).
+
+    One row per conversation, not per message: a common word's matches are counted in conversations
+    (thousands) rather than messages (hundreds of thousands), and the row changes only when a message
+    brings a word the conversation had not used (services/search_index.py). `document` holds stripped
+    lexemes (no positions) under three configurations: chatbot_simple (words as written, without
+    accents, for prefix matches), chatbot_es and chatbot_en (stems). The GIN index on (workspace,
+    document) is created by migration 0012 on PostgreSQL only; SQLite searches the messages directly.
+    """
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    document = SearchVectorField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"search words of conversation {self.conversation_id}"
+
+
+class SearchIndexCursor(models.Model):
+    """How far the search indexer has read the message table (by id); one row.
+
+    Messages after `last_message_id` are searched directly (few: the indexer runs every few seconds),
+    so a message is found from the moment it is stored."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_message_id = models.BigIntegerField(default=0)
+    # Messages below this id were stored before the search index existed and are not indexed yet
+    # (0: none left); the indexer works down through them, newest first.
+    backfill_below = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"search index read up to message {self.last_message_id}"

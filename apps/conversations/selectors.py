@@ -9,16 +9,41 @@ A selector that takes an object (a conversation, a message) trusts it was obtain
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, Min, Model, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    Func,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import Workspace
-from apps.conversations.models import REACTION_ORDER, Contact, Conversation, Message, SendAttempt
+from apps.conversations.models import (
+    REACTION_ORDER,
+    Contact,
+    Conversation,
+    ConversationSearch,
+    Message,
+    SearchIndexCursor,
+    SendAttempt,
+)
 from apps.conversations.transport import MediaFile, transport_for
 from chatbot.exceptions import NotFound
 
@@ -27,6 +52,8 @@ ASSIGNEE_ME = "me"
 ASSIGNEE_NONE = "none"
 WINDOW = timedelta(hours=24)  # Meta's customer service window
 REACTION = "reaction"  # Message.handled_as of a customer's reaction (inbound processing)
+SEARCH_WORDS = re.compile(r"[^\W_]+")  # letters and digits: nothing that means something in a tsquery
+SEARCH_MAX_WORDS = 8
 
 
 def window_open(*, conversation: Conversation | None, now: datetime | None = None) -> bool:
@@ -67,14 +94,77 @@ def conversation_list(
     if channel is not None:
         conversations = conversations.filter(channel_id=channel)
     if q := q.strip():
-        said = Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q)
-        conversations = conversations.filter(
+        conversations = conversations.filter(_named(workspace, q) | _said(workspace, q))
+    return conversations.order_by(F("last_message_at").desc(nulls_last=True), "-pk")
+
+
+def _named(workspace: Workspace, q: str) -> Q:
+    """The customer's name, WhatsApp profile name or number contains `q`; on PostgreSQL accents and
+    case ignored ("lucia" finds "Lucía") through a trigram index (migration 0013)."""
+    number = q.removeprefix("+")
+    if connection.vendor != "postgresql":
+        return (
             Q(contact__name__icontains=q)
             | Q(contact__profile_name__icontains=q)
-            | Q(contact__wa_id__icontains=q.removeprefix("+"))
-            | Exists(said)
+            | Q(contact__wa_id__icontains=number)
         )
-    return conversations.order_by(F("last_message_at").desc(nulls_last=True), "-pk")
+    contacts = (
+        Contact.objects.filter(workspace=workspace)
+        .alias(
+            key=Func(
+                F("name"),
+                F("profile_name"),
+                F("wa_id"),
+                function="chatbot_contact_key",
+                output_field=TextField(),
+            )
+        )
+        .filter(key__contains=Func(Value(number), function="chatbot_fold", output_field=TextField()))
+    )
+    return Q(contact_id__in=contacts.values("pk"))
+
+
+def search_query(q: str) -> SearchQuery | None:
+    """Every word of `q`, each as a Spanish or English stem or the start of a word as written
+    (accents ignored): "devoluciones" finds "devolución", "devolucion" finds "devoluciones", "612" a
+    number. None when `q` has no word."""
+    query: SearchQuery | None = None
+    for word in SEARCH_WORDS.findall(q)[:SEARCH_MAX_WORDS]:
+        either = (
+            SearchQuery(word, config="spanish")
+            | SearchQuery(word, config="english")
+            | SearchQuery(f"{word}:*", config="chatbot_simple", search_type="raw")
+        )
+        query = either if query is None else query & either
+    return query
+
+
+# The words of one message, as search_index.MESSAGE_WORDS puts them in a conversation's row.
+MESSAGE_WORDS = (
+    SearchVector("body", config="spanish")
+    + SearchVector("body", config="english")
+    + SearchVector("body", config="chatbot_simple")
+)
+
+
+def _said(workspace: Workspace, q: str) -> Q:
+    """Conversations with a message matching `q`: the index for what it covers, the messages after
+    its cursor read directly. Until the history is indexed (and on SQLite), the messages themselves."""
+    cursor = None
+    if connection.vendor == "postgresql":
+        cursor = SearchIndexCursor.objects.filter(id=1).first() or SearchIndexCursor()
+    if cursor is None or cursor.backfill_below:
+        return Q(Exists(Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q)))
+    query = search_query(q)
+    if query is None:
+        return Q(pk__in=[])
+    indexed = ConversationSearch.objects.filter(workspace=workspace, document=query)
+    recent = (
+        Message.objects.filter(pk__gt=cursor.last_message_id, workspace=workspace)
+        .annotate(words=MESSAGE_WORDS)
+        .filter(words=query)
+    )
+    return Q(pk__in=indexed.values("conversation_id")) | Q(pk__in=recent.values("conversation_id"))
 
 
 def conversation_get(*, workspace: Workspace, pk: int) -> Conversation:
@@ -203,3 +293,16 @@ def inbound_backlog() -> tuple[int, datetime | None]:
         count=Count("pk"), oldest=Min("created_at")
     )
     return int(found["count"]), found["oldest"]
+
+
+def search_index_lag() -> tuple[float, int]:
+    """Seconds since the oldest message the search indexer has not read was stored (0: none), and
+    the ids of history left to index (0 once the backfill is done). An operator's figure."""
+    cursor = SearchIndexCursor.objects.filter(id=1).first() or SearchIndexCursor()
+    oldest = (
+        Message.objects.filter(pk__gt=cursor.last_message_id)
+        .order_by("pk")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return (timezone.now() - oldest).total_seconds() if oldest else 0.0, cursor.backfill_below

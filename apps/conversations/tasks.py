@@ -11,7 +11,7 @@ from django.conf import settings
 
 from apps.assistant.admission import Deferred
 from apps.conversations.models import Message
-from apps.conversations.services import alerting, inbound, outbound, replies, sender, sweeper
+from apps.conversations.services import alerting, inbound, outbound, replies, search_index, sender, sweeper
 from apps.conversations.transport import SendError, transport_for
 from celery_app import app
 from chatbot import log_context
@@ -117,6 +117,12 @@ def message_mark_read(message_id: int) -> None:
 @app.task(name="default.queue_sweep")
 def queue_sweep() -> dict[str, int]:
     return sweeper.sweep(processing_timeout=timedelta(seconds=settings.OUTBOUND_PROCESSING_TIMEOUT))
+
+
+@app.task(name="default.search_index_update")
+def search_index_update() -> dict[str, int | bool]:
+    """The inbox search's words for the messages stored since the last run, then some history (beat)."""
+    return vars(search_index.search_index_update())
 
 
 @app.task(name="default.alert_conditions_sweep")

@@ -135,8 +135,12 @@ def test_search_matches_contact_names_wa_id_and_message_text_within_the_workspac
     ConversationFactory(channel=channel, contact__name="Marta")
     MessageFactory(conversation__channel=ChannelFactory(), body="lucia in another workspace")
 
-    assert set(ids(client.get("/api/conversations/?q=lucia"))) == {by_profile.pk, by_text.pk}
-    assert ids(client.get("/api/conversations/?q=Lucía")) == [by_name.pk]
+    if connection.vendor == "postgresql":  # accents ignored in names and text (test_search.py)
+        assert set(ids(client.get("/api/conversations/?q=lucia"))) == {by_name.pk, by_profile.pk, by_text.pk}
+        assert set(ids(client.get("/api/conversations/?q=Lucía"))) == {by_name.pk, by_profile.pk, by_text.pk}
+    else:
+        assert set(ids(client.get("/api/conversations/?q=lucia"))) == {by_profile.pk, by_text.pk}
+        assert ids(client.get("/api/conversations/?q=Lucía")) == [by_name.pk]
     assert ids(client.get("/api/conversations/?q=%2B52155500")) == [by_wa_id.pk]
 
 
