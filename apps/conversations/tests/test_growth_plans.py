@@ -92,3 +92,20 @@ def test_the_admin_message_list_filters_without_reading_every_message(client):
     assert [m.pk for m in images.context["cl"].result_list] == [image.pk]
     assert [m.pk for m in failed.context["cl"].result_list] == [set_aside.pk]
     assert "set aside (processing failed)" in everything.content.decode()
+
+
+@pytest.mark.usefixtures("postgres_only")
+def test_the_queue_list_and_its_count_read_the_queue_index():
+    from apps.conversations import selectors
+
+    row = MessageFactory.create(direction="out", author="bot", send_state="sent")
+    queue = selectors.queue_list(workspace=row.workspace)
+
+    page_sql, page_params = queue[:50].query.sql_with_params()
+    count_sql, count_params = queue.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        page = cursor.mogrify(page_sql, page_params)
+        count = cursor.mogrify(f"SELECT count(*) FROM ({count_sql}) rows", count_params)  # noqa: S608
+
+    assert "conv_msg_queue" in plan_indexes(page)
+    assert "conv_msg_queue" in plan_indexes(count)
