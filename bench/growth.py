@@ -71,7 +71,8 @@ def build(messages: int, conversations: int, channels: int) -> None:
 
     from apps.accounts.models import Membership, Role, User, Workspace
     from apps.conversations.models import Contact, Conversation, Message
-    from apps.whatsapp.models import Channel
+    from apps.whatsapp.models import VERIFY_TOKEN_PURPOSE, Channel
+    from chatbot.crypto import lookup_digests
 
     connection.close()  # this process's own session would block the DROP
     psql(f"DROP DATABASE IF EXISTS {DB}")
@@ -88,6 +89,8 @@ def build(messages: int, conversations: int, channels: int) -> None:
             app_secret=f"secret-{n}",
             access_token=f"token-{n}",
             verify_token=f"verify-{n}",
+            # bulk_create skips Channel.save(), which keeps the digest the handshake looks up
+            verify_token_digest=lookup_digests(f"verify-{n}", purpose=VERIFY_TOKEN_PURPOSE)[0],
             name=f"Number {n}",
         )
         for n in range(channels)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +41,18 @@ def decrypt(token: str) -> str:
 def rotate(token: str) -> str:
     """Re-encrypt under the first key (MultiFernet.rotate keeps the original timestamp)."""
     return fernet().rotate(token.encode()).decode()
+
+
+def lookup_digests(value: str, *, purpose: str) -> list[str]:
+    """HMAC-SHA256 of `value` under each key of FERNET_KEYS (the first is the one to store): a secret
+    found by an indexed column without decrypting every row, and without a hash that could be
+    brute-forced from a database dump alone. Rows hashed under an older key are still found during a
+    rotation; `rotate_keys` re-saves them under the first."""
+    digests = []
+    for key in settings.FERNET_KEYS:
+        derived = hmac.new(key.strip().encode(), f"lookup:{purpose}".encode(), hashlib.sha256).digest()
+        digests.append(hmac.new(derived, value.encode(), hashlib.sha256).hexdigest())
+    return digests
 
 
 class EncryptedTextField(models.TextField[str, str]):

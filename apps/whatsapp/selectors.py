@@ -12,7 +12,7 @@ from collections.abc import Collection
 from django.db.models import QuerySet
 
 from apps.accounts.models import Workspace
-from apps.whatsapp.models import Channel
+from apps.whatsapp.models import VERIFY_TOKEN_PURPOSE, Channel
 from apps.whatsapp.route_cache import (
     ChannelRoute,
     route_cache_enabled,
@@ -20,6 +20,7 @@ from apps.whatsapp.route_cache import (
     route_cache_get,
     route_cache_put,
 )
+from chatbot.crypto import lookup_digests
 from chatbot.exceptions import NotFound
 
 
@@ -80,9 +81,11 @@ def _routes(channels: QuerySet[Channel]) -> list[ChannelRoute]:
     ]
 
 
-def channel_verify_tokens() -> list[str]:
-    """The verify tokens of the active channels that have one (decrypted)."""
-    tokens = (
-        Channel.objects.filter(is_active=True).exclude(verify_token="").values_list("verify_token", flat=True)
+def channel_verify_tokens(token: str) -> list[str]:
+    """The verify tokens (decrypted) of the active channels whose token's digest is `token`'s, under
+    any key of FERNET_KEYS: an indexed lookup, not a decryption of every channel's token."""
+    digests = lookup_digests(token, purpose=VERIFY_TOKEN_PURPOSE)
+    tokens = Channel.objects.filter(is_active=True, verify_token_digest__in=digests).values_list(
+        "verify_token", flat=True
     )
-    return [token for token in tokens if token]
+    return [candidate for candidate in tokens if candidate]

@@ -73,7 +73,7 @@ def _verify(request: HttpRequest) -> HttpResponse:
 def _verify_token_known(token: str) -> bool:
     presented = token.encode()
     known = False
-    for candidate in [*channel_verify_tokens(), settings.WHATSAPP_VERIFY_TOKEN]:
+    for candidate in [*channel_verify_tokens(token), settings.WHATSAPP_VERIFY_TOKEN]:
         # Bytes, because compare_digest refuses non-ASCII str; no early exit, so the time taken does
         # not tell which token matched.
         if candidate and presented and hmac.compare_digest(candidate.encode(), presented):

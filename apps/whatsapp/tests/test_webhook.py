@@ -8,8 +8,11 @@ import threading
 import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -19,6 +22,7 @@ from apps.conversations.models import Contact, Message
 from apps.whatsapp.models import Channel
 from apps.whatsapp.signature import sign
 from apps.whatsapp.webhook import whatsapp_webhook
+from chatbot import crypto
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_captured")]
 
@@ -651,6 +655,38 @@ def test_a_wrong_token_or_mode_is_403_and_echoes_nothing(params, settings):
 
     assert response.status_code == 403
     assert b"42" not in response.content
+
+
+def test_the_handshake_finds_the_channel_by_digest_without_decrypting_the_others(settings):
+    settings.WHATSAPP_VERIFY_TOKEN = ""
+    for n in range(20):
+        channel_create(f"1000000000000{n:02d}", verify_token=f"other-token-{n}")
+    channel_create(verify_token="s3cret-verify-token")
+    query = {"hub.mode": "subscribe", "hub.verify_token": "s3cret-verify-token", "hub.challenge": "42"}
+
+    with patch("chatbot.crypto.decrypt", wraps=crypto.decrypt) as decrypt:
+        response = Client().get(URL, query)
+
+    assert (response.status_code, response.content) == (200, b"42")
+    assert decrypt.call_count == 1  # the matching channel's token alone, compared in constant time
+
+
+def test_a_changed_token_and_a_key_rotation_keep_the_digest_in_step(settings):
+    settings.WHATSAPP_VERIFY_TOKEN = ""
+    channel = channel_create(verify_token="first-token")
+    query = {"hub.mode": "subscribe", "hub.challenge": "42"}
+    channel.verify_token = "second-token"
+    channel.save(update_fields=["verify_token"])
+    assert Client().get(URL, {**query, "hub.verify_token": "first-token"}).status_code == 403
+    assert Client().get(URL, {**query, "hub.verify_token": "second-token"}).status_code == 200
+
+    # A new key in front: rows hashed under the old one are found until rotate_keys re-saves them.
+    old_key = settings.FERNET_KEYS[0]
+    settings.FERNET_KEYS = [Fernet.generate_key().decode(), old_key]
+    assert Client().get(URL, {**query, "hub.verify_token": "second-token"}).status_code == 200
+    call_command("rotate_keys", stdout=io.StringIO())
+    settings.FERNET_KEYS = settings.FERNET_KEYS[:1]  # the old key retired
+    assert Client().get(URL, {**query, "hub.verify_token": "second-token"}).status_code == 200
 
 
 def test_the_verify_handshake_is_rate_limited_per_ip(settings):
