@@ -142,6 +142,38 @@ def eight_together(workspace_id: int, query: str) -> float:
     return (max(done) - t0) * 1000
 
 
+def index_memory(workspace_id: int) -> dict[str, float]:
+    """What one built index holds, against the data it is built from (chunk text, title and stored
+    terms, UTF-8): Python objects traced by tracemalloc after the build, and the process's RSS growth."""
+    import gc
+    import tracemalloc
+
+    from apps.assistant import knowledge, selectors
+
+    rows = selectors.active_chunks(workspace_id=workspace_id)
+    data = sum(len(r.text.encode()) + len(r.title.encode()) + len(r.terms.encode()) for r in rows)
+    del rows
+    gc.collect()
+    # RSS first, untraced (tracemalloc's own bookkeeping would count), then the same build traced.
+    rss_before = rss_mb()
+    index = knowledge.build_index(workspace_id=workspace_id)
+    rss_growth = rss_mb() - rss_before
+    del index
+    gc.collect()
+    tracemalloc.start()
+    index = knowledge.build_index(workspace_id=workspace_id)
+    gc.collect()
+    retained, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del index
+    return {
+        "data_mb": round(data / 2**20, 1),
+        "index_mb": round(retained / 2**20, 1),
+        "build_peak_mb": round(peak / 2**20, 1),
+        "rss_growth_mb": round(rss_growth, 1),
+    }
+
+
 def measure(workspace_id: int, runs: int) -> dict[str, float]:
     from apps.assistant import knowledge
 
@@ -178,6 +210,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="knowledge")
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument(
+        "--memory", action="store_true", help="Also trace what one built index holds (tracemalloc: slower)."
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.faqs.split(",")]
     import django
@@ -204,7 +239,8 @@ def main() -> None:
             print(f"{size:,} FAQs written in {time.perf_counter() - t:.1f} s", flush=True)
         else:
             workspace_id = workspace.pk
-        figures[f"{size:,} FAQs"] = measure(workspace_id, args.runs)
+        memory = index_memory(workspace_id) if args.memory else {}
+        figures[f"{size:,} FAQs"] = {**measure(workspace_id, args.runs), **memory}
         print(size, figures[f"{size:,} FAQs"], flush=True)
     command = "python bench/knowledge.py " + " ".join(sys.argv[1:])
     lines = [
@@ -219,6 +255,18 @@ def main() -> None:
             for size, f in figures.items()
         ),
     ]
+    if args.memory:
+        lines += [
+            "",
+            "| FAQs | data indexed (text, titles, terms) | one index in memory (traced) | peak while building "
+            "| process RSS growth at the build |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {size} | {f['data_mb']} MB | {f['index_mb']} MB | {f['build_peak_mb']} MB "
+                f"| {f['rss_growth_mb']} MB |"
+                for size, f in figures.items()
+            ),
+        ]
     print("\n".join(lines))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
