@@ -45,7 +45,7 @@ run: $(RUN_STAMP)
 		grep -h "generated admin password" $(VENV)/.bootstrap-out || \
 		echo "admin password: the one set before (ADMIN_PASSWORD); to reset it: $(PY) manage.py changepassword admin"; \
 		rm -f $(VENV)/.bootstrap-out; printf '\n'
-	DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:8001/ws/live/} \
+	@DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:$${WS_PORT:-8001}/ws/live/} \
 		$(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
 
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
