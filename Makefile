@@ -31,7 +31,7 @@ $(STAMP): requirements-dev.lock | $(UV)
 	touch $@ $(RUN_STAMP)
 
 ## run: migrate, bootstrap, seed the demo, then start web, ws, worker, beat and the sandbox's Graph
-## stand-in on the embedded defaults (Ctrl-C stops all)
+## stand-in on the embedded defaults (Ctrl-C stops all, and make ends with status 0: chatbot/foreground.py)
 run: $(RUN_STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py bootstrap > $(VENV)/.bootstrap-out; status=$$?; \
@@ -46,7 +46,7 @@ run: $(RUN_STAMP)
 		echo "admin password: the one set before (ADMIN_PASSWORD); to reset it: $(PY) manage.py changepassword admin"; \
 		rm -f $(VENV)/.bootstrap-out; printf '\n'
 	@DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:$${WS_PORT:-8001}/ws/live/} \
-		$(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
+		$(PY) -m chatbot.foreground $(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
 
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
 test: $(STAMP)
