@@ -478,12 +478,26 @@ def service_slots_fit(
         )
     except (ReconnectNeeded, CalendarUnavailable):
         return "unchecked"
-    if exclude_booking_id is not None:
-        old = Booking.objects.filter(pk=exclude_booking_id).values_list("start", "end").first()
-        busy = [t for t in busy if old is None or (t.start, t.end) != old]  # the event being moved
+    old = Booking.objects.filter(pk=exclude_booking_id).values_list("start", "end").first()
+    if old is not None:
+        busy = _minus(busy, *old)  # the event being moved is busy at the provider until it moves
     if any(t.start < end + rules.buffer_after and t.end > start - rules.buffer_before for t in busy):
         return ""
     return "checked"
+
+
+def _minus(spans: list[availability.Taken], low: dt.datetime, high: dt.datetime) -> list[availability.Taken]:
+    """The spans with [low, high) cut out (free/busy merges and clips, so no exact match is possible)."""
+    left = []
+    for span in spans:
+        if span.end <= low or span.start >= high:
+            left.append(span)
+            continue
+        if span.start < low:
+            left.append(availability.Taken(span.start, low))
+        if span.end > high:
+            left.append(availability.Taken(high, span.end))
+    return left
 
 
 def booking_cancel(*, booking: Booking) -> Booking:
