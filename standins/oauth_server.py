@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 
@@ -147,7 +147,7 @@ class OAuthStandIn:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
-    def start(self) -> OAuthStandIn:
+    def start(self) -> Self:
         handler = type("Handler", (_Handler,), {"standin": self})
         server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         server.daemon_threads = True
@@ -177,7 +177,7 @@ class OAuthStandIn:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> OAuthStandIn:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -90,7 +90,7 @@ def bookings_taken(
             start__lt=end + margin,
             end__gt=start - margin,
         )
-        .exclude(pk=exclude_id)
+        .exclude(pk=exclude_id or 0)
         .values_list("start", "end", "service__buffer_before_minutes", "service__buffer_after_minutes")
     )
     return [
@@ -108,6 +108,6 @@ def service_booked_starts(
         Booking.objects.filter(
             service=service, status__in=Booking.ACTIVE, start__gte=start - day, start__lt=end + day
         )
-        .exclude(pk=exclude_id)
+        .exclude(pk=exclude_id or 0)
         .values_list("start", flat=True)
     )

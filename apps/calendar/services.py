@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from chatbot.exceptions import Forbidden, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
-_FLOWS = {Connection.Provider.GOOGLE: google_calendar, Connection.Provider.MICROSOFT: outlook}
+_FLOWS: dict[str, ModuleType] = {"google": google_calendar, "microsoft": outlook}
 
 
 # --- connections -----------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def connection_connect_start(
         secret=secret,
         expires_at=timezone.now() + dt.timedelta(seconds=settings.CALENDAR_CONNECT_TTL),
     )
-    return url
+    return str(url)
 
 
 def connection_connect_finish(
@@ -405,7 +406,10 @@ def booking_create(
     rules = selectors.service_rules(service)
     end = start + rules.duration
     fits = service_slots_fit(
-        service=service, start=start, now=now, exclude_booking_id=rescheduled_from and rescheduled_from.pk
+        service=service,
+        start=start,
+        now=now,
+        exclude_booking_id=rescheduled_from.pk if rescheduled_from else None,
     )
     if not fits:
         raise SlotTaken(next_start=_next_slot(service, start, now))
@@ -478,7 +482,7 @@ def service_slots_fit(
         )
     except (ReconnectNeeded, CalendarUnavailable):
         return "unchecked"
-    old = Booking.objects.filter(pk=exclude_booking_id).values_list("start", "end").first()
+    old = Booking.objects.filter(pk=exclude_booking_id or 0).values_list("start", "end").first()
     if old is not None:
         busy = _minus(busy, *old)  # the event being moved is busy at the provider until it moves
     if any(t.start < end + rules.buffer_after and t.end > start - rules.buffer_before for t in busy):
