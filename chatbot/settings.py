@@ -372,6 +372,9 @@ MICROSOFT_AUTHORITY_URL = env.str(
 MICROSOFT_TENANT = env.str("MICROSOFT_TENANT", default="common")
 MICROSOFT_GRAPH_URL = env.str("MICROSOFT_GRAPH_URL", default="https://graph.microsoft.com").rstrip("/")
 MICROSOFT_CA_BUNDLE = env.str("MICROSOFT_CA_BUNDLE", default="")
+# Where the provider sends the staff member back (registered with the OAuth client); empty: this
+# server's /calendar/callback.
+CALENDAR_OAUTH_REDIRECT_URL = env.str("CALENDAR_OAUTH_REDIRECT_URL", default="")
 # Seconds a started connect flow (OAuth state) stays valid.
 CALENDAR_CONNECT_TTL = env.int("CALENDAR_CONNECT_TTL", default=600)
 CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
