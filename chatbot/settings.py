@@ -308,6 +308,11 @@ SPECTACULAR_SETTINGS = {
         "AlertRuleKindEnum": "apps.alerts.models.AlertRule.Kind",
         "AlertSeverityEnum": "apps.alerts.models.Severity",
         "AlertStateEnum": "apps.alerts.models.Alert.State",
+        # Two fields are named "provider": the LLM's keeps the name it had before calendars came.
+        "ProviderEnum": "apps.assistant.api.provider_serializers.PROVIDER_CHOICES",
+        "CalendarProviderEnum": "apps.calendar.models.Connection.Provider",
+        "CalendarConnectionStatusEnum": "apps.calendar.models.Connection.Status",
+        "BookingStatusEnum": "apps.calendar.models.Booking.Status",
     },
 }
 

@@ -25,7 +25,7 @@ from apps.calendar import availability, google_calendar, outlook, selectors
 from apps.calendar.errors import CalendarUnavailable, EventConflict, ReconnectNeeded, SlotTaken
 from apps.calendar.models import SLOT_MINUTES, Booking, BookingSlot, Connection, PendingAuthorization, Service
 from apps.calendar.providers import CalendarClient, NewEvent, client_for
-from chatbot.exceptions import Forbidden, ValidationFailed
+from chatbot.exceptions import Forbidden, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -203,15 +203,15 @@ def _service_check(service: Service) -> None:
             problems[name] = [f"Must be a multiple of {SLOT_MINUTES} minutes."]
     if service.duration_minutes <= 0:
         problems["duration_minutes"] = ["Must be positive."]
+    if problems:
+        raise ValidationFailed("The service is not valid.", details=problems)
     if (
         service.connection_id
         and not Connection.objects.filter(
             pk=service.connection_id, workspace_id=service.workspace_id
         ).exists()
     ):
-        problems["connection_id"] = ["No such calendar connection."]
-    if problems:
-        raise ValidationFailed("The service is not valid.", details=problems)
+        raise NotFound("No such calendar connection.")
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.calendar.models import SLOT_MINUTES, Booking, Connection, Service
+from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
 MAX_ID = 2**63 - 1
@@ -42,13 +43,23 @@ class ConnectFinishInput(JSONInput):
     error = serializers.CharField(max_length=200, required=False, default="")
 
 
+_ON_THE_GRID = {"multipleOf": SLOT_MINUTES}
+
+
+@input_schema(
+    fields={
+        "duration_minutes": _ON_THE_GRID,
+        "buffer_before_minutes": _ON_THE_GRID,
+        "buffer_after_minutes": _ON_THE_GRID,
+    }
+)
 class _ServiceFields(JSONInput):
     name = serializers.CharField(max_length=120)
     duration_minutes = serializers.IntegerField(min_value=SLOT_MINUTES, max_value=24 * 60)
     buffer_before_minutes = serializers.IntegerField(min_value=0, max_value=240, default=0)
     buffer_after_minutes = serializers.IntegerField(min_value=0, max_value=240, default=0)
-    price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, allow_null=True, default=None
+    price = serializers.FloatField(
+        min_value=0, max_value=99_999_999, allow_null=True, default=None, help_text="Rounded to cents."
     )
     connection = serializers.IntegerField(min_value=1, max_value=MAX_ID, allow_null=True, default=None)
     min_notice_minutes = serializers.IntegerField(min_value=0, max_value=60 * 24 * 30, default=60)

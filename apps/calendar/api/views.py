@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -57,6 +58,8 @@ def _redirect_uri(request: Request) -> str:
 def _service_fields(data: dict[str, Any]) -> dict[str, Any]:
     if "connection" in data:
         data["connection_id"] = data.pop("connection")
+    if data.get("price") is not None:
+        data["price"] = Decimal(str(round(data["price"], 2)))
     return data
 
 

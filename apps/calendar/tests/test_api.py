@@ -13,7 +13,7 @@ from apps.accounts import services as account_services
 from apps.accounts.models import Role
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, WorkspaceFactory
 from apps.assistant.models import BusinessProfile
-from apps.calendar.models import Booking, Connection
+from apps.calendar.models import Booking, Connection, Service
 from apps.calendar.tests.conftest import approve
 from apps.calendar.tests.factories import ServiceFactory
 
@@ -93,10 +93,17 @@ def test_services_slots_and_bookings(admin):
 
     created = client.post(
         "/api/calendar/services/",
-        {"name": "Corte", "duration_minutes": 30, "buffer_after_minutes": 10, "min_notice_minutes": 0},
+        {
+            "name": "Corte",
+            "duration_minutes": 30,
+            "buffer_after_minutes": 10,
+            "min_notice_minutes": 0,
+            "price": 12.499,
+        },
         format="json",
     )
     assert created.status_code == 201, created.content
+    assert created.json()["price"] == "12.50"
     service_id = created.json()["id"]
     bad = client.patch(f"/api/calendar/services/{service_id}/", {"duration_minutes": 33}, format="json")
     assert bad.status_code == 400
@@ -149,5 +156,5 @@ def test_a_service_cannot_use_another_workspaces_calendar(admin):
         {"name": "Corte", "duration_minutes": 30, "connection": theirs.pk},
         format="json",
     )
-    assert response.status_code == 400
-    assert "connection_id" in response.json()["error"]["details"]
+    assert response.status_code == 404
+    assert not Service.objects.exists()
