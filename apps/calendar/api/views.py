@@ -145,7 +145,7 @@ class ServiceListView(APIView):
     @extend_schema(
         operation_id="calendar_services_create",
         request=s.ServiceInput,
-        responses={201: s.ServiceOutput, **INVALID},
+        responses={201: s.ServiceOutput, **INVALID, **NOT_FOUND},
     )
     def post(self, request: Request) -> Response:
         fields = _service_fields(_valid(s.ServiceInput, request.data))
