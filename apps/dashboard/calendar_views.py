@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -57,7 +58,7 @@ def calendar_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     bookings = selectors.booking_list(
         workspace=membership.workspace, start=now - dt.timedelta(hours=12), end=now + dt.timedelta(days=60)
     ).filter(status__in=Booking.ACTIVE)[:200]
-    return _page(
+    response = _page(
         request,
         membership,
         "dashboard/calendar.html",
@@ -68,6 +69,22 @@ def calendar_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         form=form,
         providers=Connection.Provider.choices,
     )
+    # The connect buttons post here and are redirected to the provider's consent page: the browser
+    # applies form-action to that redirect too, so the providers' origins are allowed on this page.
+    response["Content-Security-Policy"] = _policy_with_providers()
+    return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _policy_with_providers() -> str:
+    origins = " ".join(
+        sorted({_origin(settings.GOOGLE_ACCOUNTS_URL), _origin(settings.MICROSOFT_AUTHORITY_URL)})
+    )
+    return settings.CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {origins}")
 
 
 @require_POST

@@ -34,6 +34,8 @@ def test_connect_google_from_the_page_and_come_back_connected(admin_client, goog
     assert b"Calendar connected: owner@example.com." in back.content
     assert Connection.objects.get(workspace=membership.workspace).status == "connected"
     assert back.content.count(b'data-testid="calendar-connection"') == 1
+    # The consent page is another origin: the page's policy lets its forms be redirected there.
+    assert f"form-action 'self' {google_standin.url}" in back["Content-Security-Policy"]
 
 
 def test_a_callback_in_another_browser_session_connects_nothing(admin_client, google_standin, client):
