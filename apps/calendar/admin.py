@@ -16,7 +16,7 @@ class ConnectionAdmin(admin.ModelAdmin[Connection]):
     list_display = ["account_email", "provider", "workspace", "status", "updated_at"]
     list_filter = ["provider", "status"]
     search_fields = ["account_email"]
-    fields = ["workspace", "provider", "account_email", "calendar_id", "status", "last_error", "connected_by"]
+    fields = ("workspace", "provider", "account_email", "calendar_id", "status", "last_error", "connected_by")
     readonly_fields = fields
     actions = ["disconnect"]
 
