@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.campaigns",
     "apps.alerts",
+    "apps.calendar",
     "apps.analytics",
     "apps.sandbox",
     "apps.live",
@@ -307,6 +308,11 @@ SPECTACULAR_SETTINGS = {
         "AlertRuleKindEnum": "apps.alerts.models.AlertRule.Kind",
         "AlertSeverityEnum": "apps.alerts.models.Severity",
         "AlertStateEnum": "apps.alerts.models.Alert.State",
+        # Two fields are named "provider": the LLM's keeps the name it had before calendars came.
+        "ProviderEnum": "apps.assistant.api.provider_serializers.PROVIDER_CHOICES",
+        "CalendarProviderEnum": "apps.calendar.models.Connection.Provider",
+        "CalendarConnectionStatusEnum": "apps.calendar.models.Connection.Status",
+        "BookingStatusEnum": "apps.calendar.models.Booking.Status",
     },
 }
 
@@ -354,6 +360,29 @@ CAMPAIGNS_IMPORT_BATCH = env.int("CAMPAIGNS_IMPORT_BATCH", default=2000)
 CAMPAIGNS_FANOUT_BATCH = env.int("CAMPAIGNS_FANOUT_BATCH", default=2000)
 CAMPAIGNS_FEED_AHEAD = env.float("CAMPAIGNS_FEED_AHEAD", default=3.0)
 CAMPAIGNS_FEED_INTERVAL = env.float("CAMPAIGNS_FEED_INTERVAL", default=1.0)
+
+# --- Calendar (apps/calendar): Google and Microsoft OAuth clients and their base URLs ---------------
+# Other URLs point the providers at local stand-ins (standins/google.py, standins/microsoft.py).
+GOOGLE_OAUTH_CLIENT_ID = env.str("GOOGLE_OAUTH_CLIENT_ID", default="")
+GOOGLE_OAUTH_CLIENT_SECRET = env.str("GOOGLE_OAUTH_CLIENT_SECRET", default="")
+GOOGLE_ACCOUNTS_URL = env.str("GOOGLE_ACCOUNTS_URL", default="https://accounts.google.com").rstrip("/")
+GOOGLE_OAUTH2_URL = env.str("GOOGLE_OAUTH2_URL", default="https://oauth2.googleapis.com").rstrip("/")
+GOOGLE_API_URL = env.str("GOOGLE_API_URL", default="https://www.googleapis.com").rstrip("/")
+MICROSOFT_CLIENT_ID = env.str("MICROSOFT_CLIENT_ID", default="")
+MICROSOFT_CLIENT_SECRET = env.str("MICROSOFT_CLIENT_SECRET", default="")
+# msal accepts only https authorities; a stand-in's own CA is trusted through MICROSOFT_CA_BUNDLE.
+MICROSOFT_AUTHORITY_URL = env.str(
+    "MICROSOFT_AUTHORITY_URL", default="https://login.microsoftonline.com"
+).rstrip("/")
+MICROSOFT_TENANT = env.str("MICROSOFT_TENANT", default="common")
+MICROSOFT_GRAPH_URL = env.str("MICROSOFT_GRAPH_URL", default="https://graph.microsoft.com").rstrip("/")
+MICROSOFT_CA_BUNDLE = env.str("MICROSOFT_CA_BUNDLE", default="")
+# Where the provider sends the staff member back (registered with the OAuth client); empty: this
+# server's /calendar/callback.
+CALENDAR_OAUTH_REDIRECT_URL = env.str("CALENDAR_OAUTH_REDIRECT_URL", default="")
+# Seconds a started connect flow (OAuth state) stays valid.
+CALENDAR_CONNECT_TTL = env.int("CALENDAR_CONNECT_TTL", default=600)
+CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
 
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")

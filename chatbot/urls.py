@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/audit/", include("apps.audit.api.urls")),
     path("api/", include("apps.campaigns.api.urls")),
     path("api/alerts/", include("apps.alerts.api.urls")),
+    path("api/calendar/", include("apps.calendar.api.urls")),
     path("api/analytics/", include("apps.analytics.api.urls")),
     path("api/", include("apps.conversations.api.urls")),
     path("webhooks/whatsapp/", include("apps.whatsapp.webhook_urls")),

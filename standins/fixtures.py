@@ -8,7 +8,9 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from standins.alert_receiver import AlertReceiver
+from standins.google import GoogleStandIn
 from standins.graph import GraphStandIn
+from standins.microsoft import MicrosoftStandIn
 
 
 @pytest.fixture
@@ -43,3 +45,30 @@ def alert_receiver(settings: Settings) -> Iterator[AlertReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@pytest.fixture
+def google_standin(settings: Settings) -> Iterator[GoogleStandIn]:
+    """Google's OAuth and Calendar API stand-in, with the platform's Google settings pointed at it."""
+    standin = GoogleStandIn().start()
+    settings.GOOGLE_OAUTH_CLIENT_ID = standin.client_id
+    settings.GOOGLE_OAUTH_CLIENT_SECRET = standin.client_secret
+    settings.GOOGLE_ACCOUNTS_URL = settings.GOOGLE_OAUTH2_URL = settings.GOOGLE_API_URL = standin.url
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def microsoft_standin(settings: Settings) -> Iterator[MicrosoftStandIn]:
+    """Microsoft's identity platform and Graph stand-in (HTTPS, its own CA), the settings pointed at it."""
+    standin = MicrosoftStandIn().start()
+    settings.MICROSOFT_CLIENT_ID = standin.client_id
+    settings.MICROSOFT_CLIENT_SECRET = standin.client_secret
+    settings.MICROSOFT_AUTHORITY_URL = settings.MICROSOFT_GRAPH_URL = standin.url
+    settings.MICROSOFT_CA_BUNDLE = standin.ca_file
+    try:
+        yield standin
+    finally:
+        standin.stop()

@@ -4,6 +4,7 @@ changed, nothing of the other workspace shown)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
 from apps.alerts.models import Alert, AlertRule
 from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
+from apps.calendar.models import Booking, Connection
+from apps.calendar.tests.factories import ConnectionFactory, ServiceFactory
 from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import Conversation, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
@@ -81,6 +84,21 @@ def _object_id(page: str, workspace: Workspace) -> int:
         return AlertFactory.create(rule__workspace=workspace, conversation=conversation).pk
     if path.startswith("/campaigns/"):
         return CampaignFactory.create(workspace=workspace, name=SECRET_NAME).pk
+    if path.startswith("/calendar/connections/"):
+        return ConnectionFactory.create(workspace=workspace, account_email="zebediah@example.com").pk
+    if path.startswith("/calendar/bookings/"):
+        service = ServiceFactory.create(workspace=workspace)
+        start = datetime.datetime(2030, 3, 4, 10, tzinfo=datetime.UTC)
+        return Booking.objects.create(
+            workspace=workspace,
+            service=service,
+            start=start,
+            end=start + datetime.timedelta(minutes=30),
+            status=Booking.Status.PENDING,
+            calendar_key=service.calendar_key,
+            idempotency_key="page-matrix",
+            customer_name=SECRET_NAME,
+        ).pk
     if path.startswith("/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
     raise AssertionError(f"no object for {page}: teach _object_id about it")
@@ -167,6 +185,7 @@ def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
         "/alerts/list/",
         "/alerts/rules/",
         "/business/",
+        "/calendar/",
         "/sandbox/",
     ],
 )
@@ -200,4 +219,8 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "messages": list(Message.objects.filter(workspace=workspace).values_list("pk", "send_state")),
         "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state")),
         "alert_rules": list(AlertRule.objects.filter(workspace=workspace).values_list("pk", "name", "kind")),
+        "calendar_connections": list(
+            Connection.objects.filter(workspace=workspace).values_list("pk", "status")
+        ),
+        "bookings": list(Booking.objects.filter(workspace=workspace).values_list("pk", "status")),
     }

@@ -3,6 +3,7 @@ and every object endpoint, called by a member of another workspace (404, nothing
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
@@ -16,6 +17,8 @@ from apps.accounts.tests.factories import PASSWORD, MembershipFactory, Workspace
 from apps.alerts.models import Alert, AlertRule
 from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
+from apps.calendar.models import Booking, Connection, Service
+from apps.calendar.tests.factories import ConnectionFactory, ServiceFactory
 from apps.campaigns.models import Campaign, ContactImport, Segment, Template
 from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import Contact, Message
@@ -65,12 +68,24 @@ BODIES: dict[str, Any] = {
     "POST /api/alerts/rules/": {"name": "Refunds", "kind": "keyword", "keywords": ["reembolso"]},
     "PATCH /api/alerts/rules/{id}/": {"severity": "low"},
     "POST /api/alerts/{id}/assign": {"assignee": None},
+    "PATCH /api/calendar/services/{id}/": {"name": "Corte largo"},
+    "POST /api/calendar/services/": {"name": "Corte", "duration_minutes": 30},
+    "POST /api/calendar/bookings/{id}/reschedule": lambda: {
+        "start": "2030-03-04T11:00:00Z",
+        "idempotency_key": uuid.uuid4().hex,
+    },
 }
 
 
 def _object_id(operation: str, workspace: Workspace) -> int:
     """An object of `workspace` the operation acts on (a fresh one, since some cells delete it)."""
     path = operation.split(" ", 1)[1]
+    if path.startswith("/api/calendar/connections/"):
+        return ConnectionFactory.create(workspace=workspace).pk
+    if path.startswith("/api/calendar/services/"):
+        return ServiceFactory.create(workspace=workspace).pk
+    if path.startswith("/api/calendar/bookings/"):
+        return _booking(workspace).pk
     if path.startswith("/api/alerts/rules/"):
         return AlertRuleFactory.create(workspace=workspace).pk
     if path.startswith("/api/alerts/"):
@@ -105,6 +120,20 @@ def _object_id(operation: str, workspace: Workspace) -> int:
     if path.startswith("/api/whatsapp/channels/"):
         return ConversationFactory.create(channel__workspace=workspace).channel_id
     raise AssertionError(f"no object for {operation}: teach _object_id about it")
+
+
+def _booking(workspace: Workspace) -> Booking:
+    service = ServiceFactory.create(workspace=workspace)
+    start = datetime.datetime(2030, 3, 4, 10, tzinfo=datetime.UTC)
+    return Booking.objects.create(
+        workspace=workspace,
+        service=service,
+        start=start,
+        end=start + datetime.timedelta(minutes=30),
+        status=Booking.Status.PENDING,
+        calendar_key=service.calendar_key,
+        idempotency_key=uuid.uuid4().hex,
+    )
 
 
 def _client(role: str, workspace: Workspace) -> tuple[APIClient, Membership | None]:
@@ -183,5 +212,12 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "alert_rules": list(
             AlertRule.objects.filter(workspace=workspace).values_list("pk", "severity", "is_active")
         ),
+        "calendar_connections": list(
+            Connection.objects.filter(workspace=workspace).values_list("pk", "status", "token")
+        ),
+        "calendar_services": list(
+            Service.objects.filter(workspace=workspace).values_list("pk", "name", "is_active")
+        ),
+        "bookings": list(Booking.objects.filter(workspace=workspace).values_list("pk", "status", "start")),
         "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state", "assignee_id")),
     }

@@ -77,7 +77,11 @@ class AlertRule(models.Model):
 
 # Alerts the platform raises itself, with no rule (staff cannot create rules of these kinds).
 CAMPAIGN_STOPPED = "campaign_stopped"
-SYSTEM_KINDS = [(CAMPAIGN_STOPPED, "WhatsApp stopped a campaign")]
+CALENDAR_RECONNECT = "calendar_reconnect"
+SYSTEM_KINDS = [
+    (CAMPAIGN_STOPPED, "WhatsApp stopped a campaign"),
+    (CALENDAR_RECONNECT, "A calendar needs reconnecting"),
+]
 
 
 class Alert(models.Model):

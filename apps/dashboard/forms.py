@@ -486,3 +486,41 @@ class AnalyticsFilterForm(forms.Form):
     def __init__(self, *args: Any, channels: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["channel"].choices = [("", _("All numbers")), *channels]  # type: ignore[attr-defined]
+
+
+class CalendarServiceForm(forms.Form):
+    """A bookable service; the calendar app's service checks the grid and the calendar's workspace."""
+
+    name = forms.CharField(label=_("Name"), max_length=120)
+    duration_minutes = forms.IntegerField(
+        label=_("Duration (minutes)"), min_value=5, max_value=24 * 60, initial=30
+    )
+    buffer_before_minutes = forms.IntegerField(
+        label=_("Buffer before (minutes)"), min_value=0, max_value=240, initial=0
+    )
+    buffer_after_minutes = forms.IntegerField(
+        label=_("Buffer after (minutes)"), min_value=0, max_value=240, initial=0
+    )
+    price = forms.DecimalField(label=_("Price"), min_value=0, max_digits=10, decimal_places=2, required=False)
+    connection = forms.TypedChoiceField(label=_("Calendar"), coerce=int, required=False, empty_value=None)
+    min_notice_minutes = forms.IntegerField(label=_("Minimum notice (minutes)"), min_value=0, initial=60)
+    horizon_days = forms.IntegerField(
+        label=_("Bookable up to (days ahead)"), min_value=1, max_value=365, initial=30
+    )
+    daily_cap = forms.IntegerField(
+        label=_("Most bookings a day"),
+        min_value=1,
+        max_value=1000,
+        required=False,
+        help_text=_("Empty: no limit."),
+    )
+
+    def __init__(self, *args: Any, connections: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.TypedChoiceField, self.fields["connection"])
+        field.choices = [("", _("None: a person confirms each booking")), *connections]
+
+    def service_fields(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["connection_id"] = data.pop("connection")
+        return data

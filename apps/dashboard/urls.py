@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import analytics_views, campaign_views, views
+from apps.dashboard import analytics_views, calendar_views, campaign_views, views
 
 app_name = "dashboard"
 
@@ -47,6 +47,16 @@ urlpatterns = [
     path("alerts/<int:pk>/<slug:action>/", views.alert_action, name="alert-action"),
     path("analytics/", analytics_views.analytics, name="analytics"),
     path("analytics/export/<slug:table>/", analytics_views.analytics_export, name="analytics-export"),
+    path("calendar/", calendar_views.calendar_page, name="calendar"),
+    # No trailing slash: the address registered with Google and Microsoft (CALENDAR_OAUTH_REDIRECT_URL).
+    path("calendar/callback", calendar_views.calendar_callback, name="calendar-callback"),
+    path("calendar/connect/<slug:provider>/", calendar_views.calendar_connect, name="calendar-connect"),
+    path(
+        "calendar/connections/<int:pk>/disconnect/",
+        calendar_views.calendar_disconnect,
+        name="calendar-disconnect",
+    ),
+    path("calendar/bookings/<int:pk>/cancel/", calendar_views.booking_cancel, name="calendar-booking-cancel"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),
