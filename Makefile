@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck lock clean services bench
+.PHONY: run test lint typecheck lock clean services bench schema
 
 $(VENV)/bin/python:
 	@echo "== [setup] a virtual environment in $(VENV)"
@@ -66,6 +66,11 @@ bench: $(STAMP)
 	$(PY) bench/outbound.py --count $(BENCH_COUNT) --rates 80,1000
 	$(PY) bench/latency.py --count $(BENCH_LATENCY_COUNT) --levels $(BENCH_LATENCY_LEVELS)
 	$(PY) bench/report.py
+
+## schema: write the API's OpenAPI schema to docs/api/openapi.yaml (tests/test_api_schema.py fails on drift)
+schema: $(STAMP)
+	DEBUG=1 ENV_FILE=/dev/null DJANGO_SECRET_KEY=schema-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz \
+		JWT_SECRET=schema-only-0123456789-0123456789-abcdefghij $(PY) manage.py spectacular --file docs/api/openapi.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -121,12 +121,54 @@ TOO_LONG = (
 )
 
 
+# Declared on every list answered with a page envelope, so generated clients can ask for page 2.
+# No minimum or maximum on page_size: DRF takes an out-of-range size as the default or the cap.
+PAGE_PARAMETERS = (
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "Page number, from 1; a page past the last one answers 404.",
+    },
+    {
+        "name": "page_size",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer"},
+        "description": "Rows per page: 50 unless given, at most 500 (a larger size gets 500).",
+    },
+)
+PAST_THE_END = "No such page: past the last one (`page`), or not a page number."
+
+
+def _is_page(response: Mapping[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return str(schema.get("$ref", "")).startswith("#/components/schemas/Paginated")
+
+
+def _always_present(serializer: Any, schema: dict[str, Any]) -> None:
+    """Every field of an answer is in it, so required: a model serializer's field for a blank-able
+    column is `required=False` for input's sake, which generated clients typed `T | Unset` (68 fields).
+    A field declared `required=False` on the serializer itself may be left out (DRF skips it when its
+    source is missing, as ErrorDetail's `details`) and stays optional."""
+    declared = getattr(serializer, "_declared_fields", {})
+    optional = {name for name, field in declared.items() if field._kwargs.get("required") is False}
+    required = [name for name in schema.get("properties", {}) if name not in optional]
+    if required:
+        schema["required"] = required
+
+
 class AutoSchema(openapi.AutoSchema):
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
-        parameters = operation.get("parameters", [])
+        parameters = operation.setdefault("parameters", [])
+        paged = _is_page(operation["responses"].get("200", {}))
+        if paged:
+            named = {parameter["name"] for parameter in parameters if parameter["in"] == "query"}
+            parameters.extend(copy.deepcopy(p) for p in PAGE_PARAMETERS if p["name"] not in named)
         for parameter in parameters:
             # DRF reads an empty value of an optional field in a query string as absent.
             if parameter["in"] == "query" and not parameter.get("required"):
@@ -136,8 +178,13 @@ class AutoSchema(openapi.AutoSchema):
             error = OpenApiResponse(ErrorOutput, description=description)
             # drf-spectacular is unannotated
             responses.setdefault(str(code), self._get_response_for_code(error, str(code)))  # type: ignore[no-untyped-call]
+        if paged:
+            error = OpenApiResponse(ErrorOutput, description=PAST_THE_END)
+            responses.setdefault("404", self._get_response_for_code(error, "404"))  # type: ignore[no-untyped-call]
         if any(parameter["in"] in ("query", "path") for parameter in parameters):
             responses.setdefault("414", {"description": TOO_LONG})
+        if not parameters:
+            del operation["parameters"]
         if "429" in responses:
             responses["429"].setdefault("headers", {}).update(RETRY_AFTER)
         operation["responses"] = dict(sorted(responses.items()))
@@ -162,6 +209,8 @@ class AutoSchema(openapi.AutoSchema):
     def _map_basic_serializer(self, serializer: Any, direction: Any) -> Any:
         # drf-spectacular is unannotated
         schema = super()._map_basic_serializer(serializer, direction)  # type: ignore[no-untyped-call]
+        if direction == "response":
+            _always_present(serializer, schema)
         rules: InputSchema | None = getattr(serializer, "_input_schema", None)
         if rules is None or direction != "request":
             return schema
@@ -218,3 +267,84 @@ def implied_errors(view: Any, operation: Mapping[str, Any]) -> Iterator[tuple[in
         yield 415, "The body's Content-Type is not one this operation reads."
     if view.get_throttles():
         yield 429, "Too many requests; try again after Retry-After seconds."
+
+
+# --- what third-party client generators need (issue 18) -------------------------------------------
+def _enum_varname(value: str) -> str:
+    """An identifier for an enum value, keeping apart what generators would fold together
+    ("Etc/GMT+1" and "Etc/GMT-1", "GMT+0" and "GMT0")."""
+    name = "".join(c if c.isalnum() else "_" for c in value.replace("+", "_PLUS_"))
+    return "_".join(part for part in name.upper().split("_") if part) or "EMPTY"
+
+
+def enum_varnames(values: list[str]) -> list[str]:
+    names: list[str] = []
+    taken: set[str] = set()
+    for value in values:
+        base = _enum_varname(value)
+        if value[:1].isdigit() or base[:1].isdigit():
+            base = f"V_{base}"
+        # "Etc/GMT-1" and "Etc/GMT+1": a minus before a digit is a sign, not a separator.
+        if "-" in value and any(
+            value[i] == "-" and value[i + 1 : i + 2].isdigit() for i in range(len(value))
+        ):
+            base = _enum_varname(value.replace("-", "_MINUS_"))
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _defaults_out_of_branches(node: Any) -> None:
+    """A default inside one branch of a oneOf/anyOf (drf-spectacular puts a blank-allowed field's
+    there) may break that branch's own pattern or format, which validators reject: it belongs to
+    the property."""
+    if isinstance(node, dict):
+        for key in ("oneOf", "anyOf"):
+            for branch in node.get(key, []):
+                if isinstance(branch, dict) and "default" in branch:
+                    node.setdefault("default", branch.pop("default"))
+        for value in node.values():
+            _defaults_out_of_branches(value)
+    elif isinstance(node, list):
+        for value in node:
+            _defaults_out_of_branches(value)
+
+
+# The range of the database's integer column, which Django adds as a validator to a model
+# serializer's field: 32 or 64 bits depending on the backend, so left out of the published schema
+# (it would differ between SQLite and PostgreSQL), as is the int64 format it brings.
+_BACKEND_INTEGER_BOUNDS = {2**15 - 1, 2**31 - 1, 2**63 - 1, -(2**15), -(2**31), -(2**63)}
+
+
+def _without_backend_bounds(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            dropped = False
+            for key in ("maximum", "minimum"):
+                if node.get(key) in _BACKEND_INTEGER_BOUNDS:
+                    del node[key]
+                    dropped = True
+            if dropped and node.get("format") == "int64":
+                del node["format"]
+        for value in node.values():
+            _without_backend_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _without_backend_bounds(value)
+
+
+def postprocess_for_clients(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """SPECTACULAR_SETTINGS' last hook: the schema as openapi-spec-validator and the client
+    generators (openapi-python-client with its defaults) accept it."""
+    _defaults_out_of_branches(result)
+    _without_backend_bounds(result)
+    for schema in result.get("components", {}).get("schemas", {}).values():
+        values = schema.get("enum")
+        if schema.get("type") == "string" and values and "x-enum-varnames" not in schema:
+            schema["x-enum-varnames"] = enum_varnames([v for v in values if v is not None])
+    return result

@@ -298,6 +298,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatbot.openapi.postprocess_for_clients",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CircuitStateEnum": "chatbot.circuit.STATES",
         "ModelJobKindEnum": "apps.assistant.models.ModelPull.Kind",

@@ -39,8 +39,8 @@ class ConnectStartOutput(serializers.Serializer[Any]):
 
 class ConnectFinishInput(JSONInput):
     state = serializers.CharField(max_length=128)
-    code = serializers.CharField(max_length=4096, required=False, default="")
-    error = serializers.CharField(max_length=200, required=False, default="")
+    code = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    error = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 _ON_THE_GRID = {"multipleOf": SLOT_MINUTES}
