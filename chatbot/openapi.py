@@ -336,6 +336,38 @@ def _without_backend_bounds(node: Any) -> None:
             _without_backend_bounds(value)
 
 
+def _nullable_references_typed(node: Any, components: Mapping[str, Any]) -> None:
+    """`nullable` needs a `type` beside it in OpenAPI 3.0 (redocly, strict validators): drf-spectacular
+    writes a nullable reference as `allOf: [$ref], nullable: true` (a choice: `oneOf: [ChoiceEnum,
+    NullEnum]`); the referenced schema's type is added."""
+    if isinstance(node, dict):
+        branches = node.get("allOf") or node.get("oneOf") or []
+        if node.get("nullable") and "type" not in node and branches:
+            # allOf: [ref] for an object; oneOf: [SomeEnum, NullEnum] for a nullable choice.
+            target = str(branches[0].get("$ref", "")).rsplit("/", 1)[-1]
+            node["type"] = components.get(target, {}).get("type", "object")
+        for value in node.values():
+            _nullable_references_typed(value, components)
+    elif isinstance(node, list):
+        for value in node:
+            _nullable_references_typed(value, components)
+
+
+def _operations(result: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for methods in result.get("paths", {}).values():
+        for method, operation in methods.items():
+            if method in ("get", "put", "post", "patch", "delete"):
+                yield operation
+
+
+def _summary(operation: Mapping[str, Any]) -> str:
+    description = str(operation.get("description", "")).strip()
+    first = description.split("\n", 1)[0].split(". ", 1)[0].rstrip(".:")
+    if first and len(first) <= 100:
+        return first
+    return str(operation.get("operationId", "")).replace("_", " ").capitalize()
+
+
 def postprocess_for_clients(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -343,6 +375,10 @@ def postprocess_for_clients(
     generators (openapi-python-client with its defaults) accept it."""
     _defaults_out_of_branches(result)
     _without_backend_bounds(result)
+    _nullable_references_typed(result, result.get("components", {}).get("schemas", {}))
+    for operation in _operations(result):
+        operation.setdefault("summary", _summary(operation))
+        operation.setdefault("security", [])  # no security named: the operation is public (log in)
     for schema in result.get("components", {}).get("schemas", {}).values():
         values = schema.get("enum")
         if schema.get("type") == "string" and values and "x-enum-varnames" not in schema:

@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp AI platform API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVERS": [{"url": "/", "description": "This server"}],
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI's assets from our own static files, not a CDN: /api/docs/ works offline and under the CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
