@@ -336,14 +336,20 @@ def _without_backend_bounds(node: Any) -> None:
             _without_backend_bounds(value)
 
 
+COMPONENTS = "#/components/schemas/"
+
+
 def _nullable_references_typed(node: Any, components: Mapping[str, Any]) -> None:
     """`nullable` needs a `type` beside it in OpenAPI 3.0 (redocly, strict validators): drf-spectacular
-    writes a nullable reference as `allOf: [$ref], nullable: true` (a choice: `oneOf: [ChoiceEnum,
-    NullEnum]`); the referenced schema's type is added."""
+    writes a nullable reference as `allOf: [$ref], nullable: true`, made here `oneOf: [$ref, NullEnum]`
+    as it writes a nullable choice; the referenced schema's type is added beside."""
     if isinstance(node, dict):
-        branches = node.get("allOf") or node.get("oneOf") or []
+        if node.get("nullable") and len(node.get("allOf", [])) == 1 and "$ref" in node["allOf"][0]:
+            # As drf-spectacular writes a nullable choice, which generators read as "T or None"
+            # (openapi-python-client took `allOf` with a type beside it for a T never null).
+            node["oneOf"] = [*node.pop("allOf"), {"$ref": f"{COMPONENTS}NullEnum"}]
+        branches = node.get("oneOf") or []
         if node.get("nullable") and "type" not in node and branches:
-            # allOf: [ref] for an object; oneOf: [SomeEnum, NullEnum] for a nullable choice.
             target = str(branches[0].get("$ref", "")).rsplit("/", 1)[-1]
             node["type"] = components.get(target, {}).get("type", "object")
         for value in node.values():
@@ -375,7 +381,9 @@ def postprocess_for_clients(
     generators (openapi-python-client with its defaults) accept it."""
     _defaults_out_of_branches(result)
     _without_backend_bounds(result)
-    _nullable_references_typed(result, result.get("components", {}).get("schemas", {}))
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("NullEnum", {"enum": [None]})
+    _nullable_references_typed(result, schemas)
     for operation in _operations(result):
         operation.setdefault("summary", _summary(operation))
         operation.setdefault("security", [])  # no security named: the operation is public (log in)
