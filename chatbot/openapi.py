@@ -122,7 +122,7 @@ TOO_LONG = (
 
 
 # Declared on every list answered with a page envelope, so generated clients can ask for page 2.
-# No minimum or maximum on page_size: DRF takes an out-of-range size as the default or the cap.
+# No maximum on page_size: a larger one is taken as the cap (chatbot.pagination).
 PAGE_PARAMETERS = (
     {
         "name": "page",
@@ -135,7 +135,7 @@ PAGE_PARAMETERS = (
         "name": "page_size",
         "in": "query",
         "required": False,
-        "schema": {"type": "integer"},
+        "schema": {"type": "integer", "minimum": 1},
         "description": "Rows per page: 50 unless given, at most 500 (a larger size gets 500).",
     },
 )
@@ -380,7 +380,9 @@ def postprocess_for_clients(
     """SPECTACULAR_SETTINGS' last hook: the schema as openapi-spec-validator and the client
     generators (openapi-python-client with its defaults) accept it."""
     _defaults_out_of_branches(result)
-    _without_backend_bounds(result)
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request"):  # answers only: an input's bounds are what it accepts
+            _without_backend_bounds(component)
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("NullEnum", {"enum": [None]})
     _nullable_references_typed(result, schemas)
