@@ -25,7 +25,11 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 TEXT = {
     "en": {"human": "A person answers", "assigned": "Assigned to {}", "waiting": "Waiting for a person"},
-    "es": {"human": "Responde una persona", "assigned": "Asignada a {}", "waiting": "Esperando a una persona"},
+    "es": {
+        "human": "Responde una persona",
+        "assigned": "Asignada a {}",
+        "waiting": "Esperando a una persona",
+    },
 }
 
 
@@ -38,7 +42,9 @@ def _seed():
     MembershipFactory.create(user=teammate, workspace=workspace, role=Role.AGENT)
     lucia = ConversationFactory.create(
         channel=channel,
-        contact=ContactFactory.create(workspace=workspace, name="Lucía Pérez", wa_id="34600111222", tags=["VIP"]),
+        contact=ContactFactory.create(
+            workspace=workspace, name="Lucía Pérez", wa_id="34600111222", tags=["VIP"]
+        ),
         status=Conversation.Status.PENDING_HUMAN,
     )
     start = timezone.now() - timedelta(minutes=50)
@@ -51,7 +57,8 @@ def _seed():
         Message.objects.filter(pk=row.pk).update(created_at=start + timedelta(minutes=n))
     MessageFactory.create(conversation=lucia, body="¿Me atiende una persona, por favor?")
     pedro = ConversationFactory.create(
-        channel=channel, contact=ContactFactory.create(workspace=workspace, name="Pedro Gómez", wa_id="34600333444")
+        channel=channel,
+        contact=ContactFactory.create(workspace=workspace, name="Pedro Gómez", wa_id="34600333444"),
     )
     MessageFactory.create(conversation=pedro, body="¿Abrís el domingo?")
     CannedReply.objects.create(

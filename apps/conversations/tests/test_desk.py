@@ -196,7 +196,10 @@ def _ids(rows):
 
 def test_the_inbox_filters_by_who_has_it_by_number_and_by_tag(workspace):
     me = _agent(workspace)
-    number, other_number = ChannelFactory.create(workspace=workspace), ChannelFactory.create(workspace=workspace)
+    number, other_number = (
+        ChannelFactory.create(workspace=workspace),
+        ChannelFactory.create(workspace=workspace),
+    )
     bot = ConversationFactory.create(channel=number, contact__tags=["VIP"])
     waiting = ConversationFactory.create(channel=number, status=Conversation.Status.PENDING_HUMAN)
     mine = ConversationFactory.create(channel=other_number, status=Conversation.Status.HUMAN, assignee=me)

@@ -41,7 +41,9 @@ def test_a_row_shows_preview_name_number_channel_assignee_waiting_and_unread(pag
     assert "2 unread" in page
 
 
-def test_the_conversation_opens_beside_the_list_with_notes_bubbles_and_the_customer(page_client, conversation):
+def test_the_conversation_opens_beside_the_list_with_notes_bubbles_and_the_customer(
+    page_client, conversation
+):
     client, membership = page_client(Role.AGENT)
     MessageFactory.create(conversation=conversation, body="Hola")
     MessageFactory.create(
@@ -100,7 +102,9 @@ def test_a_bad_assignee_is_refused_with_a_message(page_client, conversation):
     assert Conversation.objects.get(pk=conversation.pk).assignee_id is None
 
 
-def test_a_note_from_the_page_shows_in_the_thread_and_sends_nothing(page_client, conversation, tasks_captured):
+def test_a_note_from_the_page_shows_in_the_thread_and_sends_nothing(
+    page_client, conversation, tasks_captured
+):
     client, _ = page_client(Role.AGENT)
 
     client.post(f"/conversations/{conversation.pk}/note/", {"body": "Llamar mañana"})
