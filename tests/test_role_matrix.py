@@ -18,7 +18,7 @@ from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
 from apps.assistant.models import KnowledgeEntry
 from apps.campaigns.models import Campaign, ContactImport, Segment, Template
 from apps.campaigns.tests.factories import CampaignFactory
-from apps.conversations.models import Contact, Message
+from apps.conversations.models import CannedReply, Contact, Conversation, InternalNote, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
 from tests.role_matrix import ALLOWED, ANONYMOUS, MATRIX, ROLES, expected
@@ -57,6 +57,10 @@ BODIES: dict[str, Any] = {
     "POST /api/contacts/": lambda: {"wa_id": f"34{uuid.uuid4().int % 10**9:09d}"},
     "PATCH /api/contacts/{id}/": {"name": "Ana"},
     "POST /api/conversations/{id}/reply": {"body": "Hello"},
+    "POST /api/conversations/{id}/assign": {"assignee": None},
+    "POST /api/conversations/{id}/notes/": {"body": "Call back"},
+    "POST /api/conversations/{id}/attachment": {"kind": "image", "link": "https://example.com/a.jpg"},
+    "POST /api/canned-replies/": lambda: {"title": uuid.uuid4().hex[:10], "body": "Hola {{name}}"},
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
     "PATCH /api/segments/{id}/": {"name": "Renamed"},
@@ -97,6 +101,8 @@ def _object_id(operation: str, workspace: Workspace) -> int:
         return Segment.objects.create(workspace=workspace, name=uuid.uuid4().hex[:8], filters={}).pk
     if path.startswith("/api/conversations/"):
         return ConversationFactory.create(channel__workspace=workspace).pk
+    if path.startswith("/api/canned-replies/"):
+        return CannedReply.objects.create(workspace=workspace, title=uuid.uuid4().hex[:10], body="Hola").pk
     if path.startswith("/api/messages/"):
         return MessageFactory.create(conversation__channel__workspace=workspace).pk
     if path.startswith("/api/queue/"):
@@ -184,4 +190,9 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
             AlertRule.objects.filter(workspace=workspace).values_list("pk", "severity", "is_active")
         ),
         "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state", "assignee_id")),
+        "conversations": list(
+            Conversation.objects.filter(workspace=workspace).values_list("pk", "assignee_id")
+        ),
+        "notes": list(InternalNote.objects.filter(workspace=workspace).values_list("pk", "body")),
+        "canned_replies": list(CannedReply.objects.filter(workspace=workspace).values_list("pk", "title")),
     }
