@@ -67,9 +67,20 @@ def _seed():
     return workspace, me, teammate, lucia, pedro
 
 
+# Headless Chromium has no notification centre: the page's Notification is recorded instead, with the
+# permission the user would have granted.
+NOTIFICATIONS = """
+window.__notified = [];
+window.Notification = function (title, options) { window.__notified.push(title); };
+window.Notification.permission = "granted";
+window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
+"""
+
+
 def _login(browser, base_url, user, viewport, language):
     context = browser.new_context(viewport=viewport, locale="en-US")
     context.set_default_timeout(20_000)
+    context.add_init_script(NOTIFICATIONS)
     page = context.new_page()
     page.goto(f"{base_url}/login/")
     if language == "es":
@@ -102,6 +113,8 @@ def test_the_inbox_follows_a_second_agent_live(ws_server, browser, settings, lan
     expect(first.get_by_test_id("row-preview")).to_contain_text("¿Me atiende una persona")
     expect(first.get_by_test_id("row-status")).to_have_text(text["waiting"])
     expect(page.get_by_test_id("waiting-badge")).to_contain_text("1")
+    page.get_by_test_id("notify-toggle").click()
+    expect(page.get_by_test_id("notify-toggle")).to_have_attribute("aria-pressed", "true")
 
     # Opening it: beside the list on a desktop, alone on a phone; at its newest message.
     first.locator("a").click()
@@ -141,6 +154,9 @@ def test_the_inbox_follows_a_second_agent_live(ws_server, browser, settings, lan
     # Another customer starts waiting: the counter in the navigation says so, live.
     conversation_move(conversation=pedro, move=Move.CUSTOMER_HANDOFF)
     expect(page.get_by_test_id("waiting-badge")).to_contain_text("1")
+    notified = {"en": "A customer is waiting for a person", "es": "Un cliente espera a una persona"}
+    page.wait_for_function("() => window.__notified.length === 1")
+    assert page.evaluate("window.__notified") == [notified[language]]
 
     if phone:
         page.get_by_role("link", name={"en": "Customer details", "es": "Datos del cliente"}[language]).click()
