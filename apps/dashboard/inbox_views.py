@@ -24,7 +24,7 @@ from apps.dashboard import forms
 from apps.dashboard.access import member_page, roles
 from apps.dashboard.views import _page, _refused
 from apps.whatsapp import selectors as channel_selectors
-from chatbot.exceptions import DomainError
+from chatbot.exceptions import DomainError, ValidationFailed
 
 PAGE_SIZE = 100
 THREAD_SIZE = 300
@@ -149,6 +149,7 @@ def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> 
         campaign=campaign_selectors.conversation_campaign(conversation=conversation),
         history=selectors.contact_history(conversation=conversation),
         attachment_kinds=forms.ATTACHMENT_KINDS,
+        upload_types=",".join(desk.UPLOAD_KINDS),
     )
 
 
@@ -238,15 +239,33 @@ def conversation_note(request: HttpRequest, membership: Membership, pk: int) -> 
 @require_POST
 @member_page(write=Role.AGENT)
 def conversation_attach(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    """A file uploaded from staff's computer, else one WhatsApp fetches from a link."""
     conversation = _conversation(membership, pk)
+    upload = request.FILES.get("file")
+    caption = request.POST.get("caption", "")
     try:
-        desk.conversation_attachment_send(
-            conversation=conversation,
-            user=request.user,
-            kind=request.POST.get("kind", ""),
-            link=request.POST.get("link", ""),
-            caption=request.POST.get("caption", ""),
-        )
+        if upload is not None:
+            if upload.size is None or upload.size > desk.UPLOAD_LIMIT:  # not read into memory at all
+                raise ValidationFailed(
+                    _("The file is empty or larger than %(mb)d MB.")
+                    % {"mb": desk.UPLOAD_LIMIT // (1024 * 1024)}
+                )
+            desk.conversation_file_send(
+                conversation=conversation,
+                user=request.user,
+                content=upload.read(),
+                mime_type=upload.content_type or "",
+                filename=upload.name or "",
+                caption=caption,
+            )
+        else:
+            desk.conversation_attachment_send(
+                conversation=conversation,
+                user=request.user,
+                kind=request.POST.get("kind", ""),
+                link=request.POST.get("link", ""),
+                caption=caption,
+            )
     except DomainError as exc:
         _refused(request, exc)
     return _back(request, pk)

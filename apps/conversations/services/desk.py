@@ -14,7 +14,9 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import ROLE_RANK, Membership, Role
 from apps.audit.services import audit_record
 from apps.conversations.models import CannedReply, Contact, Conversation, InternalNote, Message
+from apps.conversations.selectors import window_open
 from apps.conversations.services.actions import conversation_staff_send
+from apps.conversations.transport import transport_for
 from apps.live.services import live_publish
 from chatbot.exceptions import Conflict, ValidationFailed
 
@@ -152,4 +154,72 @@ def conversation_attachment_send(
         content["filename"] = PurePosixPath(unquote(parts.path)).name or "document"
     return conversation_staff_send(
         conversation=conversation, user=user, body=content.get("caption", ""), type=kind, content=content
+    )
+
+
+UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; WhatsApp's cap for video and audio (images: 5 MB)
+IMAGE_LIMIT = 5 * 1024 * 1024
+# The MIME types WhatsApp takes per kind (Meta's "supported media types").
+UPLOAD_KINDS = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "audio/aac": "audio",
+    "audio/amr": "audio",
+    "audio/mpeg": "audio",
+    "audio/mp4": "audio",
+    "audio/ogg": "audio",
+    "text/plain": "document",
+    "application/pdf": "document",
+    "application/msword": "document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
+    "application/vnd.ms-excel": "document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "document",
+    "application/vnd.ms-powerpoint": "document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "document",
+}
+
+
+def conversation_file_send(
+    *, conversation: Conversation, user: Any, content: bytes, mime_type: str, filename: str, caption: str = ""
+) -> list[Message]:
+    """Upload a file from staff's computer to WhatsApp, then send it through the queue like a reply.
+
+    The upload is a call to WhatsApp made now (the web request waits for it); the send is queued. A
+    refused upload raises the transport's SendError and nothing is queued.
+    """
+    kind = UPLOAD_KINDS.get(mime_type.split(";")[0].strip().lower())
+    if kind is None:
+        raise ValidationFailed(
+            _(
+                "WhatsApp does not take this kind of file: send a JPEG or PNG image, an MP4 video, an audio file, or a PDF or Office document."
+            )
+        )
+    limit = IMAGE_LIMIT if kind == "image" else UPLOAD_LIMIT
+    if not content or len(content) > limit:
+        raise ValidationFailed(
+            _("The file is empty or larger than %(mb)d MB.") % {"mb": limit // (1024 * 1024)}
+        )
+    caption = caption.strip()
+    if len(caption) > CAPTION_LIMIT:
+        raise ValidationFailed(_("A caption is at most %(limit)d characters.") % {"limit": CAPTION_LIMIT})
+    if conversation.status == Conversation.Status.CLOSED:
+        raise Conflict(_("The conversation is closed."), code="conversation_closed")
+    if not window_open(conversation=conversation):
+        # Checked before the upload too: a file for a closed window would be uploaded for nothing.
+        raise Conflict(
+            _("The customer's 24-hour window is closed; only a template can be sent."), code="window_closed"
+        )
+    name = PurePosixPath(filename.replace("\\", "/")).name[:240] or kind
+    media_id = transport_for(conversation.channel).upload_media(
+        conversation.channel, content=content, mime_type=mime_type, filename=name
+    )
+    message: dict[str, Any] = {"id": media_id}
+    if caption and kind != "audio":
+        message["caption"] = caption
+    if kind == "document":
+        message["filename"] = name
+    return conversation_staff_send(
+        conversation=conversation, user=user, body=message.get("caption", ""), type=kind, content=message
     )

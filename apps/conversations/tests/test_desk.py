@@ -249,3 +249,70 @@ def test_the_contacts_history_lists_their_other_conversations_only(workspace):
     history = selectors.contact_history(conversation=current)
 
     assert [(c.pk, c.message_count) for c in history] == [(earlier.pk, 1)]
+
+
+# --- files from staff's computer --------------------------------------------------------------
+@pytest.fixture
+def cloud_conversation(workspace, cloud_settings):
+    number = ChannelFactory.create(workspace=workspace, access_token="EAAG-token-for-uploads")
+    return ConversationFactory.create(channel=number)
+
+
+def test_an_uploaded_document_is_stored_with_whatsapp_then_queued_by_its_id(
+    cloud_conversation, graph_standin, workspace
+):
+    me = _agent(workspace)
+
+    [row] = desk.conversation_file_send(
+        conversation=cloud_conversation,
+        user=me,
+        content=b"%PDF-1.4 price list",
+        mime_type="application/pdf",
+        filename="C:\\Users\\ana\\precios 2026.pdf",
+        caption="Precios",
+    )
+
+    [upload] = graph_standin.uploads
+    assert upload["filename"] == "precios 2026.pdf"
+    assert (row.type, row.body, row.send_state) == ("document", "Precios", "pending")
+    assert row.payload == {"id": upload["id"], "caption": "Precios", "filename": "precios 2026.pdf"}
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "content"),
+    [
+        ("application/x-msdownload", b"MZ"),  # not a kind WhatsApp takes
+        ("image/png", b""),
+        ("image/png", b"x" * (desk.IMAGE_LIMIT + 1)),
+    ],
+)
+def test_a_file_whatsapp_would_refuse_is_not_uploaded(
+    cloud_conversation, graph_standin, workspace, mime_type, content
+):
+    with pytest.raises(ValidationFailed):
+        desk.conversation_file_send(
+            conversation=cloud_conversation,
+            user=_agent(workspace),
+            content=content,
+            mime_type=mime_type,
+            filename="f",
+        )
+
+    assert graph_standin.uploads == []
+    assert not Message.objects.exists()
+
+
+def test_no_upload_once_the_window_closed(cloud_conversation, graph_standin, workspace):
+    Conversation.objects.filter(pk=cloud_conversation.pk).update(last_inbound_at=None)
+    cloud_conversation.refresh_from_db()
+
+    with pytest.raises(Conflict):
+        desk.conversation_file_send(
+            conversation=cloud_conversation,
+            user=_agent(workspace),
+            content=b"\x89PNG",
+            mime_type="image/png",
+            filename="a.png",
+        )
+
+    assert graph_standin.uploads == []

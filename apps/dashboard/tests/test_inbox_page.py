@@ -183,3 +183,36 @@ def test_the_inbox_page_takes_as_many_queries_for_60_rows_as_for_3(page_client, 
 
     assert page.count('data-testid="conversation-row"') == 61
     assert len(many) == len(few)
+
+
+def test_a_file_from_the_computer_is_uploaded_and_shown_in_the_thread(
+    page_client, workspace, cloud_settings, graph_standin
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.whatsapp.tests.factories import ChannelFactory
+
+    client, _ = page_client(Role.AGENT)
+    channel = ChannelFactory.create(workspace=workspace, access_token="EAAG-token-for-uploads")
+    conversation = ConversationFactory.create(channel=channel)
+    photo = SimpleUploadedFile("azul.png", b"\x89PNG\r\n\x1a\n", content_type="image/png")
+
+    client.post(f"/conversations/{conversation.pk}/attach/", {"file": photo, "caption": "Talla 42"})
+    thread = client.get(f"/conversations/{conversation.pk}/thread/").content.decode()
+
+    [upload] = graph_standin.uploads
+    sent = Message.objects.get(conversation=conversation)
+    assert (sent.type, sent.payload) == ("image", {"id": upload["id"], "caption": "Talla 42"})
+    assert 'data-testid="attachment"' in thread and "Talla 42" in thread
+
+
+def test_a_file_of_a_kind_whatsapp_refuses_is_explained(page_client, conversation):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client, _ = page_client(Role.AGENT)
+    program = SimpleUploadedFile("setup.exe", b"MZ", content_type="application/x-msdownload")
+
+    response = client.post(f"/conversations/{conversation.pk}/attach/", {"file": program}, follow=True)
+
+    assert "WhatsApp does not take this kind of file" in response.content.decode()
+    assert not Message.objects.filter(conversation=conversation).exists()
