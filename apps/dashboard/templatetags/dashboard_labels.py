@@ -114,3 +114,14 @@ def when(value: datetime | None) -> str:
     if local.date() == timezone.localdate():
         return date_format(local, "TIME_FORMAT")
     return date_format(local, "SHORT_DATE_FORMAT")
+
+
+@register.filter
+def stamp(value: datetime | None) -> str:
+    """A message's time: the hour for today, else the date and the hour (active zone, locale format)."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    if local.date() == timezone.localdate():
+        return date_format(local, "TIME_FORMAT")
+    return date_format(local, "SHORT_DATETIME_FORMAT")

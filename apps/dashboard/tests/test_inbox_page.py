@@ -164,6 +164,10 @@ def test_times_are_shown_in_the_workspaces_zone(page_client, conversation, works
     thread = client.get(f"/conversations/{conversation.pk}/thread/").content.decode()
 
     assert "2026-03-02T09:05:00-06:00" in thread
+    assert "03/02/2026 9:05 a.m." in thread  # another day: the date and the hour, in English's formats
+    client.post("/i18n/setlang/", {"language": "es", "next": "/inbox/"})
+    spanish = client.get(f"/conversations/{conversation.pk}/thread/").content.decode()
+    assert "02/03/2026 09:05" in spanish  # day first, 24-hour clock
 
 
 def test_the_inbox_page_takes_as_many_queries_for_60_rows_as_for_3(page_client, workspace, conversation):
