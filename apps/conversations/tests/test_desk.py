@@ -316,3 +316,19 @@ def test_no_upload_once_the_window_closed(cloud_conversation, graph_standin, wor
         )
 
     assert graph_standin.uploads == []
+
+
+def test_the_admin_lists_notes_read_only_and_canned_replies(admin_client, workspace):
+    conversation = ConversationFactory.create(channel__workspace=workspace)
+    note = desk.note_add(conversation=conversation, user=_agent(workspace), body="Vuelve el lunes")
+    desk.canned_reply_create(workspace_id=workspace.pk, title="Horario", body="9-18")
+
+    notes = admin_client.get("/admin/conversations/internalnote/")
+    replies_page = admin_client.get("/admin/conversations/cannedreply/")
+    add = admin_client.get("/admin/conversations/internalnote/add/")
+    detail = admin_client.get(f"/admin/conversations/internalnote/{note.pk}/change/")
+
+    assert notes.status_code == 200 and replies_page.status_code == 200
+    assert "Horario" in replies_page.content.decode()
+    assert add.status_code == 403
+    assert "Vuelve el lunes" in detail.content.decode()
