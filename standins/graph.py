@@ -1,6 +1,6 @@
 """A local stand-in for Meta's Graph API (the WhatsApp Cloud API part of it).
 
-It answers sends, read receipts and media look-ups in Meta's shapes, records every accepted send,
+It answers sends, read receipts, media uploads and look-ups in Meta's shapes, records every accepted send,
 posts signed status webhooks back like Meta does, and can be told to misbehave (errors, slow
 answers, cut connections, a throughput limit). Tests, the demo and benchmarks reach it through
 WHATSAPP_GRAPH_URL; nothing in the application knows it is not Meta.
@@ -35,7 +35,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email import policy as email_policy
 from email.message import Message
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
@@ -348,6 +350,7 @@ class GraphStandIn:
         self._rate_limit: int | None = None
         self._windows: dict[str, deque[float]] = {}
         self._media: dict[str, _Media] = {}
+        self._uploads: list[dict[str, Any]] = []
         self._numbers: dict[str, _Number] = {}
         self._webhooks: _WebhookConfig | None = None
         # Message templates per WhatsApp Business Account id, in creation order.
@@ -475,6 +478,7 @@ class GraphStandIn:
         Configuration (tokens, media, webhook target) is kept."""
         with self._lock:
             self._sent.clear()
+            self._uploads.clear()
             self._requests.clear()
             self._webhook_log.clear()
             self._failures.clear()
@@ -835,6 +839,8 @@ class GraphStandIn:
             return self._download(segments[1]) if method == "GET" else _Answer(405, content_type="text/plain")
         if method == "POST" and len(segments) == 3 and segments[2] == "messages":
             return self._messages(segments[1], body)
+        if method == "POST" and len(segments) == 3 and segments[2] == "media":
+            return self._upload(headers, body)
         if method == "GET" and len(segments) == 2:
             with self._lock:
                 number = self._numbers.get(segments[1])
@@ -944,6 +950,44 @@ class GraphStandIn:
             )
         data = meta_error(failure.code, message=failure.message)
         return _Answer.json(failure.http_status, data, headers=headers)
+
+    def _upload(self, headers: Message, body: bytes) -> _Answer:
+        """Meta's media upload: multipart/form-data with messaging_product, type and the file."""
+        content_type = headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return _Answer.meta(400, 100, details="Upload the file as multipart/form-data.")
+        form = BytesParser(policy=email_policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body
+        )
+        fields: dict[str, Any] = {}
+        for part in form.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if isinstance(name, str):
+                fields[name] = part
+        if "file" not in fields:
+            return _Answer.meta(400, 100, details="The parameter file is required.")
+        product = fields.get("messaging_product")
+        if product is None or product.get_payload(decode=True) != b"whatsapp":
+            return _Answer.meta(400, 100, details="The parameter messaging_product is required.")
+        file_part = fields["file"]
+        content = file_part.get_payload(decode=True) or b""
+        media_id = f"MEDIA-{new_wamid().removeprefix('wamid.')}"
+        self.add_media(media_id, content, file_part.get_content_type())
+        with self._lock:
+            self._uploads.append(
+                {
+                    "id": media_id,
+                    "filename": file_part.get_filename() or "",
+                    "mime_type": file_part.get_content_type(),
+                }
+            )
+        return _Answer.json(200, {"id": media_id})
+
+    @property
+    def uploads(self) -> list[dict[str, Any]]:
+        """The files uploaded so far (id, filename, mime_type), oldest first."""
+        with self._lock:
+            return list(self._uploads)
 
     def _media_metadata(self, media_id: str) -> _Answer:
         with self._lock:

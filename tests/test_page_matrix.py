@@ -20,7 +20,7 @@ from apps.assistant.models import KnowledgeEntry
 from apps.calendar.models import Booking, Connection
 from apps.calendar.tests.factories import ConnectionFactory, ServiceFactory
 from apps.campaigns.tests.factories import CampaignFactory
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import CannedReply, Conversation, InternalNote, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
 from tests.role_matrix import ALLOWED, ANONYMOUS, LOGIN, PAGES, PUBLIC, ROLES, page_expected
@@ -39,6 +39,10 @@ BODIES: dict[str, Any] = {
     },
     "POST /business/knowledge/{id}/": {"kind": "faq", "title": "Hours, please?", "content": "9 to 5"},
     "POST /sandbox/send": {},
+    "POST /inbox/replies/": {"title": "Hours", "body": "We open at 9, {{name}}."},
+    "POST /conversations/{id}/assign/": {"assignee": "me"},
+    "POST /conversations/{id}/note/": {"body": "Call back tomorrow"},
+    "POST /conversations/{id}/attach/": {"kind": "image", "link": "https://example.com/a.jpg"},
     "POST /alerts/rules/new/": {
         "name": "Angry",
         "kind": "sentiment",
@@ -74,6 +78,8 @@ def _object_id(page: str, workspace: Workspace) -> int:
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         MessageFactory.create(conversation=conversation, body="my secret order")
         return conversation.pk
+    if path.startswith("/inbox/replies/"):
+        return CannedReply.objects.create(workspace=workspace, title=SECRET_NAME, body="Hello").pk
     if path.startswith("/queue/"):
         conversation = ConversationFactory.create(channel__workspace=workspace, contact__name=SECRET_NAME)
         return outbound_message(conversation=conversation, send_state=Message.SendState.FAILED).pk
@@ -179,6 +185,7 @@ def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
     [
         "/inbox/",
         "/inbox/list/",
+        "/inbox/replies/",
         "/queue/",
         "/queue/list/",
         "/alerts/",
@@ -223,4 +230,6 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
             Connection.objects.filter(workspace=workspace).values_list("pk", "status")
         ),
         "bookings": list(Booking.objects.filter(workspace=workspace).values_list("pk", "status")),
+        "notes": list(InternalNote.objects.filter(workspace=workspace).values_list("pk", "body")),
+        "canned_replies": list(CannedReply.objects.filter(workspace=workspace).values_list("pk", "title")),
     }

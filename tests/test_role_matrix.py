@@ -21,7 +21,7 @@ from apps.calendar.models import Booking, Connection, Service
 from apps.calendar.tests.factories import ConnectionFactory, ServiceFactory
 from apps.campaigns.models import Campaign, ContactImport, Segment, Template
 from apps.campaigns.tests.factories import CampaignFactory
-from apps.conversations.models import Contact, Message
+from apps.conversations.models import CannedReply, Contact, Conversation, InternalNote, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
 from tests.role_matrix import ALLOWED, ANONYMOUS, MATRIX, ROLES, expected
@@ -60,6 +60,10 @@ BODIES: dict[str, Any] = {
     "POST /api/contacts/": lambda: {"wa_id": f"34{uuid.uuid4().int % 10**9:09d}"},
     "PATCH /api/contacts/{id}/": {"name": "Ana"},
     "POST /api/conversations/{id}/reply": {"body": "Hello"},
+    "POST /api/conversations/{id}/assign": {"assignee": None},
+    "POST /api/conversations/{id}/notes/": {"body": "Call back"},
+    "POST /api/conversations/{id}/attachment": {"kind": "image", "link": "https://example.com/a.jpg"},
+    "POST /api/canned-replies/": lambda: {"title": uuid.uuid4().hex[:10], "body": "Hola {{name}}"},
     "POST /api/whatsapp/channels/": lambda: {"kind": "cloud", "phone_number_id": uuid.uuid4().hex[:12]},
     "PATCH /api/whatsapp/channels/{id}/": {"name": "Main"},
     "PATCH /api/segments/{id}/": {"name": "Renamed"},
@@ -112,6 +116,8 @@ def _object_id(operation: str, workspace: Workspace) -> int:
         return Segment.objects.create(workspace=workspace, name=uuid.uuid4().hex[:8], filters={}).pk
     if path.startswith("/api/conversations/"):
         return ConversationFactory.create(channel__workspace=workspace).pk
+    if path.startswith("/api/canned-replies/"):
+        return CannedReply.objects.create(workspace=workspace, title=uuid.uuid4().hex[:10], body="Hola").pk
     if path.startswith("/api/messages/"):
         return MessageFactory.create(conversation__channel__workspace=workspace).pk
     if path.startswith("/api/queue/"):
@@ -220,4 +226,9 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "bookings": list(Booking.objects.filter(workspace=workspace).values_list("pk", "status", "start")),
         "alerts": list(Alert.objects.filter(workspace=workspace).values_list("pk", "state", "assignee_id")),
+        "conversations": list(
+            Conversation.objects.filter(workspace=workspace).values_list("pk", "assignee_id")
+        ),
+        "notes": list(InternalNote.objects.filter(workspace=workspace).values_list("pk", "body")),
+        "canned_replies": list(CannedReply.objects.filter(workspace=workspace).values_list("pk", "title")),
     }

@@ -13,9 +13,11 @@ from django.utils.functional import cached_property
 from apps.conversations import selectors
 from apps.conversations.models import (
     INBOUND_SET_ASIDE,
+    CannedReply,
     Contact,
     Conversation,
     ConversationSettings,
+    InternalNote,
     Message,
     SendAttempt,
 )
@@ -294,3 +296,24 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     @admin.action(description="Process again (customer messages set aside after failing)")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         self._each(request, queryset, inbound.inbound_reprocess, "queued for processing")
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin[CannedReply]):
+    list_display = ("title", "workspace", "created_at")
+    list_filter = ("workspace",)
+    search_fields = ("title", "body")
+
+
+@admin.register(InternalNote)
+class InternalNoteAdmin(admin.ModelAdmin[InternalNote]):
+    """Read here, written from the inbox (so each note has its author and its live event)."""
+
+    list_display = ("conversation", "author", "created_at")
+    list_select_related = ("conversation__contact", "author")
+    search_fields = ("body",)
+    raw_id_fields = ("conversation",)
+    readonly_fields = ("workspace", "conversation", "author", "body", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

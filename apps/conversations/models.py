@@ -456,3 +456,47 @@ class SearchIndexCursor(models.Model):
 
     def __str__(self) -> str:
         return f"search index read up to message {self.last_message_id}"
+
+
+class InternalNote(models.Model):
+    """Staff's note on a conversation: shown to staff beside the thread, never sent to the customer and
+    never part of the assistant's prompt (a table of its own, so no query of messages can pick it up)."""
+
+    BODY_LIMIT = 4000
+    is_note = True  # told apart from a Message where a thread shows both
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField(max_length=BODY_LIMIT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "created_at"], name="conv_note_conversation_idx")]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on conversation {self.conversation_id}"
+
+
+class CannedReply(models.Model):
+    """A saved answer staff insert in the composer; {{name}}, {{number}}, {{agent}} are filled in."""
+
+    TITLE_LIMIT = 80
+    BODY_LIMIT = 4096
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=TITLE_LIMIT)
+    body = models.TextField(max_length=BODY_LIMIT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "canned replies"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "title"], name="conv_canned_reply_title_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -37,9 +37,11 @@ from django.utils import timezone
 from apps.accounts.models import Workspace
 from apps.conversations.models import (
     REACTION_ORDER,
+    CannedReply,
     Contact,
     Conversation,
     ConversationSearch,
+    InternalNote,
     Message,
     SearchIndexCursor,
     SendAttempt,
@@ -306,3 +308,92 @@ def search_index_lag() -> tuple[float, int]:
         .first()
     )
     return (timezone.now() - oldest).total_seconds() if oldest else 0.0, cursor.backfill_below
+
+
+# --- the staff inbox --------------------------------------------------------------------------------
+class InboxView:
+    """The inbox's filters by who has the conversation (the default shows every live one)."""
+
+    LIVE = "live"
+    MINE = "mine"
+    UNASSIGNED = "unassigned"
+    WAITING = "waiting"  # for a person
+    BOT = "bot"
+    CLOSED = "closed"
+    ALL = (LIVE, MINE, UNASSIGNED, WAITING, BOT, CLOSED)
+
+
+_VIEW_STATUS = {
+    InboxView.WAITING: Conversation.Status.PENDING_HUMAN,
+    InboxView.BOT: Conversation.Status.OPEN,
+    InboxView.CLOSED: Conversation.Status.CLOSED,
+}
+_VIEW_ASSIGNEE = {InboxView.MINE: ASSIGNEE_ME, InboxView.UNASSIGNED: ASSIGNEE_NONE}
+
+
+def inbox_list(
+    *,
+    workspace: Workspace,
+    user_id: int,
+    view: str = InboxView.LIVE,
+    channel: int | None = None,
+    tag: str = "",
+    q: str = "",
+) -> QuerySet[Conversation]:
+    """The inbox's rows, newest activity first, each with its last message (`last_body`, `last_type`,
+    `last_author`) in the same query: one statement for the page, whatever its length. Search is
+    conversation_list's."""
+    conversations = conversation_list(
+        workspace=workspace,
+        user_id=user_id,
+        status=_VIEW_STATUS.get(view, ""),
+        assignee=_VIEW_ASSIGNEE.get(view, ""),
+        channel=channel,
+        q=q,
+    )
+    if view not in _VIEW_STATUS:
+        conversations = conversations.exclude(status=Conversation.Status.CLOSED)
+    if tag := tag.strip():
+        conversations = conversations.filter(contact__tags__icontains=_tag_needle(tag))
+    # Newest first through the (conversation, id) index; a reaction is not what the customer "said".
+    last = Message.objects.filter(conversation_id=OuterRef("pk")).exclude(handled_as=REACTION).order_by("-id")
+    return conversations.select_related("channel").annotate(
+        last_body=Subquery(last.values("body")[:1]),
+        last_type=Subquery(last.values("type")[:1]),
+        last_author=Subquery(last.values("author")[:1]),
+    )
+
+
+def waiting_count(*, workspace: Workspace) -> int:
+    """Conversations waiting for a person (the navigation's counter)."""
+    return Conversation.objects.filter(workspace=workspace, status=Conversation.Status.PENDING_HUMAN).count()
+
+
+def contact_history(*, conversation: Conversation, limit: int = 10) -> list[Conversation]:
+    """The customer's other conversations (any number of the workspace), newest first."""
+    return list(
+        Conversation.objects.filter(
+            workspace_id=conversation.workspace_id, contact_id=conversation.contact_id
+        )
+        .exclude(pk=conversation.pk)
+        .select_related("channel")
+        .annotate(message_count=Count("messages"))
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def conversation_notes(*, conversation: Conversation) -> QuerySet[InternalNote]:
+    return (
+        InternalNote.objects.filter(conversation=conversation).select_related("author").order_by("created_at")
+    )
+
+
+def canned_reply_list(*, workspace: Workspace, q: str = "") -> QuerySet[CannedReply]:
+    replies = CannedReply.objects.filter(workspace=workspace)
+    if q := q.strip():
+        replies = replies.filter(Q(title__icontains=q) | Q(body__icontains=q))
+    return replies.order_by("title", "pk")
+
+
+def canned_reply_get(*, workspace: Workspace, pk: int) -> CannedReply:
+    return _found(CannedReply.objects.filter(workspace=workspace), pk)

@@ -117,6 +117,12 @@ class Transport(Protocol):
 
     def fetch_media(self, channel: TransportChannel, media_id: str) -> MediaFile: ...
 
+    def upload_media(
+        self, channel: TransportChannel, *, content: bytes, mime_type: str, filename: str
+    ) -> str:
+        """Store a file with WhatsApp for a later send; its media id."""
+        ...
+
 
 @dataclass
 class _Registry:

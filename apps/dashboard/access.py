@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec
@@ -9,6 +10,7 @@ from typing import Any, Concatenate, ParamSpec
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseBase
+from django.utils import timezone
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.selectors import request_membership
@@ -36,13 +38,22 @@ def member_page(
             if membership is None or not membership.has_role(needed):
                 raise PermissionDenied
             try:
-                return view(request, membership, *args, **kwargs)
+                # Times on the page in the workspace's zone (rendering happens inside the view).
+                with timezone.override(_zone(membership.workspace.timezone)):
+                    return view(request, membership, *args, **kwargs)
             except NotFound as exc:  # a selector's "not in this workspace" is the page's 404
                 raise Http404 from exc
 
         return wrapped
 
     return decorate
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name) if name else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None  # the project's default zone rather than a broken page
 
 
 def roles(membership: Membership) -> dict[str, Any]:

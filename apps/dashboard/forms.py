@@ -11,6 +11,8 @@ from django_stubs_ext import StrOrPromise
 
 from apps.assistant.models import AssistantSettings, BusinessProfile
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
+from apps.conversations.models import CannedReply
+from apps.conversations.selectors import InboxView
 from apps.conversations.text import TEXT_LIMIT
 from apps.dashboard.templatetags.dashboard_labels import (
     ALERT_KIND,
@@ -21,12 +23,48 @@ from apps.dashboard.templatetags.dashboard_labels import (
     SEVERITY,
 )
 
-STATUS_FILTERS = [("", _("All")), *CONVERSATION_STATUS.items()]
+INBOX_VIEWS = [
+    (InboxView.LIVE, _("All open")),
+    (InboxView.MINE, _("Mine")),
+    (InboxView.UNASSIGNED, _("Unassigned")),
+    (InboxView.WAITING, _("Waiting for a person")),
+    (InboxView.BOT, _("Bot answers")),
+    (InboxView.CLOSED, _("Closed")),
+]
+ATTACHMENT_KINDS = [
+    ("image", _("Image")),
+    ("document", _("Document")),
+    ("video", _("Video")),
+    ("audio", _("Audio")),
+]
 
 
 class InboxFilterForm(forms.Form):
-    status = forms.ChoiceField(label=_("Status"), choices=STATUS_FILTERS, required=False)
+    view = forms.ChoiceField(label=_("Show"), choices=INBOX_VIEWS, required=False)
+    channel = forms.TypedChoiceField(label=_("Number"), coerce=int, empty_value=None, required=False)
+    tag = forms.CharField(label=_("Tag"), required=False, max_length=64)
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
+
+    def __init__(self, *args: Any, channels: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = [("", _("All numbers")), *channels]  # type: ignore[attr-defined]
+
+
+class AssignForm(forms.Form):
+    # A member's id, "me", or "" for nobody; the service checks the member may answer.
+    assignee = forms.RegexField(regex=r"^(me|[0-9]{1,12})?$", required=False)
+
+
+class CannedReplyForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=CannedReply.TITLE_LIMIT)
+    body = forms.CharField(
+        label=_("Text"),
+        max_length=CannedReply.BODY_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_(
+            "Variables: {{name}}, {{first_name}}, {{number}}, {{agent}} and the contact's attributes."
+        ),
+    )
 
 
 class QueueFilterForm(forms.Form):

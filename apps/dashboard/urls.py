@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import analytics_views, calendar_views, campaign_views, views
+from apps.dashboard import analytics_views, calendar_views, campaign_views, inbox_views, views
 
 app_name = "dashboard"
 
@@ -13,17 +13,27 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("inbox/", views.inbox, name="inbox"),
-    path("inbox/list/", views.inbox_list, name="inbox-list"),
-    path("conversations/<int:pk>/", views.conversation_page, name="conversation"),
-    path("conversations/<int:pk>/thread/", views.conversation_thread, name="conversation-thread"),
-    path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
+    path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/list/", inbox_views.inbox_list, name="inbox-list"),
+    path("inbox/waiting/", inbox_views.inbox_waiting, name="inbox-waiting"),
+    path("inbox/replies/", inbox_views.canned_replies, name="canned-replies"),
+    path("inbox/replies/<int:pk>/delete/", inbox_views.canned_reply_delete, name="canned-reply-delete"),
+    path("conversations/<int:pk>/", inbox_views.conversation_page, name="conversation"),
+    path("conversations/<int:pk>/thread/", inbox_views.conversation_thread, name="conversation-thread"),
+    path("conversations/<int:pk>/head/", inbox_views.conversation_head, name="conversation-head"),
+    path("conversations/<int:pk>/reply/", inbox_views.conversation_reply, name="conversation-reply"),
+    path("conversations/<int:pk>/assign/", inbox_views.conversation_assign, name="conversation-assign"),
+    path("conversations/<int:pk>/note/", inbox_views.conversation_note, name="conversation-note"),
+    path("conversations/<int:pk>/attach/", inbox_views.conversation_attach, name="conversation-attach"),
+    path("conversations/<int:pk>/canned/", inbox_views.conversation_canned, name="conversation-canned"),
     path(
         "conversations/<int:pk>/template/",
         campaign_views.conversation_template,
         name="conversation-template",
     ),
-    path("conversations/<int:pk>/<slug:action>/", views.conversation_action, name="conversation-action"),
+    path(
+        "conversations/<int:pk>/<slug:action>/", inbox_views.conversation_action, name="conversation-action"
+    ),
     path("queue/", views.queue, name="queue"),
     path("queue/list/", views.queue_list, name="queue-list"),
     path("queue/<int:pk>/<slug:action>/", views.queue_action, name="queue-action"),

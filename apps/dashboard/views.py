@@ -25,11 +25,9 @@ from apps.assistant import providers
 from apps.assistant import selectors as assistant_selectors
 from apps.assistant import services as assistant_services
 from apps.assistant.models import KnowledgeEntry
-from apps.campaigns import selectors as campaign_selectors
-from apps.campaigns.models import Template
 from apps.conversations import selectors
-from apps.conversations.models import Conversation, Message
-from apps.conversations.services import actions, outbound
+from apps.conversations.models import Message
+from apps.conversations.services import outbound
 from apps.dashboard import forms
 from apps.dashboard.access import member_page, roles
 from apps.live.selectors import live_last_id
@@ -37,16 +35,11 @@ from apps.whatsapp import selectors as channel_selectors
 from chatbot.exceptions import DomainError
 
 PAGE_SIZE = 100
-THREAD_SIZE = 300
-ACTIONS = {
-    "takeover": actions.conversation_takeover,
-    "handback": actions.conversation_handback,
-    "close": actions.conversation_close,
-}
 
 
 NAV = {
     "conversation": "inbox",
+    "canned_replies": "inbox",
     "knowledge_edit": "business",
     "contact_import": "segments",
     "alert_rules": "alerts",
@@ -63,6 +56,7 @@ def _page(request: HttpRequest, membership: Membership, template: str, **context
         live_url=settings.DASHBOARD_WS_URL or "/ws/live/",
         live_after=live_last_id(workspace=membership.workspace),
         open_alerts=alert_selectors.alert_open_count(workspace=membership.workspace),
+        waiting=selectors.waiting_count(workspace=membership.workspace),
         **roles(membership),
     )
     return render(request, template, context)
@@ -97,109 +91,6 @@ def _form_refused(form: BaseForm, exc: DomainError) -> None:
 
 def home(request: HttpRequest) -> HttpResponseRedirect:
     return redirect("dashboard:inbox")
-
-
-# --- inbox ----------------------------------------------------------------------------------
-def _conversations(
-    request: HttpRequest, membership: Membership
-) -> tuple[forms.InboxFilterForm, QuerySet[Conversation]]:
-    form = forms.InboxFilterForm(request.GET)
-    filters = form.cleaned_data if form.is_valid() else {}
-    found = selectors.conversation_list(
-        workspace=membership.workspace,
-        user_id=int(request.user.pk or 0),
-        status=filters.get("status", ""),
-        q=filters.get("q", ""),
-    )
-    return form, found[:PAGE_SIZE]
-
-
-@require_GET
-@member_page()
-def inbox(request: HttpRequest, membership: Membership) -> HttpResponse:
-    form, conversations = _conversations(request, membership)
-    return _page(request, membership, "dashboard/inbox.html", form=form, conversations=conversations)
-
-
-@require_GET
-@member_page()
-def inbox_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    _, conversations = _conversations(request, membership)
-    return render(request, "dashboard/_inbox_list.html", {"conversations": conversations})
-
-
-# --- one conversation -----------------------------------------------------------------------
-def _conversation(membership: Membership, pk: int) -> Conversation:
-    return selectors.conversation_get(workspace=membership.workspace, pk=pk)
-
-
-def _thread(conversation: Conversation) -> list[Message]:
-    newest = selectors.conversation_messages(conversation=conversation).order_by("-created_at", "-pk")
-    return list(reversed(newest[:THREAD_SIZE]))
-
-
-@require_GET
-@member_page()
-def conversation_page(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    conversation = _conversation(membership, pk)
-    if conversation.unread_count and membership.has_role(Role.AGENT):
-        # Opening the thread is reading it (a viewer's look sends no read receipt to the customer).
-        actions.conversation_mark_read(conversation=conversation)
-    return _page(
-        request,
-        membership,
-        "dashboard/conversation.html",
-        conversation=conversation,
-        thread=_thread(conversation),
-        reply_form=forms.ReplyForm(),
-        window_open=selectors.window_open(conversation=conversation),
-        templates=campaign_selectors.template_list(
-            workspace=membership.workspace, status=Template.Status.APPROVED
-        ).filter(waba_id=conversation.channel.waba_id),
-        campaign=campaign_selectors.conversation_campaign(conversation=conversation),
-    )
-
-
-@require_GET
-@member_page()
-def conversation_thread(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    conversation = _conversation(membership, pk)
-    return render(
-        request,
-        "dashboard/_thread.html",
-        {"conversation": conversation, "thread": _thread(conversation), **roles(membership)},
-    )
-
-
-@require_POST
-@member_page(write=Role.AGENT)
-def conversation_action(request: HttpRequest, membership: Membership, pk: int, action: str) -> HttpResponse:
-    conversation = _conversation(membership, pk)
-    act = ACTIONS.get(action)
-    if act is None:
-        return HttpResponse(status=404)
-    try:
-        act(conversation=conversation, user=request.user)
-    except DomainError as exc:
-        _refused(request, exc)
-    return redirect("dashboard:conversation", pk=pk)
-
-
-@require_POST
-@member_page(write=Role.AGENT)
-def conversation_reply(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    conversation = _conversation(membership, pk)
-    form = forms.ReplyForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Write a reply first."))
-        return redirect("dashboard:conversation", pk=pk)
-    try:
-        actions.conversation_reply(
-            conversation=conversation, user=request.user, body=form.cleaned_data["body"]
-        )
-    except DomainError as exc:
-        _refused(request, exc)
-    return redirect("dashboard:conversation", pk=pk)
 
 
 # --- outbound queue -------------------------------------------------------------------------

@@ -307,15 +307,46 @@ class CloudTransport:
             sha256=str(metadata.get("sha256") or ""),
         )
 
+    def upload_media(self, channel: Channel, *, content: bytes, mime_type: str, filename: str) -> str:
+        """Upload a file to the number's media store (Meta keeps it 30 days); its media id, which a
+        send then names instead of a link."""
+        url = _messages_url(channel).removesuffix("/messages") + "/media"
+        response = self._call(
+            channel,
+            "POST",
+            url,
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, content, mime_type)},
+        )
+        media_id = _json(response).get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise SendError(
+                "Meta gave no id for the uploaded file.", reason=REASON_SERVER_ERROR, permanent=False
+            )
+        return media_id
+
     # --- HTTP ------------------------------------------------------------------------------------
     def _call(
-        self, channel: Channel, method: str, url: str, *, body: dict[str, Any] | None = None
+        self,
+        channel: Channel,
+        method: str,
+        url: str,
+        *,
+        body: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         token = self._token(channel)
         circuit = _allowed(channel)
         try:
             response = http_client().request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=_timeout()
+                method,
+                url,
+                json=body,
+                data=data,
+                files=files,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=_timeout(),
             )
         except httpx.TransportError as exc:
             raise self._failed(channel, _transport_error(exc), token, circuit) from None

@@ -33,6 +33,10 @@
     if (kind === "queue") return event.kind === "message" || event.kind === "status";
     if (kind === "alerts") return event.kind === "alert";
     if (kind === "thread") return String(event.conversation_id) === el.dataset.conversationId;
+    if (kind === "conversation-head") {
+      return event.kind === "conversation" && String(event.conversation_id) === el.dataset.conversationId;
+    }
+    if (kind === "waiting") return event.kind === "conversation";
     // A campaign's funnel moves with its steps and with every status webhook (bursts become one fetch).
     if (kind === "campaign") {
       if (event.kind === "status") return true;

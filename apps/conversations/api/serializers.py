@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import User
 from apps.conversations import selectors
-from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.models import CannedReply, Contact, Conversation, InternalNote, Message
 from apps.conversations.services.contacts import (
     ATTRIBUTE_NAME_PATTERN,
     MAX_ATTRIBUTE_NAME,
@@ -20,6 +20,7 @@ from apps.conversations.services.contacts import (
     normalize_tags,
     normalize_wa_id,
 )
+from apps.conversations.services.desk import ATTACHMENT_KINDS, CAPTION_LIMIT, LINK_LIMIT
 from chatbot.openapi import NOT_BLANK, input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
@@ -139,6 +140,57 @@ class MessageOutput(serializers.ModelSerializer[Message]):
 
 class ReplyInput(JSONInput):
     body = serializers.CharField(min_length=1, max_length=REPLY_MAX_LENGTH)
+
+
+# --- working a conversation: assigning, notes, files, canned replies -------------------------
+class AssignInput(JSONInput):
+    assignee = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        allow_null=True,
+        help_text="A member's user id (agent or above); null: nobody. Assigning does not take over.",
+    )
+
+
+class NoteInput(JSONInput):
+    body = serializers.CharField(max_length=InternalNote.BODY_LIMIT)
+
+
+class NoteOutput(serializers.ModelSerializer[InternalNote]):
+    author = UserBrief(allow_null=True)
+
+    class Meta:
+        model = InternalNote
+        fields = ["id", "author", "body", "created_at"]
+
+
+@input_schema(fields={"link": {"pattern": r"^https://\S+$"}})
+class AttachmentInput(JSONInput):
+    kind = serializers.ChoiceField(choices=ATTACHMENT_KINDS)
+    link = serializers.CharField(
+        max_length=LINK_LIMIT, help_text="An https URL WhatsApp downloads the file from."
+    )
+    caption = serializers.CharField(
+        required=False, allow_blank=True, max_length=CAPTION_LIMIT, help_text="Not sent with audio."
+    )
+
+
+class CannedReplyFilter(QueryInput):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Title or text.")
+
+
+class CannedReplyInput(JSONInput):
+    title = serializers.CharField(max_length=CannedReply.TITLE_LIMIT)
+    body = serializers.CharField(
+        max_length=CannedReply.BODY_LIMIT,
+        help_text="{{name}}, {{first_name}}, {{number}}, {{agent}} and the contact's attributes are filled in.",
+    )
+
+
+class CannedReplyOutput(serializers.ModelSerializer[CannedReply]):
+    class Meta:
+        model = CannedReply
+        fields = ["id", "title", "body", "created_at"]
 
 
 # --- contacts -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from apps.conversations.api import serializers as s
 from apps.conversations.api.media_types import CSVBodyParser, JSONErrorsNegotiation
 from apps.conversations.api.pagination import paginated_response
 from apps.conversations.models import Contact, Conversation, Message
-from apps.conversations.services import actions, contacts, outbound
+from apps.conversations.services import actions, contacts, desk, outbound
 from chatbot.exceptions import ValidationFailed
 from chatbot.openapi import errors, paginated
 from chatbot.serializers import QueryInput
@@ -41,6 +41,12 @@ ERRORS = {**INVALID, **NOT_FOUND}
 
 def _filters(serializer: type[QueryInput], request: Request) -> dict[str, Any]:
     data = serializer(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
+
+
+def _body(serializer: type[QueryInput], request: Request) -> dict[str, Any]:
+    data = serializer(data=request.data)
     data.is_valid(raise_exception=True)
     return dict(data.validated_data)
 
@@ -126,6 +132,90 @@ class ConversationCloseView(_ConversationActionView):
 class ConversationReadView(_ConversationActionView):
     def act(self, conversation: Conversation, request: Request) -> None:
         actions.conversation_mark_read(conversation=conversation)
+
+
+class ConversationAssignView(APIView):
+    permission_classes = [IsMember]
+
+    @extend_schema(request=s.AssignInput, responses={200: s.ConversationOutput, **ERRORS, **CONFLICT})
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = _conversation(request, pk)
+        data = _body(s.AssignInput, request)
+        desk.conversation_assign(conversation=conversation, assignee_id=data["assignee"], user=request.user)
+        return Response(s.ConversationOutput(_conversation(request, pk)).data)
+
+
+class ConversationNotesView(APIView):
+    """Staff's internal notes: never sent to the customer, never given to the assistant."""
+
+    permission_classes = [IsMember]
+
+    @extend_schema(responses={200: paginated(s.NoteOutput), **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        notes = selectors.conversation_notes(conversation=_conversation(request, pk))
+        return paginated_response(request, notes, s.NoteOutput)
+
+    @extend_schema(request=s.NoteInput, responses={201: s.NoteOutput, **ERRORS})
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = _conversation(request, pk)
+        data = _body(s.NoteInput, request)
+        note = desk.note_add(conversation=conversation, user=request.user, body=data["body"])
+        return Response(s.NoteOutput(note).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationAttachmentView(APIView):
+    permission_classes = [IsMember]
+
+    @extend_schema(
+        request=s.AttachmentInput, responses={201: s.MessageOutput(many=True), **ERRORS, **CONFLICT}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = _conversation(request, pk)
+        data = _body(s.AttachmentInput, request)
+        queued = desk.conversation_attachment_send(
+            conversation=conversation,
+            user=request.user,
+            kind=data["kind"],
+            link=data["link"],
+            caption=data.get("caption", ""),
+        )
+        return Response(s.MessageOutput(queued, many=True).data, status=status.HTTP_201_CREATED)
+
+
+# --- canned replies -------------------------------------------------------------------------
+class CannedReplyListView(APIView):
+    permission_classes = [AgentsOnly]
+
+    @extend_schema(
+        operation_id="canned_replies_list",
+        parameters=[s.CannedReplyFilter],
+        responses={200: paginated(s.CannedReplyOutput), **INVALID},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _filters(s.CannedReplyFilter, request)
+        replies = selectors.canned_reply_list(workspace=request_workspace(request), **filters)
+        return paginated_response(request, replies, s.CannedReplyOutput)
+
+    @extend_schema(request=s.CannedReplyInput, responses={201: s.CannedReplyOutput, **INVALID, **CONFLICT})
+    def post(self, request: Request) -> Response:
+        data = _body(s.CannedReplyInput, request)
+        reply = desk.canned_reply_create(workspace_id=request_workspace(request).pk, **data)
+        return Response(s.CannedReplyOutput(reply).data, status=status.HTTP_201_CREATED)
+
+
+class CannedReplyDetailView(APIView):
+    permission_classes = [role_required(read=Role.AGENT, write=Role.SUPERVISOR)]
+
+    @extend_schema(responses={200: s.CannedReplyOutput, **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        reply = selectors.canned_reply_get(workspace=request_workspace(request), pk=pk)
+        return Response(s.CannedReplyOutput(reply).data)
+
+    @extend_schema(responses={204: None, **NOT_FOUND})
+    def delete(self, request: Request, pk: int) -> Response:
+        reply = selectors.canned_reply_get(workspace=request_workspace(request), pk=pk)
+        desk.canned_reply_delete(reply=reply)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- contacts -------------------------------------------------------------------------------

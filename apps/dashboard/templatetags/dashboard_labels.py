@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -99,3 +103,25 @@ def role_label(value: str) -> str:
 @register.filter
 def circuit_label(value: str) -> str:
     return str(CIRCUIT.get(value, value))
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """A list's time: the hour for today, else the date, in the active time zone and the locale's format."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    if local.date() == timezone.localdate():
+        return date_format(local, "TIME_FORMAT")
+    return date_format(local, "SHORT_DATE_FORMAT")
+
+
+@register.filter
+def stamp(value: datetime | None) -> str:
+    """A message's time: the hour for today, else the date and the hour (active zone, locale format)."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    if local.date() == timezone.localdate():
+        return date_format(local, "TIME_FORMAT")
+    return date_format(local, "SHORT_DATETIME_FORMAT")

@@ -83,10 +83,10 @@ def test_the_inbox_lists_this_workspace_only_with_filters_and_unread_counts(
     foreign = ConversationFactory.create()
 
     everything = client.get("/inbox/").content.decode()
-    only_closed = client.get("/inbox/list/", {"status": "closed"}).content.decode()
+    only_closed = client.get("/inbox/list/", {"view": "closed"}).content.decode()
 
     assert f'data-conversation-id="{conversation.pk}"' in everything
-    assert f'data-conversation-id="{closed.pk}"' in everything
+    assert f'data-conversation-id="{closed.pk}"' not in everything  # the default shows live ones
     assert f'data-conversation-id="{foreign.pk}"' not in everything
     assert "3 unread" in everything
     assert f'data-conversation-id="{closed.pk}"' in only_closed

@@ -645,3 +645,24 @@ def test_status_webhooks_of_a_send_carry_our_uid_and_metas_signature(channel, tr
         (result.wamids[0], "read", "uid-reconcile"),
     ]
     assert all(matching_secret(body, signature, [APP_SECRET]) == APP_SECRET for signature, body in posts)
+
+
+def test_upload_media_posts_the_file_as_multipart_and_returns_metas_id(channel, transport, graph_standin):
+    content = b"\x89PNG\r\n\x1a\n not really a png"
+
+    media_id = transport.upload_media(channel, content=content, mime_type="image/png", filename="talla.png")
+
+    [upload] = graph_standin.uploads
+    assert upload == {"id": media_id, "filename": "talla.png", "mime_type": "image/png"}
+    assert transport.fetch_media(channel, media_id).content == content
+    assert graph_standin.requests[0]["path"] == "/v21.0/1001/media"
+
+
+def test_a_refused_upload_is_a_send_error_and_nothing_is_stored(channel, transport, graph_standin):
+    graph_standin.valid_tokens = {"another-token"}
+
+    with pytest.raises(SendError) as caught:
+        transport.upload_media(channel, content=b"x", mime_type="image/png", filename="a.png")
+
+    assert (caught.value.reason, caught.value.permanent) == ("auth", True)
+    assert graph_standin.uploads == []
