@@ -140,6 +140,18 @@ PAGE_PARAMETERS = (
     },
 )
 PAST_THE_END = "No such page: past the last one (`page`), or not a page number."
+WORKSPACE_PARAMETER = {
+    "name": "X-Workspace",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 64},
+    "description": "The workspace's slug, for a user who belongs to several (default: the first).",
+}
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the window."},
+    "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in the window."},
+    "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until the window resets."},
+}
 
 
 def _is_page(response: Mapping[str, Any]) -> bool:
@@ -178,6 +190,11 @@ class AutoSchema(openapi.AutoSchema):
             error = OpenApiResponse(ErrorOutput, description=description)
             # drf-spectacular is unannotated
             responses.setdefault(str(code), self._get_response_for_code(error, str(code)))  # type: ignore[no-untyped-call]
+        if any(requirement for requirement in operation.get("security", [])):  # a login is needed
+            parameters.append(dict(WORKSPACE_PARAMETER))
+        for code, response in responses.items():
+            if code.startswith("2") and isinstance(response, dict):
+                response.setdefault("headers", {}).update(copy.deepcopy(RATE_LIMIT_HEADERS))
         if paged:
             error = OpenApiResponse(ErrorOutput, description=PAST_THE_END)
             responses.setdefault("404", self._get_response_for_code(error, "404"))  # type: ignore[no-untyped-call]

@@ -77,7 +77,6 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_filters",
     "corsheaders",
     "django_prometheus",
     "django_celery_beat",
@@ -275,7 +274,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "chatbot.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "chatbot.pagination.Pagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "chatbot.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON in as well as out: form bodies cannot carry the nested fields and DRF would skip them
@@ -305,6 +303,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "CircuitStateEnum": "chatbot.circuit.STATES",
+        "MessageStatusEnum": "apps.conversations.models.Message.Status",
         "ModelJobKindEnum": "apps.assistant.models.ModelPull.Kind",
         "ChannelKindEnum": "apps.whatsapp.models.Channel.Kind",
         "ConsentKindEnum": "apps.conversations.models.ConsentRecord.Kind",

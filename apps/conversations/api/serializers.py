@@ -319,8 +319,10 @@ class QueueFilter(QueryInput):
 
 
 class QueueItemOutput(serializers.ModelSerializer[Message]):
-    # Plain text here: the same choices as MessageOutput.status, and the schema names an enum once.
-    status = serializers.CharField(help_text="Delivery status as WhatsApp reports it (as in a message).")
+    # The same choices as MessageOutput.status: one enum in the schema (ENUM_NAME_OVERRIDES).
+    status = serializers.ChoiceField(
+        choices=Message.Status.choices, help_text="Delivery status as WhatsApp reports it (as in a message)."
+    )
     failure_reason = _failure_reason()
     last_error = _last_error()
 
