@@ -21,13 +21,13 @@ $(UV): | $(VENV)/bin/python
 
 $(RUN_STAMP): requirements.lock | $(UV)
 	@echo "== [setup] what running needs (requirements.lock)"
-	$(UV) pip install --python $(PY) -r requirements.lock
+	$(UV) pip install --python $(PY) --require-hashes -r requirements.lock
 	touch $@
 
 # The development lock holds the runtime one, same versions: installing it serves `run` too.
 $(STAMP): requirements-dev.lock | $(UV)
 	@echo "== [setup] what the tests need (requirements-dev.lock)"
-	$(UV) pip install --python $(PY) -r requirements-dev.lock
+	$(UV) pip install --python $(PY) --require-hashes -r requirements-dev.lock
 	touch $@ $(RUN_STAMP)
 
 ## run: migrate, bootstrap, seed the demo, then start web, ws, worker, beat and the sandbox's Graph
@@ -85,8 +85,8 @@ typecheck: $(STAMP)
 ## lock: re-pin every dependency from pyproject.toml
 lock: | $(VENV)/bin/python
 	$(PY) -m pip install -q pip-tools
-	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links pyproject.toml -o requirements.lock
-	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev pyproject.toml -o requirements-dev.lock
+	$(VENV)/bin/pip-compile -q --strip-extras --generate-hashes --no-emit-index-url --no-emit-find-links pyproject.toml -o requirements.lock
+	$(VENV)/bin/pip-compile -q --strip-extras --generate-hashes --no-emit-index-url --no-emit-find-links --extra dev pyproject.toml -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
