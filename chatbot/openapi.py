@@ -144,7 +144,9 @@ WORKSPACE_PARAMETER = {
     "name": "X-Workspace",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": 64},
+    # No length or pattern: a slug the user is not a member of gets a 403 (/auth/me answers with no
+    # current workspace), whatever it looks like.
+    "schema": {"type": "string"},
     "description": "The workspace's slug, for a user who belongs to several (default: the first).",
 }
 RATE_LIMIT_HEADERS = {
