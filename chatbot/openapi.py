@@ -194,8 +194,8 @@ class AutoSchema(openapi.AutoSchema):
             responses.setdefault(str(code), self._get_response_for_code(error, str(code)))  # type: ignore[no-untyped-call]
         if any(requirement for requirement in operation.get("security", [])):  # a login is needed
             parameters.append(dict(WORKSPACE_PARAMETER))
-        for code, response in responses.items():
-            if code.startswith("2") and isinstance(response, dict):
+        for status, response in responses.items():
+            if status.startswith("2") and isinstance(response, dict):
                 response.setdefault("headers", {}).update(copy.deepcopy(RATE_LIMIT_HEADERS))
         if paged:
             error = OpenApiResponse(ErrorOutput, description=PAST_THE_END)
