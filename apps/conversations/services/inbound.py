@@ -23,6 +23,7 @@ from apps.conversations.models import (
     ConversationSettings,
     Message,
 )
+from apps.conversations.services import search_index
 from apps.conversations.services.alerting import alerts_check
 from apps.conversations.services.ingest import contact_find, contact_number_change, contact_upsert
 from apps.conversations.services.optout import contact_set_opt_out
@@ -182,6 +183,7 @@ def _show_to_people(message_id: int) -> None:
     if conversation is None:
         return
     Message.objects.filter(pk=message_id).update(conversation=conversation, contact=contact)
+    search_index.message_index_late(message_id=message_id)  # processed_at was set before: it may be past
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=timezone.now(), unread_count=F("unread_count") + 1
     )
@@ -230,6 +232,8 @@ def _process_one(message_id: int) -> str:
         channel_id=message.channel_id, workspace_id=message.workspace_id, contact=contact
     )
     Message.objects.filter(pk=message.pk).update(conversation=conversation, contact=contact)
+    if message.created_at < now - search_index.STRAGGLER:  # the search's indexer went on without it
+        search_index.message_index_late(message_id=message.pk)
     log_context.bind(conversation_id=conversation.pk)
     message.conversation, message.contact = conversation, contact
     sent_at = message.sent_by_customer_at or now

@@ -8,7 +8,9 @@ rows; a row is rewritten only when a message brings a word its conversation had 
 
 Ids are handed out before commit, so a smaller id can become visible after a larger one: the cursor
 stops before any message younger than SETTLE (a message's INSERT commits within milliseconds; 10 s
-is far beyond that). History stored before the index existed is indexed backwards, newest first,
+is far beyond that). It also stops before a customer's message not processed yet, whose conversation
+comes with its processing (in the same transaction), for up to STRAGGLER; one processed later than
+that, or set aside and shown in a conversation afterwards, is indexed there (message_index_late). History stored before the index existed is indexed backwards, newest first,
 below `backfill_below`; the search reads the messages directly until it is done.
 
 PostgreSQL only: on SQLite (the embedded mode) the search reads the messages and this does nothing.
@@ -26,6 +28,10 @@ from django.utils import timezone
 from apps.conversations.models import ConversationSearch, Message, SearchIndexCursor
 
 SETTLE = timedelta(seconds=10)
+# A customer's message gets its conversation when it is processed: until then it holds the cursor
+# (its words would have no row to go to), unless it has waited this long (workers down); then the
+# processing indexes it itself (message_index_late).
+STRAGGLER = timedelta(hours=1)
 FORWARD_BATCH = 5_000  # messages per forward step
 BACKFILL_IDS = 20_000  # ids per backfill step
 RUN_BUDGET = 20.0  # seconds of work per run; the next run goes on where this one stopped
@@ -69,17 +75,36 @@ def _merge(after: int, upto: int) -> int:
         return max(int(cursor.rowcount), 0)
 
 
-def _forward_bound(after: int, settled_before: datetime) -> tuple[int, int, bool]:
+def _forward_bound(after: int, now: datetime) -> tuple[int, int, bool]:
     """(last id to index, how many messages, whether more are waiting) of the next forward step."""
     rows = list(
-        Message.objects.filter(pk__gt=after).order_by("pk").values_list("pk", "created_at")[:FORWARD_BATCH]
+        Message.objects.filter(pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", "created_at", "direction", "conversation_id", "processed_at")[:FORWARD_BATCH]
     )
     upto, count = after, 0
-    for pk, created_at in rows:
-        if created_at >= settled_before:
+    for pk, created_at, direction, conversation_id, processed_at in rows:
+        if created_at >= now - SETTLE:
+            return upto, count, False
+        # A customer's message not processed yet (an outbound one without a conversation never gets one).
+        waiting = direction == Message.Direction.INBOUND and conversation_id is None and processed_at is None
+        if waiting and created_at >= now - STRAGGLER:
             return upto, count, False
         upto, count = pk, count + 1
     return upto, count, len(rows) == FORWARD_BATCH
+
+
+def message_index_late(*, message_id: int) -> None:
+    """The words of a message given its conversation after the indexer went past it (a message set
+    aside, or processed more than STRAGGLER after it arrived), merged now."""
+    if connection.vendor != "postgresql":
+        return
+    cursor = SearchIndexCursor.objects.filter(id=1).values_list("last_message_id", "backfill_below").first()
+    if cursor is None:
+        return
+    last, backfill_below = cursor
+    if backfill_below <= message_id <= last:  # past the cursor, and not left to the backfill
+        _merge(message_id - 1, message_id)
 
 
 def _cursor_locked() -> SearchIndexCursor | None:
@@ -94,7 +119,7 @@ def _step(now: datetime, run: IndexRun) -> bool:
         if cursor is None:
             run.skipped = True
             return False
-        upto, count, more = _forward_bound(cursor.last_message_id, now - SETTLE)
+        upto, count, more = _forward_bound(cursor.last_message_id, now)
         if count:
             run.conversations_written += _merge(cursor.last_message_id, upto)
             run.messages += count

@@ -245,3 +245,60 @@ def test_the_lag_metric_tells_how_old_the_oldest_unread_message_is(shop):
     seconds, history_left = selectors.search_index_lag()
 
     assert 90 <= seconds < 120 and history_left == 0
+
+
+def test_a_customer_message_waiting_to_be_processed_holds_the_cursor_until_it_has_its_conversation():
+    from apps.conversations.services.inbound import inbound_message_process
+
+    channel = ChannelFactory()
+    before = MessageFactory(conversation__channel=channel, body="primero")
+    waiting = MessageFactory(
+        channel=channel,
+        workspace=channel.workspace,
+        conversation=None,
+        contact=None,
+        direction="in",
+        processed_at=None,
+        from_wa_id="34600999888",
+        body="¿Hacéis envíos a Canarias?",
+    )
+    after = MessageFactory(conversation__channel=channel, body="después")
+    Message.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+
+    index_everything()
+    assert SearchIndexCursor.objects.get().last_message_id == before.pk  # not past the waiting one
+
+    inbound_message_process(message_id=waiting.pk)
+    index_everything()
+
+    assert SearchIndexCursor.objects.get().last_message_id == after.pk
+    conversation = Message.objects.get(pk=waiting.pk).conversation_id
+    assert ConversationSearch.objects.filter(conversation_id=conversation).exists()
+    assert found(channel.workspace, "canarias") == {conversation}
+
+
+def test_a_straggler_no_longer_holds_the_cursor_and_is_indexed_when_processed(settings):
+    from apps.conversations.services.inbound import inbound_message_process
+
+    channel = ChannelFactory()
+    straggler = MessageFactory(
+        channel=channel,
+        workspace=channel.workspace,
+        conversation=None,
+        contact=None,
+        direction="in",
+        processed_at=None,
+        from_wa_id="34600999777",
+        body="Pedido atrasado número 4471",
+    )
+    later = MessageFactory(conversation__channel=channel, body="otra cosa")
+    Message.objects.filter(pk=straggler.pk).update(created_at=timezone.now() - timedelta(hours=2))
+
+    index_everything()
+    assert SearchIndexCursor.objects.get().last_message_id == later.pk  # went on without it
+
+    inbound_message_process(message_id=straggler.pk)  # workers back: processed two hours late
+
+    conversation = Message.objects.get(pk=straggler.pk).conversation_id
+    document = ConversationSearch.objects.get(conversation_id=conversation).document
+    assert "atrasado" in document and "4471" in document
