@@ -517,13 +517,28 @@ def _limit_room(campaign: Campaign, now: datetime) -> int | None:
     limit = campaign.channel.messaging_limit if campaign.channel else None
     if limit is None:
         return None
-    started = Recipient.objects.filter(channel_id=_channel_id(campaign), queued_at__gt=now - LIMIT_WINDOW)
-    used = started.values("contact_id").distinct().count()
+    since = now - LIMIT_WINDOW
+    started = Recipient.objects.filter(channel_id=_channel_id(campaign), queued_at__gt=since)
+    # Templates sent from the inbox start customers too (outside the 24-hour window; counted all,
+    # which errs on the side of waiting). Read through the queue's index (workspace, newest first).
+    templated = Message.objects.filter(
+        workspace_id=campaign.workspace_id,
+        channel_id=_channel_id(campaign),
+        direction=Message.Direction.OUTBOUND,
+        type="template",
+        created_at__gt=since,
+        contact_id__isnull=False,
+    ).exclude(send_state="")
+    used = started.values("contact_id").union(templated.values("contact_id")).count()
     room = max(limit - used, 0)
     if room == 0:
-        oldest = started.aggregate(first=Min("queued_at"))["first"]
+        firsts = [
+            started.aggregate(first=Min("queued_at"))["first"],
+            templated.aggregate(first=Min("created_at"))["first"],
+        ]
+        oldest = min((first for first in firsts if first is not None), default=now)
         campaign.waiting_reason = "messaging_limit"
-        campaign.waiting_until = (oldest or now) + LIMIT_WINDOW
+        campaign.waiting_until = oldest + LIMIT_WINDOW
     return room
 
 

@@ -286,6 +286,39 @@ def test_the_messaging_limit_counts_customers_across_campaigns_and_the_rest_wait
     assert campaign.waiting_reason == "messaging_limit"
 
 
+def test_templates_sent_from_the_inbox_count_against_the_messaging_limit(
+    waba_channel, template, admin, tasks_captured
+):
+    Channel.objects.filter(pk=waba_channel.pk).update(messaging_limit=3)
+    contacts(waba_channel.workspace, 5, tags=["vip"])
+    inbox_customer = contacts(waba_channel.workspace, 1, start=80)[0]
+    conversation = ConversationFactory(channel=waba_channel, contact=inbox_customer)
+    sent = Message.objects.create(
+        workspace=waba_channel.workspace,
+        channel=waba_channel,
+        conversation=conversation,
+        contact=inbox_customer,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.AGENT,
+        type="template",
+        send_state=Message.SendState.SENT,
+        status=Message.Status.DELIVERED,
+    )
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    Message.objects.filter(pk=sent.pk).update(created_at=two_hours_ago)
+    campaign = campaign_for(waba_channel, template, admin, audience_filters={"tags_any": ["vip"]})
+    started(campaign, admin, tasks_captured)
+
+    step(campaign)
+
+    assert campaign_messages(campaign).count() == 2  # 3 a day, one started from the inbox
+    campaign.refresh_from_db()
+    assert (campaign.waiting_reason, campaign.waiting_until) == (
+        "messaging_limit",
+        two_hours_ago + timedelta(hours=24),
+    )
+
+
 def test_the_campaign_completes_once_every_message_left_the_queue(
     waba_channel, template, admin, tasks_captured
 ):
