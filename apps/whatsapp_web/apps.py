@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class WhatsAppWebConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.whatsapp_web"
+    label = "whatsapp_web"
+    verbose_name = "WhatsApp Web"
