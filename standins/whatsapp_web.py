@@ -165,6 +165,11 @@ class WhatsAppWebStandIn:
             self.mode = mode
             self._push({"type": "mode", "mode": mode})
 
+    def reload(self) -> None:
+        """WhatsApp Web reloads itself (it does for its own updates): the page and its scripts start over."""
+        with self._lock:
+            self._push({"type": "reload"})
+
     def incoming(
         self, wa_id: str, body: str = "", *, type: str = "chat", name: str = "", **extra: Any
     ) -> str:

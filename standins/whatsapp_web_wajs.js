@@ -43,6 +43,8 @@
         id: { _serialized: m.id, fromMe: false, remote: wid(m.from) },
         from: wid(m.from),
       });
+    } else if (event.type === "reload") {
+      location.reload();
     } else if (event.type === "reaction") {
       const r = event.reaction;
       emit("chat.new_reaction", { ...r, id: wid(r.id), sender: wid(r.sender), msgId: wid(r.msgId) });

@@ -253,6 +253,9 @@ class Driver:
                 logger.info(
                     "WhatsApp Web channel %s: page reloaded, bridge injected again", session.channel.pk
                 )
+                web_session_state_set(
+                    channel=session.channel, state=WebSession.State.STARTING, detail="reloaded"
+                )
                 self._inject(session)
         except Exception as exc:  # noqa: BLE001 - a dead page is restarted with backoff
             self._lose(session, f"the page stopped answering: {exc}"[:200])

@@ -1,0 +1,184 @@
+"""WhatsApp Web in real Chromium: worker-web's driver opens the stand-in of web.whatsapp.com, injects the
+bridge (the stand-in's wa-js surface, checked by hash, then our adapter) and feeds the platform."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from apps.accounts.models import Workspace
+from apps.conversations.models import Message
+from apps.sandbox.demo import demo_seed
+from apps.whatsapp.models import Channel
+from apps.whatsapp.tests.factories import ChannelFactory
+from apps.whatsapp_web import browser as web_browser
+from apps.whatsapp_web.models import WebSession
+from standins.whatsapp_web import BUNDLE, WhatsAppWebStandIn, bundle_sha256
+from tests.browser.conftest import CHROMIUM, _missing, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+CUSTOMER = "5215512345678"
+
+
+@pytest.fixture
+def web_standin(settings: Any, tmp_path: Path) -> Iterator[WhatsAppWebStandIn]:
+    if not Path(CHROMIUM).exists():
+        _missing("Debian's chromium")
+    standin = WhatsAppWebStandIn().start()
+    settings.WHATSAPP_WEB_URL = standin.url
+    settings.WHATSAPP_WEB_BRIDGE_BUNDLE = str(BUNDLE)
+    settings.WHATSAPP_WEB_BRIDGE_SHA256 = bundle_sha256()
+    settings.WHATSAPP_WEB_CHROMIUM = CHROMIUM
+    settings.WHATSAPP_WEB_PROFILE_DIR = tmp_path / "profiles"
+    settings.WHATSAPP_WEB_TYPING_MIN_MS = 300
+    settings.WHATSAPP_WEB_TYPING_MS_PER_CHAR = 5
+    settings.WHATSAPP_WEB_MIN_GAP = 0.2
+    settings.WHATSAPP_WEB_BACKOFF_FIRST = 0.5
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+class DriverThread:
+    """worker-web's driver on its own thread (Playwright's objects stay on it), as in the worker."""
+
+    def __init__(self) -> None:
+        self.driver = web_browser.Driver()
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                self.driver.step()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.driver.stop()
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def run_driver(web_standin: WhatsAppWebStandIn, redis_url: str, settings: Any) -> Iterator[DriverThread]:
+    settings.REDIS_URL = redis_url
+    worker = DriverThread()
+    worker.thread.start()
+    yield worker
+    worker.stop()
+
+
+def web_channel(workspace: Workspace | None = None) -> Channel:
+    workspace = workspace or Workspace.objects.create(slug="shop", name="Shop")
+    return ChannelFactory.create(
+        workspace=workspace, kind=Channel.Kind.WEB, phone_number_id="", name="Tienda"
+    )
+
+
+def state_of(channel: Channel) -> str:
+    session = WebSession.objects.filter(channel=channel).first()
+    return session.state if session else ""
+
+
+def wait_state(channel: Channel, state: str, timeout: float = 60.0) -> WebSession:
+    def reached() -> bool:
+        """the session reaches the state"""
+        return state_of(channel) == state
+
+    wait_for(reached, timeout=timeout)
+    return WebSession.objects.get(channel=channel)
+
+
+def test_qr_then_linked_then_a_burst_of_three_is_stored_once_each(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any
+) -> None:
+    channel = web_channel()
+
+    session = wait_state(channel, "qr")
+    assert session.qr == web_standin.qr_code
+    profile = Path(settings.WHATSAPP_WEB_PROFILE_DIR) / f"channel-{channel.pk}"
+    assert profile.is_dir()
+    assert profile.stat().st_mode & 0o777 == 0o700
+
+    web_standin.rotate_qr()
+    wait_for(lambda: WebSession.objects.get(channel=channel).qr == web_standin.qr_code, timeout=30)
+
+    web_standin.link()
+    session = wait_state(channel, "connected")
+    assert session.whatsapp_version == "2.3000.standin"
+    channel.refresh_from_db()
+    assert channel.health == Channel.Health.OK
+
+    ids = [web_standin.incoming(CUSTOMER, f"mensaje {i}", name="Ana") for i in range(3)]
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 3, timeout=30)
+    rows = list(Message.objects.filter(channel=channel).order_by("sent_by_customer_at", "pk"))
+    assert sorted(m.wamid for m in rows) == sorted(ids)
+    assert {(m.from_wa_id, m.from_name, m.direction) for m in rows} == {(CUSTOMER, "Ana", "in")}
+    assert sorted(m.body for m in rows) == ["mensaje 0", "mensaje 1", "mensaje 2"]
+
+    # A reaction and a picture arrive through the same path.
+    web_standin.react(CUSTOMER, ids[0], "👍")
+    web_standin.incoming(CUSTOMER, type="image", caption="recibo", mimetype="image/jpeg")
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 5, timeout=30)
+    assert set(Message.objects.filter(channel=channel).values_list("type", flat=True)) == {
+        "text",
+        "reaction",
+        "image",
+    }
+
+
+def _live_states(channel: Channel) -> list[str]:
+    from apps.live.models import LiveEvent
+
+    events = LiveEvent.objects.filter(kind="web_session", payload__channel_id=channel.pk).order_by("pk")
+    return [event.payload["state"] for event in events]
+
+
+def test_reload_logout_and_conflict_are_seen_and_the_session_comes_back(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread
+) -> None:
+    web_standin.link()
+    channel = web_channel()
+    wait_state(channel, "connected")
+    first = web_standin.incoming(CUSTOMER, "antes")
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 1, timeout=30)
+
+    # WhatsApp Web reloads itself: the bridge is injected again and nothing is stored twice.
+    web_standin.reload()
+    connected_at = _live_states(channel).index("connected")
+    wait_for(lambda: "starting" in _live_states(channel)[connected_at:], timeout=30)
+    wait_state(channel, "connected")
+    second = web_standin.incoming(CUSTOMER, "después")
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 2, timeout=30)
+    assert sorted(Message.objects.filter(channel=channel).values_list("wamid", flat=True)) == sorted(
+        [first, second]
+    )
+
+    # Opened on another computer: conflict, then back when WhatsApp gives the session back.
+    web_standin.set_mode("CONFLICT")
+    wait_state(channel, "conflict")
+    channel.refresh_from_db()
+    assert channel.health == Channel.Health.UNHEALTHY
+    web_standin.set_mode("MAIN")
+    wait_state(channel, "connected")
+
+    # The phone removes the linked device: logged out, then a new QR code to link again.
+    web_standin.logout()
+    session = wait_state(channel, "qr")
+    assert session.qr == web_standin.qr_code
+    states = _live_states(channel)
+    assert states.index("logged_out") > states.index("conflict")
+    channel.refresh_from_db()
+    assert "logged_out" in channel.health_detail
