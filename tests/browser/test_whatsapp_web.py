@@ -3,7 +3,10 @@ bridge (the stand-in's wa-js surface, checked by hash, then our adapter) and fee
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,3 +185,84 @@ def test_reload_logout_and_conflict_are_seen_and_the_session_comes_back(
     assert states.index("logged_out") > states.index("conflict")
     channel.refresh_from_db()
     assert "logged_out" in channel.health_detail
+
+
+def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, worker: None
+) -> None:
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    demo_seed(workspace=workspace)
+    web_standin.link()
+    channel = web_channel(workspace)
+    wait_state(channel, "connected")
+
+    web_standin.incoming(CUSTOMER, "Hola", name="Ana")
+    web_standin.incoming(CUSTOMER, "una pregunta", name="Ana")
+    web_standin.incoming(CUSTOMER, "¿A qué hora abrís?", name="Ana")
+
+    wait_for(lambda: web_standin.sent, timeout=90)
+    reply = Message.objects.get(channel=channel, direction="out")
+    assert reply.send_state == "sent"
+    [sent] = web_standin.sent
+    assert sent["chat"] == f"{CUSTOMER}@c.us"
+    assert sent["body"] == reply.body
+    assert "Abrimos de lunes a viernes" in sent["body"]
+    assert reply.wamid == sent["id"]
+    # Seen, then typing for a while, then the text.
+    chat = f"{CUSTOMER}@c.us"
+    assert chat in web_standin.seen
+    composing = [p for p in web_standin.presence if p["state"] == "composing"]
+    assert composing and composing[0]["chat"] == chat
+    assert composing[0]["duration"] >= 300
+    assert sent["at"] - composing[0]["at"] >= 0.25
+    # Three messages in, one reply out: the burst was answered once.
+    assert Message.objects.filter(channel=channel, direction="in").count() == 3
+    assert Message.objects.filter(channel=channel, direction="out").count() == 1
+
+
+def _browser_pid(profile: Path) -> int:
+    """The Chromium that the driver started on this profile (its main process)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--user-data-dir={profile}".encode() in cmdline and not any(
+            arg.startswith(b"--type=") for arg in cmdline
+        ):
+            return int(entry.name)
+    return 0
+
+
+def test_a_browser_crash_mid_send_never_sends_the_message_twice(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, worker: None, settings: Any
+) -> None:
+    settings.WHATSAPP_WEB_TYPING_MIN_MS = 5000  # time to crash the browser while it types
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    demo_seed(workspace=workspace)
+    web_standin.link()
+    channel = web_channel(workspace)
+    wait_state(channel, "connected")
+    profile = Path(settings.WHATSAPP_WEB_PROFILE_DIR) / f"channel-{channel.pk}"
+    pid = _browser_pid(profile)
+    assert pid
+
+    web_standin.incoming(CUSTOMER, "¿A qué hora abrís?")
+    wait_for(lambda: any(p["state"] == "composing" for p in web_standin.presence), timeout=90)
+    os.kill(pid, signal.SIGKILL)  # the browser this test's driver started
+
+    # The session is lost, then restarted with backoff and linked again from its profile.
+    wait_for(lambda: "disconnected" in _live_states(channel), timeout=30)
+    wait_state(channel, "connected")
+    assert _browser_pid(profile) not in (0, pid)
+    reply = Message.objects.get(channel=channel, direction="out")
+    wait_for(lambda: reply.send_attempts.filter(outcome="unknown").exists(), timeout=30)
+    time.sleep(5)  # the senders have had every chance to send it again
+
+    # It may have left before the crash, so it is not sent again (it waits for reconciliation).
+    assert web_standin.sent == []
+    reply.refresh_from_db()
+    assert reply.send_state == "processing"
+    assert Message.objects.filter(channel=channel, direction="out").count() == 1
