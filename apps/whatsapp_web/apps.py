@@ -6,3 +6,6 @@ class WhatsAppWebConfig(AppConfig):
     name = "apps.whatsapp_web"
     label = "whatsapp_web"
     verbose_name = "WhatsApp Web"
+
+    def ready(self) -> None:
+        from apps.whatsapp_web import metrics  # noqa: F401 - /metrics lists them from the start

@@ -6,6 +6,7 @@ import pytest
 from django_redis import get_redis_connection
 
 from apps.accounts.models import Workspace
+from apps.accounts.tests.conftest import member_client
 from apps.whatsapp.models import Channel
 from apps.whatsapp.tests.factories import ChannelFactory
 
@@ -25,3 +26,6 @@ def command_redis(redis_url: str, settings: pytest.FixtureRequest) -> Iterator[o
     yield client
     for key in client.scan_iter("wweb:*"):
         client.delete(key)
+
+
+__all__ = ["command_redis", "member_client", "web_channel"]
