@@ -36,6 +36,7 @@ BODIES: dict[str, Any] = {
     },
     "POST /business/knowledge/{id}/": {"kind": "faq", "title": "Hours, please?", "content": "9 to 5"},
     "POST /sandbox/send": {},
+    "POST /whatsapp-web/add/": {"name": "Shop phone"},
     "POST /alerts/rules/new/": {
         "name": "Angry",
         "kind": "sentiment",

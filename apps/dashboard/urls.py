@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import analytics_views, campaign_views, views
+from apps.dashboard import analytics_views, campaign_views, views, whatsapp_web_views
 
 app_name = "dashboard"
 
@@ -47,6 +47,9 @@ urlpatterns = [
     path("alerts/<int:pk>/<slug:action>/", views.alert_action, name="alert-action"),
     path("analytics/", analytics_views.analytics, name="analytics"),
     path("analytics/export/<slug:table>/", analytics_views.analytics_export, name="analytics-export"),
+    path("whatsapp-web/", whatsapp_web_views.whatsapp_web, name="whatsapp-web"),
+    path("whatsapp-web/list/", whatsapp_web_views.whatsapp_web_list, name="whatsapp-web-list"),
+    path("whatsapp-web/add/", whatsapp_web_views.whatsapp_web_add, name="whatsapp-web-add"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from apps.accounts.models import Workspace
+from apps.accounts.models import Role, Workspace
+from apps.accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
 from apps.conversations.models import Message
 from apps.sandbox.demo import demo_seed
 from apps.whatsapp.models import Channel
@@ -22,7 +23,7 @@ from apps.whatsapp.tests.factories import ChannelFactory
 from apps.whatsapp_web import browser as web_browser
 from apps.whatsapp_web.models import WebSession
 from standins.whatsapp_web import BUNDLE, WhatsAppWebStandIn, bundle_sha256
-from tests.browser.conftest import CHROMIUM, _missing, wait_for
+from tests.browser.conftest import CHROMIUM, _missing, screenshot, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 CUSTOMER = "5215512345678"
@@ -266,3 +267,46 @@ def test_a_browser_crash_mid_send_never_sends_the_message_twice(
     reply.refresh_from_db()
     assert reply.send_state == "processing"
     assert Message.objects.filter(channel=channel, direction="out").count() == 1
+
+
+def test_staff_add_a_number_see_its_qr_live_link_it_and_see_a_logout_live(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, ws_server: str, browser: Any, settings: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base_url = ws_server.replace("ws://", "http://")
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # daphne's settings
+    user = UserFactory.create(is_staff=True)
+    MembershipFactory.create(user=user, workspace=workspace, role=Role.OWNER)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    page.goto(f"{base_url}/login/?next=/whatsapp-web/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/whatsapp-web/")
+
+    page.get_by_test_id("whatsapp-web-name").fill("Tienda <b>centro</b>")
+    page.get_by_test_id("whatsapp-web-add").click()
+    session = page.get_by_test_id("web-session")
+    expect(session).to_contain_text("Tienda <b>centro</b>")
+    qr = page.get_by_test_id("web-session-qr")
+    expect(qr).to_be_visible(timeout=60_000)
+    assert qr.get_attribute("src").startswith("data:image/svg+xml")
+    screenshot(page, "whatsapp-web.png")
+
+    web_standin.link()
+    expect(session).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(page.get_by_test_id("web-session-qr")).to_have_count(0)
+    channel = Channel.objects.get(workspace=workspace, kind=Channel.Kind.WEB)
+    assert any('"web_session"' in frame for frame in frames), frames[:5]  # over the socket, not the poll
+
+    web_standin.logout()
+    expect(session).to_have_attribute("data-state", "qr", timeout=30_000)
+    expect(page.get_by_test_id("web-session-qr")).to_be_visible()
+    assert "logged_out" in _live_states(channel)
+    context.close()
