@@ -170,6 +170,11 @@ class WhatsAppWebStandIn:
         with self._lock:
             self._push({"type": "reload"})
 
+    def hang(self) -> None:
+        """The page's main thread stops (a runaway script): it answers nothing any more."""
+        with self._lock:
+            self._push({"type": "hang"})
+
     def incoming(
         self, wa_id: str, body: str = "", *, type: str = "chat", name: str = "", **extra: Any
     ) -> str:

@@ -43,6 +43,8 @@
         id: { _serialized: m.id, fromMe: false, remote: wid(m.from) },
         from: wid(m.from),
       });
+    } else if (event.type === "hang") {
+      for (;;) {} // eslint-disable-line no-empty -- the page's main thread stops answering
     } else if (event.type === "reload") {
       location.reload();
     } else if (event.type === "reaction") {

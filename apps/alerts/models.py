@@ -77,7 +77,11 @@ class AlertRule(models.Model):
 
 # Alerts the platform raises itself, with no rule (staff cannot create rules of these kinds).
 CAMPAIGN_STOPPED = "campaign_stopped"
-SYSTEM_KINDS = [(CAMPAIGN_STOPPED, "WhatsApp stopped a campaign")]
+WHATSAPP_WEB_SESSION_LOST = "whatsapp_web_lost"
+SYSTEM_KINDS = [
+    (CAMPAIGN_STOPPED, "WhatsApp stopped a campaign"),
+    (WHATSAPP_WEB_SESSION_LOST, "A WhatsApp Web number needs linking again"),
+]
 
 
 class Alert(models.Model):

@@ -246,10 +246,12 @@ class Driver:
         try:
             if session.lost:
                 raise RuntimeError(session.lost)
-            snapshot = session.page.evaluate(
-                "() => window.__chatbotBridge ? window.__chatbotBridge.snapshot() : null"
-            )
-            if snapshot is None:  # the page was reloaded: the bridge is gone with it
+            # A heartbeat with a deadline: a page whose main thread hangs never answers, and is restarted.
+            snapshot = session.page.wait_for_function(
+                "() => window.__chatbotBridge ? window.__chatbotBridge.snapshot() : {gone: true}",
+                timeout=settings.WHATSAPP_WEB_STALE_SECONDS * 1000,
+            ).json_value()
+            if snapshot.get("gone"):  # the page was reloaded: the bridge is gone with it
                 logger.info(
                     "WhatsApp Web channel %s: page reloaded, bridge injected again", session.channel.pk
                 )
@@ -303,6 +305,8 @@ class Driver:
             if wait > 0:
                 self._wait(int(wait * 1000))
             args["typing_ms"] = typing_ms(str(args.get("body") or ""))
+        # The bridge gives up on a command that hangs (a send then counts as perhaps sent).
+        args["timeout_ms"] = int(settings.WHATSAPP_WEB_STALE_SECONDS * 1000) + args.get("typing_ms", 0)
         try:
             answer = session.page.evaluate(
                 "([op, args]) => window.__chatbotBridge.run(op, args)", [command.op, args]

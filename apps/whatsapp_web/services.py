@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.alerts.models import WHATSAPP_WEB_SESSION_LOST
+from apps.alerts.services import alert_system_raise
 from apps.conversations.services.ingest import inbound_store
 from apps.live.services import live_publish
 from apps.whatsapp.models import Channel
@@ -21,6 +23,12 @@ S = WebSession.State
 HEALTHY = frozenset({S.CONNECTED, S.SYNCING})
 # States that need a person (scan a QR, close the other session, update): the session is unhealthy.
 UNHEALTHY = frozenset({S.LOGGED_OUT, S.CONFLICT, S.BLOCKED, S.OUTDATED, S.DISCONNECTED})
+# States that only a person can end: entering one raises an alert.
+ALERTING = {
+    S.LOGGED_OUT: "WhatsApp Web number %(name)s was logged out on the phone: scan its new QR code to link it again.",
+    S.BLOCKED: "WhatsApp blocked the WhatsApp Web number %(name)s.",
+    S.OUTDATED: "WhatsApp Web changed for number %(name)s: update the platform's WhatsApp Web bridge.",
+}
 
 
 @transaction.atomic
@@ -40,8 +48,9 @@ def web_session_state_set(
     if whatsapp_version and session.whatsapp_version != whatsapp_version[:32]:
         session.whatsapp_version = whatsapp_version[:32]
         fields.append("whatsapp_version")
+    entered = changed and session.state != state
     if changed:
-        if session.state != state:
+        if entered:
             session.state_changed_at = now
             fields.append("state_changed_at")
             logger.info("WhatsApp Web channel %s: %s -> %s %s", channel.pk, session.state, state, detail)
@@ -59,6 +68,13 @@ def web_session_state_set(
             workspace_id=channel.workspace_id,
             kind="web_session",
             payload={"channel_id": channel.pk, "state": state},
+        )
+    if entered and state in ALERTING:
+        alert_system_raise(
+            workspace_id=channel.workspace_id,
+            kind=WHATSAPP_WEB_SESSION_LOST,
+            summary=ALERTING[S(state)] % {"name": channel.name or channel.pk},
+            channel_id=channel.pk,
         )
     return changed
 

@@ -16,6 +16,7 @@ from django.db import connection
 
 from apps.accounts.models import Role, Workspace
 from apps.accounts.tests.factories import PASSWORD, MembershipFactory, UserFactory
+from apps.alerts.models import Alert
 from apps.conversations.models import Message
 from apps.sandbox.demo import demo_seed
 from apps.whatsapp.models import Channel
@@ -186,6 +187,24 @@ def test_reload_logout_and_conflict_are_seen_and_the_session_comes_back(
     assert states.index("logged_out") > states.index("conflict")
     channel.refresh_from_db()
     assert "logged_out" in channel.health_detail
+    assert Alert.objects.filter(kind="whatsapp_web_lost", channel_id=channel.pk).count() == 1
+
+
+def test_a_page_that_stops_answering_is_restarted(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any
+) -> None:
+    settings.WHATSAPP_WEB_STALE_SECONDS = 3
+    web_standin.link()
+    channel = web_channel()
+    wait_state(channel, "connected")
+
+    web_standin.hang()
+
+    wait_for(lambda: "disconnected" in _live_states(channel), timeout=30)
+    session = wait_state(channel, "connected")
+    assert session.reconnects == 1
+    web_standin.incoming(CUSTOMER, "¿siguen ahí?")
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 1, timeout=30)
 
 
 def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(

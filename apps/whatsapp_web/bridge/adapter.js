@@ -115,8 +115,11 @@
     async run(op, args) {
       const progress = { stage: "" };
       if (!ops[op]) return { ok: false, permanent: true, error: `unknown op ${op}` };
+      const timeout = new Promise((resolve, reject) =>
+        setTimeout(() => reject(new Error(`${op} timed out`)), args.timeout_ms || 60000),
+      );
       try {
-        return await ops[op](args, progress);
+        return await Promise.race([ops[op](args, progress), timeout]);
       } catch (e) {
         return { ok: false, error: String((e && e.message) || e), sent_maybe: progress.stage === "sending" };
       }

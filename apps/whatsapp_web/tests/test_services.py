@@ -73,3 +73,29 @@ def test_an_unknown_state_is_refused(web_channel: Channel) -> None:
     with pytest.raises(ValueError, match="unknown WhatsApp Web state"):
         web_session_state_set(channel=web_channel, state="dancing")
     assert not WebSession.objects.exists()
+
+
+def test_a_logout_raises_one_alert_for_the_workspace(web_channel: Channel) -> None:
+    from apps.alerts.models import Alert
+
+    web_session_state_set(channel=web_channel, state="connected")
+    web_session_state_set(channel=web_channel, state="logged_out")
+    web_session_state_set(channel=web_channel, state="logged_out", detail="again")  # same state: no new alert
+
+    [alert] = Alert.objects.all()
+    assert (alert.workspace_id, alert.channel_id, alert.kind, alert.severity) == (
+        web_channel.workspace_id,
+        web_channel.pk,
+        "whatsapp_web_lost",
+        "high",
+    )
+    assert "scan its new QR code" in alert.summary
+
+
+def test_a_conflict_or_a_qr_raises_no_alert(web_channel: Channel) -> None:
+    from apps.alerts.models import Alert
+
+    for state in ("qr", "connected", "conflict", "disconnected", "connected"):
+        web_session_state_set(channel=web_channel, state=state)
+
+    assert not Alert.objects.exists()
