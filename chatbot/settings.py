@@ -395,6 +395,9 @@ WHATSAPP_WEB_BRIDGE_BUNDLE = env.str(
     "WHATSAPP_WEB_BRIDGE_BUNDLE", default=str(BASE_DIR / "deploy" / "wa-js" / "wppconnect-wa.js")
 )
 WHATSAPP_WEB_BRIDGE_SHA256 = env.str("WHATSAPP_WEB_BRIDGE_SHA256", default="")
+# WhatsApp Web versions the bridge is known to work with (comma-separated prefixes, e.g. "2.3000.");
+# another version sets the session `outdated` and nothing is sent. Empty: no check.
+WHATSAPP_WEB_VERSIONS = env.str("WHATSAPP_WEB_VERSIONS", default="")
 WHATSAPP_WEB_CHROMIUM = env.str("WHATSAPP_WEB_CHROMIUM", default="/usr/bin/chromium")
 # Browser profiles (the linked sessions), one folder per channel, mode 0700.
 WHATSAPP_WEB_PROFILE_DIR = Path(env.str("WHATSAPP_WEB_PROFILE_DIR", default=str(DATA_DIR / "whatsapp_web")))

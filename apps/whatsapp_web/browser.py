@@ -75,6 +75,13 @@ def _hash_file(bundle: Path) -> str:
     return pinned.read_text().split()[0] if pinned.exists() else ""
 
 
+def version_supported(version: str) -> bool:
+    """Is this WhatsApp Web version one the bridge is pinned for (WHATSAPP_WEB_VERSIONS: prefixes;
+    empty: any)?"""
+    pinned = [prefix.strip() for prefix in settings.WHATSAPP_WEB_VERSIONS.split(",") if prefix.strip()]
+    return not pinned or any(version.startswith(prefix) for prefix in pinned)
+
+
 def profile_dir(channel_id: int) -> Path:
     """The channel's browser profile, readable by the service user only."""
     root = Path(settings.WHATSAPP_WEB_PROFILE_DIR)
@@ -255,6 +262,7 @@ class Driver:
                 logger.info(
                     "WhatsApp Web channel %s: page reloaded, bridge injected again", session.channel.pk
                 )
+                session.state = WebSession.State.STARTING
                 web_session_state_set(
                     channel=session.channel, state=WebSession.State.STARTING, detail="reloaded"
                 )
@@ -281,6 +289,16 @@ class Driver:
 
     def _state(self, session: Session, event: dict[str, Any]) -> None:
         state = str(event["state"])
+        version = str(event.get("version") or "")
+        if state == WebSession.State.CONNECTED and not version_supported(version):
+            # WhatsApp Web changed under the pinned bridge: sending could misbehave, so nothing is sent
+            # until an operator pins the new version (or updates the bridge).
+            event = {
+                **event,
+                "state": WebSession.State.OUTDATED,
+                "detail": f"untested WhatsApp Web {version}",
+            }
+            state = WebSession.State.OUTDATED
         session.state = state
         if state == WebSession.State.CONNECTED:
             session.failures = 0
@@ -299,6 +317,9 @@ class Driver:
         if command is None:
             return False
         args = dict(command.args)
+        if command.op == "send" and session.state != WebSession.State.CONNECTED:
+            commands.command_reply(command=command, answer={"ok": False, "error": f"session {session.state}"})
+            return True
         if command.op == "send":
             gap = settings.WHATSAPP_WEB_MIN_GAP * (1 + random.random())  # noqa: S311
             wait = session.last_send_at + gap - time.monotonic()

@@ -329,3 +329,27 @@ def test_staff_add_a_number_see_its_qr_live_link_it_and_see_a_logout_live(
     expect(page.get_by_test_id("web-session-qr")).to_be_visible()
     assert "logged_out" in _live_states(channel)
     context.close()
+
+
+def test_an_unpinned_whatsapp_web_version_is_outdated_and_sends_nothing(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any
+) -> None:
+    from apps.whatsapp_web import commands
+
+    settings.WHATSAPP_WEB_VERSIONS = "2.2999.,2.3001."
+    web_standin.link()
+    channel = web_channel()
+
+    session = wait_state(channel, "outdated")
+
+    assert session.detail == "untested WhatsApp Web 2.3000.standin"
+    assert Alert.objects.filter(kind="whatsapp_web_lost", channel_id=channel.pk).count() == 1
+    web_standin.incoming(CUSTOMER, "hola")  # the chat exists: only the version stops the send
+    answer = commands.command_call(
+        channel_id=channel.pk,
+        op="send",
+        args={"chat": f"{CUSTOMER}@c.us", "body": "x", "uid": "u"},
+        timeout=20,
+    )
+    assert answer == {"ok": False, "error": "session outdated"}
+    assert web_standin.sent == []
