@@ -14,15 +14,19 @@ $(STAMP): requirements-dev.lock | $(VENV)/bin/python
 	touch $(STAMP)
 
 ## run: migrate, bootstrap, seed the demo, then start web, ws, worker, beat and the sandbox's Graph
-## stand-in on the embedded defaults (Ctrl-C stops all)
+## stand-in on the embedded defaults (Ctrl-C stops all); with REDIS_URL set, also WhatsApp Web against its
+## stand-in (worker-web, web-standin; play the phone at http://127.0.0.1:8200/standin/phone)
 run: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py bootstrap
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
 	@web=http://127.0.0.1:$${WEB_PORT:-8000}; printf '\n'; printf '%s\n' \
 		"dashboard  $$web/inbox/" "sandbox    $$web/sandbox/" "admin      $$web/admin/ (user admin)" \
-		"API docs   $$web/api/docs/" "WebSockets ws://127.0.0.1:$${WS_PORT:-8001}/" ""
+		"API docs   $$web/api/docs/" "WebSockets ws://127.0.0.1:$${WS_PORT:-8001}/" \
+		"WA Web     $$web/whatsapp-web/ (phone: http://127.0.0.1:$${WEB_STANDIN_PORT:-8200}/standin/phone)" ""
 	DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:8001/ws/live/} \
+		WHATSAPP_WEB_URL=$${WHATSAPP_WEB_URL:-http://127.0.0.1:$${WEB_STANDIN_PORT:-8200}/} \
+		WHATSAPP_WEB_BRIDGE_BUNDLE=$${WHATSAPP_WEB_BRIDGE_BUNDLE:-standins/whatsapp_web_wajs.js} \
 		$(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
 
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)

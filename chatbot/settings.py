@@ -389,7 +389,7 @@ WHATSAPP_TRANSPORTS = {
 # WhatsApp Web (channels of kind "web", driven by the worker-web process; docs/whatsapp-web.md).
 # The page to open: WhatsApp Web itself, or a local stand-in of it (standins/whatsapp_web.py).
 WHATSAPP_WEB_URL = env.str("WHATSAPP_WEB_URL", default="https://web.whatsapp.com/")
-# The wa-js bundle injected into the page (scripts/fetch_wajs.sh) and its SHA-256; a bundle whose hash
+# The wa-js bundle injected into the page (deploy/wa-js/fetch.sh) and its SHA-256; a bundle whose hash
 # differs is refused.
 WHATSAPP_WEB_BRIDGE_BUNDLE = env.str(
     "WHATSAPP_WEB_BRIDGE_BUNDLE", default=str(BASE_DIR / "deploy" / "wa-js" / "wppconnect-wa.js")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import itertools
 import json
 import threading
@@ -98,6 +99,8 @@ class WhatsAppWebStandIn:
                     "ref": self.qr_ref,
                     "chats": sorted(self.chats),
                 }
+            elif url.path == "/standin/phone":
+                body = self._phone_page()
             elif url.path == "/standin/poll":
                 since = int(parse_qs(url.query).get("since", ["0"])[0])
                 body = {"seq": len(self._events), "events": self._events[since:]}
@@ -107,8 +110,16 @@ class WhatsAppWebStandIn:
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
-        data = json.loads(handler.rfile.read(length) or b"{}")
+        raw = handler.rfile.read(length)
         path = urlparse(handler.path).path
+        if path.startswith("/standin/phone/"):
+            self._phone_act(path.removeprefix("/standin/phone/"), parse_qs(raw.decode()))
+            handler.send_response(303)
+            handler.send_header("Location", "/standin/phone")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        data = json.loads(raw or b"{}")
         with self._lock:
             body: dict[str, Any] = {"ok": True}
             if path == "/standin/send":
@@ -128,6 +139,42 @@ class WhatsAppWebStandIn:
             elif path == "/standin/pair":
                 body = {"code": "STAN-DIN1"}
         self._answer(handler, body)
+
+    # --- a page to play the phone and the customers by hand (`make run`) -----------------------
+    def _phone_page(self) -> bytes:
+        sent = "".join(
+            f"<li>{html.escape(m['chat'])}: {html.escape(m['body'])}</li>" for m in reversed(self.sent[-20:])
+        )
+        state = "linked" if self.linked else "not linked (the dashboard shows the QR code)"
+        page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Phone (stand-in)</title></head>
+<body><h1>WhatsApp Web stand-in: the phone</h1><p>Session: {state}; stream mode {self.mode}.</p>
+<form method="post" action="/standin/phone/link"><button>Scan the QR code (link)</button></form>
+<form method="post" action="/standin/phone/logout"><button>Remove the linked device (log out)</button></form>
+<form method="post" action="/standin/phone/conflict"><button>Open WhatsApp Web elsewhere</button></form>
+<form method="post" action="/standin/phone/main"><button>Use it here again</button></form>
+<form method="post" action="/standin/phone/reload"><button>Reload WhatsApp Web</button></form>
+<h2>A customer writes</h2><form method="post" action="/standin/phone/message">
+<input name="wa_id" value="34600123456" aria-label="number"> <input name="name" value="Lucia" aria-label="name">
+<input name="body" value="Hola, que horario teneis?" aria-label="text" size="40"> <button>Send</button></form>
+<h2>Sent by the platform</h2><ul>{sent}</ul></body></html>"""
+        return page.encode()
+
+    def _phone_act(self, action: str, form: dict[str, list[str]]) -> None:
+        def field(name: str) -> str:
+            return form.get(name, [""])[0].strip()
+
+        if action == "link":
+            self.link()
+        elif action == "logout":
+            self.logout()
+        elif action == "conflict":
+            self.set_mode("CONFLICT")
+        elif action == "main":
+            self.set_mode("MAIN")
+        elif action == "reload":
+            self.reload()
+        elif action == "message" and field("wa_id").isdigit() and field("body"):
+            self.incoming(field("wa_id"), field("body"), name=field("name"))
 
     # --- the phone and the customers (tests call these) ----------------------------------------
     @property
@@ -201,7 +248,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8200)
     args = parser.parse_args()
     standin = WhatsAppWebStandIn(args.host, args.port).start()
-    print(f"WhatsApp Web stand-in on {standin.url}; bundle sha256 {bundle_sha256()}", flush=True)
+    print(f"WhatsApp Web stand-in on {standin.url}; play the phone at {standin.url}standin/phone", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -73,7 +73,7 @@
   window.WPP = {
     isReady: false,
     version: "standin",
-    webpack: { onReady: (fn) => (listeners["webpack.ready"] = [...(listeners["webpack.ready"] || []), fn]) },
+    supportedWhatsappWeb: ">=2.3000.1038792969-alpha",
     on: (name, fn) => (listeners[name] = [...(listeners[name] || []), fn]),
     conn: {
       isAuthenticated: () => state.authenticated,
@@ -83,7 +83,7 @@
       genLinkDeviceCodeForPhoneNumber: (phone) => post("/standin/pair", { phone }).then((a) => a.code),
     },
     chat: {
-      sendSeen: (chat) => {
+      markIsRead: (chat) => {
         needChat(chat);
         return post("/standin/seen", { chat });
       },
@@ -114,7 +114,7 @@
       }
       if (hello.mode !== "MAIN") state.mainReady = false;
       window.WPP.isReady = true;
-      emit("webpack.ready");
+      emit("loader.ready");
       if (hello.mode !== "MAIN") emit("conn.stream_mode_changed", hello.mode);
       poll();
     });

@@ -62,7 +62,7 @@ def bridge_scripts() -> tuple[str, str]:
     try:
         bundle = bundle_path.read_bytes()
     except OSError as exc:
-        raise BridgeError(f"the wa-js bundle {bundle_path} is missing (scripts/fetch_wajs.sh)") from exc
+        raise BridgeError(f"the wa-js bundle {bundle_path} is missing (deploy/wa-js/fetch.sh)") from exc
     expected = settings.WHATSAPP_WEB_BRIDGE_SHA256 or _hash_file(bundle_path)
     actual = hashlib.sha256(bundle).hexdigest()
     if not expected or actual != expected.strip().lower():
@@ -149,7 +149,6 @@ class Driver:
             self.step()
 
     def step(self) -> None:
-        self.start()
         wanted = {channel.pk: channel for channel in web_channels_to_run()}
         for channel_id in set(self.sessions) - set(wanted):
             session = self.sessions.pop(channel_id)
@@ -175,6 +174,7 @@ class Driver:
         channel = session.channel
         self._close(session)
         session.lost = ""
+        self.start()  # Playwright starts with the first page: no browser while there is no number
         try:
             if self._scripts is None:
                 self._scripts = bridge_scripts()

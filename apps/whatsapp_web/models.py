@@ -1,22 +1,23 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class WebSession(models.Model):
     """The WhatsApp Web session of a channel of kind `web`, as the worker-web process last saw it."""
 
     class State(models.TextChoices):
-        STARTING = "starting", "Starting"
-        QR = "qr", "Waiting for the QR code to be scanned"
-        SYNCING = "syncing", "Syncing"
-        CONNECTED = "connected", "Connected"
-        DISCONNECTED = "disconnected", "Disconnected"
-        LOGGED_OUT = "logged_out", "Logged out"
-        CONFLICT = "conflict", "Opened elsewhere"
-        BLOCKED = "blocked", "Blocked"
-        OUTDATED = "outdated", "Outdated WhatsApp Web"
-        STOPPED = "stopped", "Stopped"
+        STARTING = "starting", _("Starting")
+        QR = "qr", _("Waiting for the QR code to be scanned")
+        SYNCING = "syncing", _("Syncing")
+        CONNECTED = "connected", _("Connected")
+        DISCONNECTED = "disconnected", _("Disconnected")
+        LOGGED_OUT = "logged_out", _("Logged out")
+        CONFLICT = "conflict", _("Opened elsewhere")
+        BLOCKED = "blocked", _("Blocked")
+        OUTDATED = "outdated", _("Outdated WhatsApp Web")
+        STOPPED = "stopped", _("Stopped")
 
     channel = models.OneToOneField("whatsapp.Channel", on_delete=models.CASCADE, related_name="web_session")
     state = models.CharField(max_length=16, choices=State.choices, default=State.STARTING)

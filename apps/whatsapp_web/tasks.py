@@ -16,6 +16,7 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from apps.whatsapp_web.browser import driver
+from apps.whatsapp_web.selectors import web_channels_to_run
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def _lease(seconds: float) -> bool:
 @shared_task(name="whatsapp_web.sessions_drive", ignore_result=True, expires=120)
 def web_sessions_drive(chain: bool = True) -> None:
     if not settings.REDIS_URL:
-        logger.error("WhatsApp Web needs REDIS_URL: its browser takes commands through Redis")
+        if web_channels_to_run().exists():
+            logger.error("WhatsApp Web needs REDIS_URL: its browser takes commands through Redis")
         return
     seconds = settings.WHATSAPP_WEB_SLICE
     if not _lease(seconds):

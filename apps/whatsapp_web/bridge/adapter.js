@@ -1,5 +1,6 @@
-// The platform's side of the WhatsApp Web bridge, injected after wa-js (window.WPP). It uses only wa-js's
-// public API (WPP.on, WPP.conn.*, WPP.chat.*) and reports to worker-web through the binding
+// The platform's side of the WhatsApp Web bridge, injected after wa-js (window.WPP; written against
+// @wppconnect/wa-js 4.6.0, deploy/wa-js/). It uses only wa-js's public API (WPP.on, WPP.isReady,
+// WPP.conn.*, WPP.chat.*) and reports to worker-web through the binding
 // window.__chatbotEmit (Playwright's expose_binding). worker-web calls window.__chatbotBridge.run().
 (() => {
   if (window.__chatbotBridge) return;
@@ -69,7 +70,7 @@
           type: "reaction",
           body: reaction.reactionText || "",
           reactionTo: wid(reaction.msgId),
-          t: Math.floor((reaction.timestamp || Date.now()) / 1000),
+          t: seconds(reaction.timestamp),
         },
       }),
     );
@@ -81,6 +82,9 @@
     }
   }
 
+  // wa-js gives some times in seconds, others in milliseconds.
+  const seconds = (value) =>
+    !value ? Math.floor(Date.now() / 1000) : value > 1e12 ? Math.floor(value / 1000) : Math.floor(value);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const ops = {
     // Seen, typing for `typing_ms`, then the text. `stage` tells worker-web how far it got if it fails:
@@ -88,7 +92,7 @@
     async send({ chat, body, typing_ms }, progress) {
       if (!WPP.conn.isMainReady()) return { ok: false, error: "not connected" };
       progress.stage = "seen";
-      await WPP.chat.sendSeen(chat);
+      await WPP.chat.markIsRead(chat);
       progress.stage = "typing";
       await WPP.chat.markIsComposing(chat, typing_ms);
       await sleep(typing_ms);
@@ -98,7 +102,7 @@
       return { ok: true, id: wid(sent.id) };
     },
     async seen({ chat }) {
-      await WPP.chat.sendSeen(chat);
+      await WPP.chat.markIsRead(chat);
       return { ok: true };
     },
     async pair({ phone }) {
@@ -126,5 +130,5 @@
     },
   };
   if (WPP.isReady) init();
-  else WPP.webpack.onReady(init);
+  else WPP.on("loader.ready", init);
 })();

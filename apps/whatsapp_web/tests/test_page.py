@@ -60,3 +60,14 @@ def test_an_agent_cannot_add_a_number(workspace: Workspace, settings: Any) -> No
 
     assert response.status_code == 403
     assert not Channel.objects.exists()
+
+
+def test_the_page_speaks_spanish(web_channel: Channel) -> None:
+    web_session_state_set(channel=web_channel, state="qr", qr="2@ref,key,id")
+    client = client_as(Role.OWNER, web_channel.workspace)
+
+    page = client.get("/whatsapp-web/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert "Añadir un número de WhatsApp Web" in page
+    assert "Esperando a que se escanee el código QR" in page
+    assert "Código QR para vincular este número" in page

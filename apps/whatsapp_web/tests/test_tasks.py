@@ -34,7 +34,7 @@ def test_the_task_does_nothing_while_another_process_drives(
 
 
 def test_without_redis_the_task_refuses(
-    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, web_channel: Any
 ) -> None:
     settings.REDIS_URL = ""
     started: list[float] = []
