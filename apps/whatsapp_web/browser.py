@@ -49,6 +49,7 @@ USER_AGENT = (
 )
 HEARTBEAT_EVERY = 10.0  # seconds between two heartbeats written to the session row
 PUMP_MS = 100  # how long each idle turn waits for the page's events
+CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
 STATES = {state.value for state in WebSession.State}
 
 
@@ -126,6 +127,8 @@ class Driver:
         self.sessions: dict[int, Session] = {}
         self._playwright: Any = None
         self._scripts: tuple[str, str] | None = None
+        self._wanted: dict[int, Channel] = {}
+        self._channels_read_at = float("-inf")
 
     # --- life cycle ---------------------------------------------------------------------------------
     def start(self) -> Driver:
@@ -149,12 +152,15 @@ class Driver:
             self.step()
 
     def step(self) -> None:
-        wanted = {channel.pk: channel for channel in web_channels_to_run()}
+        now = time.monotonic()
+        if now >= self._channels_read_at + CHANNELS_EVERY:
+            self._channels_read_at = now
+            self._wanted = {channel.pk: channel for channel in web_channels_to_run()}
+        wanted = self._wanted
         for channel_id in set(self.sessions) - set(wanted):
             session = self.sessions.pop(channel_id)
             self._close(session)
             web_session_state_set(channel=session.channel, state=WebSession.State.STOPPED)
-        now = time.monotonic()
         for channel_id, channel in wanted.items():
             session = self.sessions.setdefault(channel_id, Session(channel=channel))
             session.channel = channel
@@ -232,6 +238,8 @@ class Driver:
     def _close(self, session: Session) -> None:
         context, session.context, session.page = session.context, None, None
         if context is not None:
+            # Our own close fires the page's close events: they must not count as a lost session.
+            session.lost = session.lost or "closed by worker-web"
             try:
                 context.close()
             except Exception:  # noqa: BLE001 - closing what has crashed already
