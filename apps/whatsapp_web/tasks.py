@@ -11,12 +11,12 @@ import logging
 import os
 import socket
 
-from celery import shared_task
 from django.conf import settings
 from django_redis import get_redis_connection
 
 from apps.whatsapp_web.browser import driver
 from apps.whatsapp_web.selectors import web_channels_to_run
+from celery_app import app
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _lease(seconds: float) -> bool:
     return False
 
 
-@shared_task(name="whatsapp_web.sessions_drive", ignore_result=True, expires=120)
+@app.task(name="whatsapp_web.sessions_drive")
 def web_sessions_drive(chain: bool = True) -> None:
     if not settings.REDIS_URL:
         if web_channels_to_run().exists():

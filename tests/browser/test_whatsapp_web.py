@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -356,3 +358,60 @@ def test_an_unpinned_whatsapp_web_version_is_outdated_and_sends_nothing(
     )
     assert answer == {"ok": False, "error": "session outdated"}
     assert web_standin.sent == []
+
+
+def test_the_worker_web_process_drives_the_page(
+    web_standin: WhatsAppWebStandIn, redis_url: str, sandbox_standin: Any, tmp_path: Path
+) -> None:
+    """The real worker-web: a Celery solo worker on the whatsapp_web queue, started as in the Procfile."""
+    from apps.whatsapp_web.tasks import web_sessions_drive
+    from tests.browser.conftest import ROOT, _process_env, _stop
+
+    channel = web_channel()
+    env = {
+        **_process_env(redis_url, sandbox_standin.url, tmp_path),
+        "WHATSAPP_WEB_URL": web_standin.url,
+        "WHATSAPP_WEB_BRIDGE_BUNDLE": str(BUNDLE),
+        "WHATSAPP_WEB_CHROMIUM": CHROMIUM,
+        "WHATSAPP_WEB_PROFILE_DIR": str(tmp_path / "profiles"),
+        "WHATSAPP_WEB_SLICE": "5",
+    }
+    log_path = tmp_path / "worker-web.log"
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            *(
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "-Q",
+                "whatsapp_web",
+                "-P",
+                "solo",
+            ),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: Playwright's driver and Chromium go with it
+    )
+    try:
+        wait_for(lambda: "ready." in log_path.read_text(), timeout=120)
+        web_sessions_drive.delay()
+
+        session = wait_state(channel, "qr", timeout=90)
+        assert session.qr == web_standin.qr_code
+        web_standin.link()
+        wait_state(channel, "connected")
+        # Across slices (5 s each) the same browser keeps the page: messages keep flowing.
+        time.sleep(6)
+        web_standin.incoming(CUSTOMER, "hola")
+        wait_for(lambda: Message.objects.filter(channel=channel).count() == 1, timeout=60)
+        assert WebSession.objects.get(channel=channel).reconnects == 0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group this test started
+        _stop(proc, log_path)
