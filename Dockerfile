@@ -28,3 +28,23 @@ EXPOSE 8000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 CMD ["gunicorn", "chatbot.wsgi", "--config", "chatbot/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]
+
+# --- worker-web (docs/whatsapp-web.md): the same app plus Debian's Chromium and the pinned wa-js bundle,
+# fetched from npm and checked against deploy/wa-js/wppconnect-wa.js.sha256 (the build fails otherwise).
+FROM node:22-slim AS wajs
+WORKDIR /wajs
+COPY deploy/wa-js/ ./
+RUN sh fetch.sh
+
+FROM base AS worker-web
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /app/data/whatsapp_web && chown app:app /app/data/whatsapp_web && chmod 0700 /app/data/whatsapp_web
+COPY --from=wajs --chown=app:app /wajs/wppconnect-wa.js /app/deploy/wa-js/wppconnect-wa.js
+USER app
+CMD ["celery", "-A", "celery_app", "worker", "-Q", "whatsapp_web", "-P", "solo", "-l", "INFO"]
+
+# The default target stays the app image every other process runs.
+FROM base AS app

@@ -31,7 +31,9 @@ $(STAMP): requirements-dev.lock | $(UV)
 	touch $@ $(RUN_STAMP)
 
 ## run: migrate, bootstrap, seed the demo, then start web, ws, worker, beat and the sandbox's Graph
-## stand-in on the embedded defaults (Ctrl-C stops all, and make ends with status 0: chatbot/foreground.py)
+## stand-in on the embedded defaults (Ctrl-C stops all, and make ends with status 0: chatbot/foreground.py);
+## with REDIS_URL set, also WhatsApp Web against its stand-in (worker-web, web-standin; play the phone at
+## http://127.0.0.1:8200/standin/phone)
 run: $(RUN_STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py bootstrap > $(VENV)/.bootstrap-out; status=$$?; \
@@ -41,11 +43,14 @@ run: $(RUN_STAMP)
 		"dashboard   $$web/inbox/" "sandbox     $$web/sandbox/ (log in as admin)" "admin       $$web/admin/ (user admin)" \
 		"API docs    $$web/api/docs/" "health      $$web/healthz  $$web/readyz  $$web/metrics" \
 		"WebSockets  ws://127.0.0.1:$${WS_PORT:-8001}/ws/live/" \
-		"Graph API   http://127.0.0.1:$${GRAPH_PORT:-8100}/ (stand-in for the sandbox number)"; \
+		"Graph API   http://127.0.0.1:$${GRAPH_PORT:-8100}/ (stand-in for the sandbox number)" \
+		"WA Web      $$web/whatsapp-web/ (phone: http://127.0.0.1:$${WEB_STANDIN_PORT:-8200}/standin/phone)"; \
 		grep -h "generated admin password" $(VENV)/.bootstrap-out || \
 		echo "admin password: the one set before (ADMIN_PASSWORD); to reset it: $(PY) manage.py changepassword admin"; \
 		rm -f $(VENV)/.bootstrap-out; printf '\n'
 	@DEBUG=$${DEBUG:-1} DASHBOARD_WS_URL=$${DASHBOARD_WS_URL:-ws://127.0.0.1:$${WS_PORT:-8001}/ws/live/} \
+		WHATSAPP_WEB_URL=$${WHATSAPP_WEB_URL:-http://127.0.0.1:$${WEB_STANDIN_PORT:-8200}/} \
+		WHATSAPP_WEB_BRIDGE_BUNDLE=$${WHATSAPP_WEB_BRIDGE_BUNDLE:-standins/whatsapp_web_wajs.js} \
 		$(PY) -m chatbot.foreground $(VENV)/bin/honcho -f Procfile -e $${ENV_FILE:-.env} start
 
 ## test: the whole suite with coverage (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "channels",
     "apps.accounts",
     "apps.whatsapp",
+    "apps.whatsapp_web",
     "apps.conversations",
     "apps.assistant",
     "apps.audit",
@@ -416,8 +417,38 @@ WHATSAPP_WEBHOOK_MAX_BYTES = 1024 * 1024
 WHATSAPP_TRANSPORTS = {
     "cloud": "apps.whatsapp.cloud.CloudTransport",
     "sandbox": "apps.whatsapp.cloud.CloudTransport",  # the sandbox speaks Cloud API to the stand-in
-    "web": "apps.whatsapp.cloud.CloudTransport",  # replaced by the WhatsApp Web transport when it lands
+    "web": "apps.whatsapp_web.transport.WebTransport",
 }
+# WhatsApp Web (channels of kind "web", driven by the worker-web process; docs/whatsapp-web.md).
+# The page to open: WhatsApp Web itself, or a local stand-in of it (standins/whatsapp_web.py).
+WHATSAPP_WEB_URL = env.str("WHATSAPP_WEB_URL", default="https://web.whatsapp.com/")
+# The wa-js bundle injected into the page (deploy/wa-js/fetch.sh) and its SHA-256; a bundle whose hash
+# differs is refused.
+WHATSAPP_WEB_BRIDGE_BUNDLE = env.str(
+    "WHATSAPP_WEB_BRIDGE_BUNDLE", default=str(BASE_DIR / "deploy" / "wa-js" / "wppconnect-wa.js")
+)
+WHATSAPP_WEB_BRIDGE_SHA256 = env.str("WHATSAPP_WEB_BRIDGE_SHA256", default="")
+# WhatsApp Web versions the bridge is known to work with (comma-separated prefixes, e.g. "2.3000.");
+# another version sets the session `outdated` and nothing is sent. Empty: no check.
+WHATSAPP_WEB_VERSIONS = env.str("WHATSAPP_WEB_VERSIONS", default="")
+WHATSAPP_WEB_CHROMIUM = env.str("WHATSAPP_WEB_CHROMIUM", default="/usr/bin/chromium")
+# Browser profiles (the linked sessions), one folder per channel, mode 0700.
+WHATSAPP_WEB_PROFILE_DIR = Path(env.str("WHATSAPP_WEB_PROFILE_DIR", default=str(DATA_DIR / "whatsapp_web")))
+# How long a sender waits for the browser to take and send a message (typing included).
+WHATSAPP_WEB_SEND_TIMEOUT = env.float("WHATSAPP_WEB_SEND_TIMEOUT", default=60.0)
+# Typing before a send: this many milliseconds per character, between the bounds, +-20% at random.
+WHATSAPP_WEB_TYPING_MS_PER_CHAR = env.float("WHATSAPP_WEB_TYPING_MS_PER_CHAR", default=40.0)
+WHATSAPP_WEB_TYPING_MIN_MS = env.int("WHATSAPP_WEB_TYPING_MIN_MS", default=800)
+WHATSAPP_WEB_TYPING_MAX_MS = env.int("WHATSAPP_WEB_TYPING_MAX_MS", default=8000)
+# At least this many seconds (plus a random 0-100%) between two sends of one channel.
+WHATSAPP_WEB_MIN_GAP = env.float("WHATSAPP_WEB_MIN_GAP", default=3.0)
+# A page that has not answered a heartbeat for this long is restarted.
+WHATSAPP_WEB_STALE_SECONDS = env.float("WHATSAPP_WEB_STALE_SECONDS", default=90.0)
+# Reconnect backoff after a crash or a lost page: doubles from the first to the last, seconds.
+WHATSAPP_WEB_BACKOFF_FIRST = env.float("WHATSAPP_WEB_BACKOFF_FIRST", default=2.0)
+WHATSAPP_WEB_BACKOFF_MAX = env.float("WHATSAPP_WEB_BACKOFF_MAX", default=300.0)
+# worker-web drives the pages in slices of this many seconds (the browser stays open between them).
+WHATSAPP_WEB_SLICE = env.float("WHATSAPP_WEB_SLICE", default=50.0)
 # Outbound queue: a row stuck in `processing` this long without an answer is settled by the sweeper.
 OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
 # A sender waits at most this long for a row's pacing slot (holding no claim); further slots are

@@ -145,3 +145,19 @@ def test_a_direct_client_claiming_https_is_not_believed_but_the_trusted_proxy_is
     assert proxied.status == 401
     assert proxied.getheader("Strict-Transport-Security") is not None
     assert plain.status == 301
+
+
+def test_the_development_lock_holds_every_runtime_pin_at_the_same_version():
+    # `make test` installs only the development lock and marks the runtime one installed too (Makefile).
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        found = (line.split(" ")[0].split("==") for line in lines if line[:1].isalnum() and "==" in line)
+        return {package: version for package, version in found}
+
+    runtime, development = pins("requirements.lock"), pins("requirements-dev.lock")
+
+    assert runtime and {p: development.get(p) for p in runtime} == runtime
+    assert all(
+        "--hash=sha256:" in (ROOT / name).read_text()
+        for name in ("requirements.lock", "requirements-dev.lock")
+    )

@@ -43,6 +43,7 @@ BODIES: dict[str, Any] = {
     "POST /conversations/{id}/assign/": {"assignee": "me"},
     "POST /conversations/{id}/note/": {"body": "Call back tomorrow"},
     "POST /conversations/{id}/attach/": {"kind": "image", "link": "https://example.com/a.jpg"},
+    "POST /whatsapp-web/add/": {"name": "Shop phone"},
     "POST /alerts/rules/new/": {
         "name": "Angry",
         "kind": "sentiment",

@@ -78,9 +78,11 @@ class AlertRule(models.Model):
 # Alerts the platform raises itself, with no rule (staff cannot create rules of these kinds).
 CAMPAIGN_STOPPED = "campaign_stopped"
 CALENDAR_RECONNECT = "calendar_reconnect"
+WHATSAPP_WEB_SESSION_LOST = "whatsapp_web_lost"
 SYSTEM_KINDS = [
     (CAMPAIGN_STOPPED, "WhatsApp stopped a campaign"),
     (CALENDAR_RECONNECT, "A calendar needs reconnecting"),
+    (WHATSAPP_WEB_SESSION_LOST, "A WhatsApp Web number needs linking again"),
 ]
 
 

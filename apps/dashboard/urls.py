@@ -1,7 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import analytics_views, calendar_views, campaign_views, inbox_views, views
+from apps.dashboard import (
+    analytics_views,
+    calendar_views,
+    campaign_views,
+    inbox_views,
+    views,
+    whatsapp_web_views,
+)
 
 app_name = "dashboard"
 
@@ -67,6 +74,9 @@ urlpatterns = [
         name="calendar-disconnect",
     ),
     path("calendar/bookings/<int:pk>/cancel/", calendar_views.booking_cancel, name="calendar-booking-cancel"),
+    path("whatsapp-web/", whatsapp_web_views.whatsapp_web, name="whatsapp-web"),
+    path("whatsapp-web/list/", whatsapp_web_views.whatsapp_web_list, name="whatsapp-web-list"),
+    path("whatsapp-web/add/", whatsapp_web_views.whatsapp_web_add, name="whatsapp-web-add"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/assistant/", views.assistant_settings, name="assistant-settings"),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -18,6 +20,19 @@ from apps.whatsapp.models import Channel
 STATUS_WINDOW = timedelta(hours=24)
 S = Message.SendState
 QUEUED_STATES = (S.PENDING, S.RETRY, S.PROCESSING)
+
+
+@dataclass(frozen=True)
+class WebSessionStatus:
+    """A WhatsApp Web channel's session as worker-web last reported it (apps/whatsapp_web)."""
+
+    state: str
+    detail: str
+    state_changed_at: datetime | None
+    heartbeat_at: datetime | None
+    stale: bool  # no heartbeat for WHATSAPP_WEB_STALE_SECONDS: worker-web is down or stuck
+    whatsapp_version: str
+    reconnects: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class ChannelStatus:
     inbound_backlog: int
     inbound_set_aside_24h: int
     graph_circuit: str  # the Graph API breaker this channel's calls go through
+    web_session: WebSessionStatus | None = None  # channels of kind `web` only
 
 
 def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None) -> list[ChannelStatus]:
@@ -50,7 +66,12 @@ def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None)
     those of the last 24 hours set aside after failing (see the runbook).
     """
     since = (now or timezone.now()) - STATUS_WINDOW
-    rows = list(channels.defer("app_secret", "access_token", "verify_token").order_by("pk"))
+    now = now or timezone.now()
+    rows = list(
+        channels.defer("app_secret", "access_token", "verify_token")
+        .select_related("web_session")
+        .order_by("pk")
+    )
     failed = Q(send_state=S.FAILED) | Q(status=Message.Status.FAILED)
     recent = Q(created_at__gte=since)
     counts: dict[int, Mapping[str, Any]] = {
@@ -101,6 +122,26 @@ def channels_status(*, channels: QuerySet[Channel], now: datetime | None = None)
                 inbound_backlog=arrived.get("backlog", 0),
                 inbound_set_aside_24h=arrived.get("set_aside", 0),
                 graph_circuit=graph_breaker(channel).state(),
+                web_session=_web_session(channel, now),
             )
         )
     return result
+
+
+def _web_session(channel: Channel, now: datetime) -> WebSessionStatus | None:
+    if channel.kind != Channel.Kind.WEB:
+        return None
+    try:
+        session = channel.web_session
+    except ObjectDoesNotExist:  # worker-web has not opened it yet
+        return WebSessionStatus("starting", "", None, None, True, "", 0)
+    stale_after = timedelta(seconds=settings.WHATSAPP_WEB_STALE_SECONDS)
+    return WebSessionStatus(
+        state=session.state,
+        detail=session.detail,
+        state_changed_at=session.state_changed_at,
+        heartbeat_at=session.heartbeat_at,
+        stale=session.heartbeat_at is None or now - session.heartbeat_at > stale_after,
+        whatsapp_version=session.whatsapp_version,
+        reconnects=session.reconnects,
+    )

@@ -32,6 +32,7 @@
     if (kind === "inbox") return event.conversation_id !== null;
     if (kind === "queue") return event.kind === "message" || event.kind === "status";
     if (kind === "alerts") return event.kind === "alert";
+    if (kind === "whatsapp_web") return event.kind === "web_session";
     if (kind === "thread") return String(event.conversation_id) === el.dataset.conversationId;
     if (kind === "conversation-head") {
       return event.kind === "conversation" && String(event.conversation_id) === el.dataset.conversationId;

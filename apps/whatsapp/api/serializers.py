@@ -125,6 +125,32 @@ class ChannelOutput(serializers.ModelSerializer[Channel]):
         return bool(channel.verify_token)
 
 
+WEB_STATES = [
+    "starting",
+    "qr",
+    "syncing",
+    "connected",
+    "disconnected",
+    "logged_out",
+    "conflict",
+    "blocked",
+    "outdated",
+    "stopped",
+]
+
+
+class WebSessionStatusOutput(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(
+        choices=WEB_STATES, help_text="conflict: opened elsewhere; outdated: WhatsApp Web changed version."
+    )
+    detail = serializers.CharField()
+    state_changed_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    stale = serializers.BooleanField(help_text="No heartbeat from worker-web for WHATSAPP_WEB_STALE_SECONDS.")
+    whatsapp_version = serializers.CharField()
+    reconnects = serializers.IntegerField(help_text="Browser restarts after a crash or a lost page.")
+
+
 class ChannelStatusOutput(serializers.Serializer[ChannelStatus]):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -149,6 +175,9 @@ class ChannelStatusOutput(serializers.Serializer[ChannelStatus]):
     graph_circuit = serializers.ChoiceField(
         choices=list(STATES),
         help_text="The Graph API circuit breaker: open means calls are paused after repeated server errors.",
+    )
+    web_session = WebSessionStatusOutput(
+        allow_null=True, help_text="WhatsApp Web channels: the browser session (null for other kinds)."
     )
 
 

@@ -1,0 +1,361 @@
+"""The browser: one Playwright per worker-web process, one persistent Chromium context per WhatsApp Web
+channel (its profile, i.e. the linked session, under WHATSAPP_WEB_PROFILE_DIR, mode 0700), every object
+used on the thread that made it.
+
+The page is WhatsApp Web (or its stand-in, by WHATSAPP_WEB_URL). Into it go the wa-js bundle, checked by
+its SHA-256, and our adapter (bridge/adapter.js), which reports states and messages through a binding
+and runs commands (send with typing, seen). Nothing here reads the page's DOM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from apps.whatsapp.models import Channel
+from apps.whatsapp_web import commands
+from apps.whatsapp_web.models import WebSession
+from apps.whatsapp_web.selectors import web_channels_to_run
+from apps.whatsapp_web.services import (
+    web_messages_store,
+    web_session_heartbeat,
+    web_session_reconnected,
+    web_session_state_set,
+)
+
+logger = logging.getLogger(__name__)
+
+ADAPTER = Path(__file__).with_name("bridge") / "adapter.js"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # A page in the background must keep its timers: WhatsApp Web keeps its socket alive with them.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+]
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+HEARTBEAT_EVERY = 10.0  # seconds between two heartbeats written to the session row
+PUMP_MS = 100  # how long each idle turn waits for the page's events
+CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
+STATES = {state.value for state in WebSession.State}
+
+
+class BridgeError(RuntimeError):
+    """The bridge cannot be loaded (missing bundle, wrong hash)."""
+
+
+def bridge_scripts() -> tuple[str, str]:
+    """(wa-js bundle, adapter), the bundle checked against its pinned SHA-256."""
+    bundle_path = Path(settings.WHATSAPP_WEB_BRIDGE_BUNDLE)
+    try:
+        bundle = bundle_path.read_bytes()
+    except OSError as exc:
+        raise BridgeError(f"the wa-js bundle {bundle_path} is missing (deploy/wa-js/fetch.sh)") from exc
+    expected = settings.WHATSAPP_WEB_BRIDGE_SHA256 or _hash_file(bundle_path)
+    actual = hashlib.sha256(bundle).hexdigest()
+    if not expected or actual != expected.strip().lower():
+        raise BridgeError(f"the wa-js bundle {bundle_path} does not match its pinned SHA-256")
+    return bundle.decode("utf-8"), ADAPTER.read_text(encoding="utf-8")
+
+
+def _hash_file(bundle: Path) -> str:
+    pinned = bundle.with_name(bundle.name + ".sha256")
+    return pinned.read_text().split()[0] if pinned.exists() else ""
+
+
+def version_supported(version: str) -> bool:
+    """Is this WhatsApp Web version one the bridge is pinned for (WHATSAPP_WEB_VERSIONS: prefixes;
+    empty: any)?"""
+    pinned = [prefix.strip() for prefix in settings.WHATSAPP_WEB_VERSIONS.split(",") if prefix.strip()]
+    return not pinned or any(version.startswith(prefix) for prefix in pinned)
+
+
+def profile_dir(channel_id: int) -> Path:
+    """The channel's browser profile, readable by the service user only."""
+    root = Path(settings.WHATSAPP_WEB_PROFILE_DIR)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)
+    path = root / f"channel-{channel_id}"
+    path.mkdir(exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def typing_ms(body: str) -> int:
+    """How long to show "typing..." before a text: proportional to its length, +-20%, within bounds."""
+    base = len(body) * settings.WHATSAPP_WEB_TYPING_MS_PER_CHAR * random.uniform(0.8, 1.2)  # noqa: S311
+    return int(min(max(base, settings.WHATSAPP_WEB_TYPING_MIN_MS), settings.WHATSAPP_WEB_TYPING_MAX_MS))
+
+
+@dataclass
+class Session:
+    channel: Channel
+    context: Any = None
+    page: Any = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    lost: str = ""  # why the page is gone ("" while it lives)
+    failures: int = 0  # restarts in a row without reaching `connected`
+    restart_at: float = 0.0
+    last_send_at: float = 0.0
+    heartbeat_at: float = 0.0
+    state: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.page is not None and not self.lost
+
+
+class Driver:
+    """Keeps a page per active WhatsApp Web channel, feeds what it reports into the platform, and runs
+    the commands the senders hand over. `step()` does one turn; `run(seconds)` turns until the time is up."""
+
+    def __init__(self, *, headless: bool = True) -> None:
+        self.headless = headless
+        self.sessions: dict[int, Session] = {}
+        self._playwright: Any = None
+        self._scripts: tuple[str, str] | None = None
+        self._wanted: dict[int, Channel] = {}
+        self._channels_read_at = float("-inf")
+
+    # --- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> Driver:
+        if self._playwright is None:
+            from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only worker-web needs it
+
+            self._playwright = sync_playwright().start()
+        return self
+
+    def stop(self) -> None:
+        for session in list(self.sessions.values()):
+            self._close(session)
+        self.sessions.clear()
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
+
+    def run(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.step()
+
+    def step(self) -> None:
+        now = time.monotonic()
+        if now >= self._channels_read_at + CHANNELS_EVERY:
+            self._channels_read_at = now
+            self._wanted = {channel.pk: channel for channel in web_channels_to_run()}
+        wanted = self._wanted
+        for channel_id in set(self.sessions) - set(wanted):
+            session = self.sessions.pop(channel_id)
+            self._close(session)
+            web_session_state_set(channel=session.channel, state=WebSession.State.STOPPED)
+        for channel_id, channel in wanted.items():
+            session = self.sessions.setdefault(channel_id, Session(channel=channel))
+            session.channel = channel
+            if not session.open and now >= session.restart_at:
+                self._open(session)
+        idle = True
+        for session in self.sessions.values():
+            if session.page is not None:
+                self._pump(session)
+            if session.open:
+                idle = not self._serve(session) and idle
+        if idle:
+            self._wait(PUMP_MS)
+
+    # --- a channel's page ---------------------------------------------------------------------------
+    def _open(self, session: Session) -> None:
+        channel = session.channel
+        self._close(session)
+        session.lost = ""
+        self.start()  # Playwright starts with the first page: no browser while there is no number
+        try:
+            if self._scripts is None:
+                self._scripts = bridge_scripts()
+        except BridgeError as exc:
+            logger.error("WhatsApp Web channel %s not started: %s", channel.pk, exc)
+            web_session_state_set(channel=channel, state=WebSession.State.STOPPED, detail=str(exc))
+            session.lost, session.restart_at = str(exc), time.monotonic() + settings.WHATSAPP_WEB_BACKOFF_MAX
+            return
+        if session.failures:
+            web_session_reconnected(channel=channel)
+        web_session_state_set(channel=channel, state=WebSession.State.STARTING)
+        try:
+            context = self._playwright.chromium.launch_persistent_context(
+                str(profile_dir(channel.pk)),
+                executable_path=settings.WHATSAPP_WEB_CHROMIUM,
+                headless=self.headless,
+                args=CHROMIUM_ARGS,
+                user_agent=USER_AGENT,
+                viewport={"width": 1280, "height": 800},
+            )
+            session.context = context
+            context.expose_binding("__chatbotEmit", lambda source, event: session.events.append(event))
+            page = context.pages[0] if context.pages else context.new_page()
+            session.page = page
+            page.on("crash", lambda _page: self._lose(session, "the page crashed"))
+            page.on("close", lambda _page: self._lose(session, "the page closed"))
+            context.on("close", lambda _context: self._lose(session, "the browser closed"))
+            page.goto(settings.WHATSAPP_WEB_URL, wait_until="domcontentloaded", timeout=60_000)
+            self._inject(session)
+        except Exception as exc:  # noqa: BLE001 - any failure to start is retried with backoff
+            logger.warning("WhatsApp Web channel %s failed to start: %s", channel.pk, exc)
+            self._lose(session, f"start failed: {exc}")
+
+    def _inject(self, session: Session) -> None:
+        if self._scripts is None:
+            self._scripts = bridge_scripts()
+        bundle, adapter = self._scripts
+        session.page.add_script_tag(content=bundle)
+        session.page.add_script_tag(content=adapter)
+
+    def _lose(self, session: Session, why: str) -> None:
+        if session.lost:
+            return
+        session.lost = why
+        session.failures += 1
+        backoff = min(
+            settings.WHATSAPP_WEB_BACKOFF_FIRST * 2 ** (session.failures - 1),
+            settings.WHATSAPP_WEB_BACKOFF_MAX,
+        )
+        session.restart_at = time.monotonic() + backoff * random.uniform(0.8, 1.2)  # noqa: S311
+        logger.warning(
+            "WhatsApp Web channel %s lost (%s); restart in %.0f s", session.channel.pk, why, backoff
+        )
+
+    def _close(self, session: Session) -> None:
+        context, session.context, session.page = session.context, None, None
+        if context is not None:
+            # Our own close fires the page's close events: they must not count as a lost session.
+            session.lost = session.lost or "closed by worker-web"
+            try:
+                context.close()
+            except Exception:  # noqa: BLE001 - closing what has crashed already
+                logger.debug("closing a lost context", exc_info=True)
+
+    def _wait(self, ms: int) -> None:
+        """Let Playwright deliver the pages' events for `ms` (it dispatches them only while it waits)."""
+        page = next((s.page for s in self.sessions.values() if s.open), None)
+        if page is None:
+            time.sleep(ms / 1000)
+            return
+        try:
+            page.wait_for_timeout(ms)
+        except Exception:  # noqa: BLE001 - the page went away; its session notices at its next turn
+            time.sleep(ms / 1000)
+
+    # --- what the page reports --------------------------------------------------------------------------
+    def _pump(self, session: Session) -> None:
+        try:
+            if session.lost:
+                raise RuntimeError(session.lost)
+            # A heartbeat with a deadline: a page whose main thread hangs never answers, and is restarted.
+            snapshot = session.page.wait_for_function(
+                "() => window.__chatbotBridge ? window.__chatbotBridge.snapshot() : {gone: true}",
+                timeout=settings.WHATSAPP_WEB_STALE_SECONDS * 1000,
+            ).json_value()
+            if snapshot.get("gone"):  # the page was reloaded: the bridge is gone with it
+                logger.info(
+                    "WhatsApp Web channel %s: page reloaded, bridge injected again", session.channel.pk
+                )
+                session.state = WebSession.State.STARTING
+                web_session_state_set(
+                    channel=session.channel, state=WebSession.State.STARTING, detail="reloaded"
+                )
+                self._inject(session)
+        except Exception as exc:  # noqa: BLE001 - a dead page is restarted with backoff
+            self._lose(session, f"the page stopped answering: {exc}"[:200])
+        events, session.events = session.events, []
+        messages = [
+            e["message"] for e in events if e.get("kind") == "message" and isinstance(e.get("message"), dict)
+        ]
+        for event in events:
+            if event.get("kind") == "state" and event.get("state") in STATES:
+                self._state(session, event)
+        if messages:
+            web_messages_store(channel=session.channel, events=messages)
+        if session.lost:
+            self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
+            self._close(session)
+            return
+        now = time.monotonic()
+        if now - session.heartbeat_at >= HEARTBEAT_EVERY:
+            session.heartbeat_at = now
+            web_session_heartbeat(channel=session.channel)
+
+    def _state(self, session: Session, event: dict[str, Any]) -> None:
+        state = str(event["state"])
+        version = str(event.get("version") or "")
+        if state == WebSession.State.CONNECTED and not version_supported(version):
+            # WhatsApp Web changed under the pinned bridge: sending could misbehave, so nothing is sent
+            # until an operator pins the new version (or updates the bridge).
+            event = {
+                **event,
+                "state": WebSession.State.OUTDATED,
+                "detail": f"untested WhatsApp Web {version}",
+            }
+            state = WebSession.State.OUTDATED
+        session.state = state
+        if state == WebSession.State.CONNECTED:
+            session.failures = 0
+        web_session_state_set(
+            channel=session.channel,
+            state=state,
+            detail=str(event.get("detail") or ""),
+            qr=str(event.get("qr") or ""),
+            whatsapp_version=str(event.get("version") or ""),
+        )
+
+    # --- what the senders ask -----------------------------------------------------------------------------
+    def _serve(self, session: Session) -> bool:
+        """Run the channel's waiting commands; True when there was one."""
+        command = commands.command_take(channel_id=session.channel.pk)
+        if command is None:
+            return False
+        args = dict(command.args)
+        if command.op == "send" and session.state != WebSession.State.CONNECTED:
+            commands.command_reply(command=command, answer={"ok": False, "error": f"session {session.state}"})
+            return True
+        if command.op == "send":
+            gap = settings.WHATSAPP_WEB_MIN_GAP * (1 + random.random())  # noqa: S311
+            wait = session.last_send_at + gap - time.monotonic()
+            if wait > 0:
+                self._wait(int(wait * 1000))
+            args["typing_ms"] = typing_ms(str(args.get("body") or ""))
+        # The bridge gives up on a command that hangs (a send then counts as perhaps sent).
+        args["timeout_ms"] = int(settings.WHATSAPP_WEB_STALE_SECONDS * 1000) + args.get("typing_ms", 0)
+        try:
+            answer = session.page.evaluate(
+                "([op, args]) => window.__chatbotBridge.run(op, args)", [command.op, args]
+            )
+        except Exception as exc:  # noqa: BLE001 - the browser died under the command
+            # It may have left before the crash: the sender must not send it again.
+            answer = {"ok": False, "error": f"the browser failed: {exc}", "sent_maybe": command.op == "send"}
+            self._lose(session, f"the browser failed during {command.op}")
+        if command.op == "send":
+            session.last_send_at = time.monotonic()
+        commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
+        return True
+
+
+_driver: Driver | None = None
+
+
+def driver() -> Driver:
+    """This process's driver (worker-web runs one, on its only thread: Celery's solo pool)."""
+    global _driver
+    if _driver is None:
+        _driver = Driver()
+    return _driver

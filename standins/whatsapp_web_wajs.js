@@ -1,0 +1,121 @@
+// A stand-in of the wa-js bundle for the stand-in of WhatsApp Web (standins/whatsapp_web.py): the same
+// `WPP` surface the platform's adapter uses (WPP.on, WPP.conn.*, WPP.chat.*), backed by the stand-in
+// server instead of WhatsApp's own modules. It polls the server for what "the phone" and "the
+// customers" do, and posts what the page sends.
+(() => {
+  if (window.WPP) return;
+  const listeners = {};
+  const state = { authenticated: false, mainReady: false, authCode: null };
+  const emit = (name, value) => (listeners[name] || []).forEach((fn) => fn(value));
+  const post = (path, body) =>
+    fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).then(
+      (r) => r.json(),
+    );
+  const wid = (s) => ({ _serialized: s, toString: () => s });
+  const chatIds = new Set();
+
+  const apply = (event) => {
+    if (event.type === "qr") {
+      state.authenticated = state.mainReady = false;
+      state.authCode = { type: "qr", ref: event.ref, fullCode: event.code };
+      emit("conn.require_auth");
+      emit("conn.auth_code_change", state.authCode);
+    } else if (event.type === "linked") {
+      state.authenticated = true;
+      state.authCode = null;
+      emit("conn.authenticated");
+      emit("conn.main_loaded");
+      state.mainReady = true;
+      emit("conn.main_ready");
+      emit("conn.stream_mode_changed", "MAIN");
+    } else if (event.type === "logout") {
+      state.authenticated = state.mainReady = false;
+      emit("conn.logout");
+    } else if (event.type === "mode") {
+      if (event.mode !== "MAIN") state.mainReady = false;
+      else state.mainReady = state.authenticated;
+      emit("conn.stream_mode_changed", event.mode);
+    } else if (event.type === "message") {
+      const m = event.message;
+      chatIds.add(m.from);
+      emit("chat.new_message", {
+        ...m,
+        id: { _serialized: m.id, fromMe: false, remote: wid(m.from) },
+        from: wid(m.from),
+      });
+    } else if (event.type === "hang") {
+      for (;;) {} // eslint-disable-line no-empty -- the page's main thread stops answering
+    } else if (event.type === "reload") {
+      location.reload();
+    } else if (event.type === "reaction") {
+      const r = event.reaction;
+      emit("chat.new_reaction", { ...r, id: wid(r.id), sender: wid(r.sender), msgId: wid(r.msgId) });
+    }
+  };
+
+  let since = 0;
+  const poll = async () => {
+    try {
+      const answer = await fetch(`/standin/poll?since=${since}`).then((r) => r.json());
+      since = answer.seq;
+      answer.events.forEach(apply);
+    } catch (e) {
+      // The stand-in is restarting: ask again.
+    }
+    setTimeout(poll, 100);
+  };
+
+  const needChat = (chat) => {
+    if (!state.mainReady) throw new Error("not connected");
+    if (!chatIds.has(chat)) throw new Error(`chat ${chat} not found`);
+  };
+
+  window.WPP = {
+    isReady: false,
+    version: "standin",
+    supportedWhatsappWeb: ">=2.3000.1038792969-alpha",
+    on: (name, fn) => (listeners[name] = [...(listeners[name] || []), fn]),
+    conn: {
+      isAuthenticated: () => state.authenticated,
+      isMainReady: () => state.mainReady,
+      getAuthCode: () => state.authCode,
+      logout: () => post("/standin/logout", {}),
+      genLinkDeviceCodeForPhoneNumber: (phone) => post("/standin/pair", { phone }).then((a) => a.code),
+    },
+    chat: {
+      markIsRead: (chat) => {
+        needChat(chat);
+        return post("/standin/seen", { chat });
+      },
+      markIsComposing: (chat, duration) => {
+        needChat(chat);
+        return post("/standin/presence", { chat, state: "composing", duration });
+      },
+      markIsPaused: (chat) => post("/standin/presence", { chat, state: "paused" }),
+      sendTextMessage: async (chat, content, options) => {
+        needChat(chat);
+        const answer = await post("/standin/send", { chat, body: content, options });
+        if (answer.error) throw new Error(answer.error);
+        return { id: answer.id, ack: 1 };
+      },
+    },
+  };
+  window.Debug = { VERSION: "2.3000.standin" };
+  fetch("/standin/hello")
+    .then((r) => r.json())
+    .then((hello) => {
+      since = hello.seq;
+      chatIds.clear();
+      hello.chats.forEach((c) => chatIds.add(c));
+      if (hello.linked) {
+        state.authenticated = state.mainReady = true;
+      } else {
+        state.authCode = { type: "qr", ref: hello.ref, fullCode: hello.qr };
+      }
+      if (hello.mode !== "MAIN") state.mainReady = false;
+      window.WPP.isReady = true;
+      emit("loader.ready");
+      if (hello.mode !== "MAIN") emit("conn.stream_mode_changed", hello.mode);
+      poll();
+    });
+})();
