@@ -161,3 +161,18 @@ def test_the_development_lock_holds_every_runtime_pin_at_the_same_version():
         "--hash=sha256:" in (ROOT / name).read_text()
         for name in ("requirements.lock", "requirements-dev.lock")
     )
+
+
+def test_every_app_service_waits_for_the_migrations_and_may_finish_its_work_when_stopped():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    app = {name: service for name, service in services.items() if service.get("env_file") == ".env"}
+
+    assert "migrate" in app and {"web", "ws", "beat", "worker-web"} <= set(app)
+    for name, service in app.items():
+        waits = service["depends_on"]
+        if name == "migrate":
+            assert "migrate" not in waits
+            continue
+        assert waits["migrate"] == {"condition": "service_completed_successfully"}, name
+        seconds = int(str(service["stop_grace_period"]).removesuffix("s"))
+        assert seconds > 60, name  # a WhatsApp Web send's time limit, and a reply's budget
