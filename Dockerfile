@@ -10,13 +10,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Build from the lock file only: the image gets exactly the pinned versions.
+# Build from the lock file only: the image gets exactly the pinned versions, each checked by its hash.
 COPY requirements.lock ./
-RUN pip install -r requirements.lock
+RUN pip install --require-hashes -r requirements.lock
 
 RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app
 
-COPY --chown=app:app . .
+# Owned by root: the run-time user reads the code and writes only under /app/data.
+COPY . .
 # collectstatic needs settings; throwaway values that exist only during this build step.
 RUN DJANGO_SECRET_KEY=build-only DJANGO_SETTINGS_MODULE=chatbot.settings \
     JWT_SECRET=build-only-build-only-build-only-build-only METRICS_TOKEN=build-only-build-only \
