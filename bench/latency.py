@@ -494,7 +494,7 @@ def main() -> None:
         ).start()
         try:
             for n in range(len(workers)):
-                wait_ready(logs / f"bench-latency-worker{n}.log", time.monotonic() + 120)
+                wait_ready(logs / f"bench-latency-worker{n}.log", time.monotonic() + 300)
             graph.configure_webhooks(f"http://127.0.0.1:{PORT}/webhooks/whatsapp/", SECRET, statuses=())
             sampler.mark("warm-up")
             warm = argparse.Namespace(**{**vars(args), "think": 0.0})

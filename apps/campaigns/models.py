@@ -174,6 +174,14 @@ class Campaign(models.Model):
     variables = models.JSONField(
         default=list, blank=True, help_text="Where each {{n}} of the template comes from, per recipient."
     )
+    header_variables = models.JSONField(
+        default=list, blank=True, help_text="Where the {{1}} of a text header comes from, per recipient."
+    )
+    button_variables = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Where the end of each URL button's link comes from, per recipient, in the buttons' order.",
+    )
     header_media_url = models.URLField(
         max_length=1024,
         blank=True,
@@ -250,6 +258,10 @@ class Recipient(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
     skip_reason = models.CharField(max_length=20, choices=Skip.choices, blank=True)
     parameters = models.JSONField(default=list, blank=True, help_text="The {{n}} values for this contact.")
+    header_parameters = models.JSONField(default=list, blank=True, help_text="The text header's value.")
+    button_parameters = models.JSONField(
+        default=list, blank=True, help_text="The ends of the URL buttons' links, percent-encoded."
+    )
     message = models.OneToOneField(
         "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -202,6 +202,8 @@ def _campaign_refs(membership: Membership, form: forms.CampaignForm) -> dict[str
         "channel": channel_get(workspace=workspace, pk=form.cleaned_data["channel"]),
         "segment": selectors.segment_get(workspace=workspace, pk=segment_id) if segment_id else None,
         "variables": form.variables(),
+        "header_variables": form.header_variables(),
+        "button_variables": form.button_variables(),
         "header_media_url": form.cleaned_data.get("header_media_url") or "",
     }
 

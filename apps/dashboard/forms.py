@@ -465,33 +465,45 @@ class CampaignForm(forms.Form):
         }
         for name, values in choices.items():
             cast(forms.ChoiceField, self.fields[name]).choices = values
-        for n in range(1, CAMPAIGN_VARIABLES + 1):
-            self.fields[f"var_{n}_source"] = forms.ChoiceField(
-                label=_("Variable {{%(n)s}}") % {"n": n},
-                choices=[("", "—"), *VARIABLE_CHOICES],
-                required=False,
+        rows: list[tuple[str, Any]] = [
+            (f"var_{n}", _("Variable {{%(n)s}}") % {"n": n}) for n in range(1, CAMPAIGN_VARIABLES + 1)
+        ]
+        rows.append(("hvar_1", _("Header variable {{1}}")))
+        rows += [(f"bvar_{n}", _("End of link button %(n)s") % {"n": n}) for n in (1, 2)]
+        for prefix, label in rows:
+            self.fields[f"{prefix}_source"] = forms.ChoiceField(
+                label=label, choices=[("", "—"), *VARIABLE_CHOICES], required=False
             )
-            self.fields[f"var_{n}_key"] = forms.CharField(
-                label=_("Attribute of {{%(n)s}}") % {"n": n}, max_length=64, required=False
+            self.fields[f"{prefix}_key"] = forms.CharField(
+                label=_("Attribute of: %(place)s") % {"place": label}, max_length=64, required=False
             )
-            self.fields[f"var_{n}_default"] = forms.CharField(
-                label=_("Text or default of {{%(n)s}}") % {"n": n}, max_length=1024, required=False
+            self.fields[f"{prefix}_default"] = forms.CharField(
+                label=_("Text or default of: %(place)s") % {"place": label}, max_length=1024, required=False
             )
 
-    def variables(self) -> list[dict[str, str]]:
+    def _rows(self, prefix: str, count: int) -> list[dict[str, str]]:
         found = []
-        for n in range(1, CAMPAIGN_VARIABLES + 1):
-            source = self.cleaned_data.get(f"var_{n}_source") or ""
+        for n in range(1, count + 1):
+            source = self.cleaned_data.get(f"{prefix}_{n}_source") or ""
             if not source:
                 break
             found.append(
                 {
                     "source": source,
-                    "key": self.cleaned_data.get(f"var_{n}_key") or "",
-                    "default": self.cleaned_data.get(f"var_{n}_default") or "",
+                    "key": self.cleaned_data.get(f"{prefix}_{n}_key") or "",
+                    "default": self.cleaned_data.get(f"{prefix}_{n}_default") or "",
                 }
             )
         return found
+
+    def variables(self) -> list[dict[str, str]]:
+        return self._rows("var", CAMPAIGN_VARIABLES)
+
+    def header_variables(self) -> list[dict[str, str]]:
+        return self._rows("hvar", 1)
+
+    def button_variables(self) -> list[dict[str, str]]:
+        return self._rows("bvar", 2)
 
 
 class CampaignScheduleForm(forms.Form):

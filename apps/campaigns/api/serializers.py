@@ -246,6 +246,13 @@ class TemplateSendInput(JSONInput):
         default=list,
         max_length=1,
     )
+    button_parameters = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=2,
+        help_text="The end of each URL button's link that has a variable, in the buttons' order.",
+    )
 
 
 class InteractiveSendInput(JSONInput):
@@ -290,6 +297,19 @@ class CampaignInput(JSONInput):
     )
     audience_filters = SegmentFilters(required=False, help_text="Used when no segment is given.")
     variables = serializers.ListField(child=CampaignVariable(), required=False, max_length=20)
+    header_variables = serializers.ListField(
+        child=CampaignVariable(),
+        required=False,
+        max_length=1,
+        help_text="Where the {{1}} of a text header takes its value.",
+    )
+    button_variables = serializers.ListField(
+        child=CampaignVariable(),
+        required=False,
+        max_length=2,
+        help_text="Where the end of each URL button's link takes its value, in the buttons' order "
+        "(percent-encoded per recipient).",
+    )
     header_media_url = serializers.RegexField(
         r"^https://\S+$",
         max_length=1024,
@@ -328,6 +348,8 @@ class CampaignScheduleInput(JSONInput):
 class CampaignOutput(serializers.ModelSerializer[Campaign]):
     audience_filters = serializers.DictField()
     variables = serializers.ListField(child=serializers.DictField())
+    header_variables = serializers.ListField(child=serializers.DictField())
+    button_variables = serializers.ListField(child=serializers.DictField())
 
     class Meta:
         model = Campaign
@@ -339,6 +361,8 @@ class CampaignOutput(serializers.ModelSerializer[Campaign]):
             "segment",
             "audience_filters",
             "variables",
+            "header_variables",
+            "button_variables",
             "header_media_url",
             "status",
             "scheduled_at",
@@ -387,6 +411,8 @@ class RecipientOutput(serializers.ModelSerializer[Recipient]):
     contact_name = serializers.CharField(source="contact.display_name")
     wa_id = serializers.CharField(source="contact.wa_id")
     parameters = serializers.ListField(child=serializers.CharField())
+    header_parameters = serializers.ListField(child=serializers.CharField())
+    button_parameters = serializers.ListField(child=serializers.CharField())
     message_status = serializers.CharField(source="message.status", default=None, allow_null=True)
     error_code = serializers.IntegerField(source="message.error_code", default=None, allow_null=True)
     conversation = serializers.IntegerField(source="message.conversation_id", default=None, allow_null=True)
@@ -402,6 +428,8 @@ class RecipientOutput(serializers.ModelSerializer[Recipient]):
             "state",
             "skip_reason",
             "parameters",
+            "header_parameters",
+            "button_parameters",
             "queued_at",
             "message_status",
             "error_code",

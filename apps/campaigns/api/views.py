@@ -292,6 +292,7 @@ class ConversationTemplateSendView(APIView):
             template=template,
             parameters=data["parameters"],
             header_parameters=data["header_parameters"],
+            button_parameters=data["button_parameters"],
         )
         return Response(MessageOutput(queued, many=True).data, status=status.HTTP_201_CREATED)
 
@@ -339,8 +340,9 @@ def _campaign_refs(request: Request, data: dict[str, Any]) -> dict[str, Any]:
             ) from exc
     if "audience_filters" in data:
         found["audience_filters"] = audiences.segment_filters_clean(dict(data["audience_filters"]))
-    if "variables" in data:
-        found["variables"] = [dict(item) for item in data["variables"]]
+    for name in ("variables", "header_variables", "button_variables"):
+        if name in data:
+            found[name] = [dict(item) for item in data[name]]
     if "name" in data:
         found["name"] = data["name"]
     if "header_media_url" in data:

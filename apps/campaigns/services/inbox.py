@@ -51,16 +51,38 @@ def media_header(template: Template) -> str:
     return kind if kind in MEDIA_HEADERS else ""
 
 
+def header_variable_count(template: Template) -> int:
+    """How many {{n}} the template's text header takes (Meta allows one; 0 without a text header)."""
+    text = _component(template, "HEADER").get("text")
+    return len(set(VARIABLE.findall(text))) if isinstance(text, str) else 0
+
+
+def url_button_indexes(template: Template) -> list[int]:
+    """Positions (Meta's button `index`) of the URL buttons whose link ends in a variable: each takes
+    one value per message, the end of its link."""
+    buttons = _component(template, "BUTTONS").get("buttons") or []
+    return [
+        index
+        for index, button in enumerate(buttons)
+        if isinstance(button, dict)
+        and str(button.get("type", "")).upper() == "URL"
+        and VARIABLE.search(str(button.get("url", "")))
+    ]
+
+
 def template_message_content(
     *,
     template: Template,
     parameters: list[str],
     header_parameters: list[str] | None = None,
     header_media_url: str = "",
+    button_parameters: list[str] | None = None,
 ) -> dict[str, Any]:
     """The Cloud API's `template` object for this template with these values; a media header takes
-    the public HTTPS link of its image, video or document (Meta fetches it). Raises ValidationFailed."""
+    the public HTTPS link of its image, video or document (Meta fetches it); `button_parameters` are
+    the link endings of its URL buttons with a variable, in their order. Raises ValidationFailed."""
     header_parameters = header_parameters or []
+    button_parameters = button_parameters or []
     media = media_header(template)
     if media and not header_media_url.startswith("https://"):
         raise ValidationFailed(
@@ -72,14 +94,22 @@ def template_message_content(
             f"The template {template.name} takes {template.variable_count} parameters; {len(parameters)} given.",
             code="template_parameters",
         )
-    header_text = _component(template, "HEADER").get("text")
-    header_count = len(set(VARIABLE.findall(header_text))) if isinstance(header_text, str) else 0
+    header_count = header_variable_count(template)
     if len(header_parameters) != header_count:
         raise ValidationFailed(
             f"The header takes {header_count} parameters; {len(header_parameters)} given.",
             code="template_parameters",
         )
-    for value in [*parameters, *header_parameters]:
+    buttons = url_button_indexes(template)
+    if len(button_parameters) != len(buttons):
+        raise ValidationFailed(
+            f"The template's links take {len(buttons)} parameters; {len(button_parameters)} given.",
+            code="template_parameters",
+        )
+    if any(len(value.split()) != 1 for value in button_parameters):
+        # The value ends a link: a space would cut it.
+        raise ValidationFailed("A link's parameter has no spaces.", code="template_parameters")
+    for value in [*parameters, *header_parameters, *button_parameters]:
         if not value.strip() or len(value) > PARAMETER_MAX or "\n" in value:
             # Meta refuses empty parameters and new lines in them (error 132018).
             raise ValidationFailed(
@@ -98,6 +128,15 @@ def template_message_content(
         )
     if parameters:
         components.append({"type": "body", "parameters": [{"type": "text", "text": v} for v in parameters]})
+    for index, value in zip(buttons, button_parameters, strict=True):
+        components.append(
+            {
+                "type": "button",
+                "sub_type": "url",
+                "index": str(index),
+                "parameters": [{"type": "text", "text": value}],
+            }
+        )
     content: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
     if components:
         content["components"] = components
@@ -111,6 +150,7 @@ def conversation_template_send(
     template: Template,
     parameters: list[str],
     header_parameters: list[str] | None = None,
+    button_parameters: list[str] | None = None,
 ) -> list[Message]:
     """Queue an approved template to the conversation's customer, window open or not.
 
@@ -131,7 +171,10 @@ def conversation_template_send(
     if template.category == Template.Category.MARKETING and conversation.contact.opted_out:
         raise Conflict("The customer opted out of marketing messages.", code="opted_out")
     content = template_message_content(
-        template=template, parameters=parameters, header_parameters=header_parameters
+        template=template,
+        parameters=parameters,
+        header_parameters=header_parameters,
+        button_parameters=button_parameters,
     )
     body = template_render(
         template=template, parameters=parameters, header_parameters=header_parameters or []

@@ -26,6 +26,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -39,7 +40,14 @@ from apps.audit.services import audit_record
 from apps.campaigns import selectors
 from apps.campaigns.models import Campaign, Recipient, Template
 from apps.campaigns.services.campaigns import Move, campaign_move
-from apps.campaigns.services.inbox import SENDABLE, media_header, template_message_content, template_render
+from apps.campaigns.services.inbox import (
+    SENDABLE,
+    header_variable_count,
+    media_header,
+    template_message_content,
+    template_render,
+    url_button_indexes,
+)
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.outbound import conversation_settings, sender_wake
 from apps.live.services import live_publish
@@ -65,32 +73,40 @@ CAMPAIGN_FIELDS = (
     "segment",
     "audience_filters",
     "variables",
+    "header_variables",
+    "button_variables",
     "header_media_url",
 )
 
 
 # --- building a campaign ------------------------------------------------------------------------
-def _check_variables(variables: Any) -> list[dict[str, str]]:
-    """Each {{n}} of the body: where its value comes from. Raises ValidationFailed."""
-    if not isinstance(variables, list):
-        raise ValidationFailed("variables is a list, one item per {{n}} of the template's body.")
+VARIABLE_PLACES = {  # field: (what its items are, at most how many)
+    "variables": ("Variable {{%d}}", 20),
+    "header_variables": ("The header's {{%d}}", 1),
+    "button_variables": ("Link button %d", 2),
+}
+
+
+def _check_variables(variables: Any, field: str = "variables") -> list[dict[str, str]]:
+    """Where each value of the template comes from: the body's {{n}}, the text header's {{1}} or the
+    end of each URL button's link. Raises ValidationFailed."""
+    label, most = VARIABLE_PLACES[field]
+    if not isinstance(variables, list) or len(variables) > most:
+        raise ValidationFailed(f"{field} is a list of at most {most} items.", code="invalid_variables")
     cleaned = []
     for index, item in enumerate(variables, start=1):
+        name = label % index
         source = item.get("source") if isinstance(item, dict) else None
         if source not in VARIABLE_SOURCES:
             raise ValidationFailed(
-                f"Variable {{{{{index}}}}}: source is one of {', '.join(VARIABLE_SOURCES)}.",
-                code="invalid_variables",
+                f"{name}: source is one of {', '.join(VARIABLE_SOURCES)}.", code="invalid_variables"
             )
         key, default = str(item.get("key") or ""), str(item.get("default") or "")
         if source == "attribute" and not key:
-            raise ValidationFailed(
-                f"Variable {{{{{index}}}}}: an attribute source names its key.", code="invalid_variables"
-            )
+            raise ValidationFailed(f"{name}: an attribute source names its key.", code="invalid_variables")
         if source == "text" and not default.strip():
             raise ValidationFailed(
-                f"Variable {{{{{index}}}}}: a text source gives its text as default.",
-                code="invalid_variables",
+                f"{name}: a text source gives its text as default.", code="invalid_variables"
             )
         cleaned.append({"source": source, "key": key, "default": default})
     return cleaned
@@ -106,7 +122,8 @@ def _same_workspace(campaign_fields: dict[str, Any], workspace_id: int) -> None:
 def campaign_create(*, workspace: Any, user: Any, **fields: Any) -> Campaign:
     fields = {name: value for name, value in fields.items() if name in CAMPAIGN_FIELDS}
     _same_workspace(fields, workspace.pk)
-    fields["variables"] = _check_variables(fields.get("variables", []))
+    for name in VARIABLE_PLACES:
+        fields[name] = _check_variables(fields.get(name, []), name)
     with transaction.atomic():
         campaign = Campaign.objects.create(workspace=workspace, created_by=user, **fields)
         audit_record(workspace_id=workspace.pk, actor_id=user.pk, action="campaign.create", target=campaign)
@@ -117,8 +134,9 @@ def campaign_update(*, campaign: Campaign, user: Any, **fields: Any) -> Campaign
     """Change a draft (a scheduled campaign goes back to draft first: `unschedule`)."""
     fields = {name: value for name, value in fields.items() if name in CAMPAIGN_FIELDS}
     _same_workspace(fields, campaign.workspace_id)
-    if "variables" in fields:
-        fields["variables"] = _check_variables(fields["variables"])
+    for name in VARIABLE_PLACES:
+        if name in fields:
+            fields[name] = _check_variables(fields[name], name)
     with transaction.atomic():
         changed = Campaign.objects.filter(pk=campaign.pk, status=St.DRAFT).update(**fields)
         if not changed:
@@ -171,19 +189,15 @@ def launch_problem(campaign: Campaign) -> str:
         return "Choose an active WhatsApp number."
     if channel.waba_id and template.waba_id != channel.waba_id:
         return "The template belongs to another WhatsApp Business Account than the number."
-    header = next((c for c in template.components if str(c.get("type", "")).upper() == "HEADER"), None)
-    if header and "{{" in str(header.get("text", "")):
-        return "Templates with header variables cannot be sent in campaigns yet."
     if (media := media_header(template)) and not campaign.header_media_url.startswith("https://"):
         return f"The template's header is a {media.lower()}: give the campaign its public https:// link."
-    buttons = [
-        b
-        for c in template.components
-        if str(c.get("type", "")).upper() == "BUTTONS"
-        for b in c.get("buttons") or []
-    ]
-    if any(isinstance(b, dict) and "{{" in str(b.get("url", "")) for b in buttons):
-        return "Templates with a variable in a button's URL cannot be sent in campaigns yet."
+    if len(campaign.header_variables) != (wanted := header_variable_count(template)):
+        return f"The template's header takes {wanted} variables; the campaign gives {len(campaign.header_variables)}."
+    if len(campaign.button_variables) != (wanted := len(url_button_indexes(template))):
+        return (
+            f"The template has {wanted} links ending in a variable; the campaign gives "
+            f"{len(campaign.button_variables)}."
+        )
     if len(campaign.variables) != template.variable_count:
         return (
             f"The template takes {template.variable_count} variables; the campaign gives "
@@ -381,7 +395,11 @@ def _meta_said_stop(campaign: Campaign, now: datetime) -> bool:
     failure = ""
     if template is None or channel is None or template.status in TEMPLATE_GONE or not channel.is_active:
         failure = _gone(campaign)
-    elif template.variable_count != len(campaign.variables):
+    elif (
+        template.variable_count != len(campaign.variables)
+        or header_variable_count(template) != len(campaign.header_variables)
+        or len(url_button_indexes(template)) != len(campaign.button_variables)
+    ):
         # A template synced again with another number of variables would fail every message (132000).
         failure = "The template's variables changed at Meta; build the campaign again."
     if failure or template is None:
@@ -459,9 +477,14 @@ def _value(contact: dict[str, Any], variable: dict[str, str]) -> str:
     return (text or " ".join(variable["default"].split()))[:PARAMETER_MAX]
 
 
-def recipient_parameters(contact: dict[str, Any], variables: list[dict[str, str]]) -> list[str] | None:
-    """The {{n}} values for one contact (a dict of Contact's fields), or None when one is missing."""
+def recipient_parameters(
+    contact: dict[str, Any], variables: list[dict[str, str]], *, link: bool = False
+) -> list[str] | None:
+    """The values for one contact (a dict of Contact's fields), or None when one is missing. A `link`
+    value ends a URL button's link: percent-encoded ("Ana María" -> "Ana%20Mar%C3%ADa")."""
     values = [_value(contact, variable) for variable in variables]
+    if link:
+        values = [quote(value, safe="")[:PARAMETER_MAX] for value in values]
     return None if any(not value for value in values) else values
 
 
@@ -473,14 +496,17 @@ def _recipient_for(
 ) -> Recipient:
     recipient = Recipient(campaign=campaign, contact_id=contact["pk"], channel_id=channel_id)
     parameters = recipient_parameters(contact, campaign.variables)
+    header = recipient_parameters(contact, campaign.header_variables)
+    buttons = recipient_parameters(contact, campaign.button_variables, link=True)
     if not (contact["wa_id"] or contact["bsuid"]):
         recipient.state, recipient.skip_reason = R.SKIPPED, Recipient.Skip.NO_PHONE
     elif marketing and contact["opted_out"]:
         recipient.state, recipient.skip_reason = R.SKIPPED, Recipient.Skip.OPTED_OUT
-    elif parameters is None:
+    elif parameters is None or header is None or buttons is None:
         recipient.state, recipient.skip_reason = R.SKIPPED, Recipient.Skip.MISSING_VARIABLE
     else:
-        recipient.parameters = parameters
+        recipient.parameters, recipient.header_parameters = parameters, header
+        recipient.button_parameters = buttons
     return recipient
 
 
@@ -576,7 +602,11 @@ def _feed(campaign: Campaign, now: datetime) -> int:
     messages = []
     for recipient in to_send:
         content = template_message_content(
-            template=template, parameters=recipient.parameters, header_media_url=campaign.header_media_url
+            template=template,
+            parameters=recipient.parameters,
+            header_parameters=recipient.header_parameters,
+            button_parameters=recipient.button_parameters,
+            header_media_url=campaign.header_media_url,
         )
         messages.append(
             Message(
@@ -587,7 +617,11 @@ def _feed(campaign: Campaign, now: datetime) -> int:
                 direction=Message.Direction.OUTBOUND,
                 author=Message.Author.CAMPAIGN,
                 type="template",
-                body=template_render(template=template, parameters=recipient.parameters),
+                body=template_render(
+                    template=template,
+                    parameters=recipient.parameters,
+                    header_parameters=recipient.header_parameters,
+                ),
                 payload=content,
                 status=Message.Status.QUEUED,
                 send_state=S.PENDING,
@@ -680,7 +714,9 @@ def campaign_preview(*, campaign: Campaign, limit: int = 5) -> list[dict[str, An
         parameters = None if recipient.skip_reason else recipient.parameters
         text = ""
         if template is not None and parameters is not None and len(parameters) == template.variable_count:
-            text = template_render(template=template, parameters=parameters)
+            text = template_render(
+                template=template, parameters=parameters, header_parameters=recipient.header_parameters
+            )
         preview.append(
             {
                 "contact": contact["pk"],

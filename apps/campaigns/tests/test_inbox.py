@@ -97,6 +97,32 @@ def test_an_agent_sends_an_approved_template_through_a_closed_window_and_meta_ge
     assert (sent["type"], sent["to"], sent["content"]) == ("template", "34612345678", row.payload)
 
 
+def test_a_link_button_with_a_variable_takes_the_end_of_its_link(member_client, closed_window):
+    client, _ = member_client(Role.AGENT, closed_window.workspace)
+    buttons = {
+        "type": "BUTTONS",
+        "buttons": [{"type": "URL", "text": "Seguir", "url": "https://x.mx/p/{{1}}"}],
+    }
+    chosen = template(closed_window.channel, components=[*COMPONENTS, buttons])
+    url = f"/api/conversations/{closed_window.pk}/template"
+    body = {"template": chosen.pk, "parameters": ["Ana", "hoy"], "header_parameters": ["A-1"]}
+
+    missing = client.post(url, body, format="json")
+    spaced = client.post(url, {**body, "button_parameters": ["A 1"]}, format="json")
+    sent = client.post(url, {**body, "button_parameters": ["A-77"]}, format="json")
+
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "template_parameters")
+    assert (spaced.status_code, spaced.json()["error"]["code"]) == (400, "template_parameters")
+    assert sent.status_code == 201, sent.content
+    [row] = Message.objects.filter(direction="out")
+    assert row.payload["components"][-1] == {
+        "type": "button",
+        "sub_type": "url",
+        "index": "0",
+        "parameters": [{"type": "text", "text": "A-77"}],
+    }
+
+
 @pytest.mark.parametrize(
     ("fields", "parameters", "status", "code"),
     [

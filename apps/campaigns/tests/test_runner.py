@@ -435,8 +435,88 @@ def test_a_campaign_that_cannot_be_sent_is_refused_with_the_reason(waba_channel,
             {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Ver", "url": "https://x.es/{{1}}"}]},
         ],
     )
-    with pytest.raises(Conflict, match="button's URL"):
+    with pytest.raises(Conflict, match="1 links ending in a variable; the campaign gives 0"):
         runner.campaign_schedule(campaign=campaign, user=admin)
+    Template.objects.filter(pk=template.pk).update(
+        components=[{"type": "HEADER", "format": "TEXT", "text": "Para {{1}}"}, *BODY]
+    )
+    with pytest.raises(Conflict, match="header takes 1 variables; the campaign gives 0"):
+        runner.campaign_schedule(campaign=campaign, user=admin)
+    with pytest.raises(ValidationFailed, match="at most 1 items"):
+        runner.campaign_update(campaign=campaign, user=admin, header_variables=NAME_AND_OFFER)
+    with pytest.raises(ValidationFailed, match="Link button 1: an attribute source names its key"):
+        runner.campaign_update(campaign=campaign, user=admin, button_variables=[{"source": "attribute"}])
+
+
+HEADER_AND_LINKS = [
+    {"type": "HEADER", "format": "TEXT", "text": "Oferta para {{1}}", "example": {"header_text": ["Ana"]}},
+    *BODY,
+    {
+        "type": "BUTTONS",
+        "buttons": [
+            {"type": "QUICK_REPLY", "text": "No me interesa"},
+            {"type": "URL", "text": "Mi cupón", "url": "https://tienda.example/cupon/{{1}}"},
+            {"type": "URL", "text": "Tienda", "url": "https://tienda.example/"},
+            {"type": "URL", "text": "Mi pedido", "url": "https://tienda.example/pedido?c={{1}}"},
+        ],
+    },
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_header_and_link_button_variables_are_filled_per_customer_and_reach_meta(
+    waba_channel, template, admin, tasks_captured, graph_standin
+):
+    Template.objects.filter(pk=template.pk).update(components=HEADER_AND_LINKS)
+    template.refresh_from_db()
+    workspace = waba_channel.workspace
+    ana = ContactFactory.create(
+        workspace=workspace, wa_id="34612000001", name="Ana María", attributes={"coupon": "AB 12/ñ"}
+    )
+    ContactFactory.create(workspace=workspace, wa_id="34612000002", name="Luis", attributes={})
+    campaign = campaign_for(
+        waba_channel,
+        template,
+        admin,
+        variables=[NAME_AND_OFFER[0], {"source": "text", "key": "", "default": "15%"}],
+        header_variables=[{"source": "name", "key": "", "default": ""}],
+        button_variables=[
+            {"source": "attribute", "key": "coupon", "default": ""},  # Luis has none: skipped
+            {"source": "wa_id", "key": "", "default": ""},
+        ],
+    )
+    assert runner.campaign_preview(campaign=campaign)[0]["text"].startswith("Oferta para Ana María\n\nHola")
+    started(campaign, admin, tasks_captured)
+    step(campaign)
+    sender.sender_run(channel_id=waba_channel.pk, slice_seconds=5.0, threads=2)
+
+    recipients = {r.contact_id: r for r in Recipient.objects.filter(campaign=campaign)}
+    assert recipients[ana.pk].header_parameters == ["Ana María"]
+    assert recipients[ana.pk].button_parameters == ["AB%2012%2F%C3%B1", "34612000001"]
+    assert [r.skip_reason for r in recipients.values() if r.contact_id != ana.pk] == ["missing_variable"]
+    sent = [record for record in graph_standin.sent if record["type"] == "template"]
+    assert [record["to"] for record in sent] == ["34612000001"]
+    assert sent[0]["content"]["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "Ana María"}]},
+        {
+            "type": "body",
+            "parameters": [{"type": "text", "text": "Ana María"}, {"type": "text", "text": "15%"}],
+        },
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "1",
+            "parameters": [{"type": "text", "text": "AB%2012%2F%C3%B1"}],
+        },
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "3",
+            "parameters": [{"type": "text", "text": "34612000001"}],
+        },
+    ]
+    message = campaign_messages(campaign).get()
+    assert message.body.startswith("Oferta para Ana María\n\nHola Ana María, 15% de descuento.")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -104,7 +104,11 @@ def test_an_admin_builds_a_campaign_previews_it_sends_it_pauses_and_downloads_it
         language="es",
         category="MARKETING",
         status="APPROVED",
-        components=[{"type": "BODY", "text": "Hola {{1}}, {{2}} de descuento."}],
+        components=[
+            {"type": "HEADER", "format": "TEXT", "text": "Para {{1}}"},
+            {"type": "BODY", "text": "Hola {{1}}, {{2}} de descuento."},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Cupón", "url": "https://t.es/c/{{1}}"}]},
+        ],
         variable_count=2,
     )
     ContactFactory.create(workspace=workspace, wa_id="34600000001", name="Ana", attributes={"offer": "20%"})
@@ -123,12 +127,17 @@ def test_an_admin_builds_a_campaign_previews_it_sends_it_pauses_and_downloads_it
             "var_2_source": "attribute",
             "var_2_key": "offer",
             "var_2_default": "10%",
+            "hvar_1_source": "text",
+            "hvar_1_default": "socios",
+            "bvar_1_source": "wa_id",
         },
     )
     campaign = Campaign.objects.get(workspace=workspace)
     assert built.status_code == 302 and built["Location"] == f"/campaigns/{campaign.pk}/"
+    assert campaign.header_variables == [{"source": "text", "key": "", "default": "socios"}]
+    assert campaign.button_variables == [{"source": "wa_id", "key": "", "default": ""}]
     page = admin.get(built["Location"]).content.decode()
-    assert "Hola Ana, 20% de descuento." in page and "opted_out" in page
+    assert "Para socios\n\nHola Ana, 20% de descuento." in page and "opted_out" in page
 
     with django_capture_on_commit_callbacks(execute=True):
         admin.post(f"/campaigns/{campaign.pk}/schedule/", {"scheduled_at": ""})
