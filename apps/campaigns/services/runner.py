@@ -51,6 +51,7 @@ from apps.campaigns.services.inbox import (
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services.outbound import conversation_settings, sender_wake
 from apps.live.services import live_publish
+from apps.whatsapp.models import Channel
 from chatbot.exceptions import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -537,6 +538,21 @@ def _fan_out_batch(campaign: Campaign, now: datetime) -> bool:
     return more
 
 
+def _limit_numbers(campaign: Campaign) -> list[int]:
+    """The numbers sharing the campaign's number's messaging limit. Since October 2025 Meta counts it
+    per business portfolio: every number of the business account (the portfolio we can see) in the
+    workspace shares one count; a number without an account id counts alone."""
+    channel = campaign.channel
+    assert channel is not None  # noqa: S101 - _meta_said_stop checked it
+    if not channel.waba_id:
+        return [channel.pk]
+    return list(
+        Channel.objects.filter(workspace_id=campaign.workspace_id, waba_id=channel.waba_id).values_list(
+            "pk", flat=True
+        )
+    )
+
+
 def _limit_room(campaign: Campaign, now: datetime) -> int | None:
     """How many more customers the number may start now under Meta's messaging limit (None: no
     limit); sets the campaign's waiting reason and time when none."""
@@ -544,12 +560,13 @@ def _limit_room(campaign: Campaign, now: datetime) -> int | None:
     if limit is None:
         return None
     since = now - LIMIT_WINDOW
-    started = Recipient.objects.filter(channel_id=_channel_id(campaign), queued_at__gt=since)
+    numbers = _limit_numbers(campaign)
+    started = Recipient.objects.filter(channel_id__in=numbers, queued_at__gt=since)
     # Templates sent from the inbox start customers too (outside the 24-hour window; counted all,
     # which errs on the side of waiting). Read through the queue's index (workspace, newest first).
     templated = Message.objects.filter(
         workspace_id=campaign.workspace_id,
-        channel_id=_channel_id(campaign),
+        channel_id__in=numbers,
         direction=Message.Direction.OUTBOUND,
         type="template",
         created_at__gt=since,

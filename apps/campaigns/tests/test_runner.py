@@ -286,6 +286,48 @@ def test_the_messaging_limit_counts_customers_across_campaigns_and_the_rest_wait
     assert campaign.waiting_reason == "messaging_limit"
 
 
+def test_the_numbers_of_one_business_account_share_its_messaging_limit(
+    waba_channel, template, admin, tasks_captured
+):
+    from apps.whatsapp.tests.factories import ChannelFactory
+
+    workspace = waba_channel.workspace
+    sibling = ChannelFactory.create(workspace=workspace, waba_id=waba_channel.waba_id, messaging_limit=3)
+    other_account = ChannelFactory.create(workspace=workspace, waba_id="999", messaging_limit=3)
+    Channel.objects.filter(pk=waba_channel.pk).update(messaging_limit=3)
+    contacts(workspace, 2, tags=["early"])
+    contacts(workspace, 3, start=10, tags=["late"])
+    first = campaign_for(waba_channel, template, admin, name="A", audience_filters={"tags_any": ["early"]})
+    started(first, admin, tasks_captured)
+    step(first)
+    assert campaign_messages(first).count() == 2
+
+    second = campaign_for(sibling, template, admin, name="B", audience_filters={"tags_any": ["late"]})
+    started(second, admin, tasks_captured)
+    step(second)
+    other_template = Template.objects.create(
+        workspace=workspace,
+        waba_id="999",
+        name="oferta",
+        language="es",
+        category=Template.Category.MARKETING,
+        status=Template.Status.APPROVED,
+        components=BODY,
+        variable_count=2,
+    )
+    third = campaign_for(
+        other_account, other_template, admin, name="C", audience_filters={"tags_any": ["late"]}
+    )
+    started(third, admin, tasks_captured)
+    step(third)
+
+    recipients = Recipient.objects.filter(state=R.QUEUED)
+    assert recipients.filter(campaign=second).count() == 1  # 3 a day for the account, 2 used by A
+    second.refresh_from_db()
+    assert second.waiting_reason == "messaging_limit"
+    assert recipients.filter(campaign=third).count() == 3  # another account: its own count
+
+
 def test_templates_sent_from_the_inbox_count_against_the_messaging_limit(
     waba_channel, template, admin, tasks_captured
 ):
