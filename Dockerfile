@@ -14,7 +14,9 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 
-RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app
+# A fixed uid/gid (10001), so Kubernetes can check runAsNonRoot and give volumes to it (deploy/k8s).
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
 
 # Owned by root: the run-time user reads the code and writes only under /app/data.
 COPY . .

@@ -165,6 +165,11 @@ else:
     # time). Without it a connection broken by a database restart fails one request per thread
     # (the webhook answers 503 and Meta re-delivers) and is then replaced.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
+    # Behind PgBouncer in transaction pooling a named cursor (QuerySet.iterator()) may meet another
+    # server connection on its next fetch: read such loops in chunks on the client instead.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
     # A pool of at most DB_POOL_SIZE connections per process (psycopg_pool; 0: none) for a worker
     # whose many threads touch the database only between long waits: the llm worker's 100 threads
     # would otherwise open and close a connection per task (a PostgreSQL backend each) or hold 100.

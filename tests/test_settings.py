@@ -144,3 +144,36 @@ def test_a_pooled_process_shares_db_pool_size_connections_among_its_threads(tmp_
     max_age, max_size, backends = result.stdout.strip().splitlines()[-1].split()
     assert (max_age, max_size) == ("0", "3")
     assert 1 <= int(backends) <= 3  # without the pool: a backend per thread (12)
+
+
+SERVER_SIDE_CURSOR = """
+from django.db import connection, models, transaction
+
+class Probe(models.Model):  # a throwaway table, rolled back: the database may not be migrated
+    class Meta:
+        app_label = "audit"
+        db_table = "settings_probe_cursor"
+
+with transaction.atomic():
+    with connection.schema_editor() as editor:
+        editor.create_model(Probe)
+    Probe.objects.bulk_create([Probe() for _ in range(30)])
+    rows = Probe.objects.all().iterator(chunk_size=10)
+    next(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_cursors WHERE name <> ''")
+        print(connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"], cursor.fetchone()[0])
+    transaction.set_rollback(True)
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", "False"), ("1", "True")])
+def test_pgbouncer_transaction_pooling_can_turn_named_cursors_off(tmp_path, postgres, value, expected):
+    """docs/deployment.md: behind PgBouncer's transaction pooling, DB_DISABLE_SERVER_SIDE_CURSORS=1."""
+    result = run_manage(
+        tmp_path, "shell", "-c", SERVER_SIDE_CURSOR, **{**GOOD, "DB_DISABLE_SERVER_SIDE_CURSORS": value}
+    )
+
+    assert result.returncode == 0, result.stderr
+    disabled, named_cursors = result.stdout.strip().splitlines()[-1].split()
+    assert (disabled, named_cursors) == (expected, "0" if expected == "True" else "1")
