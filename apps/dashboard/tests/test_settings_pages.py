@@ -262,6 +262,15 @@ def test_an_admin_may_not_make_an_owner(page_client):
     assert "You cannot grant a role above your own." in response.content.decode()
 
 
+def test_a_refused_change_is_said_in_spanish(page_client):
+    client, admin = page_client(Role.ADMIN)
+    member = MembershipFactory.create(workspace=admin.workspace, role=Role.AGENT)
+
+    response = _spanish(client).post(f"/settings/members/{member.pk}/role/", {"role": "owner"}, follow=True)
+
+    assert "No puedes dar un rol superior al tuyo." in response.content.decode()
+
+
 def test_a_viewer_reads_the_members_but_gets_no_controls(page_client):
     client, viewer = page_client(Role.VIEWER)
     MembershipFactory.create(workspace=viewer.workspace, role=Role.AGENT)
