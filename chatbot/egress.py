@@ -29,6 +29,7 @@ from urllib.parse import SplitResult, urlsplit
 import httpcore
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from chatbot.exceptions import ValidationFailed
 
@@ -115,15 +116,15 @@ def check_url(url: str, *, base: bool = True, resolve: bool = True) -> SplitResu
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise EgressRefused("The URL is not valid.") from None
+        raise EgressRefused(_("The URL is not valid.")) from None
     if any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
-        raise EgressRefused("The URL may not contain spaces, control characters or backslashes.")
+        raise EgressRefused(_("The URL may not contain spaces, control characters or backslashes."))
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise EgressRefused("Enter an http:// or https:// URL with a host.")
+        raise EgressRefused(_("Enter an http:// or https:// URL with a host."))
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise EgressRefused("The URL may not carry a user name or password.")
+        raise EgressRefused(_("The URL may not carry a user name or password."))
     if base and ("?" in url or "#" in url):
-        raise EgressRefused("A base URL may not have a query (?) or a fragment (#).")
+        raise EgressRefused(_("A base URL may not have a query (?) or a fragment (#)."))
     if resolve:
         port = port or DEFAULT_PORTS[parts.scheme]
         try:
@@ -133,8 +134,11 @@ def check_url(url: str, *, base: bool = True, resolve: bool = True) -> SplitResu
         refused = [a for a in addresses if not address_allowed(parts.hostname, port, a)]
         if refused:
             raise EgressRefused(
-                f"{parts.hostname} leads to an address of a private or internal network. "
-                "The operator can allow it in EGRESS_ALLOWED_NETWORKS.",
+                _(
+                    "%(host)s leads to an address of a private or internal network. "
+                    "The operator can allow it in EGRESS_ALLOWED_NETWORKS."
+                )
+                % {"host": parts.hostname},
                 details={"host": parts.hostname},
             )
     return parts

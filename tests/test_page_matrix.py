@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, resolve
 
-from apps.accounts.models import Role, Workspace
+from apps.accounts.models import Membership, Role, Workspace
 from apps.accounts.tests.factories import MembershipFactory, WorkspaceFactory
 from apps.alerts.models import Alert, AlertRule
 from apps.alerts.tests.factories import AlertFactory, AlertRuleFactory
@@ -23,6 +23,7 @@ from apps.campaigns.tests.factories import CampaignFactory
 from apps.conversations.models import CannedReply, Conversation, InternalNote, Message
 from apps.conversations.tests.factories import ConversationFactory, MessageFactory, outbound_message
 from apps.whatsapp.models import Channel
+from apps.whatsapp.tests.factories import ChannelFactory
 from tests.role_matrix import ALLOWED, ANONYMOUS, LOGIN, PAGES, PUBLIC, ROLES, page_expected
 
 OBJECT_PAGES = [page for page in PAGES if "{id}" in page]
@@ -30,7 +31,7 @@ SECRET_NAME = "Zebediah Quist"  # a customer of the other workspace, who must ne
 
 BODIES: dict[str, Any] = {
     "POST /conversations/{id}/reply/": {"body": "Hello"},
-    "POST /business/": {"name": "Shop", "timezone": "UTC"},
+    "POST /business/": {"section": "identity", "name": "Shop"},
     "POST /business/providers/": {"fallback_order": "offline"},
     "POST /business/assistant/": {"temperature": "0.5"},
     "POST /business/knowledge/": {"kind": "faq", "title": "Hours?", "content": "9 to 5"},
@@ -39,6 +40,8 @@ BODIES: dict[str, Any] = {
     },
     "POST /business/knowledge/{id}/": {"kind": "faq", "title": "Hours, please?", "content": "9 to 5"},
     "POST /sandbox/send": {},
+    "POST /settings/members/": {"username": "newcomer", "password": "a-long-pass-phrase-42", "role": "agent"},
+    "POST /settings/members/{id}/role/": {"role": "viewer"},
     "POST /inbox/replies/": {"title": "Hours", "body": "We open at 9, {{name}}."},
     "POST /conversations/{id}/assign/": {"assignee": "me"},
     "POST /conversations/{id}/note/": {"body": "Call back tomorrow"},
@@ -106,6 +109,10 @@ def _object_id(page: str, workspace: Workspace) -> int:
             idempotency_key="page-matrix",
             customer_name=SECRET_NAME,
         ).pk
+    if path.startswith("/settings/numbers/"):
+        return ChannelFactory.create(workspace=workspace, name=SECRET_NAME).pk
+    if path.startswith("/settings/members/"):
+        return MembershipFactory.create(workspace=workspace, role=Role.AGENT, user__first_name=SECRET_NAME).pk
     if path.startswith("/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
     raise AssertionError(f"no object for {page}: teach _object_id about it")
@@ -193,6 +200,10 @@ def test_another_workspace_gets_404_for_every_object_page(page, tasks_captured):
         "/alerts/list/",
         "/alerts/rules/",
         "/business/",
+        "/business/knowledge/",
+        "/settings/numbers/",
+        "/settings/members/",
+        "/settings/audit/",
         "/calendar/",
         "/sandbox/",
     ],
@@ -233,4 +244,8 @@ def _snapshot(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
         "bookings": list(Booking.objects.filter(workspace=workspace).values_list("pk", "status")),
         "notes": list(InternalNote.objects.filter(workspace=workspace).values_list("pk", "body")),
         "canned_replies": list(CannedReply.objects.filter(workspace=workspace).values_list("pk", "title")),
+        "channels": list(
+            Channel.objects.filter(workspace=workspace).values_list("pk", "verify_token_digest", "health")
+        ),
+        "members": list(Membership.objects.filter(workspace=workspace).values_list("pk", "role")),
     }

@@ -12,6 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -47,14 +48,16 @@ def _check_password(password: str, user: User | None = None) -> None:
     try:
         validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise ValidationFailed("The password is too weak.", details={"password": list(exc.messages)}) from exc
+        raise ValidationFailed(
+            _("The password is too weak."), details={"password": list(exc.messages)}
+        ) from exc
 
 
 def _check_may_assign(*, acting: Membership, role: str) -> None:
     if not acting.has_role(Role.ADMIN):
-        raise Forbidden("Only admins and owners manage members.")
+        raise Forbidden(_("Only admins and owners manage members."))
     if ROLE_RANK[role] > ROLE_RANK[acting.role]:
-        raise Forbidden("You cannot grant a role above your own.")
+        raise Forbidden(_("You cannot grant a role above your own."))
 
 
 @transaction.atomic
@@ -79,21 +82,25 @@ def member_create(
     login_name = namespaced(username, acting.workspace.slug)
     email = fold(email)
     if User.objects.filter(username=login_name).exists():
-        raise Conflict(f"{login_name} is taken in this workspace.", code="username_taken")
+        raise Conflict(
+            _("%(login)s is taken in this workspace.") % {"login": login_name}, code="username_taken"
+        )
     if email and Membership.objects.filter(workspace=acting.workspace, user__email=email).exists():
-        raise Conflict("A member of this workspace has that e-mail address.", code="email_taken")
+        raise Conflict(_("A member of this workspace has that e-mail address."), code="email_taken")
     user = User(username=login_name, email=email, first_name=first_name, last_name=last_name)
     try:
         user.full_clean(exclude=["password"], validate_unique=False)
     except DjangoValidationError as exc:
-        raise ValidationFailed("The member is not valid.", details=exc.message_dict) from exc
+        raise ValidationFailed(_("The member is not valid."), details=exc.message_dict) from exc
     _check_password(password, user)
     user.set_password(password)
     try:
         with transaction.atomic():
             user.save()
     except IntegrityError as exc:  # created by a concurrent request since the check above
-        raise Conflict(f"{login_name} is taken in this workspace.", code="username_taken") from exc
+        raise Conflict(
+            _("%(login)s is taken in this workspace.") % {"login": login_name}, code="username_taken"
+        ) from exc
     membership = Membership.objects.create(user=user, workspace=acting.workspace, role=role)
     audit_record(
         workspace_id=membership.workspace_id,
@@ -113,13 +120,13 @@ def _owners_left(workspace: Workspace, excluding: Membership) -> int:
 def member_update_role(*, acting: Membership, membership: Membership, role: str) -> Membership:
     _check_may_assign(acting=acting, role=role)
     if ROLE_RANK[membership.role] > ROLE_RANK[acting.role]:
-        raise Forbidden("You cannot change a member whose role is above yours.")
+        raise Forbidden(_("You cannot change a member whose role is above yours."))
     if (
         membership.role == Role.OWNER
         and role != Role.OWNER
         and _owners_left(membership.workspace, membership) == 0
     ):
-        raise Conflict("A workspace keeps at least one owner.", code="last_owner")
+        raise Conflict(_("A workspace keeps at least one owner."), code="last_owner")
     before, membership.role = membership.role, role
     membership.save(update_fields=["role"])
     audit_record(
@@ -136,7 +143,7 @@ def member_update_role(*, acting: Membership, membership: Membership, role: str)
 def member_remove(*, acting: Membership, membership: Membership) -> None:
     _check_may_assign(acting=acting, role=membership.role)
     if membership.role == Role.OWNER and _owners_left(membership.workspace, membership) == 0:
-        raise Conflict("A workspace keeps at least one owner.", code="last_owner")
+        raise Conflict(_("A workspace keeps at least one owner."), code="last_owner")
     memberships_delete(memberships=[membership], actor_id=acting.user_id)
 
 

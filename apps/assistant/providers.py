@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from apps.assistant.models import AssistantSettings, Provider, ProviderConfig
 from apps.assistant.services import assistant_settings_get_or_create
@@ -205,7 +207,7 @@ def _resolve(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None
 
 def _resolve_endpoint(name: str, row: ProviderConfig | None) -> tuple[ProviderSpec | None, str]:
     if row is not None and not row.enabled:
-        return None, "disabled"
+        return None, _("disabled")
     model = (row.model if row else "") or DEFAULT_MODELS[name]
     row_base = (row.base_url if row else "").rstrip("/")
     row_key = row.api_key if row else ""
@@ -213,15 +215,15 @@ def _resolve_endpoint(name: str, row: ProviderConfig | None) -> tuple[ProviderSp
         env_key = _env_key(name) if _env_key_may_go_to(name, row_base) else ""
         key = row_key or env_key
         if not key and row_base and _env_key(name):
-            return None, "no API key for this base URL (a URL set here needs its own key)"
+            return None, _("no API key for this base URL (a URL set here needs its own key)")
         if not key:
-            return None, f"no API key (set it here or in {ENV_KEYS[name]})"
+            return None, _("no API key (set it here or in %(variable)s)") % {"variable": ENV_KEYS[name]}
         base = row_base or (OPENAI_API_BASE if name == Provider.OPENAI else None)
         return ProviderSpec(name, model, base, key), ""
     if name == Provider.OPENAI_COMPATIBLE:
         base = row_base or settings.OPENAI_BASE_URL.rstrip("/")
         if not base:
-            return None, "no base URL (set it here or in OPENAI_BASE_URL)"
+            return None, _("no base URL (set it here or in %(variable)s)") % {"variable": "OPENAI_BASE_URL"}
         # The environment's key goes with the environment's URL only, never to a URL set here.
         key = row_key or ("" if row_base else settings.OPENAI_API_KEY) or "none"
         return ProviderSpec(name, model, base, key), ""
@@ -232,7 +234,7 @@ def _resolve_endpoint(name: str, row: ProviderConfig | None) -> tuple[ProviderSp
         return ProviderSpec(
             name, model, row_base or settings.OLLAMA_BASE_URL.rstrip("/"), row_key or None
         ), ""
-    return None, "unknown provider"
+    return None, _("unknown provider")
 
 
 def _clean_order(names: Iterable[str]) -> list[str]:
@@ -349,7 +351,10 @@ def providers_configure(
     if fallback_order is not None:
         unknown = [n for n in fallback_order if n not in LLM_PROVIDERS and n != Provider.OFFLINE]
         if unknown:
-            raise ValidationFailed(f"unknown providers in fallback_order: {', '.join(map(str, unknown))}")
+            raise ValidationFailed(
+                _("unknown providers in the fallback order: %(names)s")
+                % {"names": ", ".join(map(str, unknown))}
+            )
         assistant_settings = assistant_settings_get_or_create(workspace_id=workspace_id)
         AssistantSettings.objects.filter(pk=assistant_settings.pk).update(
             fallback_order=_clean_order(fallback_order)
@@ -360,8 +365,8 @@ def providers_configure(
     for change in providers:
         name = change["provider"]
         if name not in LLM_PROVIDERS:
-            raise ValidationFailed(f"unknown provider: {name}")
-        row, _ = ProviderConfig.objects.select_for_update().get_or_create(
+            raise ValidationFailed(_("unknown provider: %(name)s") % {"name": name})
+        row, _created = ProviderConfig.objects.select_for_update().get_or_create(
             workspace_id=workspace_id, provider=name
         )
         fields = [f for f in ("enabled", "model", "base_url", "api_key") if f in change]
@@ -463,7 +468,7 @@ def _cost(spec: ProviderSpec, response: Any) -> Decimal:
 def _egress_refused(exc: BaseException) -> bool:
     """Whether the transport refused the connection (litellm wraps the error, a few levels deep)."""
     seen: BaseException | None = exc
-    for _ in range(10):
+    for _depth in range(10):
         if seen is None:
             return False
         if isinstance(seen, egress.EgressRefused):
@@ -520,6 +525,49 @@ def complete(
         tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
         tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
         cost_usd=_cost(spec, response),
+    )
+
+
+# --- a test call, asked for from the providers page -------------------------------------------------
+PROBE_TIMEOUT = 10.0  # seconds at most, whatever the workspace's own limit per provider
+PROBE_MESSAGES = [{"role": "user", "content": "This is a connection test. Reply with the word OK."}]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    provider: str
+    model: str
+    text: str
+    milliseconds: int
+
+
+def provider_probe(*, workspace_id: int, name: str) -> ProbeResult:
+    """One short call to one provider through `complete`, as a reply makes it (same key, URL, model and
+    egress rules), to check its configuration. Raises ValidationFailed when it cannot be called at all,
+    ProviderError when the call fails.
+
+    The breaker is neither asked nor fed: a person's test must not open it for every reply, and an
+    open breaker must not stop the person from checking that the provider is back.
+    """
+    if name not in LLM_PROVIDERS:
+        raise ValidationFailed(_("unknown provider: %(name)s") % {"name": name})
+    spec, reason = _resolve(name, _rows(workspace_id).get(name))
+    if spec is None:
+        raise ValidationFailed(reason, code="provider_not_usable")
+    limits = assistant_settings_get_or_create(workspace_id=workspace_id)
+    started = time.monotonic()
+    answer = complete(
+        spec,
+        PROBE_MESSAGES,
+        timeout=min(PROBE_TIMEOUT, float(limits.provider_timeout_seconds)),
+        temperature=0.0,
+        max_tokens=16,
+    )
+    return ProbeResult(
+        provider=name,
+        model=spec.model,
+        text=answer.text[:200],
+        milliseconds=round((time.monotonic() - started) * 1000),
     )
 
 

@@ -65,10 +65,14 @@ def chunks_by_id(*, workspace_id: int, ids: list[int]) -> list[ChunkRow]:
     return _rows(_active(workspace_id).filter(pk__in=ids)) if ids else []
 
 
-def knowledge_list(*, workspace: Workspace, kind: str = "", q: str = "") -> QuerySet[KnowledgeEntry]:
+def knowledge_list(
+    *, workspace: Workspace, kind: str = "", q: str = "", language: str = ""
+) -> QuerySet[KnowledgeEntry]:
     entries = KnowledgeEntry.objects.filter(workspace=workspace)
     if kind:
         entries = entries.filter(kind=kind)
+    if language:
+        entries = entries.filter(language__iexact=language)
     if q:
         entries = entries.filter(Q(title__icontains=q) | Q(content__icontains=q))
     return entries.annotate(chunk_count=Count("chunks")).order_by("-updated_at", "-pk")
@@ -80,6 +84,12 @@ def knowledge_get(*, workspace: Workspace, pk: int) -> KnowledgeEntry:
     if entry is None:
         raise NotFound("Not found.")
     return entry
+
+
+def knowledge_languages(*, workspace: Workspace) -> list[str]:
+    """The languages the workspace's entries are written in (lower case, sorted), for a filter."""
+    found = KnowledgeEntry.objects.filter(workspace=workspace).exclude(language="")
+    return sorted({language.lower() for language in found.values_list("language", flat=True).distinct()})
 
 
 def model_pulls(*, workspace: Workspace, kind: str = ModelPull.Kind.PULL) -> QuerySet[ModelPull]:

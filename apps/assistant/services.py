@@ -462,6 +462,24 @@ _CSV_COLUMNS = {
 }
 
 
+# The import's example file: one row per language, in the columns `_CSV_COLUMNS` reads.
+IMPORT_EXAMPLE_ROWS = [
+    ("¿A qué hora abrís?", "De lunes a viernes, de 9:00 a 14:00 y de 16:00 a 20:00.", "es"),
+    ("¿Hacéis envíos a domicilio?", "Sí, en toda la ciudad; el envío cuesta 3 €.", "es"),
+    ("What time do you open?", "Monday to Friday, 9:00-14:00 and 16:00-20:00.", "en"),
+    ("Do you deliver?", "Yes, anywhere in the city; delivery costs 3 €.", "en"),
+]
+
+
+def knowledge_import_example() -> str:
+    """A CSV the import accepts as is: the header `question,answer,language` and a row per language."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["question", "answer", "language"])
+    writer.writerows(IMPORT_EXAMPLE_ROWS)
+    return out.getvalue()
+
+
 def _parse_csv(text: str, *, name: str) -> tuple[list[_Item], list[ImportRowError]]:
     header_line = text.split("\n", 1)[0]
     delimiter = max([",", ";", "\t"], key=header_line.count)

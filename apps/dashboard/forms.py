@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +19,7 @@ from apps.dashboard.templatetags.dashboard_labels import (
     ALERT_STATE,
     CONVERSATION_STATUS,
     KNOWLEDGE_KIND,
+    ROLE,
     SEND_STATE,
     SEVERITY,
 )
@@ -118,17 +119,41 @@ def hours_text(ranges: list[list[str]]) -> str:
     return ", ".join(f"{start}-{end}" for start, end in ranges)
 
 
-class BusinessProfileForm(forms.Form):
+class ProfileSectionForm(forms.Form):
+    """One card of the business page. It saves its own fields only, so the other sections keep their
+    values (the service updates just the fields it is given)."""
+
+    section: ClassVar[str] = ""
+    title: ClassVar[StrOrPromise] = ""
+
+    @classmethod
+    def initial_from(cls, profile: BusinessProfile) -> dict[str, Any]:
+        return {name: getattr(profile, name) for name in cls.base_fields}
+
+    def field_for(self, name: str, problem: str) -> str | None:
+        """The field beside which a service's problem about `name` is shown (None: above the form)."""
+        return name if name in self.fields else None
+
+
+class ProfileIdentityForm(ProfileSectionForm):
+    section = "identity"
+    title = _("Identity")
     name = forms.CharField(label=_("Business name"), max_length=160, required=False)
     description = forms.CharField(
-        label=_("Description"), widget=forms.Textarea, required=False, max_length=5000
+        label=_("Description"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=5000,
+        help_text=_("What you sell or do, in a few lines: the assistant answers from it."),
     )
-    tone = forms.CharField(label=_("Tone"), max_length=255, required=False)
-    languages = forms.CharField(
-        label=_("Languages"), help_text=_("Comma separated, e.g. es, en."), max_length=100, required=False
-    )
-    timezone = forms.CharField(label=_("Time zone"), max_length=64)
-    # Opening hours, a day per field; all seven empty means "not known" (the bot then states none).
+    address = forms.CharField(label=_("Address"), max_length=255, required=False)
+
+
+class ProfileHoursForm(ProfileSectionForm):
+    section = "hours"
+    title = _("Opening hours")
+    timezone = forms.CharField(label=_("Time zone"), max_length=64, help_text=_("e.g. Europe/Madrid"))
+    # A day per field; all seven empty means "not known" (the bot then states none).
     hours_mon = _hours_field("mon")
     hours_tue = _hours_field("tue")
     hours_wed = _hours_field("wed")
@@ -136,19 +161,6 @@ class BusinessProfileForm(forms.Form):
     hours_fri = _hours_field("fri")
     hours_sat = _hours_field("sat")
     hours_sun = _hours_field("sun")
-    address = forms.CharField(label=_("Address"), max_length=255, required=False)
-    handoff_policy = forms.CharField(
-        label=_("Hand-off policy"), widget=forms.Textarea, required=False, max_length=5000
-    )
-    custom_instructions = forms.CharField(
-        label=_("Custom instructions"), widget=forms.Textarea, required=False, max_length=10000
-    )
-    disclosure_text = forms.CharField(
-        label=_("Disclosure text"), widget=forms.Textarea, required=False, max_length=2000
-    )
-
-    def clean_languages(self) -> list[str]:
-        return _comma_list(self.cleaned_data["languages"])
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -164,14 +176,82 @@ class BusinessProfileForm(forms.Form):
         cleaned["opening_hours"] = hours if any(hours.values()) else {}
         return cleaned
 
-    @staticmethod
-    def initial_from(profile: BusinessProfile) -> dict[str, Any]:
-        fields = [name for name in BusinessProfileForm.base_fields if not name.startswith("hours_")]
-        data = {name: getattr(profile, name) for name in fields}
-        data["languages"] = ", ".join(profile.languages or [])
+    def field_for(self, name: str, problem: str) -> str | None:
+        # The service names the day first: "mon: 09:00-14:00 and 13:00-18:00 overlap."
+        day = problem.split(":", 1)[0]
+        if name == "opening_hours" and day in DAYS:
+            return f"hours_{day}"
+        return super().field_for(name, problem)
+
+    @classmethod
+    def initial_from(cls, profile: BusinessProfile) -> dict[str, Any]:
+        data: dict[str, Any] = {"timezone": profile.timezone}
         for day in DAYS:
             data[f"hours_{day}"] = hours_text((profile.opening_hours or {}).get(day, []))
         return data
+
+
+class ProfileBehaviourForm(ProfileSectionForm):
+    section = "behaviour"
+    title = _("Assistant behaviour")
+    tone = forms.CharField(
+        label=_("Tone"), max_length=255, required=False, help_text=_("e.g. friendly and professional")
+    )
+    custom_instructions = forms.CharField(
+        label=_("Custom instructions"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=10000,
+    )
+    disclosure_text = forms.CharField(
+        label=_("Disclosure text"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=2000,
+        help_text=_("How the bot introduces itself when asked; it always says it is a virtual assistant."),
+    )
+
+
+class ProfileHandoffForm(ProfileSectionForm):
+    section = "handoff"
+    title = _("Hand-off to a person")
+    handoff_policy = forms.CharField(
+        label=_("Hand-off policy"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=5000,
+        help_text=_("When the assistant should pass the conversation to a person."),
+    )
+
+
+class ProfileLanguageForm(ProfileSectionForm):
+    section = "language"
+    title = _("Languages")
+    languages = forms.CharField(
+        label=_("Languages"),
+        help_text=_("Comma separated, e.g. es, en; the first is the default."),
+        max_length=100,
+        required=False,
+    )
+
+    def clean_languages(self) -> list[str]:
+        return _comma_list(self.cleaned_data["languages"])
+
+    @classmethod
+    def initial_from(cls, profile: BusinessProfile) -> dict[str, Any]:
+        return {"languages": ", ".join(profile.languages or [])}
+
+
+PROFILE_SECTIONS: dict[str, type[ProfileSectionForm]] = {
+    form.section: form
+    for form in (
+        ProfileIdentityForm,
+        ProfileHoursForm,
+        ProfileBehaviourForm,
+        ProfileHandoffForm,
+        ProfileLanguageForm,
+    )
+}
 
 
 class KnowledgeForm(forms.Form):
@@ -184,6 +264,19 @@ class KnowledgeForm(forms.Form):
 
 class KnowledgeImportForm(forms.Form):
     file = forms.FileField(label=_("File (.csv, .md or .txt)"))
+
+
+class KnowledgeFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    language = forms.ChoiceField(label=_("Language"), required=False)
+    kind = forms.ChoiceField(
+        label=_("Kind"), required=False, choices=[("", _("All")), *KNOWLEDGE_KIND.items()]
+    )
+
+    def __init__(self, *args: Any, languages: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", _("All languages")), *((code, code) for code in languages)]
+        self.fields["language"].choices = choices  # type: ignore[attr-defined]
 
 
 class ProvidersOrderForm(forms.Form):
@@ -574,3 +667,51 @@ class CalendarServiceForm(forms.Form):
         data = dict(self.cleaned_data)
         data["connection_id"] = data.pop("connection")
         return data
+
+
+# --- members and the audit log ------------------------------------------------------------------------
+class MemberAddForm(forms.Form):
+    username = forms.RegexField(
+        regex=r"^[\w.+-]{3,89}$",
+        label=_("User name"),
+        max_length=89,
+        help_text=_(
+            "Letters, digits and . + - _; they log in as this name, a dot and the workspace's short name."
+        ),
+        error_messages={"invalid": _("3 to 89 letters, digits or . + - _ (no spaces, no @).")},
+    )
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    password = forms.CharField(
+        label=_("Initial password"),
+        widget=forms.PasswordInput(render_value=False),
+        max_length=256,
+        strip=False,
+        help_text=_("Give it to them privately; they can change it after logging in."),
+    )
+    role = forms.ChoiceField(label=_("Role"), choices=list(ROLE.items()), initial="agent")
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=list(ROLE.items()))
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.TypedChoiceField(label=_("Who"), coerce=int, empty_value=None, required=False)
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        label=_("To (inclusive)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, actors: list[tuple[int, str]], actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["actor"].choices = [("", _("Anyone")), *actors]  # type: ignore[attr-defined]
+        self.fields["action"].choices = [("", _("Any")), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until < since:
+            self.add_error("until", _("The end comes before the start."))
+        return cleaned

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -40,7 +41,13 @@ PAGE_SIZE = 100
 NAV = {
     "conversation": "inbox",
     "canned_replies": "inbox",
-    "knowledge_edit": "business",
+    "business": "settings",
+    "knowledge": "settings",
+    "knowledge_edit": "settings",
+    "providers": "settings",
+    "channels": "settings",
+    "members": "settings",
+    "audit": "settings",
     "contact_import": "segments",
     "alert_rules": "alerts",
     "alert_rule_edit": "alerts",
@@ -241,28 +248,36 @@ def alert_rule_delete(request: HttpRequest, membership: Membership, pk: int) -> 
     return redirect("dashboard:alert-rules")
 
 
-# --- business profile and knowledge ---------------------------------------------------------
+# --- business profile, in sections -------------------------------------------------------------
+def _section_refused(form: forms.ProfileSectionForm, exc: DomainError) -> None:
+    """A service's refusal beside the field it names ({"field": ["problem", ...]}), else on the form."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    placed = False
+    for name, problems in details.items():
+        for problem in problems if isinstance(problems, list) else [problems]:
+            form.add_error(form.field_for(str(name), str(problem)), str(problem))
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
 def _business(
-    request: HttpRequest,
-    membership: Membership,
-    *,
-    profile_form: forms.BusinessProfileForm | None = None,
-    knowledge_form: forms.KnowledgeForm | None = None,
-    status: int = 200,
+    request: HttpRequest, membership: Membership, *, bound: forms.ProfileSectionForm | None = None
 ) -> HttpResponse:
-    workspace_id = membership.workspace_id
-    profile = assistant_services.profile_get_or_create(workspace_id=workspace_id)
+    profile = assistant_services.profile_get_or_create(workspace_id=membership.workspace_id)
+    sections = [
+        bound if bound is not None and bound.section == name else form(initial=form.initial_from(profile))
+        for name, form in forms.PROFILE_SECTIONS.items()
+    ]
     response = _page(
         request,
         membership,
         "dashboard/business.html",
-        profile_form=profile_form
-        or forms.BusinessProfileForm(initial=forms.BusinessProfileForm.initial_from(profile)),
-        knowledge_form=knowledge_form or forms.KnowledgeForm(),
-        import_form=forms.KnowledgeImportForm(),
-        entries=assistant_selectors.knowledge_list(workspace=membership.workspace)[:500],
+        sections=sections,
+        knowledge_count=assistant_selectors.knowledge_list(workspace=membership.workspace).count(),
     )
-    response.status_code = status
+    if bound is not None:
+        response.status_code = 400
     return response
 
 
@@ -270,25 +285,64 @@ def _business(
 def business(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method != "POST":
         return _business(request, membership)
-    form = forms.BusinessProfileForm(request.POST)
+    section = forms.PROFILE_SECTIONS.get(request.POST.get("section", ""))
+    if section is None:
+        return HttpResponse(_("Unknown section of the business profile."), status=400)
+    form = section(request.POST)
     if form.is_valid():
         try:
             assistant_services.profile_update(workspace_id=membership.workspace_id, **form.cleaned_data)
         except DomainError as exc:
-            _form_refused(form, exc)
+            _section_refused(form, exc)
         else:
-            messages.success(request, _("Business profile saved."))
-            return redirect("dashboard:business")
-    return _business(request, membership, profile_form=form, status=400)
+            messages.success(request, _("%(section)s saved.") % {"section": form.title})
+            return HttpResponseRedirect(f"{reverse('dashboard:business')}#section-{form.section}")
+    return _business(request, membership, bound=form)
 
 
-def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
-    return assistant_selectors.knowledge_get(workspace=membership.workspace, pk=pk)
+# --- knowledge (FAQ and documents) -------------------------------------------------------------
+KNOWLEDGE_PAGE_SIZE = 25
 
 
-@require_POST
+def _knowledge(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    knowledge_form: forms.KnowledgeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    workspace = membership.workspace
+    filters = forms.KnowledgeFilterForm(
+        request.GET, languages=assistant_selectors.knowledge_languages(workspace=workspace)
+    )
+    found = filters.cleaned_data if filters.is_valid() else {}
+    entries = assistant_selectors.knowledge_list(
+        workspace=workspace,
+        q=found.get("q", ""),
+        language=found.get("language", ""),
+        kind=found.get("kind", ""),
+    )
+    page = Paginator(entries, KNOWLEDGE_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    response = _page(
+        request,
+        membership,
+        "dashboard/knowledge.html",
+        filters=filters,
+        page=page,
+        query=query.urlencode(),
+        knowledge_form=knowledge_form or forms.KnowledgeForm(),
+        import_form=forms.KnowledgeImportForm(),
+    )
+    response.status_code = status
+    return response
+
+
 @member_page(write=Role.SUPERVISOR)
-def knowledge_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+def knowledge(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.method != "POST":
+        return _knowledge(request, membership)
     form = forms.KnowledgeForm(request.POST)
     if form.is_valid():
         try:
@@ -297,8 +351,23 @@ def knowledge_create(request: HttpRequest, membership: Membership) -> HttpRespon
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("Knowledge entry added."))
-            return redirect("dashboard:business")
-    return _business(request, membership, knowledge_form=form, status=400)
+            return redirect("dashboard:knowledge")
+    return _knowledge(request, membership, knowledge_form=form, status=400)
+
+
+@require_GET
+@member_page()
+def knowledge_example(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """An example import file with the columns the import reads, in Spanish and English."""
+    response = HttpResponse(
+        assistant_services.knowledge_import_example(), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = 'attachment; filename="faq-example.csv"'
+    return response
+
+
+def _entry(membership: Membership, pk: int) -> KnowledgeEntry:
+    return assistant_selectors.knowledge_get(workspace=membership.workspace, pk=pk)
 
 
 @member_page(read=Role.SUPERVISOR, write=Role.SUPERVISOR)
@@ -313,7 +382,7 @@ def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> Htt
                 form.add_error(None, exc.message)
             else:
                 messages.success(request, _("Knowledge entry saved."))
-                return redirect("dashboard:business")
+                return redirect("dashboard:knowledge")
     else:
         fields = ("kind", "title", "content", "language", "is_active")
         form = forms.KnowledgeForm(initial={name: getattr(entry, name) for name in fields})
@@ -325,7 +394,7 @@ def knowledge_edit(request: HttpRequest, membership: Membership, pk: int) -> Htt
 def knowledge_delete(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
     assistant_services.knowledge_delete(entry=_entry(membership, pk), actor_id=request.user.pk)
     messages.success(request, _("Knowledge entry deleted."))
-    return redirect("dashboard:business")
+    return redirect("dashboard:knowledge")
 
 
 @require_POST
@@ -334,7 +403,7 @@ def knowledge_import(request: HttpRequest, membership: Membership) -> HttpRespon
     form = forms.KnowledgeImportForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, _("Choose a file to import."))
-        return redirect("dashboard:business")
+        return redirect("dashboard:knowledge")
     upload = form.cleaned_data["file"]
     try:
         report = assistant_services.knowledge_import(
@@ -344,7 +413,7 @@ def knowledge_import(request: HttpRequest, membership: Membership) -> HttpRespon
         )
     except DomainError as exc:
         _refused(request, exc)
-        return redirect("dashboard:business")
+        return redirect("dashboard:knowledge")
     messages.success(
         request,
         _("Imported: %(created)s new, %(updated)s updated, %(errors)s rows skipped.")
@@ -354,7 +423,7 @@ def knowledge_import(request: HttpRequest, membership: Membership) -> HttpRespon
         messages.warning(
             request, _("Row %(row)s: %(message)s") % {"row": error.row, "message": error.message}
         )
-    return redirect("dashboard:business")
+    return redirect("dashboard:knowledge")
 
 
 # --- LLM providers --------------------------------------------------------------------------

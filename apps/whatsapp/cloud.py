@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from apps.conversations.text import split_text
 from apps.conversations.transport import (
@@ -205,6 +206,7 @@ class PhoneNumber:
     id: str
     display_phone_number: str
     verified_name: str
+    quality_rating: str = ""  # GREEN, YELLOW, RED or UNKNOWN, as Meta rates the number now
 
 
 def phone_number_verify(*, base_url: str, phone_number_id: str, access_token: str) -> PhoneNumber:
@@ -227,7 +229,7 @@ def phone_number_verify(*, base_url: str, phone_number_id: str, access_token: st
             "phone number check for %s: Graph API not reached (%s)", phone_number_id, type(exc).__name__
         )
         raise GraphUnavailable(
-            "WhatsApp's API could not be reached to check the number; try again."
+            _("WhatsApp's API could not be reached to check the number; try again.")
         ) from None
     data = _json_or_none(response)
     if response.is_success and isinstance(data, dict) and str(data.get("id", "")) == phone_number_id:
@@ -235,6 +237,7 @@ def phone_number_verify(*, base_url: str, phone_number_id: str, access_token: st
             id=phone_number_id,
             display_phone_number=str(data.get("display_phone_number") or ""),
             verified_name=str(data.get("verified_name") or ""),
+            quality_rating=str(data.get("quality_rating") or ""),
         )
     error = data.get("error") if isinstance(data, dict) else None
     code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), int) else None
@@ -242,10 +245,10 @@ def phone_number_verify(*, base_url: str, phone_number_id: str, access_token: st
         "phone number check for %s refused: HTTP %s, code %s", phone_number_id, response.status_code, code
     )
     if code in (0, 190) or (code is None and response.status_code == 401):
-        raise ChannelTokenInvalid("WhatsApp does not accept this access token.")
+        raise ChannelTokenInvalid(_("WhatsApp does not accept this access token."))
     if error_rule(response.status_code, code).reason in (REASON_SERVER_ERROR, REASON_RATE_LIMITED):
-        raise GraphUnavailable("WhatsApp's API could not check the number just now; try again.")
-    raise ChannelNotOwned("This access token does not give access to this phone_number_id.")
+        raise GraphUnavailable(_("WhatsApp's API could not check the number just now; try again."))
+    raise ChannelNotOwned(_("This access token does not give access to this phone_number_id."))
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
 from apps.audit.services import audit_record
@@ -235,6 +236,23 @@ def _channel_audit(channel: Channel, *, actor_id: int | None, action: str, field
         action=action,
         target=("whatsapp.channel", channel.pk),
         details={"fields": fields},
+    )
+
+
+def channel_connection_check(*, channel: Channel) -> cloud.PhoneNumber:
+    """The number as Meta shows it to this channel's token now (`GET /{phone-number-id}`): its display
+    name and quality rating. Writes nothing. Raises ValidationFailed (not a Cloud number, or not set up),
+    ChannelTokenInvalid, ChannelNotOwned or GraphUnavailable."""
+    if channel.kind != Channel.Kind.CLOUD:
+        raise ValidationFailed(_("Only a Cloud API number is checked with Meta."), code="not_cloud")
+    if not channel.phone_number_id or not channel.access_token:
+        raise ValidationFailed(
+            _("This number has no phone_number_id or access token yet."), code="channel_incomplete"
+        )
+    return cloud.phone_number_verify(
+        base_url=cloud.graph_url(channel),
+        phone_number_id=channel.phone_number_id,
+        access_token=channel.access_token,
     )
 
 

@@ -125,3 +125,42 @@ def stamp(value: datetime | None) -> str:
     if local.date() == timezone.localdate():
         return date_format(local, "TIME_FORMAT")
     return date_format(local, "SHORT_DATETIME_FORMAT")
+
+
+# Why a provider's call failed (`ProviderError.outcome`), said for the person who set it up.
+PROVIDER_OUTCOME: dict[str, Promise] = {
+    "timeout": _("No answer within the time limit."),
+    "auth_error": _("The provider refused the API key."),
+    "rate_limited": _("The provider asks us to slow down (too many requests)."),
+    "bad_request": _("The provider refused the request: check the model's name."),
+    "connection_error": _("The provider could not be reached: check the base URL."),
+    "malformed": _("The provider's answer was empty or not understood."),
+    "server_error": _("The provider had an internal error; try again later."),
+    "url_not_allowed": _(
+        "This address may not be called (the operator can allow it in EGRESS_ALLOWED_NETWORKS)."
+    ),
+    "error": _("The call failed."),
+}
+# Meta's quality rating of a number.
+QUALITY: dict[str, Promise] = {
+    "GREEN": _("High"),
+    "YELLOW": _("Medium"),
+    "RED": _("Low"),
+    "UNKNOWN": _("Unknown"),
+}
+
+
+@register.filter
+def provider_outcome_label(value: str) -> str:
+    return str(PROVIDER_OUTCOME.get(value, PROVIDER_OUTCOME["error"]))
+
+
+@register.filter
+def quality_label(value: str) -> str:
+    return str(QUALITY.get(value.upper(), value)) if value else str(QUALITY["UNKNOWN"])
+
+
+@register.filter
+def list_position(values: list[str], value: str) -> int | str:
+    """1-based position of `value` in `values` ("" when absent)."""
+    return values.index(value) + 1 if value in values else ""

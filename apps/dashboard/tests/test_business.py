@@ -12,46 +12,74 @@ from apps.audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
-PROFILE = {
-    "name": "Panadería Sol",
-    "description": "Pan de masa madre",
-    "tone": "cercano",
-    "languages": "es, en",
-    "timezone": "Europe/Madrid",
-    "address": "Calle Mayor 1",
-    "handoff_policy": "",
-    "custom_instructions": "",
-    "disclosure_text": "",
-}
+IDENTITY = {"section": "identity", "name": "Panadería Sol", "description": "Pan de masa madre", "address": ""}
+LANGUAGE = {"section": "language", "languages": "es, en"}
 
 
-def test_an_admin_saves_the_business_profile(page_client):
+def _hours(timezone="Europe/Madrid", **days):
+    return {
+        "section": "hours",
+        "timezone": timezone,
+        **{f"hours_{day}": days.get(day, "") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    }
+
+
+def test_an_admin_saves_each_section_and_the_others_keep_their_values(page_client):
     client, admin = page_client(Role.ADMIN)
+    client.post("/business/", {"section": "behaviour", "tone": "cercano", "custom_instructions": "Tutea."})
 
-    response = client.post("/business/", PROFILE)
+    responses = [client.post("/business/", data) for data in (IDENTITY, LANGUAGE, _hours(mon="9:00-14:00"))]
 
-    assert response.status_code == 302
+    assert [r.status_code for r in responses] == [302, 302, 302]
+    assert responses[0]["Location"] == "/business/#section-identity"
     profile = BusinessProfile.objects.get(workspace=admin.workspace)
     assert (profile.name, profile.languages, profile.timezone) == (
         "Panadería Sol",
         ["es", "en"],
         "Europe/Madrid",
     )
+    assert profile.opening_hours["mon"] == [["09:00", "14:00"]]
+    assert (profile.tone, profile.custom_instructions) == ("cercano", "Tutea.")
 
 
-def test_a_bad_time_zone_is_shown_and_nothing_saved(page_client):
+def test_the_page_shows_every_section_with_its_own_save(page_client):
+    client, _ = page_client(Role.ADMIN)
+
+    html = client.get("/business/").content.decode()
+
+    for section in ("identity", "hours", "behaviour", "handoff", "language"):
+        assert f'data-testid="section-{section}"' in html
+        assert f'data-testid="save-{section}"' in html
+        assert f'name="section" value="{section}"' in html
+
+
+def test_an_unknown_section_is_refused_and_nothing_saved(page_client):
     client, admin = page_client(Role.ADMIN)
 
-    response = client.post("/business/", {**PROFILE, "timezone": "Mars/Olympus"})
+    response = client.post("/business/", {"section": "everything", "name": "Otro"})
 
     assert response.status_code == 400
-    assert not BusinessProfile.objects.filter(workspace=admin.workspace, name="Panadería Sol").exists()
+    assert not BusinessProfile.objects.filter(workspace=admin.workspace, name="Otro").exists()
+
+
+def test_a_bad_time_zone_is_shown_beside_its_field_and_nothing_saved(page_client):
+    client, admin = page_client(Role.ADMIN)
+    client.post("/business/", _hours(tue="09:00-17:00"))
+
+    response = client.post("/business/", _hours(timezone="Mars/Olympus", mon="09:00-14:00"))
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    field = html[html.index('name="timezone"') :]
+    assert 'class="error">Unknown time zone.' in field[: field.index("</p>")]
+    profile = BusinessProfile.objects.get(workspace=admin.workspace)
+    assert (profile.timezone, profile.opening_hours.get("mon")) == ("Europe/Madrid", [])
 
 
 def test_a_supervisor_may_not_edit_the_profile(page_client):
     client, _ = page_client(Role.SUPERVISOR)
 
-    assert client.post("/business/", PROFILE).status_code == 403
+    assert client.post("/business/", IDENTITY).status_code == 403
 
 
 def test_a_supervisor_adds_edits_and_deletes_an_faq(page_client):
@@ -67,7 +95,7 @@ def test_a_supervisor_adds_edits_and_deletes_an_faq(page_client):
         f"/business/knowledge/{entry.pk}/", {"kind": "faq", "title": "¿Horario?", "content": "9 a 15"}
     )
     entry.refresh_from_db()
-    listed = client.get("/business/").content.decode()
+    listed = client.get("/business/knowledge/").content.decode()
     client.post(f"/business/knowledge/{entry.pk}/delete/")
 
     assert edit_page.status_code == 200
@@ -80,7 +108,7 @@ def test_an_agent_reads_knowledge_but_may_not_change_it(page_client):
     client, agent = page_client(Role.AGENT)
     entry = knowledge_create(workspace_id=agent.workspace_id, title="¿Envíos?", content="Sí")
 
-    html = client.get("/business/").content.decode()
+    html = client.get("/business/knowledge/").content.decode()
 
     assert "¿Envíos?" in html
     assert client.post(f"/business/knowledge/{entry.pk}/delete/").status_code == 403
@@ -145,16 +173,10 @@ def test_an_admin_sets_order_model_and_key_and_untouched_providers_get_no_row(pa
     assert admin.workspace.assistant_settings.fallback_order == ["openai", "gemini"]
 
 
-def _hours(**days):
-    return {f"hours_{day}": days.get(day, "") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-
-
 def test_an_admin_sets_the_opening_hours_day_by_day(page_client):
     client, admin = page_client(Role.ADMIN)
 
-    response = client.post(
-        "/business/", {**PROFILE, **_hours(mon="9:00-14:00, 16:00 - 20:00", sat="10:00–13:00")}
-    )
+    response = client.post("/business/", _hours(mon="9:00-14:00, 16:00 - 20:00", sat="10:00–13:00"))
     page = client.get("/business/").content.decode()
 
     assert response.status_code == 302
@@ -173,23 +195,25 @@ def test_an_admin_sets_the_opening_hours_day_by_day(page_client):
         ("18:00-09:00", "mon: 18:00-09:00 must end after it starts."),
     ],
 )
-def test_bad_opening_hours_are_shown_and_nothing_saved(page_client, mon, problem):
+def test_bad_opening_hours_are_shown_beside_the_day_and_nothing_saved(page_client, mon, problem):
     client, admin = page_client(Role.ADMIN)
-    client.post("/business/", {**PROFILE, **_hours(tue="09:00-17:00")})
+    client.post("/business/", _hours(tue="09:00-17:00"))
 
-    response = client.post("/business/", {**PROFILE, "name": "Otro nombre", **_hours(mon=mon)})
+    response = client.post("/business/", _hours(mon=mon))
 
     assert response.status_code == 400
-    assert problem in response.content.decode()
+    html = response.content.decode()
+    monday = html[html.index('name="hours_mon"') :]
+    assert problem in monday[: monday.index("</p>")]
     profile = BusinessProfile.objects.get(workspace=admin.workspace)
-    assert (profile.name, profile.opening_hours["tue"]) == ("Panadería Sol", [["09:00", "17:00"]])
+    assert (profile.opening_hours["tue"], profile.opening_hours.get("mon")) == ([["09:00", "17:00"]], [])
 
 
 def test_emptying_every_day_means_the_hours_are_not_known(page_client):
     client, admin = page_client(Role.ADMIN)
-    client.post("/business/", {**PROFILE, **_hours(mon="09:00-17:00")})
+    client.post("/business/", _hours(mon="09:00-17:00"))
 
-    client.post("/business/", {**PROFILE, **_hours()})
+    client.post("/business/", _hours())
 
     assert BusinessProfile.objects.get(workspace=admin.workspace).opening_hours == {}
 
