@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_init
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from kombu import Queue
+from kombu import Exchange, Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,6 +20,16 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 QUEUES = ("inbound", "llm", "outbound", "campaigns", "default", "whatsapp_web", "local_models")
 RETRY_BACKOFF_MAX = 600  # seconds; the Redis visibility timeout (settings) must stay above it
+
+
+def _queue(name: str) -> Queue:
+    if settings.BROKER_QUEUE_TYPE == "quorum":
+        # A topic exchange per queue: Celery sends a countdown through RabbitMQ's native delayed delivery,
+        # which cannot route through direct exchanges (quorum queues cannot hold messages in a worker).
+        return Queue(
+            name, Exchange(name, type="topic"), routing_key=name, queue_arguments={"x-queue-type": "quorum"}
+        )
+    return Queue(name)
 
 
 class BaseTask(Task[..., Any]):  # the base of every task, whatever its signature
@@ -38,6 +51,25 @@ class BaseTask(Task[..., Any]):  # the base of every task, whatever its signatur
     retry_jitter = True
     max_retries = 5
 
+    def apply_async(self, *args: Any, **options: Any) -> Any:
+        if settings.BROKER_QUEUE_TYPE == "quorum":
+            _whole_seconds(options)
+        return super().apply_async(*args, **options)
+
+
+def _whole_seconds(options: dict[str, Any]) -> None:
+    """RabbitMQ's native delayed delivery (quorum queues) counts whole seconds and refuses a countdown
+    under one (kombu raises): round a wait up, so a task never runs before its time (a reply's debounce
+    of 0.3 s becomes 1 s there)."""
+    eta = options.pop("eta", None)
+    countdown = options.get("countdown")
+    if isinstance(eta, datetime):
+        countdown = (eta - datetime.now(UTC)).total_seconds()
+    if countdown is not None and countdown > 0:
+        options["countdown"] = math.ceil(countdown)
+    else:
+        options.pop("countdown", None)
+
 
 app = Celery("chatbot", task_cls=BaseTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -50,7 +82,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,  # ...and goes back to it when its worker is killed
     worker_prefetch_multiplier=1,
     task_default_queue="default",
-    task_queues=[Queue(name) for name in QUEUES],
+    task_queues=[_queue(name) for name in QUEUES],
     task_create_missing_queues=False,
     # Convention: a task's name starts with its queue ("outbound.number_send" runs on "outbound").
     task_routes={f"{name}.*": {"queue": name} for name in QUEUES},
@@ -96,6 +128,17 @@ def _log_context_for_task(
     # A worker thread runs one task after another: the last task's ids must not stay on this one's lines.
     log_context.clear()
     log_context.bind(task_id=task_id, task=getattr(task, "name", None))
+
+
+@worker_init.connect
+def _declare_every_queue(**kwargs: Any) -> None:
+    # Native delayed delivery binds every queue of the app to its exchange, also those this worker
+    # does not consume; one missing exchange switches it off for the whole worker. Declare them all.
+    if settings.BROKER_QUEUE_TYPE != "quorum":
+        return
+    with app.connection_for_write() as conn:
+        for queue in app.amqp.queues.values():
+            queue(conn.default_channel).declare()
 
 
 @worker_init.connect

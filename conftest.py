@@ -40,6 +40,15 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def rabbitmq_url() -> str:
+    """A RabbitMQ broker (`RABBITMQ_URL`, e.g. amqp://guest:guest@127.0.0.1:5672//) for the broker tests."""
+    url = os.environ.get("RABBITMQ_URL", "")
+    if not url:
+        _missing("RABBITMQ_URL")
+    return url
+
+
+@pytest.fixture
 def postgres() -> None:
     if connection.vendor != "postgresql":
         _missing("PostgreSQL (DATABASE_URL)")

@@ -213,6 +213,12 @@ LIVE_SAFETY_POLL_SECONDS = env.float("LIVE_SAFETY_POLL_SECONDS", default=30.0)
 # --- Celery (read by celery_app.py through namespace "CELERY") ------------------------------
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+AMQP_BROKER = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
+# RabbitMQ: quorum queues (replicated, what RabbitMQ recommends for work that must not be lost). A
+# queue's type cannot change in place: a deployment with classic queues keeps them with `classic`.
+BROKER_QUEUE_TYPE = env.str("BROKER_QUEUE_TYPE", default="quorum") if AMQP_BROKER else ""
+if BROKER_QUEUE_TYPE not in ("", "quorum", "classic"):
+    _refuse(f"BROKER_QUEUE_TYPE is quorum or classic; got {BROKER_QUEUE_TYPE!r}")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: one folder of message files shared by every process on
     # this machine, so web, worker and beat talk without any server.
@@ -225,6 +231,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
+elif AMQP_BROKER:
+    # A publish returns once RabbitMQ has the message (a webhook answers 200 only after that).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     # Redis re-delivers an unacknowledged message after the visibility timeout: it must be
     # longer than any countdown or ETA we use (retry backoff is capped at 10 minutes).
