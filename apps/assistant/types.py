@@ -20,6 +20,9 @@ class ReplyRequest:
     language_hint: str = ""  # "es" / "en" when known
     conversation_id: int | None = None
     turn_key: str = ""  # identifies the customer turn; one reply per turn
+    # The contact, for booking tools: bookings are made in this contact's name and number only.
+    contact_id: int | None = None
+    customer_phone: str = ""
 
 
 @dataclass(frozen=True)

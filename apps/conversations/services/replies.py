@@ -276,6 +276,8 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         language_hint=language,
         conversation_id=conversation.pk,
         turn_key=dedupe_key,
+        contact_id=conversation.contact_id,
+        customer_phone=conversation.contact.wa_id,
     )
     if conversation.status == Conversation.Status.PENDING_HUMAN:
         sure = confident_reply(request)
