@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +166,7 @@ def _date(args: dict[str, Any]) -> dt.date | None:
         raise BadArguments("`date` must be YYYY-MM-DD.") from None
 
 
-def run(call: ToolCall, customer: Customer, *, link_for: Callable[[Any], str] | None = None) -> ToolOutcome:
+def run(call: ToolCall, customer: Customer) -> ToolOutcome:
     """Run one tool call; bad arguments and unknown tools give an error result, never an exception
     (database errors do escape: the reply task retries the turn, and the same key books once)."""
     try:
@@ -181,15 +180,11 @@ def run(call: ToolCall, customer: Customer, *, link_for: Callable[[Any], str] | 
         if call.name == "find_slots":
             result = chat.find_slots(customer, service_id=_int(args, "service_id"), day=_date(args))
         elif call.name == "book":
-            result = chat.book(
-                customer, service_id=_int(args, "service_id"), start=_start(args, zone), link_for=link_for
-            )
+            result = chat.book(customer, service_id=_int(args, "service_id"), start=_start(args, zone))
         elif call.name == "reschedule":
             booking_id = _int(args, "booking_id", required=True)
             assert booking_id is not None  # noqa: S101 - required above; for the type checker
-            result = chat.reschedule(
-                customer, booking_id=booking_id, start=_start(args, zone), link_for=link_for
-            )
+            result = chat.reschedule(customer, booking_id=booking_id, start=_start(args, zone))
         elif call.name == "cancel":
             booking_id = _int(args, "booking_id", required=True)
             assert booking_id is not None  # noqa: S101 - required above; for the type checker

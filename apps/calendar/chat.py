@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
-from apps.calendar import selectors, services
+from apps.calendar import ics, selectors, services
 from apps.calendar.errors import SlotTaken
 from apps.calendar.models import Booking, Service
 from chatbot.exceptions import DomainError, ValidationFailed
@@ -203,8 +203,8 @@ def _taken(customer: Customer, exc: SlotTaken) -> dict[str, Any]:
         )
 
 
-def _done(booking: Booking, customer: Customer, link_for: Any) -> dict[str, Any]:
-    link = link_for(booking) if link_for else ""
+def _done(booking: Booking, customer: Customer) -> dict[str, Any]:
+    link = ics.booking_link(booking) if booking.status != Booking.Status.CANCELLED else ""
     return {
         "ok": True,
         **_booking_view(booking, customer),
@@ -217,7 +217,6 @@ def book(
     *,
     service_id: int | None,
     start: dt.datetime,
-    link_for: Any = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Book `start` for this customer; availability is checked again by booking_create."""
@@ -243,7 +242,7 @@ def book(
                 return _failure(_("That time cannot be booked. Please choose one of the free times."))
         logger.warning("booking by chat failed: %s", exc)
         return _person_will_confirm(customer)
-    return _done(booking, customer, link_for)
+    return _done(booking, customer)
 
 
 def reschedule(
@@ -251,7 +250,6 @@ def reschedule(
     *,
     booking_id: int,
     start: dt.datetime,
-    link_for: Any = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     booking = _own_booking(customer, booking_id)
@@ -272,7 +270,7 @@ def reschedule(
     except DomainError as exc:
         logger.warning("move by chat failed: %s", exc)
         return _person_will_confirm(customer)
-    return _done(moved, customer, link_for)
+    return _done(moved, customer)
 
 
 def cancel(customer: Customer, *, booking_id: int) -> dict[str, Any]:
