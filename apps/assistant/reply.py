@@ -19,7 +19,17 @@ from typing import Any
 
 from django.core.cache import cache
 
-from apps.assistant import admission, knowledge, metrics, offline, prompt, providers, services, tools
+from apps.assistant import (
+    admission,
+    booking_flow,
+    knowledge,
+    metrics,
+    offline,
+    prompt,
+    providers,
+    services,
+    tools,
+)
 from apps.assistant.language import fold
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
@@ -63,7 +73,19 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     language = _reply_language(request, profile)
 
     now = prompt.local_now(profile)  # in the prompt; the cache keeps an answer within the hour
-    customer = _booking_customer(request, language) if specs else None
+    customer = _booking_customer(request, language)
+    flow = _booking_flow(request, customer, with_llm=bool(specs))
+    if flow is not None:
+        usage = _usage_record(request, started, provider=Provider.OFFLINE.value, error="booking flow")
+        return ReplyResult(
+            text=flow.text,
+            handoff=flow.handoff,
+            provider=Provider.OFFLINE.value,
+            usage_id=usage.pk,
+            interactive=flow.interactive,
+        )
+    if not specs:
+        customer = None  # booking tools are for models
     # Only a question that does not depend on the conversation so far may be answered from the cache.
     key = (
         _cache_key(request, profile, specs, language, now, with_tools=customer is not None)
@@ -226,6 +248,20 @@ def _booking_customer(request: ReplyRequest, language: str) -> chat.Customer | N
         language=language,
         turn_key=request.turn_key or request.question,
     )
+
+
+def _booking_flow(
+    request: ReplyRequest, customer: chat.Customer | None, *, with_llm: bool
+) -> booking_flow.FlowReply | None:
+    """The deterministic booking flow's answer: always to a pick from its own list, and to a request
+    for an appointment when no model is configured; None otherwise."""
+    if customer is None:
+        return None
+    if booking_flow.is_choice(request.choice):
+        return booking_flow.choose(customer, request.choice)
+    if not with_llm and booking_flow.wants_booking(request.question):
+        return booking_flow.start(customer)
+    return None
 
 
 def _converse(

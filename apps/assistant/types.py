@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ReplyRequest:
     # The contact, for booking tools: bookings are made in this contact's name and number only.
     contact_id: int | None = None
     customer_phone: str = ""
+    choice: str = ""  # the id of the list row the customer picked (an interactive list_reply), if any
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,5 @@ class ReplyResult:
     cache_hit: bool = False
     usage_id: int | None = None
     providers_failed: bool = False  # providers were configured and none answered (offline reply)
+    # A WhatsApp interactive object (a list of times) to send instead of plain text; `text` is its body.
+    interactive: dict[str, Any] | None = None
