@@ -26,7 +26,13 @@ BUTTON_MAX = 20
 _ASKS = re.compile(
     r"\b(?:cita|citas|reservar|reserva|reservo|turno|hueco|appointment|appointments|book|booking)\b"
 )
-_CHOICE = re.compile(r"^cal:(?:svc:(?P<service>\d{1,12})|book:(?P<bservice>\d{1,12}):(?P<start>\d{9,11}))$")
+_CHOICE = re.compile(
+    r"^cal:(?:svc:(?P<service>\d{1,12})|book:(?P<bservice>\d{1,12}):(?P<start>\d{9,11})"
+    r"|move:(?P<booking>\d{1,12}):(?P<mstart>\d{9,11}))$"
+)
+# A reminder says "reply CANCEL / CHANGE": the whole message is one of these words.
+CANCEL_WORDS = frozenset({"cancelar", "cancela", "cancel", "anular"})
+CHANGE_WORDS = frozenset({"cambiar", "cambia", "change", "mover", "move"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,9 @@ def _list(body: str, button: str, rows: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-def _offer_times(customer: chat.Customer, service_id: int | None, *, intro: str = "") -> FlowReply:
+def _offer_times(
+    customer: chat.Customer, service_id: int | None, *, intro: str = "", moving: int | None = None
+) -> FlowReply:
     found = chat.find_slots(customer, service_id=service_id, limit=OFFERED)
     if not found.get("ok"):
         services = found.get("services")
@@ -84,7 +92,9 @@ def _offer_times(customer: chat.Customer, service_id: int | None, *, intro: str 
         start = dt.datetime.fromisoformat(slot["start"])
         rows.append(
             {
-                "id": f"cal:book:{found['service_id']}:{int(start.timestamp())}",
+                "id": f"cal:move:{moving}:{int(start.timestamp())}"
+                if moving
+                else f"cal:book:{found['service_id']}:{int(start.timestamp())}",
                 "title": _short(start, customer),
                 "description": str(found["service"])[:ROW_DESCRIPTION_MAX],
             }
@@ -113,6 +123,8 @@ def choose(customer: chat.Customer, choice: str) -> FlowReply:
         return start(customer)
     if match["service"]:
         return _offer_times(customer, int(match["service"]))
+    if match["booking"]:
+        return _move(customer, int(match["booking"]), int(match["mstart"]))
     service_id = int(match["bservice"])
     when = dt.datetime.fromtimestamp(int(match["start"]), tz=dt.UTC)
     result = chat.book(customer, service_id=service_id, start=when)
@@ -123,3 +135,33 @@ def choose(customer: chat.Customer, choice: str) -> FlowReply:
     with translation.override(customer.language):
         taken = str(_("That time was just taken."))
     return _offer_times(customer, service_id, intro=taken)
+
+
+def _move(customer: chat.Customer, booking_id: int, timestamp: int) -> FlowReply:
+    result = chat.reschedule(
+        customer, booking_id=booking_id, start=dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    )
+    if result.get("ok"):
+        return FlowReply(str(result["confirmation"]))
+    booking = chat.reminded_booking(customer)
+    if result.get("handoff") or booking is None or booking.pk != booking_id:
+        return FlowReply(str(result["message"]), handoff=bool(result.get("handoff")))
+    with translation.override(customer.language):
+        taken = str(_("That time was just taken."))
+    return _offer_times(customer, booking.service_id, intro=taken, moving=booking.pk)
+
+
+def reminder_reply(customer: chat.Customer, question: str) -> FlowReply | None:
+    """A bare "cancel" / "change" after a reminder: cancel that booking, or offer times to move it to.
+    None when the message is not such a word or no reminder was sent lately."""
+    word = fold(question).strip(" .!?¡¿")
+    if word not in CANCEL_WORDS | CHANGE_WORDS:
+        return None
+    booking = chat.reminded_booking(customer)
+    if booking is None:
+        return None
+    if word in CANCEL_WORDS:
+        result = chat.cancel(customer, booking_id=booking.pk)
+        text = result.get("confirmation") or result.get("message")
+        return FlowReply(str(text), handoff=bool(result.get("handoff")))
+    return _offer_times(customer, booking.service_id, moving=booking.pk)

@@ -253,10 +253,14 @@ def _booking_customer(request: ReplyRequest, language: str) -> chat.Customer | N
 def _booking_flow(
     request: ReplyRequest, customer: chat.Customer | None, *, with_llm: bool
 ) -> booking_flow.FlowReply | None:
-    """The deterministic booking flow's answer: always to a pick from its own list, and to a request
-    for an appointment when no model is configured; None otherwise."""
+    """The deterministic booking flow's answer: always to "cancel" / "change" right after a reminder
+    and to a pick from its own list, and to a request for an appointment when no model is configured;
+    None otherwise."""
     if customer is None:
         return None
+    answer = booking_flow.reminder_reply(customer, request.question)
+    if answer is not None:
+        return answer
     if booking_flow.is_choice(request.choice):
         return booking_flow.choose(customer, request.choice)
     if not with_llm and booking_flow.wants_booking(request.question):

@@ -306,3 +306,12 @@ def my_bookings(customer: Customer, *, now: dt.datetime | None = None) -> dict[s
         .order_by("start")[:10]
     )
     return {"ok": True, "bookings": [_booking_view(b, customer) for b in rows]}
+
+
+def reminded_booking(customer: Customer, *, now: dt.datetime | None = None) -> Booking | None:
+    """The booking a recent reminder was about: what a bare "cancel" / "change" refers to."""
+    if customer.contact_id is None:
+        return None
+    return selectors.booking_reminded(
+        workspace_id=customer.workspace_id, contact_id=customer.contact_id, now=now or timezone.now()
+    )
