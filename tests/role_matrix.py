@@ -222,6 +222,7 @@ PAGES: dict[str, str] = {
     "GET /calendar/callback": AD,
     "POST /calendar/connect/google/": AD,
     "POST /calendar/connections/{id}/disconnect/": AD,
+    "POST /calendar/bookings/new/": A,
     "POST /calendar/bookings/{id}/cancel/": A,
     "GET /alerts/rules/": S,
     "GET /alerts/rules/new/": AD,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, cast
 
 from django import forms
@@ -562,3 +563,21 @@ class CalendarServiceForm(forms.Form):
         data = dict(self.cleaned_data)
         data["connection_id"] = data.pop("connection")
         return data
+
+
+class CalendarBookingForm(forms.Form):
+    """A booking made by staff (a phone call, a walk-in): the local date and time of the business."""
+
+    service = forms.TypedChoiceField(label=_("Service"), coerce=int)
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    time = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
+    customer_name = forms.CharField(label=_("Customer's name"), max_length=255)
+    customer_phone = forms.CharField(label=_("Customer's phone"), max_length=32, required=False)
+    # Drawn when the form is shown: a double click or a resubmitted form books once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args: Any, services: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.TypedChoiceField, self.fields["service"]).choices = services
+        if not self.is_bound:
+            self.initial["idempotency_key"] = f"staff-{uuid.uuid4().hex}"

@@ -58,10 +58,11 @@ def test_a_forged_altered_or_expired_token_is_not_found(booking, client):
 
 
 def test_the_confirmation_carries_the_link_in_the_customers_language(booking):
-    text = chat.confirmation_text(booking, language="en", link=ics.booking_link(booking))
+    link = ics.booking_link(booking)
+    text = chat.confirmation_text(booking, language="en", link=link)
     assert text == (
         "Noted: Corte, lavado; peinado on Sunday, 28 March, 11:00. A person from the team will confirm it "
-        f"with you soon. Add it to your calendar: {ics.booking_link(booking)}"
+        f"with you soon. Add it to your calendar: {link}"
     )
 
 
