@@ -219,7 +219,7 @@ def _service_check(service: Service) -> None:
     ):
         problems["reminder_hours"] = [f"A list of whole hours from 1 to {REMINDER_HOURS_MAX}."]
     elif len(set(hours)) != len(hours) or len(hours) > 5:
-        problems["reminder_hours"] = ["At most 5 different hours."]
+        problems["reminder_hours"] = ["Each hour at most once, and at most 5 of them."]
     if problems:
         raise ValidationFailed("The service is not valid.", details=problems)
     if (
