@@ -151,11 +151,12 @@ def _move(customer: chat.Customer, booking_id: int, timestamp: int) -> FlowReply
     return _offer_times(customer, booking.service_id, intro=taken, moving=booking.pk)
 
 
-def reminder_reply(customer: chat.Customer, question: str) -> FlowReply | None:
-    """A bare "cancel" / "change" after a reminder: cancel that booking, or offer times to move it to.
-    None when the message is not such a word or no reminder was sent lately."""
+def reminder_reply(customer: chat.Customer, question: str, *, lists: bool = True) -> FlowReply | None:
+    """A bare "cancel" / "change" after a reminder: cancel that booking, or offer times to move it to
+    (a list: not on a channel without lists). None when the message is not such a word, or no
+    reminder was sent lately."""
     word = fold(question).strip(" .!?¡¿")
-    if word not in CANCEL_WORDS | CHANGE_WORDS:
+    if word not in CANCEL_WORDS | (CHANGE_WORDS if lists else frozenset()):
         return None
     booking = chat.reminded_booking(customer)
     if booking is None:

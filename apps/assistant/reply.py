@@ -258,12 +258,12 @@ def _booking_flow(
     None otherwise."""
     if customer is None:
         return None
-    answer = booking_flow.reminder_reply(customer, request.question)
+    answer = booking_flow.reminder_reply(customer, request.question, lists=request.lists)
     if answer is not None:
         return answer
     if booking_flow.is_choice(request.choice):
         return booking_flow.choose(customer, request.choice)
-    if not with_llm and booking_flow.wants_booking(request.question):
+    if not with_llm and request.lists and booking_flow.wants_booking(request.question):
         return booking_flow.start(customer)
     return None
 

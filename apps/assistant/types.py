@@ -25,6 +25,7 @@ class ReplyRequest:
     contact_id: int | None = None
     customer_phone: str = ""
     choice: str = ""  # the id of the list row the customer picked (an interactive list_reply), if any
+    lists: bool = True  # whether the channel can send WhatsApp list messages (WhatsApp Web sends text only)
 
 
 @dataclass(frozen=True)

@@ -280,6 +280,7 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         contact_id=conversation.contact_id,
         customer_phone=conversation.contact.wa_id,
         choice=_list_choice(burst),
+        lists=conversation.channel.kind != "web",  # WhatsApp Web channels send text only
     )
     if conversation.status == Conversation.Status.PENDING_HUMAN:
         sure = confident_reply(request)

@@ -103,3 +103,14 @@ def test_a_forged_row_id_books_nothing(shop, django_capture_on_commit_callbacks)
     )  # a start in 2001: not bookable
     assert not Booking.objects.exists()
     assert reply.type == "interactive"  # the current free times instead
+
+
+def test_a_whatsapp_web_channel_gets_no_list(shop, django_capture_on_commit_callbacks):
+    channel, service = shop
+    Channel.objects.filter(pk=channel.pk).update(kind="web")
+    channel.refresh_from_db()
+
+    reply = customer_says(channel, django_capture_on_commit_callbacks, 1, text="quiero una cita")
+
+    assert reply.type == "text"  # the offline responder's answer: WhatsApp Web cannot send lists
+    assert not Booking.objects.exists()
