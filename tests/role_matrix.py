@@ -222,6 +222,8 @@ PAGES: dict[str, str] = {
     "GET /calendar/callback": AD,
     "POST /calendar/connect/google/": AD,
     "POST /calendar/connections/{id}/disconnect/": AD,
+    "GET /calendar/services/{id}/": AD,
+    "POST /calendar/services/{id}/": AD,
     "POST /calendar/bookings/new/": A,
     "POST /calendar/bookings/{id}/cancel/": A,
     "GET /alerts/rules/": S,

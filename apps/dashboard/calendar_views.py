@@ -81,6 +81,35 @@ def calendar_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     return response
 
 
+@member_page(read=Role.ADMIN, write=Role.ADMIN)
+def service_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    """Edit a service (its rules, whether it is bookable, its reminders)."""
+    service = selectors.service_get(workspace=membership.workspace, pk=pk)
+    initial = {
+        **{
+            name: getattr(service, name)
+            for name in forms.CalendarServiceEditForm.base_fields
+            if hasattr(service, name)
+        },
+        "connection": service.connection_id,
+        "reminder_hours": ", ".join(str(h) for h in service.reminder_hours or []),
+    }
+    form = forms.CalendarServiceEditForm(
+        request.POST if request.method == "POST" else None,
+        initial=initial,
+        connections=_connections(membership),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.service_update(service=service, actor_id=request.user.pk, **form.service_fields())
+        except DomainError as exc:
+            _form_refused(form, exc)
+        else:
+            messages.success(request, _("Service saved."))
+            return redirect("dashboard:calendar")
+    return _page(request, membership, "dashboard/calendar_service.html", service=service, form=form)
+
+
 def _services(membership: Membership) -> list[tuple[int, str]]:
     return [(s.pk, s.name) for s in selectors.service_list(workspace=membership.workspace, active_only=True)]
 

@@ -581,3 +581,28 @@ class CalendarBookingForm(forms.Form):
         cast(forms.TypedChoiceField, self.fields["service"]).choices = services
         if not self.is_bound:
             self.initial["idempotency_key"] = f"staff-{uuid.uuid4().hex}"
+
+
+class CalendarServiceEditForm(CalendarServiceForm):
+    """A service edited on the page: the creation fields, whether it is bookable, and its reminders."""
+
+    is_active = forms.BooleanField(label=_("Active (customers can book it)"), required=False)
+    reminder_hours = forms.CharField(
+        label=_("Reminders (hours before)"),
+        required=False,
+        max_length=40,
+        help_text=_("Comma separated, e.g. 24, 2. Empty: no reminders."),
+    )
+    reminder_template = forms.CharField(
+        label=_("Reminder template"),
+        required=False,
+        max_length=512,
+        help_text=_("An approved template's name, for reminders outside the 24-hour window."),
+    )
+
+    def clean_reminder_hours(self) -> list[int]:
+        text = self.cleaned_data.get("reminder_hours") or ""
+        try:
+            return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            raise forms.ValidationError(_("Whole hours separated by commas, e.g. 24, 2.")) from None

@@ -204,3 +204,29 @@ def test_the_booking_form_in_spanish(agent_client):
     page = client.get("/calendar/", HTTP_ACCEPT_LANGUAGE="es")
     assert b"Nueva reserva" in page.content
     assert b"Semana siguiente" in page.content
+
+
+def test_an_admin_edits_a_service_and_its_reminders_in_spanish(admin_client):
+    client, membership = admin_client
+    service = ServiceFactory(workspace=membership.workspace, name="Corte", duration_minutes=30)
+
+    form = client.get(f"/calendar/services/{service.pk}/", HTTP_ACCEPT_LANGUAGE="es")
+    assert form.status_code == 200
+    assert b"Recordatorios (horas antes)" in form.content
+    assert b'value="24, 2"' in form.content
+
+    fields = {"name": "Corte largo", "duration_minutes": 45, "buffer_before_minutes": 0, "buffer_after_minutes": 5,
+              "min_notice_minutes": 60, "horizon_days": 30, "reminder_hours": "48, 3", "reminder_template": "recordatorio"}  # fmt: skip
+    saved = client.post(f"/calendar/services/{service.pk}/", fields)
+    assert saved.status_code == 302
+    service.refresh_from_db()
+    assert (service.name, service.duration_minutes, service.reminder_hours, service.reminder_template, service.is_active) == (
+        "Corte largo", 45, [48, 3], "recordatorio", False,
+    )  # fmt: skip
+
+    refused = client.post(
+        f"/calendar/services/{service.pk}/", {**fields, "reminder_hours": "24, 24", "is_active": "on"}
+    )
+    assert refused.status_code == 200
+    service.refresh_from_db()
+    assert (service.reminder_hours, service.is_active) == ([48, 3], False)  # nothing saved
