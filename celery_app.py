@@ -97,6 +97,7 @@ app.conf.update(
         # The messages after the index's cursor are searched one by one: keep them few.
         "search-index-update": {"task": "default.search_index_update", "schedule": 5.0},
         "campaigns-tick": {"task": "campaigns.campaigns_tick", "schedule": 10.0},
+        "booking-reminders-tick": {"task": "campaigns.booking_reminders_tick", "schedule": 60.0},
         "analytics-rollups-refresh": {"task": "default.analytics_rollups_refresh", "schedule": 300.0},
         # Starts worker-web's chain of slices (a no-op while one runs); see apps/whatsapp_web/tasks.py.
         "whatsapp-web-drive": {"task": "whatsapp_web.sessions_drive", "schedule": 60.0},

@@ -402,6 +402,11 @@ CALENDAR_OAUTH_REDIRECT_URL = env.str("CALENDAR_OAUTH_REDIRECT_URL", default="")
 # Seconds a started connect flow (OAuth state) stays valid.
 CALENDAR_CONNECT_TTL = env.int("CALENDAR_CONNECT_TTL", default=600)
 CALENDAR_HTTP_TIMEOUT = env.float("CALENDAR_HTTP_TIMEOUT", default=10.0)
+# Days after an appointment ends that its .ics link (in the confirmation) keeps working.
+CALENDAR_ICS_LINK_DAYS = env.int("CALENDAR_ICS_LINK_DAYS", default=7)
+# The platform's public address (https://chat.example.com), for links sent to customers (.ics);
+# empty: no such links are sent.
+PUBLIC_URL = env.str("PUBLIC_URL", default="").rstrip("/")
 
 # --- WhatsApp ------------------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env.str("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")

@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/", include("apps.conversations.api.urls")),
     path("webhooks/whatsapp/", include("apps.whatsapp.webhook_urls")),
     path("sandbox/", include("apps.sandbox.urls")),
+    path("booking/", include("apps.calendar.urls")),  # the .ics links sent to customers (signed, no login)
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("i18n/", include("django.conf.urls.i18n")),

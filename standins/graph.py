@@ -701,6 +701,16 @@ class GraphStandIn:
             phone_number_id, from_wa_id, {"type": "text", "text": {"body": text}}, name, user_id
         )
 
+    def inject_list_reply(
+        self, phone_number_id: str, from_wa_id: str, row_id: str, title: str, name: str = ""
+    ) -> InboundDelivery:
+        """Post (now) a customer's pick from a list message (`interactive.list_reply`), as Meta does."""
+        content = {
+            "type": "interactive",
+            "interactive": {"type": "list_reply", "list_reply": {"id": row_id, "title": title}},
+        }
+        return self._inject(phone_number_id, from_wa_id, content, name)
+
     def inject_reaction(
         self, phone_number_id: str, from_wa_id: str, message_id: str, emoji: str
     ) -> InboundDelivery:

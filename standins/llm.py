@@ -14,6 +14,13 @@ per minute, checked over a shorter window if asked), faults for the next N chat
 requests (an HTTP status, a stall, malformed JSON, an empty answer), optionally only for one model, and read
 back every request received (`requests`), with how long the stand-in itself took to answer it.
 
+Function calling (OpenAI-compatible answers only): `next_tool_calls([...])` makes the next answer call
+those tools, as given; `act_as_booking_agent()` makes every request that offers tools follow a fixed,
+deterministic script driven by what the conversation says (see `booking_step`): "cita" / "book" ->
+find_slots -> book the first slot; "cancelar" / "cancel" -> my_bookings -> cancel the first;
+"cambiar" / "change" -> my_bookings -> find_slots -> reschedule to the first slot; after the last tool
+it answers with the tool result's `confirmation` (or its `message` / `error`).
+
     with LLMStandIn() as llm:
         llm.fail_next(1, status=500)
         ...  # point a provider at llm.url (or llm.openai_base for OpenAI-compatible clients)
@@ -90,6 +97,7 @@ class Fault:
     status: int = 500
     seconds: float = 0.0
     body: Any = None
+    after: int = 0  # matching requests let through before this fault starts
 
 
 @dataclass
@@ -125,6 +133,8 @@ class LLMStandIn:
         # The rate window's clock; a test that lets time pass on a fake clock sets it to that one.
         self.clock: Callable[[], float] = time.monotonic
         self._faults: list[Fault] = []
+        self._tool_calls: list[list[dict[str, Any]]] = []  # scripted answers, first one next
+        self.booking_agent = False
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -170,8 +180,11 @@ class LLMStandIn:
     def echo(self) -> None:
         self.answer = None
 
-    def fail_next(self, n: int = 1, *, status: int = 500, model: str | None = None, body: Any = None) -> None:
-        self._add(Fault("status", n, model, status=status, body=body))
+    def fail_next(
+        self, n: int = 1, *, status: int = 500, model: str | None = None, body: Any = None, after: int = 0
+    ) -> None:
+        """The next `n` chat requests (after `after` more that go through) answer `status`."""
+        self._add(Fault("status", n, model, status=status, body=body, after=after))
 
     def stall(self, seconds: float, *, times: int | None = 1, model: str | None = None) -> None:
         self._add(Fault("stall", times, model, seconds=seconds))
@@ -181,6 +194,27 @@ class LLMStandIn:
 
     def empty_next(self, n: int = 1, *, model: str | None = None) -> None:
         self._add(Fault("empty", n, model))
+
+    def next_tool_calls(self, calls: list[dict[str, Any]]) -> None:
+        """The next request offering tools is answered with these calls: [{"name", "arguments"}]."""
+        with self._lock:
+            self._tool_calls.append(calls)
+
+    def act_as_booking_agent(self) -> None:
+        self.booking_agent = True
+
+    def _tool_answer(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """(tool calls, text) for a request that offers tools; ([], None) to answer as usual."""
+        if not body.get("tools") or body.get("tool_choice") == "none":
+            if body.get("tools") and self.booking_agent:
+                return [], _last_tool_text(list(body.get("messages", [])))
+            return [], None
+        with self._lock:
+            if self._tool_calls:
+                return self._tool_calls.pop(0), None
+        if self.booking_agent:
+            return booking_step(list(body.get("messages", [])))
+        return [], None
 
     def limit_rate(self, rpm: int, *, window: float = 60.0) -> None:
         """Accept `rpm` chat requests a minute, as a provider's quota: at most rpm * window / 60 in any
@@ -235,6 +269,9 @@ class LLMStandIn:
         with self._lock:
             for fault in self._faults:
                 if fault.model is not None and fault.model != model:
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
                     continue
                 if fault.times is not None:
                     fault.times -= 1
@@ -389,6 +426,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, raw=b'{"choices": [{"message": {"content": "trunc', ctype="application/json")
             return
         messages = request.messages
+        if path in CHAT_PATHS:
+            calls, scripted = standin._tool_answer(body)
+            if calls:
+                self._send(200, _openai_tool_calls(model, calls))
+                return
+            if scripted is not None:
+                self._send(200, _openai_completion(model, scripted, 1, len(scripted.split())))
+                return
         text = "" if fault is not None and fault.kind == "empty" else standin._answer_for(messages)
         tokens_in, tokens_out = standin._usage_for(messages, text, request.system)
         if path == "gemini":
@@ -539,6 +584,106 @@ def _openai_completion(model: str, text: str, tokens_in: int, tokens_out: int) -
             "total_tokens": tokens_in + tokens_out,
         },
     }
+
+
+def _openai_tool_calls(model: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    tool_calls = [
+        {
+            "id": f"call_{uuid.uuid4().hex[:12]}",
+            "type": "function",
+            "function": {
+                "name": call["name"],
+                "arguments": call["arguments"]
+                if isinstance(call["arguments"], str)
+                else json.dumps(call["arguments"]),
+            },
+        }
+        for call in calls
+    ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": tool_calls},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+_INTENTS = (
+    ("cancel", re.compile(r"\b(cancel|cancelar|anular)", re.I)),
+    ("change", re.compile(r"\b(cambiar|change|mover|move|reschedule)", re.I)),
+    ("book", re.compile(r"\b(cita|reserva|reservar|book|appointment|hueco)", re.I)),
+)
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(tool name, parsed result) of the tool messages after the last user message, in order."""
+    names: dict[str, str] = {}
+    results: list[tuple[str, dict[str, Any]]] = []
+    for message in messages:
+        if message.get("role") == "user":
+            results = []
+        for call in message.get("tool_calls") or []:
+            names[call.get("id", "")] = call.get("function", {}).get("name", "")
+        if message.get("role") == "tool":
+            try:
+                result = json.loads(message.get("content") or "{}")
+            except ValueError:
+                result = {}
+            results.append((names.get(message.get("tool_call_id", ""), ""), result))
+    return results
+
+
+def _last_tool_text(messages: list[dict[str, Any]]) -> str:
+    results = _tool_results(messages)
+    if not results:
+        return "¿En qué puedo ayudarte?"
+    result = results[-1][1]
+    return str(result.get("confirmation") or result.get("message") or result.get("error") or "")
+
+
+def booking_step(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The booking agent's next move: tool calls, or the text that ends the turn."""
+    question = next(
+        (_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    intent = next((name for name, pattern in _INTENTS if pattern.search(question)), None)
+    if intent is None:
+        return [], None
+    done = _tool_results(messages)
+    last_name, last = done[-1] if done else ("", {})
+    if done and not last.get("ok"):
+        return [], _last_tool_text(messages)
+    if intent == "book":
+        if not done:
+            return [{"name": "find_slots", "arguments": {}}], None
+        if last_name == "find_slots" and last.get("slots"):
+            start = last["slots"][0]["start"]
+            return [{"name": "book", "arguments": {"service_id": last["service_id"], "start": start}}], None
+        return [], _last_tool_text(messages)
+    if not done:
+        return [{"name": "my_bookings", "arguments": {}}], None
+    if last_name == "my_bookings":
+        if not last.get("bookings"):
+            return [], "No encuentro ninguna cita tuya."
+        if intent == "cancel":
+            return [{"name": "cancel", "arguments": {"booking_id": last["bookings"][0]["booking_id"]}}], None
+        day = last["bookings"][0]["start"][:10]
+        return [{"name": "find_slots", "arguments": {"date": day}}], None
+    if last_name == "find_slots" and intent == "change" and last.get("slots"):
+        mine = next(r for n, r in done if n == "my_bookings")["bookings"][0]
+        later = [s for s in last["slots"] if s["start"] != mine["start"]]
+        if later:
+            arguments = {"booking_id": mine["booking_id"], "start": later[0]["start"]}
+            return [{"name": "reschedule", "arguments": arguments}], None
+    return [], _last_tool_text(messages)
 
 
 def _anthropic_message(model: str, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:

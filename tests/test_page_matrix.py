@@ -96,6 +96,8 @@ def _object_id(page: str, workspace: Workspace) -> int:
         return CampaignFactory.create(workspace=workspace, name=SECRET_NAME).pk
     if path.startswith("/calendar/connections/"):
         return ConnectionFactory.create(workspace=workspace, account_email="zebediah@example.com").pk
+    if path.startswith("/calendar/services/"):
+        return ServiceFactory.create(workspace=workspace, name=SECRET_NAME).pk
     if path.startswith("/calendar/bookings/"):
         service = ServiceFactory.create(workspace=workspace)
         start = datetime.datetime(2030, 3, 4, 10, tzinfo=datetime.UTC)

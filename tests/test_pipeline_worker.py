@@ -34,7 +34,15 @@ def wait_for(check: Callable[[], object], timeout: float = 60.0) -> object:
 
 
 @pytest.fixture
-def worker(postgres, redis_url, graph_standin, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_extra_env() -> dict[str, str]:
+    """More environment for the worker (a module that points it at other stand-ins overrides this)."""
+    return {}
+
+
+@pytest.fixture
+def worker(
+    postgres, redis_url, graph_standin, tmp_path, worker_extra_env
+) -> Iterator[subprocess.Popen[bytes]]:
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -45,6 +53,7 @@ def worker(postgres, redis_url, graph_standin, tmp_path) -> Iterator[subprocess.
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(tmp_path),
         "EGRESS_ALLOWED_NETWORKS": "127.0.0.1",  # the LLM stand-in the workspace points at
+        **worker_extra_env,
     }
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(  # noqa: S603

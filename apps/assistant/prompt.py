@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
@@ -242,7 +243,7 @@ def build_messages(
     history_token_budget: int,
     language: str,
     now: datetime | None = None,
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """OpenAI chat messages: the system prompt, the trimmed history, then the question as user.
 
     Customer turns become user messages and the bot's and staff's turns assistant messages.

@@ -9,6 +9,7 @@ Keys are never logged, never put into errors or API output; `ProviderSpec` keeps
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -110,6 +111,8 @@ class Completion:
     tokens_in: int
     tokens_out: int
     cost_usd: Decimal
+    # (id, name, JSON arguments) of each function the model called; the text may then be empty.
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -479,13 +482,17 @@ def _egress_refused(exc: BaseException) -> bool:
 
 def complete(
     spec: ProviderSpec,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     *,
     timeout: float,
     temperature: float,
     max_tokens: int,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str | None = None,
 ) -> Completion:
-    """One call to one provider, no retries (the fallback order is the retry). Raises ProviderError."""
+    """One call to one provider, no retries (the fallback order is the retry). Raises ProviderError.
+
+    With `tools` (OpenAI function schemas) the answer may be tool calls instead of text."""
     litellm = _litellm()
     kwargs: dict[str, Any] = {
         "model": spec.litellm_model,
@@ -496,6 +503,10 @@ def complete(
         "max_retries": 0,
         "num_retries": 0,
     }
+    if tools:
+        kwargs["tools"] = tools
+        if tool_choice:
+            kwargs["tool_choice"] = tool_choice
     if spec.api_base:
         kwargs["api_base"] = spec.api_base
     if spec.api_key:
@@ -516,11 +527,13 @@ def complete(
         text = response.choices[0].message.content
     except (AttributeError, IndexError, TypeError):
         text = None
-    if not isinstance(text, str) or not text.strip():
+    calls = _tool_calls(response) if tools else ()
+    if not calls and (not isinstance(text, str) or not text.strip()):
         raise ProviderError("the answer was empty or not text", provider=spec.name, outcome="malformed")
     usage = getattr(response, "usage", None)
     return Completion(
-        text=text.strip(),
+        tool_calls=calls,
+        text=text.strip() if isinstance(text, str) else "",
         model=spec.model,
         tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
         tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
@@ -569,6 +582,30 @@ def provider_probe(*, workspace_id: int, name: str) -> ProbeResult:
         text=answer.text[:200],
         milliseconds=round((time.monotonic() - started) * 1000),
     )
+
+
+def _tool_calls(response: Any) -> tuple[tuple[str, str, str], ...]:
+    """(id, name, arguments) of the answer's function calls; malformed entries are left out."""
+    try:
+        raw = response.choices[0].message.tool_calls or []
+    except (AttributeError, IndexError, TypeError):
+        return ()
+    calls = []
+    for number, call in enumerate(raw):
+        function = getattr(call, "function", None)
+        name = getattr(function, "name", None)
+        arguments = getattr(function, "arguments", None)
+        if not isinstance(name, str) or not name:
+            continue
+        call_id = getattr(call, "id", None)
+        calls.append(
+            (
+                call_id if isinstance(call_id, str) and call_id else f"call_{number}",
+                name,
+                arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
+            )
+        )
+    return tuple(calls)
 
 
 def log_failure(error: ProviderError) -> None:

@@ -12,18 +12,29 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
 
-from apps.assistant import admission, knowledge, metrics, offline, prompt, providers, services
+from apps.assistant import (
+    admission,
+    booking_flow,
+    knowledge,
+    metrics,
+    offline,
+    prompt,
+    providers,
+    services,
+    tools,
+)
 from apps.assistant.language import fold
 from apps.assistant.models import AssistantSettings, BusinessProfile, Provider, ReplyUsage
 from apps.assistant.providers import Completion, ProviderError, ProviderSpec
 from apps.assistant.types import Passage, ReplyRequest, ReplyResult
+from apps.calendar import chat
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +73,25 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
     language = _reply_language(request, profile)
 
     now = prompt.local_now(profile)  # in the prompt; the cache keeps an answer within the hour
+    customer = _booking_customer(request, language)
+    flow = _booking_flow(request, customer, with_llm=bool(specs))
+    if flow is not None:
+        usage = _usage_record(request, started, provider=Provider.OFFLINE.value, error="booking flow")
+        return ReplyResult(
+            text=flow.text,
+            handoff=flow.handoff,
+            provider=Provider.OFFLINE.value,
+            usage_id=usage.pk,
+            interactive=flow.interactive,
+        )
+    if not specs:
+        customer = None  # booking tools are for models
     # Only a question that does not depend on the conversation so far may be answered from the cache.
-    key = _cache_key(request, profile, specs, language, now) if specs and not request.history else None
+    key = (
+        _cache_key(request, profile, specs, language, now, with_tools=customer is not None)
+        if specs and not request.history
+        else None
+    )
     if key is not None:
         cached = _cache_get(key)
         metrics.REPLY_CACHE.inc("hit" if cached else "miss")
@@ -94,15 +122,30 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
         language=language,
         now=now,
     )
+    if customer is not None:
+        messages[0]["content"] += "\n\n" + tools.PROMPT
     attempts = _Attempts()
+    outcomes: list[tools.ToolOutcome] = []
     for spec in specs:
-        answer = _try(spec, messages, deadline, ai, attempts, workspace_id=request.workspace_id)
+        answer = _converse(
+            spec, messages, deadline, ai, attempts, workspace_id=request.workspace_id, customer=customer,
+            outcomes=outcomes,
+        )  # fmt: skip
         if answer is None:
+            if any(o.acted for o in outcomes):
+                break  # a booking changed: another model must not do it again; its result is said below
             continue
         text, handoff = prompt.split_handoff(answer.text)
+        if not text and outcomes:  # the model stopped after its tools without a word
+            text = tools.fallback_text(outcomes, language=language)
+        # a tool that failed said "a person will confirm": then a person is asked for, whatever the model says
+        handoff = handoff or any(o.result.get("handoff") for o in outcomes)
         if handoff and not text:  # the marker alone: say it in the customer's language
             text = offline.HANDOFF[language]
-        if key is not None and not handoff:  # whether a person is needed is never reused for others
+        if not text:
+            text, handoff = offline.HANDOFF[language], True
+        if key is not None and not handoff and not outcomes:  # tool results are this customer's own
+            # whether a person is needed is never reused for others
             _cache_set(
                 key, {"text": text, "provider": spec.name, "model": answer.model}, ai.cache_ttl_seconds
             )
@@ -113,6 +156,15 @@ def generate_reply(request: ReplyRequest) -> ReplyResult:
             text=text, handoff=handoff, provider=spec.name, model=answer.model, usage_id=usage.pk
         )
 
+    done = tools.fallback_text(outcomes, language=language) if any(o.acted for o in outcomes) else ""
+    if done:  # a booking changed and no model could say so: its confirmation, as the tools wrote it
+        usage = _usage_record(
+            request, started, provider=attempts.path[-1]["provider"], path=attempts.path,
+            error="no answer after the booking tools",
+        )  # fmt: skip
+        return ReplyResult(
+            text=done, handoff=False, provider=str(attempts.path[-1]["provider"]), usage_id=usage.pk
+        )
     text, handoff = offline.offline_reply(
         profile=profile,
         question=request.question,
@@ -183,6 +235,97 @@ def _reply_language(request: ReplyRequest, profile: BusinessProfile) -> str:
     return offline.reply_language(profile=profile, question=request.question, language=request.language_hint)
 
 
+def _booking_customer(request: ReplyRequest, language: str) -> chat.Customer | None:
+    """Who books when the model calls a booking tool; None when booking tools are not offered (no
+    contact, or no active service)."""
+    if request.contact_id is None or not chat.available(workspace_id=request.workspace_id):
+        return None
+    return chat.Customer(
+        workspace_id=request.workspace_id,
+        contact_id=request.contact_id,
+        name=request.customer_name,
+        phone=request.customer_phone,
+        language=language,
+        turn_key=request.turn_key or request.question,
+    )
+
+
+def _booking_flow(
+    request: ReplyRequest, customer: chat.Customer | None, *, with_llm: bool
+) -> booking_flow.FlowReply | None:
+    """The deterministic booking flow's answer: always to "cancel" / "change" right after a reminder
+    and to a pick from its own list, and to a request for an appointment when no model is configured;
+    None otherwise."""
+    if customer is None:
+        return None
+    answer = booking_flow.reminder_reply(customer, request.question, lists=request.lists)
+    if answer is not None:
+        return answer
+    if booking_flow.is_choice(request.choice):
+        return booking_flow.choose(customer, request.choice)
+    if not with_llm and request.lists and booking_flow.wants_booking(request.question):
+        return booking_flow.start(customer)
+    return None
+
+
+def _converse(
+    spec: ProviderSpec,
+    messages: list[dict[str, Any]],
+    deadline: float,
+    ai: AssistantSettings,
+    attempts: _Attempts,
+    *,
+    workspace_id: int,
+    customer: chat.Customer | None,
+    outcomes: list[tools.ToolOutcome],
+) -> Completion | None:
+    """One provider's answer; with booking tools, up to MAX_TOOL_ROUNDS rounds of tool calls, then
+    one last turn that must answer in text. Every round is one call inside the same reply budget."""
+    if customer is None:
+        return _try(spec, messages, deadline, ai, attempts, workspace_id=workspace_id)
+    talk = list(messages)
+    tokens_in = tokens_out = 0
+    cost = Decimal("0")
+    for round_number in range(tools.MAX_TOOL_ROUNDS + 1):
+        last = round_number == tools.MAX_TOOL_ROUNDS
+        answer = _try(
+            spec, talk, deadline, ai, attempts, workspace_id=workspace_id,
+            tools=tools.SCHEMAS, tool_choice="none" if last else None,
+        )  # fmt: skip
+        if answer is None:
+            return None
+        tokens_in, tokens_out, cost = (
+            tokens_in + answer.tokens_in, tokens_out + answer.tokens_out, cost + answer.cost_usd
+        )  # fmt: skip
+        if not answer.tool_calls or last:
+            return replace(answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, tool_calls=())
+        talk.append(
+            {
+                "role": "assistant",
+                "content": answer.text or None,
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in answer.tool_calls
+                ],
+            }
+        )
+        for number, (call_id, name, arguments) in enumerate(answer.tool_calls):
+            call = tools.ToolCall(call_id, name, arguments)
+            if number < tools.MAX_CALLS_PER_ROUND:
+                outcome = tools.run(call, customer)
+            else:
+                outcome = tools.ToolOutcome(call, {"ok": False, "error": "Too many tool calls at once."})
+            outcomes.append(outcome)
+            talk.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "content": json.dumps(outcome.result, ensure_ascii=False),
+                }
+            )
+    return None  # not reached: the last round always returns
+
+
 def _searcher(workspace_id: int, version: int) -> offline.Search:
     def search(query: str) -> list[Passage]:
         return knowledge.retrieve(workspace_id=workspace_id, query=query, version=version)
@@ -192,12 +335,14 @@ def _searcher(workspace_id: int, version: int) -> offline.Search:
 
 def _try(
     spec: ProviderSpec,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     deadline: float,
     ai: AssistantSettings,
     attempts: _Attempts,
     *,
     workspace_id: int,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str | None = None,
 ) -> Completion | None:
     remaining = deadline + attempts.queued - time.perf_counter()
     if remaining < MIN_CALL_SECONDS:
@@ -213,7 +358,10 @@ def _try(
             provider=spec.name, quota_key=guard.name, workspace_id=workspace_id
         ) as waited:
             attempts.queued += waited
-            return _call(spec, messages, min(ai.provider_timeout_seconds, remaining), ai, attempts)
+            return _call(
+                spec, messages, min(ai.provider_timeout_seconds, remaining), ai, attempts,
+                tools=tools, tool_choice=tool_choice,
+            )  # fmt: skip
     except admission.Deferred as deferred:
         if not attempts.path:
             raise  # the first choice is only busy: wait for it rather than fall back
@@ -223,10 +371,13 @@ def _try(
 
 def _call(
     spec: ProviderSpec,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     timeout: float,
     ai: AssistantSettings,
     attempts: _Attempts,
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str | None = None,
 ) -> Completion | None:
     guard = spec.breaker
     # ~100 calls wait side by side in an llm worker: none of them may hold a database connection.
@@ -234,8 +385,9 @@ def _call(
     called = time.perf_counter()
     try:
         answer = providers.complete(
-            spec, messages, timeout=timeout, temperature=ai.temperature, max_tokens=ai.max_tokens
-        )
+            spec, messages, timeout=timeout, temperature=ai.temperature, max_tokens=ai.max_tokens,
+            tools=tools, tool_choice=tool_choice,
+        )  # fmt: skip
     except ProviderError as error:
         elapsed = time.perf_counter() - called
         metrics.PROVIDER_LATENCY.observe(spec.name, error.outcome, value=elapsed)
@@ -261,7 +413,13 @@ def normalize_question(question: str) -> str:
 
 
 def _cache_key(
-    request: ReplyRequest, profile: BusinessProfile, specs: list[ProviderSpec], language: str, now: datetime
+    request: ReplyRequest,
+    profile: BusinessProfile,
+    specs: list[ProviderSpec],
+    language: str,
+    now: datetime,
+    *,
+    with_tools: bool = False,
 ) -> str:
     material = json.dumps(
         [
@@ -273,6 +431,7 @@ def _cache_key(
             [spec.cache_id for spec in specs],
             # "Are you open now?" has another answer in an hour, "¿abren hoy?" tomorrow.
             now.strftime("%Y-%m-%d %H"),
+            with_tools,  # an answer given with booking tools offered is not one given without
         ]
     )
     return CACHE_PREFIX + hashlib.sha256(material.encode()).hexdigest()

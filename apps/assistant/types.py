@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,11 @@ class ReplyRequest:
     language_hint: str = ""  # "es" / "en" when known
     conversation_id: int | None = None
     turn_key: str = ""  # identifies the customer turn; one reply per turn
+    # The contact, for booking tools: bookings are made in this contact's name and number only.
+    contact_id: int | None = None
+    customer_phone: str = ""
+    choice: str = ""  # the id of the list row the customer picked (an interactive list_reply), if any
+    lists: bool = True  # whether the channel can send WhatsApp list messages (WhatsApp Web sends text only)
 
 
 @dataclass(frozen=True)
@@ -40,3 +46,5 @@ class ReplyResult:
     cache_hit: bool = False
     usage_id: int | None = None
     providers_failed: bool = False  # providers were configured and none answered (offline reply)
+    # A WhatsApp interactive object (a list of times) to send instead of plain text; `text` is its body.
+    interactive: dict[str, Any] | None = None

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.calendar import services
-from apps.calendar.models import Booking, Connection, Service
+from apps.calendar.models import Booking, BookingReminder, Connection, Service
 from chatbot.exceptions import DomainError
 
 
@@ -40,10 +40,24 @@ class ServiceAdmin(admin.ModelAdmin[Service]):
     raw_id_fields = ["connection"]
 
 
+class ReminderInline(admin.TabularInline[BookingReminder, Booking]):
+    """What happened to each reminder (sent, or skipped and why); written by the reminder task only."""
+
+    model = BookingReminder
+    fields = ("hours_before", "status", "reason", "message", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
+
+
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin[Booking]):
     """Read-only: bookings change through the services (slots, provider events), not by editing rows."""
 
+    inlines = [ReminderInline]
     list_display = ["start", "end", "service", "customer_name", "status", "workspace"]
     list_filter = ["status"]
     search_fields = ["customer_name", "customer_phone", "external_event_id"]

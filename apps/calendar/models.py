@@ -16,6 +16,11 @@ from django.db import models
 from chatbot.crypto import EncryptedTextField
 
 SLOT_MINUTES = 5  # the grain of bookings: durations, buffers and start times are multiples of it
+REMINDER_HOURS_MAX = 168  # a week
+
+
+def default_reminder_hours() -> list[int]:
+    return [24, 2]
 
 
 class Connection(models.Model):
@@ -106,6 +111,17 @@ class Service(models.Model):
         null=True, blank=True, help_text="Most bookings of this service in one local day; empty: no cap."
     )
     is_active = models.BooleanField(default=True)
+    reminder_hours = models.JSONField(
+        default=default_reminder_hours,
+        blank=True,
+        help_text="Hours before the appointment a reminder goes out (e.g. [24, 2]); empty: no reminders.",
+    )
+    reminder_template = models.CharField(
+        max_length=512,
+        blank=True,
+        help_text="The approved template (its name) for reminders outside the 24-hour window; "
+        "empty: such reminders are skipped.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -181,3 +197,28 @@ class BookingSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.calendar_key} {self.start:%Y-%m-%d %H:%M}"
+
+
+class BookingReminder(models.Model):
+    """One reminder of one booking: its unique row is what makes it go out at most once."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Queued for sending"
+        SKIPPED = "skipped", "Skipped"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="reminders")
+    hours_before = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices)
+    reason = models.CharField(max_length=255, blank=True, help_text="Why it was skipped.")
+    message = models.ForeignKey(
+        "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "hours_before"], name="calendar_reminder_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id} -{self.hours_before}h ({self.status})"

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import Workspace
 from apps.calendar.availability import Rules, Taken
-from apps.calendar.models import Booking, Connection, Service
+from apps.calendar.models import REMINDER_HOURS_MAX, Booking, BookingReminder, Connection, Service
 from chatbot.exceptions import NotFound
 
 
@@ -110,4 +110,50 @@ def service_booked_starts(
         )
         .exclude(pk=exclude_id or 0)
         .values_list("start", flat=True)
+    )
+
+
+def reminders_due(*, now: dt.datetime) -> list[tuple[Booking, int, list[int]]]:
+    """Upcoming active bookings with a reminder due now: (booking, the hours-before to send, earlier
+    ones never sent, now stale). Only the latest due reminder of a booking goes out; the rows already
+    written (sent or skipped) are not due again."""
+    bookings = list(
+        Booking.objects.filter(
+            status__in=Booking.ACTIVE,
+            start__gt=now,
+            start__lte=now + dt.timedelta(hours=REMINDER_HOURS_MAX),
+            contact__isnull=False,
+        ).select_related("service", "contact")
+    )
+    done = set(BookingReminder.objects.filter(booking__in=bookings).values_list("booking_id", "hours_before"))
+    due = []
+    for booking in bookings:
+        hours = [
+            h
+            for h in booking.service.reminder_hours or []
+            if isinstance(h, int)
+            and booking.start - dt.timedelta(hours=h) <= now
+            and (booking.pk, h) not in done
+        ]
+        if hours:
+            smallest = min(hours)
+            due.append((booking, smallest, [h for h in hours if h != smallest]))
+    return due
+
+
+def booking_reminded(*, workspace_id: int, contact_id: int, now: dt.datetime) -> Booking | None:
+    """The contact's next active booking that a reminder was sent for in the last two days: what a
+    bare "cancel" or "change" from them is about."""
+    return (
+        Booking.objects.select_related("service")
+        .filter(
+            workspace_id=workspace_id,
+            contact_id=contact_id,
+            status__in=Booking.ACTIVE,
+            start__gt=now,
+            reminders__status=BookingReminder.Status.SENT,
+            reminders__created_at__gte=now - dt.timedelta(days=2),
+        )
+        .order_by("start")
+        .first()
     )

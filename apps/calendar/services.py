@@ -23,7 +23,15 @@ from apps.alerts.services import alert_system_raise
 from apps.audit.services import audit_record
 from apps.calendar import availability, google_calendar, outlook, selectors
 from apps.calendar.errors import CalendarUnavailable, EventConflict, ReconnectNeeded, SlotTaken
-from apps.calendar.models import SLOT_MINUTES, Booking, BookingSlot, Connection, PendingAuthorization, Service
+from apps.calendar.models import (
+    REMINDER_HOURS_MAX,
+    SLOT_MINUTES,
+    Booking,
+    BookingSlot,
+    Connection,
+    PendingAuthorization,
+    Service,
+)
 from apps.calendar.providers import CalendarClient, NewEvent, client_for
 from chatbot.exceptions import Forbidden, NotFound, ValidationFailed
 
@@ -193,6 +201,8 @@ _SERVICE_FIELDS = {
     "horizon_days",
     "daily_cap",
     "is_active",
+    "reminder_hours",
+    "reminder_template",
 }
 
 
@@ -203,6 +213,13 @@ def _service_check(service: Service) -> None:
             problems[name] = [f"Must be a multiple of {SLOT_MINUTES} minutes."]
     if service.duration_minutes <= 0:
         problems["duration_minutes"] = ["Must be positive."]
+    hours = service.reminder_hours
+    if not isinstance(hours, list) or any(
+        isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= REMINDER_HOURS_MAX for h in hours
+    ):
+        problems["reminder_hours"] = [f"A list of whole hours from 1 to {REMINDER_HOURS_MAX}."]
+    elif len(set(hours)) != len(hours) or len(hours) > 5:
+        problems["reminder_hours"] = ["Each hour at most once, and at most 5 of them."]
     if problems:
         raise ValidationFailed("The service is not valid.", details=problems)
     if (

@@ -30,3 +30,11 @@ def campaign_recur(campaign_id: int) -> int | None:
     """Beat, at an occurrence of a recurring campaign: the id of the run it started."""
     run = recurrence.campaign_recur(campaign_id=campaign_id)
     return run.pk if run is not None else None
+
+
+@app.task(name="campaigns.booking_reminders_tick")
+def booking_reminders_tick() -> dict[str, int]:
+    """Beat, every minute: the booking reminders due now, each queued once."""
+    from apps.campaigns.services import reminders
+
+    return reminders.booking_reminders_send()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Membership, Role
 from apps.calendar import selectors, services
+from apps.calendar.errors import SlotTaken
 from apps.calendar.models import Booking, Connection
 from apps.dashboard import forms
 from apps.dashboard.access import member_page
@@ -58,6 +60,7 @@ def calendar_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     bookings = selectors.booking_list(
         workspace=membership.workspace, start=now - dt.timedelta(hours=12), end=now + dt.timedelta(days=60)
     ).filter(status__in=Booking.ACTIVE)[:200]
+    week, days = _week(request, membership, zone, now)
     response = _page(
         request,
         membership,
@@ -68,11 +71,107 @@ def calendar_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         zone=zone.key,
         form=form,
         providers=Connection.Provider.choices,
+        booking_form=forms.CalendarBookingForm(services=_services(membership)),
+        week=week,
+        days=days,
     )
     # The connect buttons post here and are redirected to the provider's consent page: the browser
     # applies form-action to that redirect too, so the providers' origins are allowed on this page.
     response["Content-Security-Policy"] = _policy_with_providers()
     return response
+
+
+@member_page(read=Role.ADMIN, write=Role.ADMIN)
+def service_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    """Edit a service (its rules, whether it is bookable, its reminders)."""
+    service = selectors.service_get(workspace=membership.workspace, pk=pk)
+    initial = {
+        **{
+            name: getattr(service, name)
+            for name in forms.CalendarServiceEditForm.base_fields
+            if hasattr(service, name)
+        },
+        "connection": service.connection_id,
+        "reminder_hours": ", ".join(str(h) for h in service.reminder_hours or []),
+    }
+    form = forms.CalendarServiceEditForm(
+        request.POST if request.method == "POST" else None,
+        initial=initial,
+        connections=_connections(membership),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.service_update(service=service, actor_id=request.user.pk, **form.service_fields())
+        except DomainError as exc:
+            _form_refused(form, exc)
+        else:
+            messages.success(request, _("Service saved."))
+            return redirect("dashboard:calendar")
+    return _page(request, membership, "dashboard/calendar_service.html", service=service, form=form)
+
+
+def _services(membership: Membership) -> list[tuple[int, str]]:
+    return [(s.pk, s.name) for s in selectors.service_list(workspace=membership.workspace, active_only=True)]
+
+
+def _week(
+    request: HttpRequest, membership: Membership, zone: ZoneInfo, now: dt.datetime
+) -> tuple[int, list[tuple[dt.date, list[Booking]]]]:
+    """The week view: `?week=N` weeks from this one (-52..52), Monday first, each local day's bookings."""
+    try:
+        week = max(-52, min(52, int(request.GET.get("week", "0"))))
+    except ValueError:
+        week = 0
+    today = now.astimezone(zone).date()
+    monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(weeks=week)
+    start = dt.datetime.combine(monday, dt.time(0), tzinfo=zone)
+    end = dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(0), tzinfo=zone)
+    rows = list(selectors.booking_list(workspace=membership.workspace, start=start, end=end)[:500])
+    days = [monday + dt.timedelta(days=n) for n in range(7)]
+    return week, [(day, [b for b in rows if b.start.astimezone(zone).date() == day]) for day in days]
+
+
+@require_POST
+@member_page(read=Role.AGENT, write=Role.AGENT)
+def booking_new(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """A booking by staff at the business's local date and time; checked like any other."""
+    form = forms.CalendarBookingForm(request.POST, services=_services(membership))
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(
+                request, f"{form.fields[field].label if field in form.fields else ''}: {errors[0]}"
+            )
+        return redirect("dashboard:calendar")
+    data = form.cleaned_data
+    zone = selectors.business_hours(membership.workspace_id)[1]
+    service = selectors.service_get(workspace=membership.workspace, pk=data["service"])
+    start = dt.datetime.combine(data["date"], data["time"], tzinfo=zone)
+    try:
+        booking = services.booking_create(
+            service=service,
+            start=start,
+            idempotency_key=data["idempotency_key"],
+            customer_name=data["customer_name"],
+            customer_phone=data["customer_phone"],
+        )
+    except SlotTaken as exc:
+        if exc.next_start is None:
+            messages.error(request, _("That time is not free, and there is no free time soon."))
+        else:
+            messages.error(
+                request,
+                _("That time is not free. The next free time is %(when)s.")
+                % {"when": exc.next_start.astimezone(zone).strftime("%Y-%m-%d %H:%M")},
+            )
+    except DomainError as exc:
+        _refused(request, exc)
+    else:
+        messages.success(
+            request,
+            _("Booked: %(service)s on %(when)s.")
+            % {"service": service.name, "when": booking.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")},
+        )
+    return redirect("dashboard:calendar")
 
 
 def _origin(url: str) -> str:

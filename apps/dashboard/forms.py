@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, ClassVar, cast
 
 from django import forms
@@ -715,3 +716,46 @@ class AuditFilterForm(forms.Form):
         if since and until and until < since:
             self.add_error("until", _("The end comes before the start."))
         return cleaned
+
+
+class CalendarBookingForm(forms.Form):
+    """A booking made by staff (a phone call, a walk-in): the local date and time of the business."""
+
+    service = forms.TypedChoiceField(label=_("Service"), coerce=int)
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    time = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
+    customer_name = forms.CharField(label=_("Customer's name"), max_length=255)
+    customer_phone = forms.CharField(label=_("Customer's phone"), max_length=32, required=False)
+    # Drawn when the form is shown: a double click or a resubmitted form books once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args: Any, services: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.TypedChoiceField, self.fields["service"]).choices = services
+        if not self.is_bound:
+            self.initial["idempotency_key"] = f"staff-{uuid.uuid4().hex}"
+
+
+class CalendarServiceEditForm(CalendarServiceForm):
+    """A service edited on the page: the creation fields, whether it is bookable, and its reminders."""
+
+    is_active = forms.BooleanField(label=_("Active (customers can book it)"), required=False)
+    reminder_hours = forms.CharField(
+        label=_("Reminders (hours before)"),
+        required=False,
+        max_length=40,
+        help_text=_("Comma separated, e.g. 24, 2. Empty: no reminders."),
+    )
+    reminder_template = forms.CharField(
+        label=_("Reminder template"),
+        required=False,
+        max_length=512,
+        help_text=_("An approved template's name, for reminders outside the 24-hour window."),
+    )
+
+    def clean_reminder_hours(self) -> list[int]:
+        text = self.cleaned_data.get("reminder_hours") or ""
+        try:
+            return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            raise forms.ValidationError(_("Whole hours separated by commas, e.g. 24, 2.")) from None

@@ -74,6 +74,8 @@ urlpatterns = [
         calendar_views.calendar_disconnect,
         name="calendar-disconnect",
     ),
+    path("calendar/services/<int:pk>/", calendar_views.service_edit, name="calendar-service"),
+    path("calendar/bookings/new/", calendar_views.booking_new, name="calendar-booking-new"),
     path("calendar/bookings/<int:pk>/cancel/", calendar_views.booking_cancel, name="calendar-booking-cancel"),
     path("whatsapp-web/", whatsapp_web_views.whatsapp_web, name="whatsapp-web"),
     path("whatsapp-web/list/", whatsapp_web_views.whatsapp_web_list, name="whatsapp-web-list"),

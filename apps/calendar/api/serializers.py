@@ -4,7 +4,14 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apps.calendar.models import SLOT_MINUTES, Booking, Connection, Service
+from apps.calendar.models import (
+    REMINDER_HOURS_MAX,
+    SLOT_MINUTES,
+    Booking,
+    Connection,
+    Service,
+    default_reminder_hours,
+)
 from chatbot.openapi import input_schema
 from chatbot.serializers import JSONInput, QueryInput
 
@@ -51,6 +58,7 @@ _ON_THE_GRID = {"multipleOf": SLOT_MINUTES}
         "duration_minutes": _ON_THE_GRID,
         "buffer_before_minutes": _ON_THE_GRID,
         "buffer_after_minutes": _ON_THE_GRID,
+        "reminder_hours": {"uniqueItems": True},
     }
 )
 class _ServiceFields(JSONInput):
@@ -66,6 +74,19 @@ class _ServiceFields(JSONInput):
     horizon_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
     daily_cap = serializers.IntegerField(min_value=1, max_value=1000, allow_null=True, default=None)
     is_active = serializers.BooleanField(default=True)
+    reminder_hours = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=REMINDER_HOURS_MAX),
+        max_length=5,
+        default=default_reminder_hours,
+        help_text="Hours before the appointment a reminder goes out, each once; empty: no reminders.",
+    )
+    reminder_template = serializers.CharField(
+        max_length=512,
+        allow_blank=True,
+        default="",
+        help_text="An approved template's name (body variables: the service, the local date and time) for "
+        "reminders outside the 24-hour window; empty: those are skipped.",
+    )
 
 
 class ServiceInput(_ServiceFields):
@@ -93,6 +114,8 @@ class ServiceOutput(serializers.ModelSerializer[Service]):
             "horizon_days",
             "daily_cap",
             "is_active",
+            "reminder_hours",
+            "reminder_template",
             "created_at",
             "updated_at",
         ]

@@ -158,3 +158,27 @@ def test_a_service_cannot_use_another_workspaces_calendar(admin):
     )
     assert response.status_code == 404
     assert not Service.objects.exists()
+
+
+def test_reminder_settings_through_the_api(admin):
+    client = _login(admin)
+    made = client.post("/api/calendar/services/", {"name": "Corte", "duration_minutes": 30}, format="json")
+    assert made.status_code == 201, made.content
+    assert (made.json()["reminder_hours"], made.json()["reminder_template"]) == ([24, 2], "")
+
+    changed = client.patch(
+        f"/api/calendar/services/{made.json()['id']}/",
+        {"reminder_hours": [48], "reminder_template": "recordatorio_cita"},
+        format="json",
+    )
+    assert (changed.json()["reminder_hours"], changed.json()["reminder_template"]) == (
+        [48],
+        "recordatorio_cita",
+    )
+
+    for bad in ([0], [24, 24], [200], ["x"]):
+        refused = client.patch(
+            f"/api/calendar/services/{made.json()['id']}/", {"reminder_hours": bad}, format="json"
+        )
+        assert refused.status_code == 400, (bad, refused.content)
+    assert client.get(f"/api/calendar/services/{made.json()['id']}/").json()["reminder_hours"] == [48]

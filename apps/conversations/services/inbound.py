@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from apps.conversations.models import (
     DEFAULT_OPT_IN_WORDS,
     DEFAULT_OPT_OUT_WORDS,
     INBOUND_SET_ASIDE,
+    Contact,
     Conversation,
     ConversationSettings,
     Message,
@@ -271,7 +272,9 @@ def _process_one(message_id: int) -> str:
     # A template's quick-reply button is the business's own wording ("Stop promotions", "Darme de
     # baja"): an opt-out word anywhere in it counts. A customer's free text must be the word alone.
     tapped_opt_out = message.type == "button" and bool(set(text.split()) & opt_out_words)
-    if text and (text in opt_out_words or tapped_opt_out):
+    # "Cancelar" right after a booking reminder cancels the booking, not the promotions.
+    about_booking = text in ("cancelar", "cancel") and _reminded(contact, now)
+    if text and (text in opt_out_words or tapped_opt_out) and not about_booking:
         _handled(message, "keyword")
         source = "button" if message.type == "button" else "keyword"
         if contact_set_opt_out(contact=contact, opted_out=True, source=source):
@@ -312,6 +315,12 @@ def _process_one(message_id: int) -> str:
         return "human"  # asked again while waiting: the person is already coming
     # Waiting for a person (pending_human), the bot still answers what it is sure of (replies.py).
     return "bot" if reply_request(conversation=conversation, message=message) else "assistant_off"
+
+
+def _reminded(contact: Contact, now: datetime) -> bool:
+    from apps.calendar.selectors import booking_reminded
+
+    return booking_reminded(workspace_id=contact.workspace_id, contact_id=contact.pk, now=now) is not None
 
 
 def _handled(message: Message, how: str) -> None:

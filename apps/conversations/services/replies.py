@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
@@ -276,6 +277,10 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         language_hint=language,
         conversation_id=conversation.pk,
         turn_key=dedupe_key,
+        contact_id=conversation.contact_id,
+        customer_phone=conversation.contact.wa_id,
+        choice=_list_choice(burst),
+        lists=conversation.channel.kind != "web",  # WhatsApp Web channels send text only
     )
     if conversation.status == Conversation.Status.PENDING_HUMAN:
         sure = confident_reply(request)
@@ -300,7 +305,19 @@ def _answer(conversation: Conversation, message_id: int) -> str:
         dedupe_key,
         handoff=result.handoff,
         providers_failed=message_id if result.providers_failed else None,
+        interactive=result.interactive,
     )
+
+
+def _list_choice(burst: list[Message]) -> str:
+    """The id of the list row the customer picked, when their latest message is such a pick."""
+    last = burst[-1] if burst else None
+    if last is None or last.type != "interactive":
+        return ""
+    interactive = last.payload.get("interactive") if isinstance(last.payload, dict) else None
+    picked = interactive.get("list_reply") if isinstance(interactive, dict) else None
+    row_id = picked.get("id") if isinstance(picked, dict) else None
+    return row_id[:200] if isinstance(row_id, str) else ""
 
 
 def _queue(
@@ -310,6 +327,7 @@ def _queue(
     *,
     handoff: bool,
     providers_failed: int | None = None,
+    interactive: dict[str, Any] | None = None,
 ) -> str:
     """`providers_failed`: the id of the customer's message every provider failed to answer."""
     with transaction.atomic():
@@ -321,6 +339,8 @@ def _queue(
             conversation=current,
             author=Message.Author.BOT,
             body=text,
+            type="interactive" if interactive else "text",
+            content=interactive,
             dedupe_key=dedupe_key,
             split_at=REPLY_PIECE,
         )

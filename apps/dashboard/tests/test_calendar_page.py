@@ -4,6 +4,7 @@ bookings, in English and Spanish."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -120,3 +121,112 @@ def test_a_viewer_sees_no_connect_or_cancel_buttons(client, db):
 
     assert b"calendar-connect-google" not in page and b"service-form" not in page
     assert b'data-testid="service-row"' in page
+
+
+@pytest.fixture
+def agent_client(client, db):
+    from apps.assistant.models import BusinessProfile
+
+    membership = MembershipFactory(role=Role.AGENT)
+    BusinessProfile.objects.create(
+        workspace=membership.workspace,
+        timezone="Europe/Madrid",
+        opening_hours={d: [["09:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    )
+    client.force_login(membership.user)
+    return client, membership
+
+
+def madrid_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo("Europe/Madrid")).date()
+
+
+def _book(client, service, day, time, key="staff-1", name="Marta (teléfono)"):
+    return client.post(
+        "/calendar/bookings/new/",
+        {"service": service.pk, "date": day, "time": time, "customer_name": name, "customer_phone": "911000000",
+         "idempotency_key": key},
+        follow=True,
+    )  # fmt: skip
+
+
+def test_staff_book_by_hand_at_the_local_time_once_and_a_taken_time_is_refused(agent_client):
+    client, membership = agent_client
+    service = ServiceFactory(workspace=membership.workspace, name="Corte", duration_minutes=30)
+    day = (madrid_today() + dt.timedelta(days=3)).isoformat()
+
+    page = _book(client, service, day, "10:00")
+    _book(client, service, day, "10:00")  # a double click: the same form, the same key
+
+    booking = Booking.objects.get()
+    local = booking.start.astimezone(
+        dt.timezone(booking.start.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Madrid")).utcoffset())
+    )
+    assert (local.strftime("%Y-%m-%d %H:%M"), booking.customer_name, booking.status) == (
+        f"{day} 10:00", "Marta (teléfono)", Booking.Status.PENDING,
+    )  # fmt: skip
+    assert f"Booked: Corte on {day} 10:00.".encode() in page.content
+
+    taken = _book(client, service, day, "10:15", key="staff-2")
+    assert Booking.objects.count() == 1
+    assert f"That time is not free. The next free time is {day} 10:30.".encode() in taken.content
+
+
+def test_a_viewer_cannot_book_by_hand(client, db):
+    membership = MembershipFactory(role=Role.VIEWER)
+    client.force_login(membership.user)
+    service = ServiceFactory(workspace=membership.workspace)
+    response = _book(client, service, "2030-01-07", "10:00")
+    assert response.status_code == 403
+    assert not Booking.objects.exists()
+
+
+def test_the_week_view_shows_each_local_day_and_moves_by_week(agent_client):
+    client, membership = agent_client
+    service = ServiceFactory(workspace=membership.workspace, name="Tinte")
+    day = madrid_today() + dt.timedelta(days=7)  # always in next week
+    _book(client, service, day.isoformat(), "18:30", name="Rosa")
+
+    this_week = client.get("/calendar/")
+    next_week = client.get("/calendar/?week=1")
+    in_week = next_week
+
+    assert this_week.content.count(b'data-testid="week-day"') == 7
+    assert in_week.content.count(b'data-testid="week-booking"') == 1
+    assert f'data-date="{day.isoformat()}"'.encode() in in_week.content
+    assert b"18:30" in in_week.content and b"Rosa" in in_week.content
+    assert client.get("/calendar/?week=nonsense").status_code == 200
+
+
+def test_the_booking_form_in_spanish(agent_client):
+    client, membership = agent_client
+    ServiceFactory(workspace=membership.workspace)
+    page = client.get("/calendar/", HTTP_ACCEPT_LANGUAGE="es")
+    assert b"Nueva reserva" in page.content
+    assert b"Semana siguiente" in page.content
+
+
+def test_an_admin_edits_a_service_and_its_reminders_in_spanish(admin_client):
+    client, membership = admin_client
+    service = ServiceFactory(workspace=membership.workspace, name="Corte", duration_minutes=30)
+
+    form = client.get(f"/calendar/services/{service.pk}/", HTTP_ACCEPT_LANGUAGE="es")
+    assert form.status_code == 200
+    assert b"Recordatorios (horas antes)" in form.content
+    assert b'value="24, 2"' in form.content
+
+    fields = {"name": "Corte largo", "duration_minutes": 45, "buffer_before_minutes": 0, "buffer_after_minutes": 5,
+              "min_notice_minutes": 60, "horizon_days": 30, "reminder_hours": "48, 3", "reminder_template": "recordatorio"}  # fmt: skip
+    saved = client.post(f"/calendar/services/{service.pk}/", fields)
+    assert saved.status_code == 302
+    service.refresh_from_db()
+    assert (service.name, service.duration_minutes, service.reminder_hours, service.reminder_template, service.is_active) == (
+        "Corte largo", 45, [48, 3], "recordatorio", False,
+    )  # fmt: skip
+
+    refused = client.post(
+        f"/calendar/services/{service.pk}/", {**fields, "reminder_hours": "24, 24", "is_active": "on"}
+    )
+    assert refused.status_code == 200
+    service.refresh_from_db()
+    assert (service.reminder_hours, service.is_active) == ([48, 3], False)  # nothing saved
