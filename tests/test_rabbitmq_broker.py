@@ -21,7 +21,13 @@ from kombu import Connection
 
 from celery_app import QUEUES
 from tests.test_metrics_workers import _start
-from tests.test_pipeline_worker import APP_SECRET, bodies, make_channel, wait_for
+from tests.test_pipeline_worker import (  # noqa: F401 - worker: the fixture, on the broker below
+    APP_SECRET,
+    bodies,
+    make_channel,
+    wait_for,
+    worker,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow]
@@ -98,44 +104,14 @@ def test_a_wrong_queue_type_is_refused_at_start(tmp_path):
 
 
 @pytest.fixture
-def rabbit_worker(postgres, redis_url, rabbitmq_url, fresh_queues, graph_standin, tmp_path) -> Iterator[Path]:
-    env = _env(
-        rabbitmq_url,
-        redis_url,
-        tmp_path,
-        WHATSAPP_GRAPH_URL=graph_standin.url,
-        LOG_LEVEL="INFO",
-        EGRESS_ALLOWED_NETWORKS="127.0.0.1",
-    )
-    log_path = tmp_path / "worker.log"
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", "inbound,llm,outbound,default"]
-        + [
-            "-P",
-            "threads",
-            "-c",
-            "4",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    wait_for(lambda: "ready." in log_path.read_text(), timeout=120)
-    yield log_path
-    proc.kill()
-    proc.wait(timeout=10)
-    print(log_path.read_text()[-6000:])  # shown by pytest when the test failed
+def worker_extra_env(rabbitmq_url, fresh_queues) -> dict[str, str]:
+    """The pipeline test's worker (tests/test_pipeline_worker.py), on RabbitMQ."""
+    return {"CELERY_BROKER_URL": rabbitmq_url}
 
 
+@pytest.mark.usefixtures("worker")
 @pytest.mark.django_db(transaction=True)
 def test_a_customer_message_is_answered_through_rabbitmq_quorum_queues(
-    rabbit_worker,
     redis_url,
     rabbitmq_url,
     graph_standin,
@@ -167,7 +143,7 @@ def test_a_customer_message_is_answered_through_rabbitmq_quorum_queues(
 
         wait_for(answered, timeout=90)
         assert len(llm_standin.chat_requests()) == 1
-        log = rabbit_worker.read_text()
+        log = (tmp_path / "worker.log").read_text()
         assert "Global QoS is disabled" in log  # Celery saw the quorum queues
         # Every queue bound to the delayed-delivery exchanges (one missing switches it off for the worker).
         assert "Failed to bind queue" not in log and "delayed delivery will not be available" not in log
