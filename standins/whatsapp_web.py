@@ -44,6 +44,7 @@ class WhatsAppWebStandIn:
         self.seen: list[str] = []
         self.presence: list[dict[str, Any]] = []
         self.fail_sends = 0  # the next N sends answer an error
+        self.media: dict[str, tuple[bytes, str]] = {}  # a received message's file, by its id
         self._server: ThreadingHTTPServer | None = None
 
     # --- the server ---------------------------------------------------------------------------
@@ -101,6 +102,15 @@ class WhatsAppWebStandIn:
                 }
             elif url.path == "/standin/phone":
                 body = self._phone_page()
+            elif url.path == "/standin/media":
+                kept = self.media.get(parse_qs(url.query).get("id", [""])[0])
+                if kept is None:  # expired on WhatsApp's servers, or never there
+                    handler.send_response(404)
+                    handler.send_header("Content-Length", "0")
+                    handler.end_headers()
+                    return
+                self._answer(handler, kept[0], kept[1])
+                return
             elif url.path == "/standin/poll":
                 since = int(parse_qs(url.query).get("since", ["0"])[0])
                 body = {"seq": len(self._events), "events": self._events[since:]}
@@ -223,13 +233,24 @@ class WhatsAppWebStandIn:
             self._push({"type": "hang"})
 
     def incoming(
-        self, wa_id: str, body: str = "", *, type: str = "chat", name: str = "", **extra: Any
+        self,
+        wa_id: str,
+        body: str = "",
+        *,
+        type: str = "chat",
+        name: str = "",
+        media: bytes | None = None,
+        **extra: Any,
     ) -> str:
-        """A customer writes; the serialized WhatsApp Web id of the message."""
+        """A customer writes; the serialized WhatsApp Web id of the message. `media`: the file of a
+        media message, which the page can then download (without it, the download fails)."""
         chat = f"{wa_id}@c.us"
         with self._lock:
             wamid = f"false_{chat}_3A{next(self._ids):018d}"
             self.chats.add(chat)
+            if media is not None:
+                self.media[wamid] = (media, str(extra.get("mimetype") or "application/octet-stream"))
+                extra.setdefault("size", len(media))
             message = {"id": wamid, "from": chat, "type": type, "body": body, "t": int(time.time())}
             self._push({"type": "message", "message": {**message, "notifyName": name, **extra}})
         return wamid

@@ -92,6 +92,12 @@
         return post("/standin/presence", { chat, state: "composing", duration });
       },
       markIsPaused: (chat) => post("/standin/presence", { chat, state: "paused" }),
+      downloadMedia: async (id) => {
+        const answer = await fetch(`/standin/media?id=${encodeURIComponent(String(id))}`);
+        // wa-js throws a plain object when WhatsApp no longer has the file.
+        if (!answer.ok) throw { error: true, code: "media_not_found", message: "Media not found" };
+        return answer.blob();
+      },
       sendTextMessage: async (chat, content, options) => {
         needChat(chat);
         const answer = await post("/standin/send", { chat, body: content, options });

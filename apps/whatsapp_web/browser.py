@@ -9,6 +9,8 @@ and runs commands (send with typing, seen). Nothing here reads the page's DOM.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import random
@@ -21,8 +23,9 @@ from django.conf import settings
 
 from apps.whatsapp.models import Channel
 from apps.whatsapp_web import commands
+from apps.whatsapp_web.media import KIND_FAMILIES, MediaRefused, media_check, media_save, size_label
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.selectors import web_channels_to_run
+from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
 from apps.whatsapp_web.services import (
     web_messages_store,
     web_session_heartbeat,
@@ -285,6 +288,7 @@ class Driver:
             if event.get("kind") == "state" and event.get("state") in STATES:
                 self._state(session, event)
         if messages:
+            self._media(session, messages)
             web_messages_store(channel=session.channel, events=messages)
         if session.lost:
             self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
@@ -294,6 +298,61 @@ class Driver:
         if now - session.heartbeat_at >= HEARTBEAT_EVERY:
             session.heartbeat_at = now
             web_session_heartbeat(channel=session.channel)
+
+    def _media(self, session: Session, messages: list[dict[str, Any]]) -> None:
+        """Download the file of each new media message through the bridge before the message is stored:
+        it is stored with its file, or marked unavailable with the reason (the message is never lost)."""
+        wanted = [m for m in messages if str(m.get("type") or "") in KIND_FAMILIES and m.get("id")]
+        if not wanted:
+            return
+        stored = web_stored_wamids(channel=session.channel, wamids=[str(m["id"]) for m in wanted])
+        for event in wanted:
+            if str(event["id"]) not in stored:
+                event.update(self._media_one(session, event))
+
+    def _media_one(self, session: Session, event: dict[str, Any]) -> dict[str, Any]:
+        kind, wamid = str(event["type"]), str(event["id"])
+        cap = settings.WHATSAPP_WEB_MEDIA_MAX_BYTES
+        try:
+            if int(event.get("size") or 0) > cap:  # WhatsApp's word: not even downloaded
+                raise MediaRefused(f"larger than {size_label(cap)}")
+            if session.lost:
+                raise MediaRefused(f"the browser was lost: {session.lost}")
+            try:
+                answer = session.page.evaluate(
+                    "([op, args]) => window.__chatbotBridge.run(op, args)",
+                    [
+                        "media",
+                        {
+                            "id": wamid,
+                            "max_bytes": cap,
+                            "timeout_ms": int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000),
+                        },
+                    ],
+                )
+            except Exception as exc:  # noqa: BLE001 - the page died under the download
+                self._lose(session, "the browser failed during a media download")
+                raise MediaRefused(f"the browser failed: {exc}"[:200]) from exc
+            if not isinstance(answer, dict) or not answer.get("ok"):
+                error = answer.get("error") if isinstance(answer, dict) else ""
+                raise MediaRefused(f"WhatsApp Web did not hand it over: {error or 'no answer'}"[:200])
+            try:
+                content = base64.b64decode(str(answer.get("data") or ""), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MediaRefused("the bridge answered something that is not a file") from exc
+            mime_type = str(answer.get("mimetype") or event.get("mimetype") or "")
+            media_check(kind=kind, mime_type=mime_type, size=len(content))
+            digest = media_save(
+                channel_id=session.channel.pk,
+                wamid=wamid,
+                content=content,
+                mime_type=mime_type,
+                filename=str(event.get("filename") or ""),
+            )
+        except MediaRefused as exc:
+            logger.warning("WhatsApp Web media of %s unavailable: %s", wamid, exc)
+            return {"mediaError": str(exc)}
+        return {"media": {"sha256": digest, "size": len(content), "mimetype": mime_type}}
 
     def _state(self, session: Session, event: dict[str, Any]) -> None:
         state = str(event["state"])

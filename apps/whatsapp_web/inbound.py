@@ -73,6 +73,12 @@ def cloud_message(event: dict[str, Any]) -> dict[str, Any] | None:
     elif kind in MEDIA or kind in MEDIA_PLAIN:
         cloud_type = MEDIA.get(kind) or MEDIA_PLAIN[kind]
         media: dict[str, Any] = {"id": wamid, "mime_type": str(event.get("mimetype") or "")}
+        # The file, downloaded by worker-web before storing (media.py), or why there is none.
+        if event.get("mediaError"):
+            media["unavailable"] = str(event["mediaError"])[:200]
+        elif isinstance(kept := event.get("media"), dict):
+            media.update(sha256=str(kept.get("sha256") or ""), file_size=int(kept.get("size") or 0))
+            media["mime_type"] = str(kept.get("mimetype") or media["mime_type"])
         if kind in MEDIA and kind != "ptt" and kind != "audio":
             media["caption"] = str(event.get("caption") or "")
         if kind == "ptt":

@@ -146,6 +146,56 @@ def test_qr_then_linked_then_a_burst_of_three_is_stored_once_each(
     }
 
 
+def test_media_is_downloaded_through_the_bridge_checked_and_kept_and_a_failure_keeps_the_message(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any, tmp_path: Path
+) -> None:
+    from apps.whatsapp_web.transport import WebTransport
+
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path / "media"
+    settings.WHATSAPP_WEB_MEDIA_MAX_BYTES = 64 * 1024
+    web_standin.link()
+    channel = web_channel()
+    wait_state(channel, "connected")
+    files = {
+        "image": (b"\xff\xd8\xff\xe0JFIF" + bytes(range(256)) * 4, "image/jpeg"),
+        "ptt": (b"OggS\0\2" + b"\x01" * 300, "audio/ogg; codecs=opus"),
+        "document": (b"%PDF-1.4\n" + b"x" * 500, "application/pdf"),
+        "video": (b"\0\0\0\x18ftypmp42" + b"\0" * 400, "video/mp4"),
+        "sticker": (b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 100, "image/webp"),
+    }
+    kept = {
+        kind: web_standin.incoming(
+            CUSTOMER, type=kind, mimetype=mime, media=content, caption="recibo", filename=f"{kind}.bin"
+        )
+        for kind, (content, mime) in files.items()
+    }
+    expired = web_standin.incoming(CUSTOMER, type="image", mimetype="image/jpeg")  # WhatsApp lost it
+    too_big = web_standin.incoming(
+        CUSTOMER, type="video", mimetype="video/mp4", media=b"\0" * (64 * 1024 + 1)
+    )
+    # Says it is a picture, is a page: it would run as ours in a staff member's browser.
+    disguised = web_standin.incoming(
+        CUSTOMER, type="image", mimetype="text/html", media=b"<script>x</script>"
+    )
+
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 8, timeout=60)
+    rows = {m.wamid: m for m in Message.objects.filter(channel=channel)}
+    for kind, wamid in kept.items():
+        content, mime = files[kind]
+        media = WebTransport().fetch_media(channel, wamid)
+        assert (media.content, media.mime_type) == (content, mime), kind
+        item = rows[wamid].payload[rows[wamid].type]
+        assert item["file_size"] == len(content) and "unavailable" not in item
+    assert rows[kept["ptt"]].type == "audio" and rows[kept["sticker"]].type == "sticker"
+    assert rows[kept["document"]].payload["document"]["filename"] == "document.bin"
+    assert rows[expired].payload["image"]["unavailable"].endswith("Media not found")
+    assert rows[too_big].payload["video"]["unavailable"] == "larger than 64 KB"
+    assert "type text/html" in rows[disguised].payload["image"]["unavailable"]
+    for wamid in (expired, too_big, disguised):
+        with pytest.raises(Exception, match="media unavailable"):
+            WebTransport().fetch_media(channel, wamid)
+
+
 def _live_states(channel: Channel) -> list[str]:
     from apps.live.models import LiveEvent
 

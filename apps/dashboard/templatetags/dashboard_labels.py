@@ -125,3 +125,13 @@ def stamp(value: datetime | None) -> str:
     if local.date() == timezone.localdate():
         return date_format(local, "TIME_FORMAT")
     return date_format(local, "SHORT_DATETIME_FORMAT")
+
+
+@register.filter
+def media_unavailable(message: object) -> str:
+    """Why a received message's file could not be kept ("" when it was, or there is none): WhatsApp Web
+    media is downloaded on arrival and a failure is written in the message's payload."""
+    payload = getattr(message, "payload", None)
+    item = payload.get(str(getattr(message, "type", ""))) if isinstance(payload, dict) else None
+    reason = item.get("unavailable") if isinstance(item, dict) else None
+    return reason if isinstance(reason, str) else ""
