@@ -255,6 +255,11 @@ class WhatsAppWebStandIn:
             self._push({"type": "message", "message": {**message, "notifyName": name, **extra}})
         return wamid
 
+    def ack(self, wamid: str, ack: int) -> None:
+        """The phone reports a receipt of a message the page sent: 2 delivered, 3 read, 4 played, -1 failed."""
+        with self._lock:
+            self._push({"type": "ack", "ack": ack, "ids": [wamid]})
+
     def react(self, wa_id: str, to_wamid: str, emoji: str) -> str:
         with self._lock:
             wamid = f"false_{wa_id}@c.us_3R{next(self._ids):018d}"

@@ -47,6 +47,9 @@
       for (;;) {} // eslint-disable-line no-empty -- the page's main thread stops answering
     } else if (event.type === "reload") {
       location.reload();
+    } else if (event.type === "ack") {
+      const ids = event.ids.map((id) => ({ ...wid(id), fromMe: true }));
+      emit("chat.msg_ack_change", { ack: event.ack, chat: wid(event.ids[0].split("_")[1] || ""), ids });
     } else if (event.type === "reaction") {
       const r = event.reaction;
       emit("chat.new_reaction", { ...r, id: wid(r.id), sender: wid(r.sender), msgId: wid(r.msgId) });
@@ -102,6 +105,8 @@
         needChat(chat);
         const answer = await post("/standin/send", { chat, body: content, options });
         if (answer.error) throw new Error(answer.error);
+        // As WhatsApp Web does: the server took it (ack 1), reported right after the send.
+        queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chat), ids: [{ ...wid(answer.id), fromMe: true }] }));
         return { id: answer.id, ack: 1 };
       },
     },

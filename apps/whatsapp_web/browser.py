@@ -31,6 +31,7 @@ from apps.whatsapp_web.services import (
     web_session_heartbeat,
     web_session_reconnected,
     web_session_state_set,
+    web_statuses_store,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ HEARTBEAT_EVERY = 10.0  # seconds between two heartbeats written to the session 
 PUMP_MS = 100  # how long each idle turn waits for the page's events
 CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
 STATES = {state.value for state in WebSession.State}
+SENT_KEPT = 1000  # the platform's ids of this many recent sends are kept to name their receipts
 
 
 class BridgeError(RuntimeError):
@@ -115,6 +117,7 @@ class Session:
     last_send_at: float = 0.0
     heartbeat_at: float = 0.0
     state: str = ""
+    sent_uids: dict[str, str] = field(default_factory=dict)  # WhatsApp id -> our message uid
 
     @property
     def open(self) -> bool:
@@ -290,6 +293,8 @@ class Driver:
         if messages:
             self._media(session, messages)
             web_messages_store(channel=session.channel, events=messages)
+        if acks := [e for e in events if e.get("kind") == "ack"]:
+            web_statuses_store(channel=session.channel, events=acks, uids=session.sent_uids)
         if session.lost:
             self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
             self._close(session)
@@ -405,6 +410,10 @@ class Driver:
             self._lose(session, f"the browser failed during {command.op}")
         if command.op == "send":
             session.last_send_at = time.monotonic()
+            if isinstance(answer, dict) and answer.get("ok") and args.get("uid"):
+                session.sent_uids[str(answer.get("id"))] = str(args["uid"])
+                while len(session.sent_uids) > SENT_KEPT:
+                    session.sent_uids.pop(next(iter(session.sent_uids)))
         commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
         return True
 

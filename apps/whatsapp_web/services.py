@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from apps.alerts.models import WHATSAPP_WEB_SESSION_LOST
 from apps.alerts.services import alert_system_raise
-from apps.conversations.services.ingest import inbound_store
+from apps.conversations.services.ingest import inbound_store, statuses_apply
 from apps.live.services import live_publish
 from apps.whatsapp.models import Channel
 from apps.whatsapp.services import channel_health_set, channel_webhook_seen
-from apps.whatsapp_web.inbound import inbound_messages
+from apps.whatsapp_web.inbound import inbound_messages, status_updates
 from apps.whatsapp_web.models import WebSession
 
 logger = logging.getLogger(__name__)
@@ -100,3 +100,13 @@ def web_messages_store(*, channel: Channel, events: list[dict[str, Any]]) -> lis
         created = inbound_store(channel=channel, messages=messages)
         channel_webhook_seen(channel_ids=[channel.pk])
     return created
+
+
+def web_statuses_store(*, channel: Channel, events: list[dict[str, Any]], uids: dict[str, str]) -> int:
+    """The receipts of our sends the browser saw (sent, delivered, read, failed), applied like the Cloud
+    status webhook's: forward only, a lost send answer reconciled. How many messages changed."""
+    updates = status_updates(events, uids)
+    if not updates:
+        return 0
+    with transaction.atomic():
+        return statuses_apply(channel=channel, updates=updates)

@@ -294,6 +294,16 @@ def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(
     assert Message.objects.filter(channel=channel, direction="in").count() == 3
     assert Message.objects.filter(channel=channel, direction="out").count() == 1
 
+    # Its receipts: sent (reported by the page right after the send), delivered, read; never back.
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "sent", timeout=30)
+    web_standin.ack(sent["id"], 2)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=30)
+    web_standin.ack(sent["id"], 3)
+    web_standin.ack(sent["id"], 2)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "read", timeout=30)
+    time.sleep(1)  # the late "delivered" has been read by the driver
+    assert Message.objects.get(pk=reply.pk).status == "read"
+
 
 def _browser_pid(profile: Path) -> int:
     """The Chromium that the driver started on this profile (its main process)."""

@@ -62,6 +62,15 @@
       else if (mode === "MAIN" && WPP.conn.isMainReady()) setState("connected");
     });
     WPP.on("chat.new_message", (msg) => emit({ kind: "message", message: message(msg) }));
+    // Receipts of our sends: 1 sent (the server has it), 2 delivered, 3 read, 4 played, -1 failed.
+    WPP.on("chat.msg_ack_change", (change) =>
+      emit({
+        kind: "ack",
+        ack: change.ack,
+        ids: (change.ids || []).map(wid).filter((id) => id.startsWith("true_")),
+        t: Math.floor(Date.now() / 1000),
+      }),
+    );
     WPP.on("chat.new_reaction", (reaction) =>
       emit({
         kind: "message",
