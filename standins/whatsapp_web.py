@@ -45,6 +45,8 @@ class WhatsAppWebStandIn:
         self.presence: list[dict[str, Any]] = []
         self.fail_sends = 0  # the next N sends answer an error
         self.media: dict[str, tuple[bytes, str]] = {}  # a received message's file, by its id
+        self.history: dict[str, list[dict[str, Any]]] = {}  # each chat's messages, oldest first
+        self.unread: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- the server ---------------------------------------------------------------------------
@@ -111,6 +113,16 @@ class WhatsAppWebStandIn:
                     return
                 self._answer(handler, kept[0], kept[1])
                 return
+            elif url.path == "/standin/chats":  # most recent first, as WhatsApp Web lists them
+                recent = sorted(self.history, key=lambda c: self.history[c][-1]["t"], reverse=True)
+                body = [{"id": chat, "unreadCount": self.unread.get(chat, 0)} for chat in recent]
+            elif url.path == "/standin/messages":
+                query = parse_qs(url.query)
+                chat = query.get("chat", [""])[0]
+                count = int(query.get("count", ["20"])[0])
+                if query.get("unread", ["0"])[0] == "1":
+                    count = min(count, self.unread.get(chat, 0))
+                body = self.history.get(chat, [])[-count:] if count > 0 else []
             elif url.path == "/standin/poll":
                 since = int(parse_qs(url.query).get("since", ["0"])[0])
                 body = {"seq": len(self._events), "events": self._events[since:]}
@@ -142,6 +154,7 @@ class WhatsAppWebStandIn:
                     body = {"id": wamid}
             elif path == "/standin/seen":
                 self.seen.append(data["chat"])
+                self.unread[data["chat"]] = 0
             elif path == "/standin/presence":
                 self.presence.append({**data, "at": time.time()})
             elif path == "/standin/logout":
@@ -252,7 +265,10 @@ class WhatsAppWebStandIn:
                 self.media[wamid] = (media, str(extra.get("mimetype") or "application/octet-stream"))
                 extra.setdefault("size", len(media))
             message = {"id": wamid, "from": chat, "type": type, "body": body, "t": int(time.time())}
-            self._push({"type": "message", "message": {**message, "notifyName": name, **extra}})
+            message = {**message, "notifyName": name, **extra}
+            self.history.setdefault(chat, []).append(message)
+            self.unread[chat] = self.unread.get(chat, 0) + 1
+            self._push({"type": "message", "message": message})
         return wamid
 
     def ack(self, wamid: str, ack: int) -> None:

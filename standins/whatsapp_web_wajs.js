@@ -13,6 +13,7 @@
     );
   const wid = (s) => ({ _serialized: s, toString: () => s });
   const chatIds = new Set();
+  const asMsg = (m) => ({ ...m, id: { _serialized: m.id, fromMe: false, remote: wid(m.from) }, from: wid(m.from) });
 
   const apply = (event) => {
     if (event.type === "qr") {
@@ -36,13 +37,8 @@
       else state.mainReady = state.authenticated;
       emit("conn.stream_mode_changed", event.mode);
     } else if (event.type === "message") {
-      const m = event.message;
-      chatIds.add(m.from);
-      emit("chat.new_message", {
-        ...m,
-        id: { _serialized: m.id, fromMe: false, remote: wid(m.from) },
-        from: wid(m.from),
-      });
+      chatIds.add(event.message.from);
+      emit("chat.new_message", asMsg(event.message));
     } else if (event.type === "hang") {
       for (;;) {} // eslint-disable-line no-empty -- the page's main thread stops answering
     } else if (event.type === "reload") {
@@ -86,6 +82,18 @@
       genLinkDeviceCodeForPhoneNumber: (phone) => post("/standin/pair", { phone }).then((a) => a.code),
     },
     chat: {
+      list: async (options) => {
+        if (!state.mainReady) throw new Error("not connected");
+        const chats = await fetch("/standin/chats").then((r) => r.json());
+        return chats
+          .filter((c) => !(options && options.onlyWithUnreadMessage) || c.unreadCount > 0)
+          .map((c) => ({ id: wid(c.id), unreadCount: c.unreadCount, hasUnread: c.unreadCount > 0, isUser: true }));
+      },
+      getMessages: async (chat, options) => {
+        const query = `chat=${encodeURIComponent(chat)}&count=${options.count || 20}&unread=${options.onlyUnread ? 1 : 0}`;
+        const found = await fetch(`/standin/messages?${query}`).then((r) => r.json());
+        return found.map(asMsg);
+      },
       markIsRead: (chat) => {
         needChat(chat);
         return post("/standin/seen", { chat });

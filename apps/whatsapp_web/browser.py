@@ -118,6 +118,7 @@ class Session:
     heartbeat_at: float = 0.0
     state: str = ""
     sent_uids: dict[str, str] = field(default_factory=dict)  # WhatsApp id -> our message uid
+    catch_up: bool = False  # connected since the last catch-up: fetch what arrived unwatched
 
     @property
     def open(self) -> bool:
@@ -295,6 +296,9 @@ class Driver:
             web_messages_store(channel=session.channel, events=messages)
         if acks := [e for e in events if e.get("kind") == "ack"]:
             web_statuses_store(channel=session.channel, events=acks, uids=session.sent_uids)
+        if session.catch_up and session.state == WebSession.State.CONNECTED and not session.lost:
+            session.catch_up = False
+            self._catch_up(session)
         if session.lost:
             self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
             self._close(session)
@@ -303,6 +307,39 @@ class Driver:
         if now - session.heartbeat_at >= HEARTBEAT_EVERY:
             session.heartbeat_at = now
             web_session_heartbeat(channel=session.channel)
+
+    def _catch_up(self, session: Session) -> None:
+        """Store the unread messages that arrived while no worker-web watched (bounded by
+        WHATSAPP_WEB_CATCH_UP_CHATS x WHATSAPP_WEB_CATCH_UP_MESSAGES), oldest first, once each."""
+        try:
+            answer = session.page.evaluate(
+                "([op, args]) => window.__chatbotBridge.run(op, args)",
+                [
+                    "catch_up",
+                    {
+                        "max_chats": settings.WHATSAPP_WEB_CATCH_UP_CHATS,
+                        "max_messages": settings.WHATSAPP_WEB_CATCH_UP_MESSAGES,
+                    },
+                ],
+            )
+        except Exception as exc:  # noqa: BLE001 - the page died; the next connect catches up again
+            logger.warning("WhatsApp Web channel %s: catch-up failed: %s", session.channel.pk, exc)
+            return
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            logger.warning("WhatsApp Web channel %s: catch-up failed: %s", session.channel.pk, error)
+            return
+        messages = [m for m in answer.get("messages") or [] if isinstance(m, dict)]
+        if messages:
+            self._media(session, messages)
+        created = web_messages_store(channel=session.channel, events=messages) if messages else []
+        logger.info(
+            "WhatsApp Web channel %s caught up: %d unread message(s) in %s chat(s), %d new",
+            session.channel.pk,
+            len(messages),
+            answer.get("chats"),
+            len(created),
+        )
 
     def _media(self, session: Session, messages: list[dict[str, Any]]) -> None:
         """Download the file of each new media message through the bridge before the message is stored:
@@ -371,6 +408,8 @@ class Driver:
                 "detail": f"untested WhatsApp Web {version}",
             }
             state = WebSession.State.OUTDATED
+        if state == WebSession.State.CONNECTED and session.state != state:
+            session.catch_up = True
         session.state = state
         if state == WebSession.State.CONNECTED:
             session.failures = 0

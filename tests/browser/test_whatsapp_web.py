@@ -196,6 +196,48 @@ def test_media_is_downloaded_through_the_bridge_checked_and_kept_and_a_failure_k
             WebTransport().fetch_media(channel, wamid)
 
 
+def test_what_arrived_while_worker_web_was_down_is_caught_up_once_in_order_and_bounded(
+    web_standin: WhatsAppWebStandIn, redis_url: str, settings: Any
+) -> None:
+    settings.REDIS_URL = redis_url
+    settings.WHATSAPP_WEB_CATCH_UP_MESSAGES = 3
+    other = "5491133334444"
+    web_standin.link()
+    channel = web_channel()
+    start = int(time.time()) - 60
+    # No worker-web runs: five messages wait unread on the phone (the first beyond the bound of 3).
+    arrived = [
+        (CUSTOMER, "uno"),
+        (other, "hola"),
+        (CUSTOMER, "dos"),
+        (CUSTOMER, "tres"),
+        (other, "¿hay alguien?"),
+        (CUSTOMER, "cuatro"),
+    ]
+    ids = [web_standin.incoming(who, body, t=start + i) for i, (who, body) in enumerate(arrived)]
+
+    first = DriverThread()
+    first.thread.start()
+    try:
+        wait_for(lambda: Message.objects.filter(channel=channel).count() == 5, timeout=90)
+    finally:
+        first.stop()
+    rows = list(Message.objects.filter(channel=channel).order_by("pk"))
+    assert [m.body for m in rows] == ["hola", "dos", "tres", "¿hay alguien?", "cuatro"]
+    assert [m.wamid for m in rows] == ids[1:]
+
+    # worker-web starts again: the same unread messages are seen again and stored no second time.
+    again = DriverThread()
+    again.thread.start()
+    try:
+        wait_for(lambda: _live_states(channel).count("connected") == 2, timeout=90)
+        live = web_standin.incoming(CUSTOMER, "cinco")
+        wait_for(lambda: Message.objects.filter(channel=channel, wamid=live).exists(), timeout=30)
+    finally:
+        again.stop()
+    assert Message.objects.filter(channel=channel).count() == 6
+
+
 def _live_states(channel: Channel) -> list[str]:
     from apps.live.models import LiveEvent
 

@@ -123,6 +123,19 @@
       });
       return { ok: true, mimetype: blob.type || "", size: blob.size, data: url.slice(url.indexOf(",") + 1) };
     },
+    // The unread messages of the chats with unread ones (WhatsApp Web's order, most recent chat first),
+    // at most `max_chats` chats and `max_messages` per chat, oldest first: what arrived while no
+    // worker-web was watching. Storing them is idempotent (WhatsApp's ids), so a repeat costs nothing.
+    async catch_up({ max_chats, max_messages }) {
+      const chats = (await WPP.chat.list({ onlyUsers: true, onlyWithUnreadMessage: true })).slice(0, max_chats);
+      const found = [];
+      for (const chat of chats) {
+        const msgs = await WPP.chat.getMessages(wid(chat.id), { count: max_messages, onlyUnread: true });
+        msgs.filter((m) => !(m.id && m.id.fromMe)).forEach((m) => found.push(message(m)));
+      }
+      found.sort((a, b) => a.t - b.t);
+      return { ok: true, chats: chats.length, messages: found };
+    },
     async seen({ chat }) {
       await WPP.chat.markIsRead(chat);
       return { ok: true };
