@@ -46,6 +46,7 @@ class WhatsAppWebStandIn:
         self.fail_sends = 0  # the next N sends answer an error
         self.media: dict[str, tuple[bytes, str]] = {}  # a received message's file, by its id
         self.history: dict[str, list[dict[str, Any]]] = {}  # each chat's messages, oldest first
+        self.pairing_phone = self.pairing_code = ""  # the last code the page asked for, and for whom
         self.unread: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
 
@@ -160,7 +161,12 @@ class WhatsAppWebStandIn:
             elif path == "/standin/logout":
                 self._logout()
             elif path == "/standin/pair":
-                body = {"code": "STAN-DIN1"}
+                if self.linked:  # as wa-js: cannot_get_code_for_already_authenticated
+                    body = {"error": "already authenticated"}
+                else:
+                    self.pairing_phone = str(data.get("phone") or "")
+                    self.pairing_code = hashlib.sha256(self.pairing_phone.encode()).hexdigest()[:8].upper()
+                    body = {"code": self.pairing_code}
         self._answer(handler, body)
 
     # --- a page to play the phone and the customers by hand (`make run`) -----------------------
@@ -172,6 +178,8 @@ class WhatsAppWebStandIn:
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Phone (stand-in)</title></head>
 <body><h1>WhatsApp Web stand-in: the phone</h1><p>Session: {state}; stream mode {self.mode}.</p>
 <form method="post" action="/standin/phone/link"><button>Scan the QR code (link)</button></form>
+<form method="post" action="/standin/phone/code"><input name="code" aria-label="pairing code" placeholder="ABCD-EFGH">
+<button>Link with phone number (enter the pairing code)</button></form>
 <form method="post" action="/standin/phone/logout"><button>Remove the linked device (log out)</button></form>
 <form method="post" action="/standin/phone/conflict"><button>Open WhatsApp Web elsewhere</button></form>
 <form method="post" action="/standin/phone/main"><button>Use it here again</button></form>
@@ -196,6 +204,8 @@ class WhatsAppWebStandIn:
             self.set_mode("MAIN")
         elif action == "reload":
             self.reload()
+        elif action == "code":
+            self.enter_code(field("code"))
         elif action == "message" and field("wa_id").isdigit() and field("body"):
             self.incoming(field("wa_id"), field("body"), name=field("name"))
 
@@ -212,6 +222,15 @@ class WhatsAppWebStandIn:
         with self._lock:
             self.linked, self.mode = True, "MAIN"
             self._push({"type": "linked"})
+
+    def enter_code(self, code: str) -> bool:
+        """The phone's owner types the pairing code the dashboard shows; True when it links."""
+        clean = "".join(ch for ch in code if ch.isalnum()).upper()
+        if not self.pairing_code or clean != self.pairing_code:
+            return False
+        self.pairing_code = ""
+        self.link()
+        return True
 
     def rotate_qr(self) -> None:
         with self._lock:

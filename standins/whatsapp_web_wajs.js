@@ -79,7 +79,11 @@
       isMainReady: () => state.mainReady,
       getAuthCode: () => state.authCode,
       logout: () => post("/standin/logout", {}),
-      genLinkDeviceCodeForPhoneNumber: (phone) => post("/standin/pair", { phone }).then((a) => a.code),
+      genLinkDeviceCodeForPhoneNumber: (phone) =>
+        post("/standin/pair", { phone }).then((a) => {
+          if (a.error) throw new Error(a.error);
+          return a.code;
+        }),
     },
     chat: {
       list: async (options) => {

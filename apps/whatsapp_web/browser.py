@@ -29,6 +29,7 @@ from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
 from apps.whatsapp_web.services import (
     web_messages_store,
     web_session_heartbeat,
+    web_session_pairing_set,
     web_session_reconnected,
     web_session_state_set,
     web_statuses_store,
@@ -453,6 +454,13 @@ class Driver:
                 session.sent_uids[str(answer.get("id"))] = str(args["uid"])
                 while len(session.sent_uids) > SENT_KEPT:
                     session.sent_uids.pop(next(iter(session.sent_uids)))
+        if command.op == "pair":  # nobody waits for it: the code goes to the dashboard
+            ok = isinstance(answer, dict) and answer.get("ok")
+            web_session_pairing_set(
+                channel=session.channel,
+                code=str(answer.get("code") or "") if ok else "",
+                error="" if ok else str(answer.get("error") if isinstance(answer, dict) else answer),
+            )
         commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
         return True
 

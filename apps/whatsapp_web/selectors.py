@@ -28,6 +28,11 @@ def web_channels_to_run() -> QuerySet[Channel]:
     return Channel.objects.filter(kind=Channel.Kind.WEB, is_active=True).order_by("pk")
 
 
+def web_channel_get(*, workspace: Workspace, pk: int) -> Channel | None:
+    """One of the workspace's WhatsApp Web channels (None for another workspace's, or another kind)."""
+    return Channel.objects.filter(workspace=workspace, kind=Channel.Kind.WEB, pk=pk).first()
+
+
 def web_session_of(*, channel: Channel) -> WebSession | None:
     return WebSession.objects.filter(channel=channel).first()
 

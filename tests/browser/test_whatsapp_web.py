@@ -438,6 +438,51 @@ def test_staff_add_a_number_see_its_qr_live_link_it_and_see_a_logout_live(
     context.close()
 
 
+def test_an_admin_links_a_number_by_pairing_code_shown_live(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, ws_server: str, browser: Any, settings: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base_url = ws_server.replace("ws://", "http://")
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # daphne's settings
+    user = UserFactory.create(is_staff=True)
+    MembershipFactory.create(user=user, workspace=workspace, role=Role.ADMIN)
+    channel = web_channel(workspace)
+    wait_state(channel, "qr")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(f"{base_url}/login/?next=/whatsapp-web/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/whatsapp-web/")
+    expect(page.get_by_test_id("web-session-qr")).to_be_visible(timeout=30_000)
+
+    page.get_by_test_id("web-session-pair-phone").fill("+52 1 55 1234 5678")
+    page.get_by_test_id("web-session-pair").click()
+
+    code = page.get_by_test_id("web-session-pairing-code")
+    expect(code).to_be_visible(timeout=30_000)  # the stand-in has issued its code by then
+    expect(code).to_have_text(
+        f"{web_standin.pairing_code[:4]}-{web_standin.pairing_code[4:]}", timeout=30_000
+    )
+    assert web_standin.pairing_phone == "5215512345678"
+    web_standin.rotate_qr()  # WhatsApp Web keeps rotating its QR code: the pairing code stays
+    wait_for(lambda: WebSession.objects.get(channel=channel).qr == web_standin.qr_code, timeout=30)
+    expect(code).to_be_visible()
+    code.scroll_into_view_if_needed()
+    screenshot(page, "whatsapp-web-pairing-code.png")
+
+    assert web_standin.enter_code(code.inner_text())  # typed on the phone
+    session = page.get_by_test_id("web-session")
+    expect(session).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(page.get_by_test_id("web-session-pairing-code")).to_have_count(0)
+    assert WebSession.objects.get(channel=channel).pairing_code == ""
+    context.close()
+
+
 def test_an_unpinned_whatsapp_web_version_is_outdated_and_sends_nothing(
     web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any
 ) -> None:

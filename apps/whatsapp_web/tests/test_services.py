@@ -127,3 +127,28 @@ def test_receipts_move_our_message_forward_only_and_settle_a_send_whose_answer_i
     assert sent.status == "read"
     assert (late.status, late.send_state, late.wamid) == ("sent", "sent", "true_1@c.us_3EB0B")
     assert LiveEvent.objects.filter(kind="status", conversation_id=conversation.pk).exists()
+
+
+def test_a_pairing_code_is_kept_while_the_qr_rotates_and_dropped_once_linked(web_channel: Channel) -> None:
+    from apps.whatsapp_web.services import web_session_pairing_set
+
+    web_session_state_set(channel=web_channel, state="qr", qr="2@one")
+    web_session_pairing_set(channel=web_channel, code="WXYZ-9876")
+    web_session_state_set(channel=web_channel, state="qr", qr="2@two")
+    assert WebSession.objects.get(channel=web_channel).pairing_code == "WXYZ-9876"
+
+    web_session_state_set(channel=web_channel, state="connected")
+
+    assert WebSession.objects.get(channel=web_channel).pairing_code == ""
+    web_session_pairing_set(channel=web_channel, code="LATE1234")  # too late: nothing to link
+    assert WebSession.objects.get(channel=web_channel).pairing_code == ""
+
+
+def test_a_failed_pairing_request_says_why(web_channel: Channel) -> None:
+    from apps.whatsapp_web.services import web_session_pairing_set
+
+    web_session_state_set(channel=web_channel, state="qr", qr="2@one")
+    web_session_pairing_set(channel=web_channel, error="rate limited")
+
+    session = WebSession.objects.get(channel=web_channel)
+    assert (session.pairing_code, session.detail) == ("", "pairing code failed: rate limited")
