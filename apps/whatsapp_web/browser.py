@@ -385,13 +385,16 @@ class Driver:
                 raise MediaRefused("the bridge answered something that is not a file") from exc
             mime_type = str(answer.get("mimetype") or event.get("mimetype") or "")
             media_check(kind=kind, mime_type=mime_type, size=len(content))
-            digest = media_save(
-                channel_id=session.channel.pk,
-                wamid=wamid,
-                content=content,
-                mime_type=mime_type,
-                filename=str(event.get("filename") or ""),
-            )
+            try:
+                digest = media_save(
+                    channel_id=session.channel.pk,
+                    wamid=wamid,
+                    content=content,
+                    mime_type=mime_type,
+                    filename=str(event.get("filename") or ""),
+                )
+            except OSError as exc:  # a full or unwritable disk: the message itself is still stored
+                raise MediaRefused(f"could not be kept: {exc}"[:200]) from exc
         except MediaRefused as exc:
             logger.warning("WhatsApp Web media of %s unavailable: %s", wamid, exc)
             return {"mediaError": str(exc)}

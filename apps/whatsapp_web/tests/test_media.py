@@ -78,7 +78,7 @@ def test_a_kept_file_is_read_back_with_its_type_and_only_the_service_user_reads_
     assert not list((media_dir / "channel-7").glob("*.part"))
 
 
-def event(**extra: object) -> dict[str, object]:
+def event(**extra: object) -> dict[str, Any]:
     return {"id": WAMID, "from": "5215512345678@c.us", "type": "image", "t": 1764900000, **extra}
 
 
@@ -128,3 +128,78 @@ def test_the_api_serves_a_kept_file_and_says_when_there_is_none(web_channel: Cha
     with pytest.raises(SendError, match="media unavailable") as caught:
         WebTransport().fetch_media(web_channel, lost.wamid)
     assert caught.value.permanent is True
+
+
+class FakePage:
+    """The page's side of a media download, as the bridge answers it."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.calls: list[Any] = []
+
+    def evaluate(self, script: str, arg: Any) -> dict[str, Any]:
+        self.calls.append(arg)
+        return self.answer
+
+
+def _session(web_channel: Channel, answer: dict[str, Any]) -> Any:
+    from apps.whatsapp_web.browser import Session
+
+    return Session(channel=web_channel, page=FakePage(answer))
+
+
+@pytest.mark.django_db
+def test_the_driver_keeps_a_downloaded_file_and_names_it_in_the_event(web_channel: Channel) -> None:
+    import base64
+
+    from apps.whatsapp_web.browser import Driver
+
+    session = _session(
+        web_channel, {"ok": True, "mimetype": "image/jpeg", "data": base64.b64encode(JPEG).decode()}
+    )
+    events: list[dict[str, Any]] = [event(mimetype="image/jpeg"), {"id": "x", "type": "chat", "body": "hola"}]
+
+    Driver()._media(session, events)
+
+    assert events[0]["media"]["size"] == len(JPEG)
+    assert "media" not in events[1]
+    assert session.page.calls == [
+        ["media", {"id": WAMID, "max_bytes": 100 * 1024 * 1024, "timeout_ms": 60000}]
+    ]
+    kept = media_read(channel_id=web_channel.pk, wamid=WAMID)
+    assert kept is not None and kept.content == JPEG
+
+
+@pytest.mark.django_db
+def test_a_file_that_cannot_be_written_leaves_the_message_unavailable_not_lost(
+    web_channel: Channel, media_dir: Path
+) -> None:
+    import base64
+
+    from apps.whatsapp_web.browser import Driver
+
+    media_dir.parent.mkdir(parents=True, exist_ok=True)
+    media_dir.write_text("not a folder")  # the store cannot be written
+    session = _session(
+        web_channel, {"ok": True, "mimetype": "image/jpeg", "data": base64.b64encode(JPEG).decode()}
+    )
+    events = [event(mimetype="image/jpeg")]
+
+    Driver()._media(session, events)
+
+    assert events[0]["mediaError"].startswith("could not be kept")
+    [message] = inbound_messages(events)
+    assert message.raw["image"]["unavailable"].startswith("could not be kept")
+
+
+@pytest.mark.django_db
+def test_a_message_already_stored_is_not_downloaded_again(web_channel: Channel) -> None:
+    from apps.whatsapp_web.browser import Driver
+
+    conversation = ConversationFactory.create(channel=web_channel, workspace=web_channel.workspace)
+    MessageFactory.create(conversation=conversation, wamid=WAMID, type="image")
+    session = _session(web_channel, {"ok": False, "error": "should not be asked"})
+
+    Driver()._media(session, [event(mimetype="image/jpeg")])
+
+    assert session.page.calls == []
