@@ -292,14 +292,16 @@ class Driver:
         for event in events:
             if event.get("kind") == "state" and event.get("state") in STATES:
                 self._state(session, event)
+        # The catch-up first: a message that arrived live just after the connect is newer than the
+        # unread ones (and among them: stored once, in order, by the catch-up).
+        if session.catch_up and session.state == WebSession.State.CONNECTED and not session.lost:
+            session.catch_up = False
+            self._catch_up(session)
         if messages:
             self._media(session, messages)
             web_messages_store(channel=session.channel, events=messages)
         if acks := [e for e in events if e.get("kind") == "ack"]:
             web_statuses_store(channel=session.channel, events=acks, uids=session.sent_uids)
-        if session.catch_up and session.state == WebSession.State.CONNECTED and not session.lost:
-            session.catch_up = False
-            self._catch_up(session)
         if session.lost:
             self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
             self._close(session)
