@@ -40,6 +40,13 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def worker_extra_env() -> dict[str, str]:
+    """More environment for tests/test_pipeline_worker.py's `worker` (imported by other modules too): a
+    module that points it at other stand-ins or another broker overrides this."""
+    return {}
+
+
+@pytest.fixture
 def rabbitmq_url() -> str:
     """A RabbitMQ broker (`RABBITMQ_URL`, e.g. amqp://guest:guest@127.0.0.1:5672//) for the broker tests."""
     url = os.environ.get("RABBITMQ_URL", "")

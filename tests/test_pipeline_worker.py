@@ -34,12 +34,6 @@ def wait_for(check: Callable[[], object], timeout: float = 60.0) -> object:
 
 
 @pytest.fixture
-def worker_extra_env() -> dict[str, str]:
-    """More environment for the worker (a module that points it at other stand-ins overrides this)."""
-    return {}
-
-
-@pytest.fixture
 def worker(
     postgres, redis_url, graph_standin, tmp_path, worker_extra_env
 ) -> Iterator[subprocess.Popen[bytes]]:
