@@ -24,7 +24,8 @@ COPY . .
 RUN DJANGO_SECRET_KEY=build-only DJANGO_SETTINGS_MODULE=chatbot.settings \
     JWT_SECRET=build-only-build-only-build-only-build-only METRICS_TOKEN=build-only-build-only \
     python manage.py collectstatic --noinput \
- && mkdir -p /app/data && chown app:app /app/data
+ && mkdir -p /app/data/whatsapp_web_media && chown app:app /app/data /app/data/whatsapp_web_media \
+ && chmod 0700 /app/data/whatsapp_web_media
 
 USER app
 EXPOSE 8000 8001

@@ -468,6 +468,16 @@ WHATSAPP_WEB_BACKOFF_FIRST = env.float("WHATSAPP_WEB_BACKOFF_FIRST", default=2.0
 WHATSAPP_WEB_BACKOFF_MAX = env.float("WHATSAPP_WEB_BACKOFF_MAX", default=300.0)
 # worker-web drives the pages in slices of this many seconds (the browser stays open between them).
 WHATSAPP_WEB_SLICE = env.float("WHATSAPP_WEB_SLICE", default=50.0)
+# Media received on WhatsApp Web is downloaded through the browser when it arrives (WhatsApp Web cannot
+# be asked for it later the way the Cloud API can) and kept here, one folder per channel, mode 0700;
+# files larger than the Cloud API's cap are not downloaded (the message says "media unavailable").
+WHATSAPP_WEB_MEDIA_DIR = Path(env.str("WHATSAPP_WEB_MEDIA_DIR", default=str(DATA_DIR / "whatsapp_web_media")))
+WHATSAPP_WEB_MEDIA_MAX_BYTES = env.int("WHATSAPP_WEB_MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
+WHATSAPP_WEB_MEDIA_TIMEOUT = env.float("WHATSAPP_WEB_MEDIA_TIMEOUT", default=60.0)
+# Catch-up at (re)connect: the unread messages of at most this many chats (most recent first), at most
+# this many per chat, are fetched and stored (once each, by WhatsApp's id).
+WHATSAPP_WEB_CATCH_UP_CHATS = env.int("WHATSAPP_WEB_CATCH_UP_CHATS", default=50)
+WHATSAPP_WEB_CATCH_UP_MESSAGES = env.int("WHATSAPP_WEB_CATCH_UP_MESSAGES", default=50)
 # Outbound queue: a row stuck in `processing` this long without an answer is settled by the sweeper.
 OUTBOUND_PROCESSING_TIMEOUT = env.int("OUTBOUND_PROCESSING_TIMEOUT", default=600)
 # A sender waits at most this long for a row's pacing slot (holding no claim); further slots are

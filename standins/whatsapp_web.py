@@ -44,6 +44,10 @@ class WhatsAppWebStandIn:
         self.seen: list[str] = []
         self.presence: list[dict[str, Any]] = []
         self.fail_sends = 0  # the next N sends answer an error
+        self.media: dict[str, tuple[bytes, str]] = {}  # a received message's file, by its id
+        self.history: dict[str, list[dict[str, Any]]] = {}  # each chat's messages, oldest first
+        self.pairing_phone = self.pairing_code = ""  # the last code the page asked for, and for whom
+        self.unread: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- the server ---------------------------------------------------------------------------
@@ -101,6 +105,25 @@ class WhatsAppWebStandIn:
                 }
             elif url.path == "/standin/phone":
                 body = self._phone_page()
+            elif url.path == "/standin/media":
+                kept = self.media.get(parse_qs(url.query).get("id", [""])[0])
+                if kept is None:  # expired on WhatsApp's servers, or never there
+                    handler.send_response(404)
+                    handler.send_header("Content-Length", "0")
+                    handler.end_headers()
+                    return
+                self._answer(handler, kept[0], kept[1])
+                return
+            elif url.path == "/standin/chats":  # most recent first, as WhatsApp Web lists them
+                recent = sorted(self.history, key=lambda c: self.history[c][-1]["t"], reverse=True)
+                body = [{"id": chat, "unreadCount": self.unread.get(chat, 0)} for chat in recent]
+            elif url.path == "/standin/messages":
+                query = parse_qs(url.query)
+                chat = query.get("chat", [""])[0]
+                count = int(query.get("count", ["20"])[0])
+                if query.get("unread", ["0"])[0] == "1":
+                    count = min(count, self.unread.get(chat, 0))
+                body = self.history.get(chat, [])[-count:] if count > 0 else []
             elif url.path == "/standin/poll":
                 since = int(parse_qs(url.query).get("since", ["0"])[0])
                 body = {"seq": len(self._events), "events": self._events[since:]}
@@ -132,12 +155,18 @@ class WhatsAppWebStandIn:
                     body = {"id": wamid}
             elif path == "/standin/seen":
                 self.seen.append(data["chat"])
+                self.unread[data["chat"]] = 0
             elif path == "/standin/presence":
                 self.presence.append({**data, "at": time.time()})
             elif path == "/standin/logout":
                 self._logout()
             elif path == "/standin/pair":
-                body = {"code": "STAN-DIN1"}
+                if self.linked:  # as wa-js: cannot_get_code_for_already_authenticated
+                    body = {"error": "already authenticated"}
+                else:
+                    self.pairing_phone = str(data.get("phone") or "")
+                    self.pairing_code = hashlib.sha256(self.pairing_phone.encode()).hexdigest()[:8].upper()
+                    body = {"code": self.pairing_code}
         self._answer(handler, body)
 
     # --- a page to play the phone and the customers by hand (`make run`) -----------------------
@@ -149,6 +178,8 @@ class WhatsAppWebStandIn:
         page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Phone (stand-in)</title></head>
 <body><h1>WhatsApp Web stand-in: the phone</h1><p>Session: {state}; stream mode {self.mode}.</p>
 <form method="post" action="/standin/phone/link"><button>Scan the QR code (link)</button></form>
+<form method="post" action="/standin/phone/code"><input name="code" aria-label="pairing code" placeholder="ABCD-EFGH">
+<button>Link with phone number (enter the pairing code)</button></form>
 <form method="post" action="/standin/phone/logout"><button>Remove the linked device (log out)</button></form>
 <form method="post" action="/standin/phone/conflict"><button>Open WhatsApp Web elsewhere</button></form>
 <form method="post" action="/standin/phone/main"><button>Use it here again</button></form>
@@ -173,6 +204,8 @@ class WhatsAppWebStandIn:
             self.set_mode("MAIN")
         elif action == "reload":
             self.reload()
+        elif action == "code":
+            self.enter_code(field("code"))
         elif action == "message" and field("wa_id").isdigit() and field("body"):
             self.incoming(field("wa_id"), field("body"), name=field("name"))
 
@@ -189,6 +222,15 @@ class WhatsAppWebStandIn:
         with self._lock:
             self.linked, self.mode = True, "MAIN"
             self._push({"type": "linked"})
+
+    def enter_code(self, code: str) -> bool:
+        """The phone's owner types the pairing code the dashboard shows; True when it links."""
+        clean = "".join(ch for ch in code if ch.isalnum()).upper()
+        if not self.pairing_code or clean != self.pairing_code:
+            return False
+        self.pairing_code = ""
+        self.link()
+        return True
 
     def rotate_qr(self) -> None:
         with self._lock:
@@ -223,16 +265,35 @@ class WhatsAppWebStandIn:
             self._push({"type": "hang"})
 
     def incoming(
-        self, wa_id: str, body: str = "", *, type: str = "chat", name: str = "", **extra: Any
+        self,
+        wa_id: str,
+        body: str = "",
+        *,
+        type: str = "chat",
+        name: str = "",
+        media: bytes | None = None,
+        **extra: Any,
     ) -> str:
-        """A customer writes; the serialized WhatsApp Web id of the message."""
+        """A customer writes; the serialized WhatsApp Web id of the message. `media`: the file of a
+        media message, which the page can then download (without it, the download fails)."""
         chat = f"{wa_id}@c.us"
         with self._lock:
             wamid = f"false_{chat}_3A{next(self._ids):018d}"
             self.chats.add(chat)
+            if media is not None:
+                self.media[wamid] = (media, str(extra.get("mimetype") or "application/octet-stream"))
+                extra.setdefault("size", len(media))
             message = {"id": wamid, "from": chat, "type": type, "body": body, "t": int(time.time())}
-            self._push({"type": "message", "message": {**message, "notifyName": name, **extra}})
+            message = {**message, "notifyName": name, **extra}
+            self.history.setdefault(chat, []).append(message)
+            self.unread[chat] = self.unread.get(chat, 0) + 1
+            self._push({"type": "message", "message": message})
         return wamid
+
+    def ack(self, wamid: str, ack: int) -> None:
+        """The phone reports a receipt of a message the page sent: 2 delivered, 3 read, 4 played, -1 failed."""
+        with self._lock:
+            self._push({"type": "ack", "ack": ack, "ids": [wamid]})
 
     def react(self, wa_id: str, to_wamid: str, emoji: str) -> str:
         with self._lock:

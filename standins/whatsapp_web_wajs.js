@@ -13,6 +13,7 @@
     );
   const wid = (s) => ({ _serialized: s, toString: () => s });
   const chatIds = new Set();
+  const asMsg = (m) => ({ ...m, id: { _serialized: m.id, fromMe: false, remote: wid(m.from) }, from: wid(m.from) });
 
   const apply = (event) => {
     if (event.type === "qr") {
@@ -36,17 +37,15 @@
       else state.mainReady = state.authenticated;
       emit("conn.stream_mode_changed", event.mode);
     } else if (event.type === "message") {
-      const m = event.message;
-      chatIds.add(m.from);
-      emit("chat.new_message", {
-        ...m,
-        id: { _serialized: m.id, fromMe: false, remote: wid(m.from) },
-        from: wid(m.from),
-      });
+      chatIds.add(event.message.from);
+      emit("chat.new_message", asMsg(event.message));
     } else if (event.type === "hang") {
       for (;;) {} // eslint-disable-line no-empty -- the page's main thread stops answering
     } else if (event.type === "reload") {
       location.reload();
+    } else if (event.type === "ack") {
+      const ids = event.ids.map((id) => ({ ...wid(id), fromMe: true }));
+      emit("chat.msg_ack_change", { ack: event.ack, chat: wid(event.ids[0].split("_")[1] || ""), ids });
     } else if (event.type === "reaction") {
       const r = event.reaction;
       emit("chat.new_reaction", { ...r, id: wid(r.id), sender: wid(r.sender), msgId: wid(r.msgId) });
@@ -80,9 +79,25 @@
       isMainReady: () => state.mainReady,
       getAuthCode: () => state.authCode,
       logout: () => post("/standin/logout", {}),
-      genLinkDeviceCodeForPhoneNumber: (phone) => post("/standin/pair", { phone }).then((a) => a.code),
+      genLinkDeviceCodeForPhoneNumber: (phone) =>
+        post("/standin/pair", { phone }).then((a) => {
+          if (a.error) throw new Error(a.error);
+          return a.code;
+        }),
     },
     chat: {
+      list: async (options) => {
+        if (!state.mainReady) throw new Error("not connected");
+        const chats = await fetch("/standin/chats").then((r) => r.json());
+        return chats
+          .filter((c) => !(options && options.onlyWithUnreadMessage) || c.unreadCount > 0)
+          .map((c) => ({ id: wid(c.id), unreadCount: c.unreadCount, hasUnread: c.unreadCount > 0, isUser: true }));
+      },
+      getMessages: async (chat, options) => {
+        const query = `chat=${encodeURIComponent(chat)}&count=${options.count || 20}&unread=${options.onlyUnread ? 1 : 0}`;
+        const found = await fetch(`/standin/messages?${query}`).then((r) => r.json());
+        return found.map(asMsg);
+      },
       markIsRead: (chat) => {
         needChat(chat);
         return post("/standin/seen", { chat });
@@ -92,10 +107,18 @@
         return post("/standin/presence", { chat, state: "composing", duration });
       },
       markIsPaused: (chat) => post("/standin/presence", { chat, state: "paused" }),
+      downloadMedia: async (id) => {
+        const answer = await fetch(`/standin/media?id=${encodeURIComponent(String(id))}`);
+        // wa-js throws a plain object when WhatsApp no longer has the file.
+        if (!answer.ok) throw { error: true, code: "media_not_found", message: "Media not found" };
+        return answer.blob();
+      },
       sendTextMessage: async (chat, content, options) => {
         needChat(chat);
         const answer = await post("/standin/send", { chat, body: content, options });
         if (answer.error) throw new Error(answer.error);
+        // As WhatsApp Web does: the server took it (ack 1), reported right after the send.
+        queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chat), ids: [{ ...wid(answer.id), fromMe: true }] }));
         return { id: answer.id, ack: 1 };
       },
     },

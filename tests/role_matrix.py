@@ -237,6 +237,7 @@ PAGES: dict[str, str] = {
     "GET /whatsapp-web/": V,
     "GET /whatsapp-web/list/": V,
     "POST /whatsapp-web/add/": AD,
+    "POST /whatsapp-web/{id}/pair/": AD,
     "GET /business/": V,
     "POST /business/": AD,
     "GET /business/providers/": V,

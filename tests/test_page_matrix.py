@@ -47,6 +47,7 @@ BODIES: dict[str, Any] = {
     "POST /conversations/{id}/note/": {"body": "Call back tomorrow"},
     "POST /conversations/{id}/attach/": {"kind": "image", "link": "https://example.com/a.jpg"},
     "POST /whatsapp-web/add/": {"name": "Shop phone"},
+    "POST /whatsapp-web/{id}/pair/": {"phone": "+34 600 123 456"},
     "POST /alerts/rules/new/": {
         "name": "Angry",
         "kind": "sentiment",
@@ -115,6 +116,9 @@ def _object_id(page: str, workspace: Workspace) -> int:
         return ChannelFactory.create(workspace=workspace, name=SECRET_NAME).pk
     if path.startswith("/settings/members/"):
         return MembershipFactory.create(workspace=workspace, role=Role.AGENT, user__first_name=SECRET_NAME).pk
+
+    if path.startswith("/whatsapp-web/"):
+        return Channel.objects.create(workspace=workspace, kind=Channel.Kind.WEB, name=SECRET_NAME).pk
     if path.startswith("/business/knowledge/"):
         return KnowledgeEntry.objects.create(workspace_id=workspace.pk, title=SECRET_NAME, content="Yes").pk
     raise AssertionError(f"no object for {page}: teach _object_id about it")

@@ -80,6 +80,7 @@ urlpatterns = [
     path("whatsapp-web/", whatsapp_web_views.whatsapp_web, name="whatsapp-web"),
     path("whatsapp-web/list/", whatsapp_web_views.whatsapp_web_list, name="whatsapp-web-list"),
     path("whatsapp-web/add/", whatsapp_web_views.whatsapp_web_add, name="whatsapp-web-add"),
+    path("whatsapp-web/<int:pk>/pair/", whatsapp_web_views.whatsapp_web_pair, name="whatsapp-web-pair"),
     path("business/", views.business, name="business"),
     path("business/providers/", views.business_providers, name="providers"),
     path("business/providers/<slug:provider>/test/", settings_views.provider_test, name="provider-test"),

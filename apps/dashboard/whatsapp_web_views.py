@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -19,7 +19,8 @@ from apps.dashboard.views import _page
 from apps.whatsapp.models import Channel
 from apps.whatsapp.services import channel_create
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.selectors import qr_svg_data_uri, web_channels_with_sessions
+from apps.whatsapp_web.selectors import qr_svg_data_uri, web_channel_get, web_channels_with_sessions
+from apps.whatsapp_web.services import web_pairing_request
 from chatbot.exceptions import DomainError
 
 NAME_MAX = 120
@@ -39,6 +40,7 @@ def _rows(membership: Membership) -> list[dict[str, Any]]:
                 "detail": session.detail if session else "",
                 "changed_at": session.state_changed_at if session else None,
                 "qr_image": qr_svg_data_uri(qr) if qr else "",
+                "pairing_code": session.pairing_code if qr and session else "",
             }
         )
     return rows
@@ -78,4 +80,22 @@ def whatsapp_web_add(request: HttpRequest, membership: Membership) -> HttpRespon
             messages.error(request, exc.message)
         else:
             messages.success(request, _("Added. Its QR code appears here in a few seconds."))
+    return HttpResponseRedirect(reverse("dashboard:whatsapp-web"))
+
+
+@extend_schema(exclude=True)
+@require_POST
+@member_page(write=Role.ADMIN)
+def whatsapp_web_pair(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    channel = web_channel_get(workspace=membership.workspace, pk=pk)
+    if channel is None:
+        raise Http404
+    try:
+        web_pairing_request(channel=channel, phone=request.POST.get("phone", "").strip())
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, _("Asked WhatsApp Web for a pairing code: it appears here in a few seconds.")
+        )
     return HttpResponseRedirect(reverse("dashboard:whatsapp-web"))

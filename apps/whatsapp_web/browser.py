@@ -9,6 +9,8 @@ and runs commands (send with typing, seen). Nothing here reads the page's DOM.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import random
@@ -21,13 +23,16 @@ from django.conf import settings
 
 from apps.whatsapp.models import Channel
 from apps.whatsapp_web import commands
+from apps.whatsapp_web.media import KIND_FAMILIES, MediaRefused, media_check, media_save, size_label
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.selectors import web_channels_to_run
+from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
 from apps.whatsapp_web.services import (
     web_messages_store,
     web_session_heartbeat,
+    web_session_pairing_set,
     web_session_reconnected,
     web_session_state_set,
+    web_statuses_store,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ HEARTBEAT_EVERY = 10.0  # seconds between two heartbeats written to the session 
 PUMP_MS = 100  # how long each idle turn waits for the page's events
 CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
 STATES = {state.value for state in WebSession.State}
+SENT_KEPT = 1000  # the platform's ids of this many recent sends are kept to name their receipts
 
 
 class BridgeError(RuntimeError):
@@ -112,6 +118,8 @@ class Session:
     last_send_at: float = 0.0
     heartbeat_at: float = 0.0
     state: str = ""
+    sent_uids: dict[str, str] = field(default_factory=dict)  # WhatsApp id -> our message uid
+    catch_up: bool = False  # connected since the last catch-up: fetch what arrived unwatched
 
     @property
     def open(self) -> bool:
@@ -284,8 +292,16 @@ class Driver:
         for event in events:
             if event.get("kind") == "state" and event.get("state") in STATES:
                 self._state(session, event)
+        # The catch-up first: a message that arrived live just after the connect is newer than the
+        # unread ones (and among them: stored once, in order, by the catch-up).
+        if session.catch_up and session.state == WebSession.State.CONNECTED and not session.lost:
+            session.catch_up = False
+            self._catch_up(session)
         if messages:
+            self._media(session, messages)
             web_messages_store(channel=session.channel, events=messages)
+        if acks := [e for e in events if e.get("kind") == "ack"]:
+            web_statuses_store(channel=session.channel, events=acks, uids=session.sent_uids)
         if session.lost:
             self._state(session, {"state": WebSession.State.DISCONNECTED, "detail": session.lost})
             self._close(session)
@@ -294,6 +310,97 @@ class Driver:
         if now - session.heartbeat_at >= HEARTBEAT_EVERY:
             session.heartbeat_at = now
             web_session_heartbeat(channel=session.channel)
+
+    def _catch_up(self, session: Session) -> None:
+        """Store the unread messages that arrived while no worker-web watched (bounded by
+        WHATSAPP_WEB_CATCH_UP_CHATS x WHATSAPP_WEB_CATCH_UP_MESSAGES), oldest first, once each."""
+        try:
+            answer = session.page.evaluate(
+                "([op, args]) => window.__chatbotBridge.run(op, args)",
+                [
+                    "catch_up",
+                    {
+                        "max_chats": settings.WHATSAPP_WEB_CATCH_UP_CHATS,
+                        "max_messages": settings.WHATSAPP_WEB_CATCH_UP_MESSAGES,
+                    },
+                ],
+            )
+        except Exception as exc:  # noqa: BLE001 - the page died; the next connect catches up again
+            logger.warning("WhatsApp Web channel %s: catch-up failed: %s", session.channel.pk, exc)
+            return
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            logger.warning("WhatsApp Web channel %s: catch-up failed: %s", session.channel.pk, error)
+            return
+        messages = [m for m in answer.get("messages") or [] if isinstance(m, dict)]
+        if messages:
+            self._media(session, messages)
+        created = web_messages_store(channel=session.channel, events=messages) if messages else []
+        logger.info(
+            "WhatsApp Web channel %s caught up: %d unread message(s) in %s chat(s), %d new",
+            session.channel.pk,
+            len(messages),
+            answer.get("chats"),
+            len(created),
+        )
+
+    def _media(self, session: Session, messages: list[dict[str, Any]]) -> None:
+        """Download the file of each new media message through the bridge before the message is stored:
+        it is stored with its file, or marked unavailable with the reason (the message is never lost)."""
+        wanted = [m for m in messages if str(m.get("type") or "") in KIND_FAMILIES and m.get("id")]
+        if not wanted:
+            return
+        stored = web_stored_wamids(channel=session.channel, wamids=[str(m["id"]) for m in wanted])
+        for event in wanted:
+            if str(event["id"]) not in stored:
+                event.update(self._media_one(session, event))
+
+    def _media_one(self, session: Session, event: dict[str, Any]) -> dict[str, Any]:
+        kind, wamid = str(event["type"]), str(event["id"])
+        cap = settings.WHATSAPP_WEB_MEDIA_MAX_BYTES
+        try:
+            if int(event.get("size") or 0) > cap:  # WhatsApp's word: not even downloaded
+                raise MediaRefused(f"larger than {size_label(cap)}")
+            if session.lost:
+                raise MediaRefused(f"the browser was lost: {session.lost}")
+            try:
+                answer = session.page.evaluate(
+                    "([op, args]) => window.__chatbotBridge.run(op, args)",
+                    [
+                        "media",
+                        {
+                            "id": wamid,
+                            "max_bytes": cap,
+                            "timeout_ms": int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000),
+                        },
+                    ],
+                )
+            except Exception as exc:  # noqa: BLE001 - the page died under the download
+                self._lose(session, "the browser failed during a media download")
+                raise MediaRefused(f"the browser failed: {exc}"[:200]) from exc
+            if not isinstance(answer, dict) or not answer.get("ok"):
+                error = answer.get("error") if isinstance(answer, dict) else ""
+                raise MediaRefused(f"WhatsApp Web did not hand it over: {error or 'no answer'}"[:200])
+            try:
+                content = base64.b64decode(str(answer.get("data") or ""), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MediaRefused("the bridge answered something that is not a file") from exc
+            mime_type = str(answer.get("mimetype") or event.get("mimetype") or "")
+            media_check(kind=kind, mime_type=mime_type, size=len(content))
+            try:
+                digest = media_save(
+                    channel_id=session.channel.pk,
+                    wamid=wamid,
+                    content=content,
+                    mime_type=mime_type,
+                    filename=str(event.get("filename") or ""),
+                )
+            except OSError as exc:  # a full or unwritable disk: the message itself is still stored
+                raise MediaRefused(f"could not be kept: {exc}"[:200]) from exc
+        except MediaRefused as exc:
+            logger.warning("WhatsApp Web media of %s unavailable: %s", wamid, exc)
+            return {"mediaError": str(exc)}
+        return {"media": {"sha256": digest, "size": len(content), "mimetype": mime_type}}
 
     def _state(self, session: Session, event: dict[str, Any]) -> None:
         state = str(event["state"])
@@ -307,6 +414,8 @@ class Driver:
                 "detail": f"untested WhatsApp Web {version}",
             }
             state = WebSession.State.OUTDATED
+        if state == WebSession.State.CONNECTED and session.state != state:
+            session.catch_up = True
         session.state = state
         if state == WebSession.State.CONNECTED:
             session.failures = 0
@@ -346,6 +455,17 @@ class Driver:
             self._lose(session, f"the browser failed during {command.op}")
         if command.op == "send":
             session.last_send_at = time.monotonic()
+            if isinstance(answer, dict) and answer.get("ok") and args.get("uid"):
+                session.sent_uids[str(answer.get("id"))] = str(args["uid"])
+                while len(session.sent_uids) > SENT_KEPT:
+                    session.sent_uids.pop(next(iter(session.sent_uids)))
+        if command.op == "pair":  # nobody waits for it: the code goes to the dashboard
+            ok = isinstance(answer, dict) and answer.get("ok")
+            web_session_pairing_set(
+                channel=session.channel,
+                code=str(answer.get("code") or "") if ok else "",
+                error="" if ok else str(answer.get("error") if isinstance(answer, dict) else answer),
+            )
         commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
         return True
 

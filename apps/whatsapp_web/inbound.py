@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apps.conversations.events import InboundMessage
-from apps.whatsapp.payloads import message_parse
+from apps.conversations.events import InboundMessage, StatusUpdate
+from apps.whatsapp.payloads import message_parse, status_parse
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,8 @@ LID_SUFFIX = "@lid"  # WhatsApp's linked ids: a user known without a phone numbe
 # WhatsApp Web's message types -> the Cloud API's.
 MEDIA = {"image": "image", "video": "video", "audio": "audio", "ptt": "audio", "document": "document"}
 MEDIA_PLAIN = {"sticker": "sticker"}
+# WhatsApp Web's acks of our messages -> the Cloud API's statuses (0, pending, is no news).
+ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "played", -1: "failed"}
 
 
 def chat_id_of(to: str) -> str:
@@ -73,6 +75,12 @@ def cloud_message(event: dict[str, Any]) -> dict[str, Any] | None:
     elif kind in MEDIA or kind in MEDIA_PLAIN:
         cloud_type = MEDIA.get(kind) or MEDIA_PLAIN[kind]
         media: dict[str, Any] = {"id": wamid, "mime_type": str(event.get("mimetype") or "")}
+        # The file, downloaded by worker-web before storing (media.py), or why there is none.
+        if event.get("mediaError"):
+            media["unavailable"] = str(event["mediaError"])[:200]
+        elif isinstance(kept := event.get("media"), dict):
+            media.update(sha256=str(kept.get("sha256") or ""), file_size=int(kept.get("size") or 0))
+            media["mime_type"] = str(kept.get("mimetype") or media["mime_type"])
         if kind in MEDIA and kind != "ptt" and kind != "audio":
             media["caption"] = str(event.get("caption") or "")
         if kind == "ptt":
@@ -119,4 +127,32 @@ def inbound_messages(events: list[dict[str, Any]]) -> list[InboundMessage]:
             contact["user_id"] = message["from_user_id"]
         if parsed := message_parse(message, [contact]):
             result.append(parsed)
+    return result
+
+
+def status_updates(events: list[dict[str, Any]], uids: dict[str, str]) -> list[StatusUpdate]:
+    """The bridge's ack events of our own messages as the Cloud status webhook's updates, parsed by the
+    webhook's parser; `uids` names the platform's message behind a WhatsApp id when worker-web sent it
+    (its answer may reach the sender after the receipt)."""
+    result = []
+    for event in events:
+        ack = event.get("ack") if isinstance(event, dict) else None
+        status = ACKS.get(ack) if isinstance(ack, int) else None
+        if status is None or not isinstance(event.get("ids"), list):
+            continue
+        for wamid in event["ids"]:
+            if not isinstance(wamid, str) or not wamid.startswith("true_"):
+                continue
+            raw: dict[str, Any] = {
+                "id": wamid,
+                "status": status,
+                "timestamp": str(event.get("t") or ""),
+                "recipient_id": chat_id_of_message(wamid).removesuffix(USER_SUFFIX),
+            }
+            if uid := uids.get(wamid):
+                raw["biz_opaque_callback_data"] = uid
+            if status == "failed":
+                raw["errors"] = [{"title": "WhatsApp Web could not send the message"}]
+            if parsed := status_parse(raw):
+                result.append(parsed)
     return result

@@ -24,6 +24,9 @@ class WebSession(models.Model):
     detail = models.CharField(max_length=255, blank=True)
     # The QR payload WhatsApp Web shows (it rotates); only while the state is `qr`.
     qr = models.TextField(blank=True)
+    # The 8-character code for linking by phone number instead (asked from the dashboard); only while
+    # the state is `qr`.
+    pairing_code = models.CharField(max_length=16, blank=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     whatsapp_version = models.CharField(max_length=32, blank=True)

@@ -17,10 +17,20 @@ def customer_wrote(*, channel_id: int, to: str) -> bool:
     ).exists()
 
 
+def web_stored_wamids(*, channel: Channel, wamids: list[str]) -> set[str]:
+    """Which of these WhatsApp message ids the channel has stored already."""
+    return set(Message.objects.filter(channel=channel, wamid__in=wamids).values_list("wamid", flat=True))
+
+
 def web_channels_to_run() -> QuerySet[Channel]:
     """The channels worker-web keeps a browser for: active channels of kind `web`, in every workspace
     (worker-web serves the installation, like the webhook)."""
     return Channel.objects.filter(kind=Channel.Kind.WEB, is_active=True).order_by("pk")
+
+
+def web_channel_get(*, workspace: Workspace, pk: int) -> Channel | None:
+    """One of the workspace's WhatsApp Web channels (None for another workspace's, or another kind)."""
+    return Channel.objects.filter(workspace=workspace, kind=Channel.Kind.WEB, pk=pk).first()
 
 
 def web_session_of(*, channel: Channel) -> WebSession | None:

@@ -7,15 +7,18 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.alerts.models import WHATSAPP_WEB_SESSION_LOST
 from apps.alerts.services import alert_system_raise
-from apps.conversations.services.ingest import inbound_store
+from apps.conversations.services.ingest import inbound_store, statuses_apply
 from apps.live.services import live_publish
 from apps.whatsapp.models import Channel
 from apps.whatsapp.services import channel_health_set, channel_webhook_seen
-from apps.whatsapp_web.inbound import inbound_messages
+from apps.whatsapp_web import commands
+from apps.whatsapp_web.inbound import inbound_messages, status_updates
 from apps.whatsapp_web.models import WebSession
+from chatbot.exceptions import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ def web_session_state_set(
     changed = session.state != state or session.qr != qr or session.detail != detail[:255]
     session.heartbeat_at = now
     fields = ["heartbeat_at"]
+    if state != S.QR and session.pairing_code:  # linked, or lost: the code is spent
+        session.pairing_code = ""
+        fields.append("pairing_code")
     if whatsapp_version and session.whatsapp_version != whatsapp_version[:32]:
         session.whatsapp_version = whatsapp_version[:32]
         fields.append("whatsapp_version")
@@ -100,3 +106,57 @@ def web_messages_store(*, channel: Channel, events: list[dict[str, Any]]) -> lis
         created = inbound_store(channel=channel, messages=messages)
         channel_webhook_seen(channel_ids=[channel.pk])
     return created
+
+
+def web_statuses_store(*, channel: Channel, events: list[dict[str, Any]], uids: dict[str, str]) -> int:
+    """The receipts of our sends the browser saw (sent, delivered, read, failed), applied like the Cloud
+    status webhook's: forward only, a lost send answer reconciled. How many messages changed."""
+    updates = status_updates(events, uids)
+    if not updates:
+        return 0
+    with transaction.atomic():
+        return statuses_apply(channel=channel, updates=updates)
+
+
+PAIRING_TTL = 60.0  # seconds a pairing request waits for worker-web to take it
+
+
+def web_pairing_request(*, channel: Channel, phone: str) -> str:
+    """Ask WhatsApp Web for a code to link the channel by phone number instead of the QR code (the
+    phone's Linked devices > Link with phone number). worker-web asks the page and the code appears
+    live on the dashboard (web_session_pairing_set). The phone number in digits, as asked."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if not 8 <= len(digits) <= 15 or any(ch not in "+0123456789 -()." for ch in phone):
+        raise ValidationFailed(
+            _("Give the number's phone number with its country code, e.g. +34 600 123 456."), code="phone"
+        )
+    session = WebSession.objects.filter(channel=channel).first()
+    if session is None or session.state != S.QR:
+        raise Conflict(_("This number is not waiting to be linked."), code="not_linking")
+    try:
+        commands.command_post(channel_id=channel.pk, op="pair", args={"phone": digits}, ttl=PAIRING_TTL)
+    except commands.NoCommandChannel as exc:
+        raise Conflict(
+            _("WhatsApp Web needs Redis (REDIS_URL): its browser runs in worker-web."), code="no_worker_web"
+        ) from exc
+    WebSession.objects.filter(pk=session.pk).update(pairing_code="", detail="pairing code requested")
+    live_publish(
+        workspace_id=channel.workspace_id,
+        kind="web_session",
+        payload={"channel_id": channel.pk, "state": S.QR},
+    )
+    return digits
+
+
+def web_session_pairing_set(*, channel: Channel, code: str = "", error: str = "") -> None:
+    """What the page answered to a pairing request: the code (shown as XXXX-XXXX), or why not."""
+    clean = "".join(ch for ch in code if ch.isalnum()).upper()[:16]
+    shown = f"{clean[:4]}-{clean[4:]}" if len(clean) == 8 else clean
+    detail = f"pairing code failed: {error}"[:255] if error or not clean else ""
+    updated = WebSession.objects.filter(channel=channel, state=S.QR).update(pairing_code=shown, detail=detail)
+    if updated:
+        live_publish(
+            workspace_id=channel.workspace_id,
+            kind="web_session",
+            payload={"channel_id": channel.pk, "state": S.QR},
+        )

@@ -21,6 +21,7 @@ from apps.conversations.transport import (
 )
 from apps.whatsapp_web import commands
 from apps.whatsapp_web.inbound import chat_id_of, chat_id_of_message
+from apps.whatsapp_web.media import media_read
 from apps.whatsapp_web.selectors import customer_wrote
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,13 @@ class WebTransport:
             logger.warning("read receipt for %s not sent: WhatsApp Web needs Redis", wamid)
 
     def fetch_media(self, channel: TransportChannel, media_id: str) -> MediaFile:
-        raise SendError(
-            "media of WhatsApp Web messages cannot be downloaded yet",
-            reason=REASON_INVALID_REQUEST,
-            permanent=True,
-        )
+        """The file worker-web downloaded when the message arrived (media.py); WhatsApp Web cannot be
+        asked for it again later."""
+        kept = media_read(channel_id=channel.pk, wamid=media_id)
+        if kept is None:
+            raise SendError(
+                "media unavailable: WhatsApp Web did not hand this file over when it arrived",
+                reason=REASON_INVALID_REQUEST,
+                permanent=True,
+            )
+        return kept

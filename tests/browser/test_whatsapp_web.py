@@ -146,6 +146,98 @@ def test_qr_then_linked_then_a_burst_of_three_is_stored_once_each(
     }
 
 
+def test_media_is_downloaded_through_the_bridge_checked_and_kept_and_a_failure_keeps_the_message(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, settings: Any, tmp_path: Path
+) -> None:
+    from apps.whatsapp_web.transport import WebTransport
+
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path / "media"
+    settings.WHATSAPP_WEB_MEDIA_MAX_BYTES = 64 * 1024
+    web_standin.link()
+    channel = web_channel()
+    wait_state(channel, "connected")
+    files = {
+        "image": (b"\xff\xd8\xff\xe0JFIF" + bytes(range(256)) * 4, "image/jpeg"),
+        "ptt": (b"OggS\0\2" + b"\x01" * 300, "audio/ogg; codecs=opus"),
+        "document": (b"%PDF-1.4\n" + b"x" * 500, "application/pdf"),
+        "video": (b"\0\0\0\x18ftypmp42" + b"\0" * 400, "video/mp4"),
+        "sticker": (b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 100, "image/webp"),
+    }
+    kept = {
+        kind: web_standin.incoming(
+            CUSTOMER, type=kind, mimetype=mime, media=content, caption="recibo", filename=f"{kind}.bin"
+        )
+        for kind, (content, mime) in files.items()
+    }
+    expired = web_standin.incoming(CUSTOMER, type="image", mimetype="image/jpeg")  # WhatsApp lost it
+    too_big = web_standin.incoming(
+        CUSTOMER, type="video", mimetype="video/mp4", media=b"\0" * (64 * 1024 + 1)
+    )
+    # Says it is a picture, is a page: it would run as ours in a staff member's browser.
+    disguised = web_standin.incoming(
+        CUSTOMER, type="image", mimetype="text/html", media=b"<script>x</script>"
+    )
+
+    wait_for(lambda: Message.objects.filter(channel=channel).count() == 8, timeout=60)
+    rows = {m.wamid: m for m in Message.objects.filter(channel=channel)}
+    for kind, wamid in kept.items():
+        content, mime = files[kind]
+        media = WebTransport().fetch_media(channel, wamid)
+        assert (media.content, media.mime_type) == (content, mime), kind
+        item = rows[wamid].payload[rows[wamid].type]
+        assert item["file_size"] == len(content) and "unavailable" not in item
+    assert rows[kept["ptt"]].type == "audio" and rows[kept["sticker"]].type == "sticker"
+    assert rows[kept["document"]].payload["document"]["filename"] == "document.bin"
+    assert rows[expired].payload["image"]["unavailable"].endswith("Media not found")
+    assert rows[too_big].payload["video"]["unavailable"] == "larger than 64 KB"
+    assert "type text/html" in rows[disguised].payload["image"]["unavailable"]
+    for wamid in (expired, too_big, disguised):
+        with pytest.raises(Exception, match="media unavailable"):
+            WebTransport().fetch_media(channel, wamid)
+
+
+def test_what_arrived_while_worker_web_was_down_is_caught_up_once_in_order_and_bounded(
+    web_standin: WhatsAppWebStandIn, redis_url: str, settings: Any
+) -> None:
+    settings.REDIS_URL = redis_url
+    settings.WHATSAPP_WEB_CATCH_UP_MESSAGES = 3
+    other = "5491133334444"
+    web_standin.link()
+    channel = web_channel()
+    start = int(time.time()) - 60
+    # No worker-web runs: five messages wait unread on the phone (the first beyond the bound of 3).
+    arrived = [
+        (CUSTOMER, "uno"),
+        (other, "hola"),
+        (CUSTOMER, "dos"),
+        (CUSTOMER, "tres"),
+        (other, "¿hay alguien?"),
+        (CUSTOMER, "cuatro"),
+    ]
+    ids = [web_standin.incoming(who, body, t=start + i) for i, (who, body) in enumerate(arrived)]
+
+    first = DriverThread()
+    first.thread.start()
+    try:
+        wait_for(lambda: Message.objects.filter(channel=channel).count() == 5, timeout=90)
+    finally:
+        first.stop()
+    rows = list(Message.objects.filter(channel=channel).order_by("pk"))
+    assert [m.body for m in rows] == ["hola", "dos", "tres", "¿hay alguien?", "cuatro"]
+    assert [m.wamid for m in rows] == ids[1:]
+
+    # worker-web starts again: the same unread messages are seen again and stored no second time.
+    again = DriverThread()
+    again.thread.start()
+    try:
+        wait_for(lambda: _live_states(channel).count("connected") == 2, timeout=90)
+        live = web_standin.incoming(CUSTOMER, "cinco")
+        wait_for(lambda: Message.objects.filter(channel=channel, wamid=live).exists(), timeout=30)
+    finally:
+        again.stop()
+    assert Message.objects.filter(channel=channel).count() == 6
+
+
 def _live_states(channel: Channel) -> list[str]:
     from apps.live.models import LiveEvent
 
@@ -244,6 +336,16 @@ def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(
     assert Message.objects.filter(channel=channel, direction="in").count() == 3
     assert Message.objects.filter(channel=channel, direction="out").count() == 1
 
+    # Its receipts: sent (reported by the page right after the send), delivered, read; never back.
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "sent", timeout=30)
+    web_standin.ack(sent["id"], 2)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=30)
+    web_standin.ack(sent["id"], 3)
+    web_standin.ack(sent["id"], 2)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "read", timeout=30)
+    time.sleep(1)  # the late "delivered" has been read by the driver
+    assert Message.objects.get(pk=reply.pk).status == "read"
+
 
 def _browser_pid(profile: Path) -> int:
     """The Chromium that the driver started on this profile (its main process)."""
@@ -333,6 +435,51 @@ def test_staff_add_a_number_see_its_qr_live_link_it_and_see_a_logout_live(
     expect(session).to_have_attribute("data-state", "qr", timeout=30_000)
     expect(page.get_by_test_id("web-session-qr")).to_be_visible()
     assert "logged_out" in _live_states(channel)
+    context.close()
+
+
+def test_an_admin_links_a_number_by_pairing_code_shown_live(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, ws_server: str, browser: Any, settings: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base_url = ws_server.replace("ws://", "http://")
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # daphne's settings
+    user = UserFactory.create(is_staff=True)
+    MembershipFactory.create(user=user, workspace=workspace, role=Role.ADMIN)
+    channel = web_channel(workspace)
+    wait_state(channel, "qr")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(f"{base_url}/login/?next=/whatsapp-web/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/whatsapp-web/")
+    expect(page.get_by_test_id("web-session-qr")).to_be_visible(timeout=30_000)
+
+    page.get_by_test_id("web-session-pair-phone").fill("+52 1 55 1234 5678")
+    page.get_by_test_id("web-session-pair").click()
+
+    code = page.get_by_test_id("web-session-pairing-code")
+    expect(code).to_be_visible(timeout=30_000)  # the stand-in has issued its code by then
+    expect(code).to_have_text(
+        f"{web_standin.pairing_code[:4]}-{web_standin.pairing_code[4:]}", timeout=30_000
+    )
+    assert web_standin.pairing_phone == "5215512345678"
+    web_standin.rotate_qr()  # WhatsApp Web keeps rotating its QR code: the pairing code stays
+    wait_for(lambda: WebSession.objects.get(channel=channel).qr == web_standin.qr_code, timeout=30)
+    expect(code).to_be_visible()
+    code.scroll_into_view_if_needed()
+    screenshot(page, "whatsapp-web-pairing-code.png")
+
+    assert web_standin.enter_code(code.inner_text())  # typed on the phone
+    session = page.get_by_test_id("web-session")
+    expect(session).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(page.get_by_test_id("web-session-pairing-code")).to_have_count(0)
+    assert WebSession.objects.get(channel=channel).pairing_code == ""
     context.close()
 
 

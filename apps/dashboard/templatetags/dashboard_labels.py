@@ -164,3 +164,13 @@ def quality_label(value: str) -> str:
 def list_position(values: list[str], value: str) -> int | str:
     """1-based position of `value` in `values` ("" when absent)."""
     return values.index(value) + 1 if value in values else ""
+
+
+@register.filter
+def media_unavailable(message: object) -> str:
+    """Why a received message's file could not be kept ("" when it was, or there is none): WhatsApp Web
+    media is downloaded on arrival and a failure is written in the message's payload."""
+    payload = getattr(message, "payload", None)
+    item = payload.get(str(getattr(message, "type", ""))) if isinstance(payload, dict) else None
+    reason = item.get("unavailable") if isinstance(item, dict) else None
+    return reason if isinstance(reason, str) else ""

@@ -220,3 +220,20 @@ def test_a_file_of_a_kind_whatsapp_refuses_is_explained(page_client, conversatio
 
     assert "WhatsApp does not take this kind of file" in response.content.decode()
     assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def test_the_inbox_marks_a_message_whose_file_is_unavailable(page_client, conversation) -> None:
+    client, _ = page_client(Role.AGENT)
+    MessageFactory.create(
+        conversation=conversation,
+        type="image",
+        body="",
+        payload={"image": {"id": "x", "unavailable": "larger than 100 MB"}},
+    )
+    MessageFactory.create(conversation=conversation, type="image", body="", payload={"image": {"id": "y"}})
+
+    page = client.get(f"/conversations/{conversation.pk}/").content.decode()
+
+    assert page.count('data-testid="media-unavailable"') == 1
+    assert 'title="larger than 100 MB"' in page
+    assert page.count("<em>[image]</em>") == 2

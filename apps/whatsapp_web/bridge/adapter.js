@@ -40,6 +40,7 @@
     caption: msg.caption || "",
     mimetype: msg.mimetype || "",
     filename: msg.filename || "",
+    size: msg.size || 0,
     lat: msg.lat,
     lng: msg.lng,
     t: msg.t || Math.floor(Date.now() / 1000),
@@ -61,6 +62,15 @@
       else if (mode === "MAIN" && WPP.conn.isMainReady()) setState("connected");
     });
     WPP.on("chat.new_message", (msg) => emit({ kind: "message", message: message(msg) }));
+    // Receipts of our sends: 1 sent (the server has it), 2 delivered, 3 read, 4 played, -1 failed.
+    WPP.on("chat.msg_ack_change", (change) =>
+      emit({
+        kind: "ack",
+        ack: change.ack,
+        ids: (change.ids || []).map(wid).filter((id) => id.startsWith("true_")),
+        t: Math.floor(Date.now() / 1000),
+      }),
+    );
     WPP.on("chat.new_reaction", (reaction) =>
       emit({
         kind: "message",
@@ -100,6 +110,31 @@
       const sent = await WPP.chat.sendTextMessage(chat, body, { createChat: false });
       await WPP.chat.markIsPaused(chat);
       return { ok: true, id: wid(sent.id) };
+    },
+    // A received message's file, base64 (it crosses to worker-web as text), refused above `max_bytes`.
+    async media({ id, max_bytes }) {
+      const blob = await WPP.chat.downloadMedia(id);
+      if (blob.size > max_bytes) return { ok: false, permanent: true, error: `larger than ${max_bytes} bytes` };
+      const url = await new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(String(reader.result));
+        reader.onerror = () => reject(reader.error);
+        reader.readAsDataURL(blob);
+      });
+      return { ok: true, mimetype: blob.type || "", size: blob.size, data: url.slice(url.indexOf(",") + 1) };
+    },
+    // The unread messages of the chats with unread ones (WhatsApp Web's order, most recent chat first),
+    // at most `max_chats` chats and `max_messages` per chat, oldest first: what arrived while no
+    // worker-web was watching. Storing them is idempotent (WhatsApp's ids), so a repeat costs nothing.
+    async catch_up({ max_chats, max_messages }) {
+      const chats = (await WPP.chat.list({ onlyUsers: true, onlyWithUnreadMessage: true })).slice(0, max_chats);
+      const found = [];
+      for (const chat of chats) {
+        const msgs = await WPP.chat.getMessages(wid(chat.id), { count: max_messages, onlyUnread: true });
+        msgs.filter((m) => !(m.id && m.id.fromMe)).forEach((m) => found.push(message(m)));
+      }
+      found.sort((a, b) => a.t - b.t);
+      return { ok: true, chats: chats.length, messages: found };
     },
     async seen({ chat }) {
       await WPP.chat.markIsRead(chat);

@@ -22,10 +22,13 @@ EVENTS = sorted(set(re.findall(r'WPP\.on\("([\w.]+)"', ADAPTER_JS)))
 
 def test_the_adapter_uses_the_wa_js_surface_we_expect() -> None:
     assert CALLS == [
+        "downloadMedia",
         "genLinkDeviceCodeForPhoneNumber",
         "getAuthCode",
+        "getMessages",
         "isAuthenticated",
         "isMainReady",
+        "list",
         "logout",
         "markIsComposing",
         "markIsPaused",

@@ -4,7 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.whatsapp_web.inbound import chat_id_of, chat_id_of_message, cloud_message, inbound_messages
+from apps.whatsapp_web.inbound import (
+    chat_id_of,
+    chat_id_of_message,
+    cloud_message,
+    inbound_messages,
+    status_updates,
+)
 
 WAMID = "false_5215512345678@c.us_3A0000000000000001"
 
@@ -99,3 +105,31 @@ def test_chat_ids() -> None:
     assert chat_id_of_message("wamid.HBgL") == ""
     with pytest.raises(ValueError, match="not a WhatsApp id"):
         chat_id_of("abc")
+
+
+def test_acks_of_our_messages_become_the_cloud_statuses() -> None:
+    ours = "true_5215512345678@c.us_3EB0AA"
+    events = [
+        {"kind": "ack", "ack": 1, "ids": [ours], "t": 1764900001},
+        {"kind": "ack", "ack": 2, "ids": [ours, "false_5215512345678@c.us_3A1"], "t": 1764900002},
+        {"kind": "ack", "ack": 3, "ids": [ours], "t": 1764900003},
+        {"kind": "ack", "ack": 4, "ids": [ours], "t": 1764900004},
+        {"kind": "ack", "ack": -1, "ids": [ours], "t": 1764900005},
+        {"kind": "ack", "ack": 0, "ids": [ours], "t": 1764900006},  # pending: no news
+        {"kind": "ack", "ack": 2, "ids": "junk"},
+    ]
+
+    updates = status_updates(events, {ours: "uid-7"})
+
+    assert [(u.wamid, u.status) for u in updates] == [
+        (ours, "sent"),
+        (ours, "delivered"),
+        (ours, "read"),
+        (ours, "played"),
+        (ours, "failed"),
+    ]
+    assert {u.callback_data for u in updates} == {"uid-7"}
+    assert {u.recipient_id for u in updates} == {"5215512345678"}
+    assert updates[1].timestamp == datetime.fromtimestamp(1764900002, tz=UTC)
+    assert updates[-1].error_title == "WhatsApp Web could not send the message"
+    assert status_updates(events[1:2], {})[0].callback_data == ""

@@ -71,3 +71,61 @@ def test_the_page_speaks_spanish(web_channel: Channel) -> None:
     assert "Añadir un número de WhatsApp Web" in page
     assert "Esperando a que se escanee el código QR" in page
     assert "Código QR para vincular este número" in page
+
+
+def test_an_admin_asks_for_a_pairing_code_and_it_is_shown_once_the_page_answers(
+    web_channel: Channel, command_redis: Any
+) -> None:
+    import json
+
+    from apps.whatsapp_web import commands
+    from apps.whatsapp_web.services import web_session_pairing_set
+
+    web_session_state_set(channel=web_channel, state="qr", qr="2@ref,key,id")
+    admin = client_as(Role.ADMIN, web_channel.workspace)
+
+    asked = admin.post(f"/whatsapp-web/{web_channel.pk}/pair/", {"phone": "+34 600 123 456"}, follow=True)
+
+    assert "Asked WhatsApp Web for a pairing code" in asked.content.decode()
+    [raw] = command_redis.lrange(commands.queue_key(web_channel.pk), 0, -1)
+    assert (json.loads(raw)["op"], json.loads(raw)["args"]) == ("pair", {"phone": "34600123456"})
+    web_session_pairing_set(channel=web_channel, code="abcd1234")
+    page = admin.get("/whatsapp-web/list/").content.decode()
+    assert 'data-testid="web-session-pairing-code">ABCD-1234<' in page
+    agent = client_as(Role.AGENT, web_channel.workspace).get("/whatsapp-web/list/").content.decode()
+    assert "ABCD-1234" not in agent
+
+
+@pytest.mark.parametrize(
+    ("phone", "state", "error"),
+    [
+        ("12345", "qr", "with its country code"),
+        ("+34 600 123 456; drop", "qr", "with its country code"),
+        ("+34 600 123 456", "connected", "not waiting to be linked"),
+    ],
+)
+def test_a_bad_number_or_a_linked_session_is_refused_and_nothing_is_asked(
+    web_channel: Channel, command_redis: Any, phone: str, state: str, error: str
+) -> None:
+    from apps.whatsapp_web import commands
+
+    web_session_state_set(channel=web_channel, state=state, qr="2@ref")
+
+    page = client_as(Role.OWNER, web_channel.workspace).post(
+        f"/whatsapp-web/{web_channel.pk}/pair/", {"phone": phone}, follow=True
+    )
+
+    assert error in page.content.decode()
+    assert command_redis.llen(commands.queue_key(web_channel.pk)) == 0
+
+
+def test_another_workspaces_number_cannot_be_paired(web_channel: Channel, command_redis: Any) -> None:
+    other = ChannelFactory.create(kind=Channel.Kind.WEB, phone_number_id="")
+    web_session_state_set(channel=other, state="qr", qr="2@theirs")
+
+    response = client_as(Role.OWNER, web_channel.workspace).post(
+        f"/whatsapp-web/{other.pk}/pair/", {"phone": "+34600123456"}
+    )
+
+    assert response.status_code == 404
+    assert command_redis.keys("wweb:cmd:*") == []

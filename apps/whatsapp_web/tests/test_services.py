@@ -5,11 +5,12 @@ from typing import Any
 import pytest
 
 from apps.conversations.models import Message
+from apps.conversations.tests.factories import ConversationFactory, outbound_message
 from apps.live.models import LiveEvent
 from apps.whatsapp.models import Channel
 from apps.whatsapp.tests.factories import ChannelFactory
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.services import web_messages_store, web_session_state_set
+from apps.whatsapp_web.services import web_messages_store, web_session_state_set, web_statuses_store
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +100,55 @@ def test_a_conflict_or_a_qr_raises_no_alert(web_channel: Channel) -> None:
         web_session_state_set(channel=web_channel, state=state)
 
     assert not Alert.objects.exists()
+
+
+def test_receipts_move_our_message_forward_only_and_settle_a_send_whose_answer_is_late(
+    web_channel: Channel,
+) -> None:
+    conversation = ConversationFactory.create(channel=web_channel, workspace=web_channel.workspace)
+    sent = outbound_message(
+        conversation=conversation, wamid="true_1@c.us_3EB0A", send_state="sent", status="sent"
+    )
+    # The receipt came before the browser's answer reached the sender: known by its uid only.
+    late = outbound_message(conversation=conversation, send_state="processing")
+    ack = {"kind": "ack", "t": 1764900000}
+
+    changed = web_statuses_store(
+        channel=web_channel,
+        events=[{**ack, "ack": 3, "ids": [sent.wamid]}, {**ack, "ack": 1, "ids": ["true_1@c.us_3EB0B"]}],
+        uids={"true_1@c.us_3EB0B": str(late.uid)},
+    )
+    older = web_statuses_store(channel=web_channel, events=[{**ack, "ack": 2, "ids": [sent.wamid]}], uids={})
+
+    assert changed == 2
+    assert older == 0  # delivered after read: the tick stays read
+    sent.refresh_from_db()
+    late.refresh_from_db()
+    assert sent.status == "read"
+    assert (late.status, late.send_state, late.wamid) == ("sent", "sent", "true_1@c.us_3EB0B")
+    assert LiveEvent.objects.filter(kind="status", conversation_id=conversation.pk).exists()
+
+
+def test_a_pairing_code_is_kept_while_the_qr_rotates_and_dropped_once_linked(web_channel: Channel) -> None:
+    from apps.whatsapp_web.services import web_session_pairing_set
+
+    web_session_state_set(channel=web_channel, state="qr", qr="2@one")
+    web_session_pairing_set(channel=web_channel, code="WXYZ-9876")
+    web_session_state_set(channel=web_channel, state="qr", qr="2@two")
+    assert WebSession.objects.get(channel=web_channel).pairing_code == "WXYZ-9876"
+
+    web_session_state_set(channel=web_channel, state="connected")
+
+    assert WebSession.objects.get(channel=web_channel).pairing_code == ""
+    web_session_pairing_set(channel=web_channel, code="LATE1234")  # too late: nothing to link
+    assert WebSession.objects.get(channel=web_channel).pairing_code == ""
+
+
+def test_a_failed_pairing_request_says_why(web_channel: Channel) -> None:
+    from apps.whatsapp_web.services import web_session_pairing_set
+
+    web_session_state_set(channel=web_channel, state="qr", qr="2@one")
+    web_session_pairing_set(channel=web_channel, error="rate limited")
+
+    session = WebSession.objects.get(channel=web_channel)
+    assert (session.pairing_code, session.detail) == ("", "pairing code failed: rate limited")

@@ -171,8 +171,3 @@ def test_without_redis_a_send_fails_clearly(web_channel: Channel, wrote: None, s
 
     with pytest.raises(SendError, match="need REDIS_URL"):
         WebTransport().send(web_channel, text())
-
-
-def test_media_cannot_be_fetched_yet(web_channel: Channel) -> None:
-    with pytest.raises(SendError, match="cannot be downloaded"):
-        WebTransport().fetch_media(web_channel, "x")
