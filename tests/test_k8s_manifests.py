@@ -133,6 +133,12 @@ def test_worker_web_keeps_each_pods_browser_profiles_on_its_own_volume():
     assert mounts["profiles"] == "/app/data/whatsapp_web"
     assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["profiles"]
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "whatsapp-ai-platform-web"
+    # Received media: written by worker-web, served read-only by web, from one ReadWriteMany claim.
+    assert mounts["web-media"] == "/app/data/whatsapp_web_media"
+    web = _pod(_kind("Deployment")["web"])
+    [media] = [m for m in web["containers"][0]["volumeMounts"] if m["name"] == "web-media"]
+    assert media == {"name": "web-media", "mountPath": "/app/data/whatsapp_web_media", "readOnly": True}
+    assert _kind("PersistentVolumeClaim")["whatsapp-web-media"]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def test_keda_scales_workers_on_their_celery_queue_lengths():
