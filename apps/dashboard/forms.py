@@ -12,6 +12,7 @@ from django_stubs_ext import StrOrPromise
 
 from apps.assistant.models import AssistantSettings, BusinessProfile
 from apps.assistant.services import ASSISTANT_SETTING_BOUNDS, DAYS
+from apps.campaigns.services.inbox import media_link_clean
 from apps.conversations.models import CannedReply
 from apps.conversations.selectors import InboxView
 from apps.conversations.text import TEXT_LIMIT
@@ -547,6 +548,9 @@ class CampaignForm(forms.Form):
         assume_scheme="https",
         help_text=_("Only for a template whose header is media."),
     )
+
+    def clean_header_media_url(self) -> str:
+        return media_link_clean(self.cleaned_data.get("header_media_url") or "")
 
     def __init__(
         self, *args: Any, templates: Any = (), channels: Any = (), segments: Any = (), **kwargs: Any

@@ -3,11 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.campaigns.models import AudienceSettings, Campaign, ContactImport, Recipient, Segment, Template
 from apps.campaigns.selectors import RECIPIENT_STAGES
 from apps.campaigns.services.audiences import REGIONS
+from apps.campaigns.services.inbox import media_link_clean
 from apps.campaigns.services.runner import VARIABLE_SOURCES
 from apps.campaigns.services.templates import LANGUAGE, NAME
 from apps.conversations.models import ConsentRecord
@@ -315,8 +317,15 @@ class CampaignInput(JSONInput):
         max_length=1024,
         required=False,
         allow_blank=True,
-        help_text="For a template whose header is an image, video or document: its public https link.",
+        help_text="For a template whose header is an image, video or document: its public https link "
+        "(an international host is stored in its punycode form, other non-ASCII characters percent-encoded).",
     )
+
+    def validate_header_media_url(self, value: str) -> str:
+        try:
+            return media_link_clean(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
 
 
 class LocalDateTimeField(serializers.DateTimeField):

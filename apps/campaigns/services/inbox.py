@@ -3,7 +3,12 @@ whose 24-hour window closed) and, inside the window, reply buttons and lists."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
 from apps.campaigns.models import Template
 from apps.campaigns.services.templates import VARIABLE
@@ -49,6 +54,36 @@ def media_header(template: Template) -> str:
     """IMAGE, VIDEO or DOCUMENT when the template's header is one ('' for text or none)."""
     kind = str(_component(template, "HEADER").get("format", "")).upper()
     return kind if kind in MEDIA_HEADERS else ""
+
+
+# RFC 3986's characters: what Meta's fetcher and the API schema's `format: uri` accept.
+_URI_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+_URI = re.compile(r"^https://[A-Za-z0-9" + re.escape(_URI_SAFE) + r"]+$")
+
+
+def media_link_clean(value: str) -> str:
+    """A media header's link as an ASCII https URI: an international host becomes its IDNA (punycode)
+    form and other non-ASCII characters are percent-encoded, so a link pasted from a browser's address
+    bar is taken as written there. Raises django's ValidationError for anything else."""
+    value = value.strip()
+    if not value:
+        return ""
+    message = "Give the public https:// link of the image, video or document."
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+        port = parts.port
+    except (ValueError, UnicodeError) as exc:
+        raise ValidationError(message, code="invalid") from exc
+    if parts.scheme.lower() != "https" or not host or parts.username or parts.password:
+        raise ValidationError(message, code="invalid")
+    netloc = host if port is None else f"{host}:{port}"
+    path, query, fragment = (quote(part, safe=_URI_SAFE.replace("#", "")) for part in parts[2:])
+    link = urlunsplit(("https", netloc, path, query, fragment))
+    if not _URI.match(link) or len(link) > 1024:
+        raise ValidationError(message, code="invalid")
+    URLValidator(schemes=["https"], message=message)(link)
+    return link
 
 
 def header_variable_count(template: Template) -> int:

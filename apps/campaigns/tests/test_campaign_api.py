@@ -138,3 +138,32 @@ def test_a_draft_without_number_or_template_previews_who_it_would_reach(member_c
     assert [(p["contact_name"], p["text"], p["skip_reason"]) for p in preview.json()] == [
         ("Cliente 0", "", "")
     ]
+
+
+def test_a_media_link_is_stored_as_an_ascii_uri_and_one_meta_cannot_fetch_is_a_400(member_client, workspace):
+    """What the API answers must match its own schema (`format: uri`): the fuzzer once stored
+    "https://Ù" and read it back. A link pasted from a browser's address bar is taken as written
+    there; one without a public host, or not https, is refused with the field named."""
+    client, _ = member_client(Role.ADMIN)
+
+    pasted = client.post(
+        "/api/campaigns/",
+        {"name": "Rebajas", "header_media_url": "https://tiénda.es/fóto-1.jpg?talla=ñ"},
+        format="json",
+    )
+    refused = {
+        link: client.post("/api/campaigns/", {"name": "x", "header_media_url": link}, format="json")
+        for link in (
+            "https://Ù",
+            "http://tienda.example/a.jpg",
+            "https://u:p@tienda.example/a.jpg",
+            "https://",
+        )
+    }
+
+    assert pasted.status_code == 201, pasted.content
+    assert pasted.json()["header_media_url"] == "https://xn--tinda-csa.es/f%C3%B3to-1.jpg?talla=%C3%B1"
+    for link, response in refused.items():
+        assert response.status_code == 400, link
+        assert list(response.json()["error"]["details"]) == ["header_media_url"], link
+    assert Campaign.objects.filter(name="x").count() == 0

@@ -219,3 +219,20 @@ def _notice_campaign(workspace, channel):
         variable_count=0,
     )
     return Campaign.objects.create(workspace=workspace, name="Aviso", template=template, channel=channel)
+
+
+def test_the_builder_stores_a_pasted_media_link_as_an_ascii_uri(workspace, waba_channel):
+    from apps.campaigns.models import Campaign
+
+    template = _notice_campaign(workspace, waba_channel).template
+    admin = _client(workspace, Role.ADMIN)
+    fields = {"template": template.pk, "channel": waba_channel.pk, "segment": ""}
+
+    admin.post("/campaigns/", {**fields, "name": "Foto", "header_media_url": "https://tiénda.es/fóto.jpg"})
+    refused = admin.post(
+        "/campaigns/", {**fields, "name": "Mal", "header_media_url": "http://tienda.es/a.jpg"}
+    )
+
+    assert Campaign.objects.get(name="Foto").header_media_url == "https://xn--tinda-csa.es/f%C3%B3to.jpg"
+    assert refused.status_code == 200 and "header_media_url" in refused.context["form"].errors
+    assert not Campaign.objects.filter(name="Mal").exists()
