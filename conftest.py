@@ -47,6 +47,13 @@ def worker_extra_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def worker_queues() -> str:
+    """The queues tests/test_pipeline_worker.py's `worker` consumes: a module whose tasks run elsewhere
+    (the beat's campaigns queue) overrides this."""
+    return "inbound,llm,outbound,default"
+
+
+@pytest.fixture
 def rabbitmq_url() -> str:
     """A RabbitMQ broker (`RABBITMQ_URL`, e.g. amqp://guest:guest@127.0.0.1:5672//) for the broker tests."""
     url = os.environ.get("RABBITMQ_URL", "")

@@ -18,8 +18,9 @@ Function calling (OpenAI-compatible answers only): `next_tool_calls([...])` make
 those tools, as given; `act_as_booking_agent()` makes every request that offers tools follow a fixed,
 deterministic script driven by what the conversation says (see `booking_step`): "cita" / "book" ->
 find_slots -> book the first slot; "cancelar" / "cancel" -> my_bookings -> cancel the first;
-"cambiar" / "change" -> my_bookings -> find_slots -> reschedule to the first slot; after the last tool
-it answers with the tool result's `confirmation` (or its `message` / `error`).
+"cambiar" / "change" -> my_bookings -> find_slots on the booking's day (on the day after today, in the
+booking's offset, when the message says "mañana" / "tomorrow") -> reschedule to the first other slot;
+after the last tool it answers with the tool result's `confirmation` (or its `message` / `error`).
 
     with LLMStandIn() as llm:
         llm.fail_next(1, status=500)
@@ -29,6 +30,7 @@ it answers with the tool result's `confirmation` (or its `message` / `error`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -623,6 +625,9 @@ _INTENTS = (
 )
 
 
+_TOMORROW = re.compile(r"\b(mañana|tomorrow)\b", re.I)
+
+
 def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """(tool name, parsed result) of the tool messages after the last user message, in order."""
     names: dict[str, str] = {}
@@ -676,6 +681,9 @@ def booking_step(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
         if intent == "cancel":
             return [{"name": "cancel", "arguments": {"booking_id": last["bookings"][0]["booking_id"]}}], None
         day = last["bookings"][0]["start"][:10]
+        if _TOMORROW.search(question):
+            offset = dt.datetime.fromisoformat(last["bookings"][0]["start"]).tzinfo
+            day = (dt.datetime.now(offset) + dt.timedelta(days=1)).date().isoformat()
         return [{"name": "find_slots", "arguments": {"date": day}}], None
     if last_name == "find_slots" and intent == "change" and last.get("slots"):
         mine = next(r for n, r in done if n == "my_bookings")["bookings"][0]

@@ -35,7 +35,7 @@ def wait_for(check: Callable[[], object], timeout: float = 60.0) -> object:
 
 @pytest.fixture
 def worker(
-    postgres, redis_url, graph_standin, tmp_path, worker_extra_env
+    postgres, redis_url, graph_standin, tmp_path, worker_extra_env, worker_queues
 ) -> Iterator[subprocess.Popen[bytes]]:
     db = connection.settings_dict
     env = {
@@ -59,7 +59,7 @@ def worker(
             "celery_app",
             "worker",
             "-Q",
-            "inbound,llm,outbound,default",
+            worker_queues,
             "-P",
             "threads",
             "-c",
