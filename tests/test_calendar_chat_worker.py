@@ -158,6 +158,7 @@ def test_a_customer_books_moves_and_cancels_by_chat_in_the_calendar(
     assert calendar.events() == [(moved.start, moved.end, "Corte: Lucía", moved.external_event_id)]
     said, _link = bodies(graph_standin)[1].split(" Añádelo a tu calendario: ")
     assert said == chat.confirmation_text(moved, language="es")
+    assert said.startswith("Cambiado: Corte, ahora el ")
 
     # Cancel.
     graph_standin.inject_inbound("2015", "34600123456", "Perdona, quiero cancelar la cita", name="Lucía")

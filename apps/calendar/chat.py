@@ -165,7 +165,12 @@ def confirmation_text(booking: Booking, *, language: str, link: str = "") -> str
     zone = zone_of(booking.workspace_id)
     when = when_text(booking.start, zone=zone, language=language)
     with translation.override(language):
-        if booking.status == Booking.Status.CONFIRMED:
+        if booking.status == Booking.Status.CONFIRMED and booking.rescheduled_from_id:
+            text = _("Changed: %(service)s, now on %(when)s.") % {
+                "service": booking.service.name,
+                "when": when,
+            }
+        elif booking.status == Booking.Status.CONFIRMED:
             text = _("Booked: %(service)s on %(when)s.") % {"service": booking.service.name, "when": when}
         else:
             text = _(
