@@ -23,7 +23,16 @@ from django.conf import settings
 
 from apps.whatsapp.models import Channel
 from apps.whatsapp_web import commands
-from apps.whatsapp_web.media import KIND_FAMILIES, MediaRefused, media_check, media_save, size_label
+from apps.whatsapp_web.media import (
+    KIND_FAMILIES,
+    LinkFailed,
+    MediaRefused,
+    link_fetch,
+    media_check,
+    media_save,
+    outbox_read,
+    size_label,
+)
 from apps.whatsapp_web.models import WebSession
 from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
 from apps.whatsapp_web.services import (
@@ -57,6 +66,7 @@ PUMP_MS = 100  # how long each idle turn waits for the page's events
 CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
 STATES = {state.value for state in WebSession.State}
 SENT_KEPT = 1000  # the platform's ids of this many recent sends are kept to name their receipts
+SEND_OPS = frozenset({"send", "send_file"})  # the commands that send a message, paced alike
 
 
 class BridgeError(RuntimeError):
@@ -434,26 +444,38 @@ class Driver:
         if command is None:
             return False
         args = dict(command.args)
-        if command.op == "send" and session.state != WebSession.State.CONNECTED:
+        if command.op in SEND_OPS and session.state != WebSession.State.CONNECTED:
             commands.command_reply(command=command, answer={"ok": False, "error": f"session {session.state}"})
             return True
-        if command.op == "send":
+        if command.op == "send_file":
+            prepared = self._file_prepare(session, args)
+            if "error" in prepared:  # nothing went out: the sender learns why
+                commands.command_reply(command=command, answer={"ok": False, **prepared})
+                return True
+            args = prepared
+        if command.op in SEND_OPS:
             gap = settings.WHATSAPP_WEB_MIN_GAP * (1 + random.random())  # noqa: S311
             wait = session.last_send_at + gap - time.monotonic()
             if wait > 0:
                 self._wait(int(wait * 1000))
-            args["typing_ms"] = typing_ms(str(args.get("body") or ""))
+            args["typing_ms"] = typing_ms(str(args.get("body") or args.get("caption") or ""))
         # The bridge gives up on a command that hangs (a send then counts as perhaps sent).
         args["timeout_ms"] = int(settings.WHATSAPP_WEB_STALE_SECONDS * 1000) + args.get("typing_ms", 0)
+        if command.op == "send_file":  # WhatsApp Web encrypts and uploads the file before it sends
+            args["timeout_ms"] += int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000)
         try:
             answer = session.page.evaluate(
                 "([op, args]) => window.__chatbotBridge.run(op, args)", [command.op, args]
             )
         except Exception as exc:  # noqa: BLE001 - the browser died under the command
             # It may have left before the crash: the sender must not send it again.
-            answer = {"ok": False, "error": f"the browser failed: {exc}", "sent_maybe": command.op == "send"}
+            answer = {
+                "ok": False,
+                "error": f"the browser failed: {exc}",
+                "sent_maybe": command.op in SEND_OPS,
+            }
             self._lose(session, f"the browser failed during {command.op}")
-        if command.op == "send":
+        if command.op in SEND_OPS:
             session.last_send_at = time.monotonic()
             if isinstance(answer, dict) and answer.get("ok") and args.get("uid"):
                 session.sent_uids[str(answer.get("id"))] = str(args["uid"])
@@ -468,6 +490,37 @@ class Driver:
             )
         commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
         return True
+
+    def _file_prepare(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """The file of a send_file command as a data URL for the page, or {"error", "permanent"} when it
+        cannot be sent: read from the upload folder or fetched from its link, never past
+        WHATSAPP_WEB_SEND_MAX_BYTES, and of a type that fits its kind."""
+        kind, cap = str(args.get("kind") or ""), settings.WHATSAPP_WEB_SEND_MAX_BYTES
+        try:
+            if args.get("media_id"):
+                file = outbox_read(
+                    channel_id=session.channel.pk, media_id=str(args["media_id"]), max_bytes=cap
+                )
+            else:
+                file = link_fetch(
+                    link=str(args.get("link") or ""),
+                    max_bytes=cap,
+                    timeout=settings.WHATSAPP_WEB_MEDIA_TIMEOUT,
+                )
+            base = file.mime_type.split(";")[0].strip().lower()
+            families = KIND_FAMILIES.get(kind) if kind in ("image", "video", "audio", "document") else None
+            if families is None or not base or not base.startswith(families):
+                raise MediaRefused(f"a {kind} message with a file of type {base or 'unknown'}")
+        except MediaRefused as exc:
+            return {"error": f"the file cannot be sent: {exc}", "permanent": True, "refused": True}
+        except LinkFailed as exc:
+            return {"error": str(exc)}
+        data = base64.b64encode(file.content).decode("ascii")
+        prepared = {key: value for key, value in args.items() if key not in ("media_id", "link")}
+        prepared.update(data_url=f"data:{base};base64,{data}", mimetype=base, size=len(file.content))
+        if kind == "document":
+            prepared["filename"] = str(args.get("filename") or file.filename or "document")
+        return prepared
 
 
 _driver: Driver | None = None

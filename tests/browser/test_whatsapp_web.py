@@ -347,6 +347,72 @@ def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(
     assert Message.objects.get(pk=reply.pk).status == "read"
 
 
+def test_staff_send_a_picture_with_a_caption_and_a_pdf_to_a_customer_who_wrote(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, worker: None, settings: Any, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from apps.conversations.models import Conversation
+    from apps.conversations.services.desk import conversation_file_send
+
+    # The upload is kept where this process (the web) and the driver (worker-web) both read it.
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path / "media"
+    web_standin.link()
+    channel = web_channel()
+    agent = MembershipFactory.create(workspace=channel.workspace, role=Role.AGENT).user
+    wait_state(channel, "connected")
+    web_standin.incoming(CUSTOMER, "¿Me mandas la carta?", name="Ana")
+    wait_for(lambda: Conversation.objects.filter(channel=channel).exists(), timeout=60)
+    conversation = Conversation.objects.get(channel=channel)
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    pdf = b"%PDF-1.4\n" + b"carta " * 2000
+
+    [image] = conversation_file_send(
+        conversation=conversation,
+        user=agent,
+        content=picture,
+        mime_type="image/png",
+        filename="plato.png",
+        caption="El plato del día",
+    )
+    [document] = conversation_file_send(
+        conversation=conversation, user=agent, content=pdf, mime_type="application/pdf", filename="carta.pdf"
+    )
+
+    wait_for(
+        lambda: (
+            set(Message.objects.filter(pk__in=[image.pk, document.pk]).values_list("send_state", flat=True))
+            == {"sent"}
+        ),
+        timeout=90,
+    )
+    chat = f"{CUSTOMER}@c.us"
+    sent_image, sent_pdf = sorted(web_standin.sent_files, key=lambda f: f["at"])
+    assert {k: sent_image[k] for k in ("chat", "type", "mimetype", "caption", "size", "sha256")} == {
+        "chat": chat,
+        "type": "image",
+        "mimetype": "image/png",
+        "caption": "El plato del día",
+        "size": len(picture),
+        "sha256": hashlib.sha256(picture).hexdigest(),
+    }
+    assert {k: sent_pdf[k] for k in ("type", "mimetype", "filename", "caption", "size", "sha256")} == {
+        "type": "document",
+        "mimetype": "application/pdf",
+        "filename": "carta.pdf",
+        "caption": "",
+        "size": len(pdf),
+        "sha256": hashlib.sha256(pdf).hexdigest(),
+    }
+    assert Message.objects.get(pk=image.pk).wamid == sent_image["id"]
+    assert Message.objects.get(pk=document.pk).wamid == sent_pdf["id"]
+    # Paced as a text: seen, then "typing", then the file, with the gap between the two sends.
+    assert chat in web_standin.seen
+    composing = [p for p in web_standin.presence if p["state"] == "composing"]
+    assert len(composing) >= 2 and sent_image["at"] - composing[0]["at"] >= 0.25
+    assert sent_pdf["at"] - sent_image["at"] >= settings.WHATSAPP_WEB_MIN_GAP
+
+
 def _browser_pid(profile: Path) -> int:
     """The Chromium that the driver started on this profile (its main process)."""
     for entry in Path("/proc").iterdir():
