@@ -13,8 +13,11 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +37,16 @@ from apps.whatsapp_web.media import (
     size_label,
 )
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
+from apps.whatsapp_web.selectors import web_stored_wamids
 from apps.whatsapp_web.services import (
+    web_leases_hold,
+    web_leases_release,
     web_messages_store,
     web_session_heartbeat,
     web_session_pairing_set,
     web_session_reconnected,
     web_session_state_set,
+    web_session_stopped,
     web_statuses_store,
 )
 
@@ -110,6 +116,15 @@ def profile_dir(channel_id: int) -> Path:
     return path
 
 
+def has_profile(channel_id: int) -> bool:
+    """Does this machine's disk hold the channel's browser profile (a linked session, no QR to scan)?"""
+    path = Path(settings.WHATSAPP_WEB_PROFILE_DIR) / f"channel-{channel_id}"
+    try:
+        return any(path.iterdir())
+    except OSError:
+        return False
+
+
 def typing_ms(body: str) -> int:
     """How long to show "typing..." before a text: proportional to its length, +-20%, within bounds."""
     base = len(body) * settings.WHATSAPP_WEB_TYPING_MS_PER_CHAR * random.uniform(0.8, 1.2)  # noqa: S311
@@ -140,8 +155,11 @@ class Driver:
     """Keeps a page per active WhatsApp Web channel, feeds what it reports into the platform, and runs
     the commands the senders hand over. `step()` does one turn; `run(seconds)` turns until the time is up."""
 
-    def __init__(self, *, headless: bool = True) -> None:
+    def __init__(self, *, headless: bool = True, owner: str = "") -> None:
         self.headless = headless
+        # This driver's name on the channels' leases: the host (a pod's stable name), the process, and a
+        # token (two drivers of one process, or a restarted process with the same pid, differ).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sessions: dict[int, Session] = {}
         self._playwright: Any = None
         self._scripts: tuple[str, str] | None = None
@@ -156,13 +174,17 @@ class Driver:
             self._playwright = sync_playwright().start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, release: bool = True) -> None:
+        """Close every page; with `release`, give the channels back so another process takes them
+        without waiting for the leases to run out (a killed process cannot: its leases expire)."""
         for session in list(self.sessions.values()):
             self._close(session)
         self.sessions.clear()
         if self._playwright is not None:
             self._playwright.stop()
             self._playwright = None
+        if release:
+            web_leases_release(owner=self.owner)
 
     def run(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -173,12 +195,12 @@ class Driver:
         now = time.monotonic()
         if now >= self._channels_read_at + CHANNELS_EVERY:
             self._channels_read_at = now
-            self._wanted = {channel.pk: channel for channel in web_channels_to_run()}
+            self._wanted = self._channels_held()
         wanted = self._wanted
         for channel_id in set(self.sessions) - set(wanted):
             session = self.sessions.pop(channel_id)
             self._close(session)
-            web_session_state_set(channel=session.channel, state=WebSession.State.STOPPED)
+            web_session_stopped(channel=session.channel, owner=self.owner)
         for channel_id, channel in wanted.items():
             session = self.sessions.setdefault(channel_id, Session(channel=channel))
             session.channel = channel
@@ -192,6 +214,12 @@ class Driver:
                 idle = not self._serve(session) and idle
         if idle:
             self._wait(PUMP_MS)
+
+    def _channels_held(self) -> dict[int, Channel]:
+        """The channels this driver holds the lease of (renewed, or newly taken): the only ones it opens.
+        A channel whose lease another process took is dropped, and its page closed, by step()."""
+        held = web_leases_hold(owner=self.owner, has_profile=has_profile)
+        return {channel.pk: channel for channel in held}
 
     # --- a channel's page ---------------------------------------------------------------------------
     def _open(self, session: Session) -> None:

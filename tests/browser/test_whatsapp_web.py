@@ -57,6 +57,7 @@ class DriverThread:
 
     def __init__(self) -> None:
         self.driver = web_browser.Driver()
+        self.release = True  # False: stopped as a killed process would be, its leases left to expire
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -68,7 +69,7 @@ class DriverThread:
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
         finally:
-            self.driver.stop()
+            self.driver.stop(release=self.release)
             connection.close()
 
     def stop(self) -> None:
@@ -411,6 +412,50 @@ def test_staff_send_a_picture_with_a_caption_and_a_pdf_to_a_customer_who_wrote(
     composing = [p for p in web_standin.presence if p["state"] == "composing"]
     assert len(composing) >= 2 and sent_image["at"] - composing[0]["at"] >= 0.25
     assert sent_pdf["at"] - sent_image["at"] >= settings.WHATSAPP_WEB_MIN_GAP
+
+
+def test_a_channel_whose_worker_web_died_is_taken_over_once_its_lease_runs_out(
+    web_standin: WhatsAppWebStandIn, redis_url: str, settings: Any
+) -> None:
+    settings.REDIS_URL = redis_url
+    settings.WHATSAPP_WEB_LEASE_SECONDS = 4
+    web_standin.link()
+    channel = web_channel()
+    first, second = DriverThread(), DriverThread()
+    first.thread.start()
+    try:
+        wait_state(channel, "connected")
+        assert WebSession.objects.get(channel=channel).owner == first.driver.owner
+        second.thread.start()
+        time.sleep(3)  # the second process reads the channels and renews nothing: it holds none
+        assert list(second.driver.sessions) == []
+        assert WebSession.objects.get(channel=channel).owner == first.driver.owner
+
+        first.release = False
+        first.stop()  # killed: its lease stays until it runs out
+        stopped_at = time.monotonic()
+        early = web_standin.incoming(CUSTOMER, "¿hay alguien?", name="Ana")  # while nobody drives
+
+        wait_for(lambda: WebSession.objects.get(channel=channel).owner == second.driver.owner, timeout=30)
+        assert time.monotonic() - stopped_at >= 2  # not before the lease ran out
+        wait_for(
+            lambda: (s := second.driver.sessions.get(channel.pk)) is not None and s.state == "connected",
+            timeout=60,
+        )
+        late = web_standin.incoming(CUSTOMER, "hola otra vez", name="Ana")
+        wait_for(lambda: Message.objects.filter(channel=channel).count() == 2, timeout=30)
+        time.sleep(2)  # anything stored twice would show by now
+        assert sorted(Message.objects.filter(channel=channel).values_list("wamid", flat=True)) == sorted(
+            [early, late]
+        )
+        assert WebSession.objects.get(channel=channel).state == "connected"
+    finally:
+        if first.thread.is_alive():
+            first.stop()
+        if second.thread.is_alive():
+            second.stop()
+    # The second stopped cleanly: the channel is free for the next process at once.
+    assert WebSession.objects.get(channel=channel).owner == ""
 
 
 def _browser_pid(profile: Path) -> int:
