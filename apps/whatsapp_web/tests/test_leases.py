@@ -121,3 +121,18 @@ def test_a_page_closed_after_a_takeover_does_not_overwrite_the_new_owners_state(
 
     web_session_stopped(channel=channels[0], owner=B)
     assert WebSession.objects.get(channel=channels[0]).state == WebSession.State.STOPPED
+
+
+def test_a_clean_worker_shutdown_gives_the_channels_back(
+    channels: list[Channel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.whatsapp_web import browser, tasks
+
+    running = browser.Driver(owner=A)
+    assert running._channels_held().keys() == {c.pk for c in channels}
+    monkeypatch.setattr(browser, "_driver", running)
+
+    tasks._release_on_shutdown()
+
+    assert set(WebSession.objects.values_list("owner", flat=True)) == {""}
+    assert held(B) == [c.pk for c in channels]
