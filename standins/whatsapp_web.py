@@ -46,6 +46,7 @@ class WhatsAppWebStandIn:
         self.seen: list[str] = []
         self.presence: list[dict[str, Any]] = []
         self.fail_sends = 0  # the next N sends answer an error
+        self.hang_after_sends = 0  # the next N sends leave, then the page's main thread stops
         self.media: dict[str, tuple[bytes, str]] = {}  # a received message's file, by its id
         self.history: dict[str, list[dict[str, Any]]] = {}  # each chat's messages, oldest first
         self.pairing_phone = self.pairing_code = ""  # the last code the page asked for, and for whom
@@ -155,6 +156,9 @@ class WhatsAppWebStandIn:
                     wamid = f"true_{data['chat']}_3EB0STANDIN{next(self._ids):06d}"
                     self.sent.append({**data, "id": wamid, "at": time.time()})
                     body = {"id": wamid}
+                    if self.hang_after_sends:
+                        self.hang_after_sends -= 1
+                        body["hang"] = True
             elif path == "/standin/send_file":
                 content = base64.b64decode(data["data"])
                 options = data.get("options") or {}

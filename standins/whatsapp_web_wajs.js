@@ -121,6 +121,7 @@
         needChat(chat);
         const answer = await post("/standin/send", { chat, body: content, options });
         if (answer.error) throw new Error(answer.error);
+        if (answer.hang) for (;;) {} // eslint-disable-line no-empty -- sent, then the page stops answering
         // As WhatsApp Web does: the server took it (ack 1), reported right after the send.
         queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chat), ids: [{ ...wid(answer.id), fromMe: true }] }));
         return { id: answer.id, ack: 1 };

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -176,3 +177,53 @@ def test_every_app_service_waits_for_the_migrations_and_may_finish_its_work_when
         assert waits["migrate"] == {"condition": "service_completed_successfully"}, name
         seconds = int(str(service["stop_grace_period"]).removesuffix("s"))
         assert seconds > 60, name  # a WhatsApp Web send's time limit, and a reply's budget
+
+
+def _dockerfile_stages() -> tuple[dict[str, str], dict[str, list[str]], dict[str, str]]:
+    """The Dockerfile's global ARG defaults, each stage's instructions (continuations joined) and each
+    stage's base (ARGs resolved)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    args: dict[str, str] = {}
+    stages: dict[str, list[str]] = {}
+    bases: dict[str, str] = {}
+    current = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        if word == "ARG" and not current:
+            name, _, default = rest.partition("=")
+            args[name] = default
+        elif word == "FROM":
+            image, _, current = rest.partition(" AS ")
+            bases[current] = args.get(image.strip("${}"), image) if image.startswith("${") else image
+            stages[current] = []
+        else:
+            stages[current].append(line)
+    return args, stages, bases
+
+
+def test_the_image_builds_from_digest_pinned_bases_in_stages_and_runs_as_a_user_who_cannot_write_the_code():
+    _, stages, bases = _dockerfile_stages()
+
+    for stage, base in bases.items():
+        pinned = re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", base)
+        assert pinned or base in stages, f"{stage}: {base} is neither pinned by digest nor a stage"
+    # Only the build stage installs Python packages, from the lock file, every one checked by its hash.
+    installs = {stage: [i for i in lines if "pip install" in i] for stage, lines in stages.items()}
+    assert [stage for stage, found in installs.items() if found] == ["build"]
+    assert all("--require-hashes -r /tmp/requirements.lock" in i for i in installs["build"])
+    assert "COPY --from=build /opt/venv /opt/venv" in stages["base"]
+    for stage in ("base", "worker-web"):
+        users = [i for i in stages[stage] if i.startswith("USER ")]
+        assert users[-1] == "USER app", stage
+    # The code is copied as root, before the switch to the run-time user; only data folders are its.
+    copies = [i for i in stages["base"] if i.startswith("COPY . ")]
+    assert copies == ["COPY . ."]
+    assert stages["base"].index("COPY . .") < stages["base"].index("USER app")
+    assert not [i for i in stages["base"] + stages["worker-web"] if "--chown" in i]
+    chowned = [i for i in stages["base"] + stages["worker-web"] if "chown" in i]
+    owned = [path for i in chowned for path in re.findall(r"chown app:app ((?:/\S+ ?)+)", i)[0].split()]
+    assert owned and all(path.startswith("/app/data") for path in owned), owned
+    assert bases["app"] == "base" and bases["worker-web"] == "base"

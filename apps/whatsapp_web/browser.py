@@ -49,6 +49,7 @@ from apps.whatsapp_web.services import (
     web_session_stopped,
     web_statuses_store,
 )
+from apps.whatsapp_web.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have 
 STATES = {state.value for state in WebSession.State}
 SENT_KEPT = 1000  # the platform's ids of this many recent sends are kept to name their receipts
 SEND_OPS = frozenset({"send", "send_file"})  # the commands that send a message, paced alike
+CALL_GRACE = 10.0  # seconds a page call may overrun its own timeout before its browser is killed
 
 
 class BridgeError(RuntimeError):
@@ -165,6 +167,7 @@ class Driver:
         self._scripts: tuple[str, str] | None = None
         self._wanted: dict[int, Channel] = {}
         self._channels_read_at = float("-inf")
+        self.watchdog = Watchdog()
 
     # --- life cycle ---------------------------------------------------------------------------------
     def start(self) -> Driver:
@@ -264,8 +267,9 @@ class Driver:
         if self._scripts is None:
             self._scripts = bridge_scripts()
         bundle, adapter = self._scripts
-        session.page.add_script_tag(content=bundle)
-        session.page.add_script_tag(content=adapter)
+        with self._guard(session, settings.WHATSAPP_WEB_STALE_SECONDS, "bridge injection"):
+            session.page.add_script_tag(content=bundle)
+            session.page.add_script_tag(content=adapter)
 
     def _lose(self, session: Session, why: str) -> None:
         if session.lost:
@@ -287,20 +291,28 @@ class Driver:
             # Our own close fires the page's close events: they must not count as a lost session.
             session.lost = session.lost or "closed by worker-web"
             try:
-                context.close()
+                with self._guard(session, 0, "close"):  # a hung renderer can hold a close forever
+                    context.close()
             except Exception:  # noqa: BLE001 - closing what has crashed already
                 logger.debug("closing a lost context", exc_info=True)
 
     def _wait(self, ms: int) -> None:
         """Let Playwright deliver the pages' events for `ms` (it dispatches them only while it waits)."""
-        page = next((s.page for s in self.sessions.values() if s.open), None)
-        if page is None:
+        session = next((s for s in self.sessions.values() if s.open), None)
+        if session is None:
             time.sleep(ms / 1000)
             return
         try:
-            page.wait_for_timeout(ms)
+            with self._guard(session, ms / 1000, "wait"):
+                session.page.wait_for_timeout(ms)
         except Exception:  # noqa: BLE001 - the page went away; its session notices at its next turn
             time.sleep(ms / 1000)
+
+    def _guard(self, session: Session, seconds: float, what: str) -> Any:
+        """A deadline for a call into the session's page (watchdog.py): past it, its browser is killed."""
+        return self.watchdog.deadline(
+            profile_dir(session.channel.pk), seconds + CALL_GRACE, f"channel {session.channel.pk}'s {what}"
+        )
 
     # --- what the page reports --------------------------------------------------------------------------
     def _pump(self, session: Session) -> None:
@@ -308,10 +320,11 @@ class Driver:
             if session.lost:
                 raise RuntimeError(session.lost)
             # A heartbeat with a deadline: a page whose main thread hangs never answers, and is restarted.
-            snapshot = session.page.wait_for_function(
-                "() => window.__chatbotBridge ? window.__chatbotBridge.snapshot() : {gone: true}",
-                timeout=settings.WHATSAPP_WEB_STALE_SECONDS * 1000,
-            ).json_value()
+            with self._guard(session, settings.WHATSAPP_WEB_STALE_SECONDS, "heartbeat"):
+                snapshot = session.page.wait_for_function(
+                    "() => window.__chatbotBridge ? window.__chatbotBridge.snapshot() : {gone: true}",
+                    timeout=settings.WHATSAPP_WEB_STALE_SECONDS * 1000,
+                ).json_value()
             if snapshot.get("gone"):  # the page was reloaded: the bridge is gone with it
                 logger.info(
                     "WhatsApp Web channel %s: page reloaded, bridge injected again", session.channel.pk
@@ -353,16 +366,17 @@ class Driver:
         """Store the unread messages that arrived while no worker-web watched (bounded by
         WHATSAPP_WEB_CATCH_UP_CHATS x WHATSAPP_WEB_CATCH_UP_MESSAGES), oldest first, once each."""
         try:
-            answer = session.page.evaluate(
-                "([op, args]) => window.__chatbotBridge.run(op, args)",
-                [
-                    "catch_up",
-                    {
-                        "max_chats": settings.WHATSAPP_WEB_CATCH_UP_CHATS,
-                        "max_messages": settings.WHATSAPP_WEB_CATCH_UP_MESSAGES,
-                    },
-                ],
-            )
+            with self._guard(session, 2 * settings.WHATSAPP_WEB_STALE_SECONDS, "catch-up"):
+                answer = session.page.evaluate(
+                    "([op, args]) => window.__chatbotBridge.run(op, args)",
+                    [
+                        "catch_up",
+                        {
+                            "max_chats": settings.WHATSAPP_WEB_CATCH_UP_CHATS,
+                            "max_messages": settings.WHATSAPP_WEB_CATCH_UP_MESSAGES,
+                        },
+                    ],
+                )
         except Exception as exc:  # noqa: BLE001 - the page died; the next connect catches up again
             logger.warning("WhatsApp Web channel %s: catch-up failed: %s", session.channel.pk, exc)
             return
@@ -402,17 +416,18 @@ class Driver:
             if session.lost:
                 raise MediaRefused(f"the browser was lost: {session.lost}")
             try:
-                answer = session.page.evaluate(
-                    "([op, args]) => window.__chatbotBridge.run(op, args)",
-                    [
-                        "media",
-                        {
-                            "id": wamid,
-                            "max_bytes": cap,
-                            "timeout_ms": int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000),
-                        },
-                    ],
-                )
+                with self._guard(session, settings.WHATSAPP_WEB_MEDIA_TIMEOUT, "media download"):
+                    answer = session.page.evaluate(
+                        "([op, args]) => window.__chatbotBridge.run(op, args)",
+                        [
+                            "media",
+                            {
+                                "id": wamid,
+                                "max_bytes": cap,
+                                "timeout_ms": int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000),
+                            },
+                        ],
+                    )
             except Exception as exc:  # noqa: BLE001 - the page died under the download
                 self._lose(session, "the browser failed during a media download")
                 raise MediaRefused(f"the browser failed: {exc}"[:200]) from exc
@@ -492,9 +507,10 @@ class Driver:
         if command.op == "send_file":  # WhatsApp Web encrypts and uploads the file before it sends
             args["timeout_ms"] += int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000)
         try:
-            answer = session.page.evaluate(
-                "([op, args]) => window.__chatbotBridge.run(op, args)", [command.op, args]
-            )
+            with self._guard(session, args["timeout_ms"] / 1000, command.op):
+                answer = session.page.evaluate(
+                    "([op, args]) => window.__chatbotBridge.run(op, args)", [command.op, args]
+                )
         except Exception as exc:  # noqa: BLE001 - the browser died under the command
             # It may have left before the crash: the sender must not send it again.
             answer = {

@@ -19,6 +19,7 @@ from django_redis import get_redis_connection
 
 PREFIX = "wweb"
 REPLY_KEEP_SECONDS = 300
+WAIT_SLICE = 1  # seconds per BLPOP, under the Redis connection's socket timeout
 
 
 class NoCommandChannel(RuntimeError):
@@ -61,7 +62,12 @@ def command_call(*, channel_id: int, op: str, args: dict[str, Any], timeout: flo
     command = Command(id=uuid.uuid4().hex, op=op, args=args, deadline=time.time() + timeout)
     encoded = json.dumps(command.__dict__)
     client.lpush(queue_key(channel_id), encoded)
-    answer = client.blpop([_reply_key(command.id)], timeout=max(1, round(timeout)))
+    # In slices of one second: the shared connection gives up reading after SOCKET_TIMEOUT (2 s), and a
+    # single long BLPOP raised TimeoutError on every send that typed for longer (the message left, but
+    # its sender never learnt it).
+    answer, until = None, time.monotonic() + timeout
+    while answer is None and time.monotonic() < until:
+        answer = client.blpop([_reply_key(command.id)], timeout=WAIT_SLICE)
     if answer is None:
         if client.lrem(queue_key(channel_id), 1, encoded):
             raise NotTaken(f"{op} not taken by the browser in {timeout:.0f} s")

@@ -25,6 +25,7 @@ from apps.whatsapp.models import Channel
 from apps.whatsapp.tests.factories import ChannelFactory
 from apps.whatsapp_web import browser as web_browser
 from apps.whatsapp_web.models import WebSession
+from apps.whatsapp_web.watchdog import browser_pids
 from standins.whatsapp_web import BUNDLE, WhatsAppWebStandIn, bundle_sha256
 from tests.browser.conftest import CHROMIUM, _missing, screenshot, wait_for
 
@@ -460,18 +461,7 @@ def test_a_channel_whose_worker_web_died_is_taken_over_once_its_lease_runs_out(
 
 def _browser_pid(profile: Path) -> int:
     """The Chromium that the driver started on this profile (its main process)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"--user-data-dir={profile}".encode() in cmdline and not any(
-            arg.startswith(b"--type=") for arg in cmdline
-        ):
-            return int(entry.name)
-    return 0
+    return next(iter(browser_pids(profile)), 0)
 
 
 def test_a_browser_crash_mid_send_never_sends_the_message_twice(
@@ -503,6 +493,36 @@ def test_a_browser_crash_mid_send_never_sends_the_message_twice(
     assert web_standin.sent == []
     reply.refresh_from_db()
     assert reply.send_state == "processing"
+    assert Message.objects.filter(channel=channel, direction="out").count() == 1
+
+
+def test_a_page_that_hangs_inside_a_send_is_killed_and_the_message_is_not_sent_twice(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, worker: None, settings: Any
+) -> None:
+    """The page's main thread stops while the send's `evaluate` waits for it (the message has left):
+    Playwright would wait forever, with every channel of the process. The watchdog kills that
+    channel's browser past the send's deadline; the send counts as perhaps sent (never repeated)
+    and the channel comes back from its profile."""
+    settings.WHATSAPP_WEB_STALE_SECONDS = 3
+    workspace = Workspace.objects.create(slug="default", name="Default")
+    demo_seed(workspace=workspace)
+    web_standin.link()
+    channel = web_channel(workspace)
+    wait_state(channel, "connected")
+    profile = Path(settings.WHATSAPP_WEB_PROFILE_DIR) / f"channel-{channel.pk}"
+    pid = _browser_pid(profile)
+    web_standin.hang_after_sends = 1
+
+    web_standin.incoming(CUSTOMER, "¿A qué hora abrís?")
+
+    wait_for(lambda: "disconnected" in _live_states(channel), timeout=90)
+    assert run_driver.driver.watchdog.kills >= 1
+    wait_state(channel, "connected")
+    assert _browser_pid(profile) not in (0, pid)
+    reply = Message.objects.get(channel=channel, direction="out")
+    wait_for(lambda: reply.send_attempts.filter(outcome="unknown").exists(), timeout=30)
+    time.sleep(3)  # the senders have had every chance to send it again
+    assert len(web_standin.sent) == 1
     assert Message.objects.filter(channel=channel, direction="out").count() == 1
 
 

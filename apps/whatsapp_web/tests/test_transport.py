@@ -69,6 +69,25 @@ def test_a_text_goes_to_the_browser_and_returns_its_message_id(
     ]
 
 
+def test_a_send_that_types_for_longer_than_the_redis_socket_timeout_still_gets_its_answer(
+    web_channel: Channel, wrote: None, command_redis: Any, settings: Any
+) -> None:
+    """The browser types for seconds before it sends (up to WHATSAPP_WEB_TYPING_MAX_MS): the sender's
+    wait outlasts the Redis connection's 2 s read timeout, which once failed every such send although
+    the message had left."""
+    assert settings.CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"] < 4
+
+    def typing(command: commands.Command) -> dict[str, Any]:
+        time.sleep(4)
+        return {"ok": True, "id": "true_5215512345678@c.us_3EB0BB"}
+
+    thread = browser(web_channel, typing)
+    result = WebTransport().send(web_channel, text("Una respuesta larga"))
+    thread.join()
+
+    assert result.wamids == ["true_5215512345678@c.us_3EB0BB"]
+
+
 def test_no_cold_messages_someone_who_never_wrote_is_refused_for_good(
     web_channel: Channel, command_redis: Any
 ) -> None:
