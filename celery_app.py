@@ -81,6 +81,9 @@ app.conf.update(
     task_acks_late=True,  # a task is removed from the queue only once it has finished...
     task_reject_on_worker_lost=True,  # ...and goes back to it when its worker is killed
     worker_prefetch_multiplier=1,
+    # Each worker also listens on a queue of its own (`<node name>.dq2`): worker-web chains its slices
+    # there, so each worker-web process keeps driving the channels it holds (apps/whatsapp_web/tasks.py).
+    worker_direct=True,
     task_default_queue="default",
     task_queues=[_queue(name) for name in QUEUES],
     task_create_missing_queues=False,

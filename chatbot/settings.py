@@ -474,6 +474,17 @@ WHATSAPP_WEB_SLICE = env.float("WHATSAPP_WEB_SLICE", default=50.0)
 WHATSAPP_WEB_MEDIA_DIR = Path(env.str("WHATSAPP_WEB_MEDIA_DIR", default=str(DATA_DIR / "whatsapp_web_media")))
 WHATSAPP_WEB_MEDIA_MAX_BYTES = env.int("WHATSAPP_WEB_MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
 WHATSAPP_WEB_MEDIA_TIMEOUT = env.float("WHATSAPP_WEB_MEDIA_TIMEOUT", default=60.0)
+# Files sent on WhatsApp Web (uploaded, or fetched from a link) are at most this large: the bytes cross
+# to the page as a data URL, whole, so the bound is also worker-web's memory per send.
+WHATSAPP_WEB_SEND_MAX_BYTES = env.int("WHATSAPP_WEB_SEND_MAX_BYTES", default=16 * 1024 * 1024)
+# Several worker-web processes: each channel is driven by the one holding its lease (a row in
+# PostgreSQL), renewed every few seconds and taken over by another process once it has expired.
+WHATSAPP_WEB_LEASE_SECONDS = env.float("WHATSAPP_WEB_LEASE_SECONDS", default=60.0)
+# A process without the channel's browser profile on its disk waits this much longer before taking a
+# free or expired channel, so the one with the profile (no new QR scan) gets it first.
+WHATSAPP_WEB_PROFILE_PREFERENCE_SECONDS = env.float("WHATSAPP_WEB_PROFILE_PREFERENCE_SECONDS", default=60.0)
+# At most this many channels per worker-web process (0: no limit).
+WHATSAPP_WEB_MAX_CHANNELS_PER_WORKER = env.int("WHATSAPP_WEB_MAX_CHANNELS_PER_WORKER", default=0)
 # Catch-up at (re)connect: the unread messages of at most this many chats (most recent first), at most
 # this many per chat, are fetched and stored (once each, by WhatsApp's id).
 WHATSAPP_WEB_CATCH_UP_CHATS = env.int("WHATSAPP_WEB_CATCH_UP_CHATS", default=50)

@@ -10,6 +10,7 @@ worker-web injects as it would inject the real wa-js bundle (WHATSAPP_WEB_BRIDGE
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import html
 import itertools
@@ -41,6 +42,7 @@ class WhatsAppWebStandIn:
         self.qr_ref = 1
         self.chats: set[str] = set()
         self.sent: list[dict[str, Any]] = []
+        self.sent_files: list[dict[str, Any]] = []  # files the page sent: type, mimetype, size, caption, ...
         self.seen: list[str] = []
         self.presence: list[dict[str, Any]] = []
         self.fail_sends = 0  # the next N sends answer an error
@@ -157,6 +159,24 @@ class WhatsAppWebStandIn:
                     if self.hang_after_sends:
                         self.hang_after_sends -= 1
                         body["hang"] = True
+            elif path == "/standin/send_file":
+                content = base64.b64decode(data["data"])
+                options = data.get("options") or {}
+                wamid = f"true_{data['chat']}_3EB0STANDIN{next(self._ids):06d}"
+                self.sent_files.append(
+                    {
+                        "chat": data["chat"],
+                        "id": wamid,
+                        "type": options.get("type"),
+                        "mimetype": options.get("mimetype"),
+                        "caption": options.get("caption", ""),
+                        "filename": options.get("filename", ""),
+                        "size": len(content),
+                        "sha256": hashlib.sha256(content).hexdigest(),
+                        "at": time.time(),
+                    }
+                )
+                body = {"id": wamid}
             elif path == "/standin/seen":
                 self.seen.append(data["chat"])
                 self.unread[data["chat"]] = 0

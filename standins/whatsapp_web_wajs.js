@@ -106,6 +106,10 @@
         needChat(chat);
         return post("/standin/presence", { chat, state: "composing", duration });
       },
+      markIsRecording: (chat, duration) => {
+        needChat(chat);
+        return post("/standin/presence", { chat, state: "recording", duration });
+      },
       markIsPaused: (chat) => post("/standin/presence", { chat, state: "paused" }),
       downloadMedia: async (id) => {
         const answer = await fetch(`/standin/media?id=${encodeURIComponent(String(id))}`);
@@ -119,6 +123,15 @@
         if (answer.error) throw new Error(answer.error);
         if (answer.hang) for (;;) {} // eslint-disable-line no-empty -- sent, then the page stops answering
         // As WhatsApp Web does: the server took it (ack 1), reported right after the send.
+        queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chat), ids: [{ ...wid(answer.id), fromMe: true }] }));
+        return { id: answer.id, ack: 1 };
+      },
+      // wa-js takes a data URL (or a Blob); the stand-in hands the bytes to the server, which records them.
+      sendFileMessage: async (chat, content, options) => {
+        needChat(chat);
+        const data = String(content).slice(String(content).indexOf(",") + 1);
+        const answer = await post("/standin/send_file", { chat, data, options });
+        if (answer.error) throw new Error(answer.error);
         queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chat), ids: [{ ...wid(answer.id), fromMe: true }] }));
         return { id: answer.id, ack: 1 };
       },

@@ -13,8 +13,11 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,15 +26,27 @@ from django.conf import settings
 
 from apps.whatsapp.models import Channel
 from apps.whatsapp_web import commands
-from apps.whatsapp_web.media import KIND_FAMILIES, MediaRefused, media_check, media_save, size_label
+from apps.whatsapp_web.media import (
+    KIND_FAMILIES,
+    LinkFailed,
+    MediaRefused,
+    link_fetch,
+    media_check,
+    media_save,
+    outbox_read,
+    size_label,
+)
 from apps.whatsapp_web.models import WebSession
-from apps.whatsapp_web.selectors import web_channels_to_run, web_stored_wamids
+from apps.whatsapp_web.selectors import web_stored_wamids
 from apps.whatsapp_web.services import (
+    web_leases_hold,
+    web_leases_release,
     web_messages_store,
     web_session_heartbeat,
     web_session_pairing_set,
     web_session_reconnected,
     web_session_state_set,
+    web_session_stopped,
     web_statuses_store,
 )
 from apps.whatsapp_web.watchdog import Watchdog
@@ -58,6 +73,7 @@ PUMP_MS = 100  # how long each idle turn waits for the page's events
 CHANNELS_EVERY = 2.0  # seconds between two reads of which channels should have a page
 STATES = {state.value for state in WebSession.State}
 SENT_KEPT = 1000  # the platform's ids of this many recent sends are kept to name their receipts
+SEND_OPS = frozenset({"send", "send_file"})  # the commands that send a message, paced alike
 CALL_GRACE = 10.0  # seconds a page call may overrun its own timeout before its browser is killed
 
 
@@ -102,6 +118,15 @@ def profile_dir(channel_id: int) -> Path:
     return path
 
 
+def has_profile(channel_id: int) -> bool:
+    """Does this machine's disk hold the channel's browser profile (a linked session, no QR to scan)?"""
+    path = Path(settings.WHATSAPP_WEB_PROFILE_DIR) / f"channel-{channel_id}"
+    try:
+        return any(path.iterdir())
+    except OSError:
+        return False
+
+
 def typing_ms(body: str) -> int:
     """How long to show "typing..." before a text: proportional to its length, +-20%, within bounds."""
     base = len(body) * settings.WHATSAPP_WEB_TYPING_MS_PER_CHAR * random.uniform(0.8, 1.2)  # noqa: S311
@@ -132,8 +157,11 @@ class Driver:
     """Keeps a page per active WhatsApp Web channel, feeds what it reports into the platform, and runs
     the commands the senders hand over. `step()` does one turn; `run(seconds)` turns until the time is up."""
 
-    def __init__(self, *, headless: bool = True) -> None:
+    def __init__(self, *, headless: bool = True, owner: str = "") -> None:
         self.headless = headless
+        # This driver's name on the channels' leases: the host (a pod's stable name), the process, and a
+        # token (two drivers of one process, or a restarted process with the same pid, differ).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sessions: dict[int, Session] = {}
         self._playwright: Any = None
         self._scripts: tuple[str, str] | None = None
@@ -149,13 +177,17 @@ class Driver:
             self._playwright = sync_playwright().start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, release: bool = True) -> None:
+        """Close every page; with `release`, give the channels back so another process takes them
+        without waiting for the leases to run out (a killed process cannot: its leases expire)."""
         for session in list(self.sessions.values()):
             self._close(session)
         self.sessions.clear()
         if self._playwright is not None:
             self._playwright.stop()
             self._playwright = None
+        if release:
+            web_leases_release(owner=self.owner)
 
     def run(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -166,12 +198,12 @@ class Driver:
         now = time.monotonic()
         if now >= self._channels_read_at + CHANNELS_EVERY:
             self._channels_read_at = now
-            self._wanted = {channel.pk: channel for channel in web_channels_to_run()}
+            self._wanted = self._channels_held()
         wanted = self._wanted
         for channel_id in set(self.sessions) - set(wanted):
             session = self.sessions.pop(channel_id)
             self._close(session)
-            web_session_state_set(channel=session.channel, state=WebSession.State.STOPPED)
+            web_session_stopped(channel=session.channel, owner=self.owner)
         for channel_id, channel in wanted.items():
             session = self.sessions.setdefault(channel_id, Session(channel=channel))
             session.channel = channel
@@ -185,6 +217,12 @@ class Driver:
                 idle = not self._serve(session) and idle
         if idle:
             self._wait(PUMP_MS)
+
+    def _channels_held(self) -> dict[int, Channel]:
+        """The channels this driver holds the lease of (renewed, or newly taken): the only ones it opens.
+        A channel whose lease another process took is dropped, and its page closed, by step()."""
+        held = web_leases_hold(owner=self.owner, has_profile=has_profile)
+        return {channel.pk: channel for channel in held}
 
     # --- a channel's page ---------------------------------------------------------------------------
     def _open(self, session: Session) -> None:
@@ -449,17 +487,25 @@ class Driver:
         if command is None:
             return False
         args = dict(command.args)
-        if command.op == "send" and session.state != WebSession.State.CONNECTED:
+        if command.op in SEND_OPS and session.state != WebSession.State.CONNECTED:
             commands.command_reply(command=command, answer={"ok": False, "error": f"session {session.state}"})
             return True
-        if command.op == "send":
+        if command.op == "send_file":
+            prepared = self._file_prepare(session, args)
+            if "error" in prepared:  # nothing went out: the sender learns why
+                commands.command_reply(command=command, answer={"ok": False, **prepared})
+                return True
+            args = prepared
+        if command.op in SEND_OPS:
             gap = settings.WHATSAPP_WEB_MIN_GAP * (1 + random.random())  # noqa: S311
             wait = session.last_send_at + gap - time.monotonic()
             if wait > 0:
                 self._wait(int(wait * 1000))
-            args["typing_ms"] = typing_ms(str(args.get("body") or ""))
+            args["typing_ms"] = typing_ms(str(args.get("body") or args.get("caption") or ""))
         # The bridge gives up on a command that hangs (a send then counts as perhaps sent).
         args["timeout_ms"] = int(settings.WHATSAPP_WEB_STALE_SECONDS * 1000) + args.get("typing_ms", 0)
+        if command.op == "send_file":  # WhatsApp Web encrypts and uploads the file before it sends
+            args["timeout_ms"] += int(settings.WHATSAPP_WEB_MEDIA_TIMEOUT * 1000)
         try:
             with self._guard(session, args["timeout_ms"] / 1000, command.op):
                 answer = session.page.evaluate(
@@ -467,9 +513,13 @@ class Driver:
                 )
         except Exception as exc:  # noqa: BLE001 - the browser died under the command
             # It may have left before the crash: the sender must not send it again.
-            answer = {"ok": False, "error": f"the browser failed: {exc}", "sent_maybe": command.op == "send"}
+            answer = {
+                "ok": False,
+                "error": f"the browser failed: {exc}",
+                "sent_maybe": command.op in SEND_OPS,
+            }
             self._lose(session, f"the browser failed during {command.op}")
-        if command.op == "send":
+        if command.op in SEND_OPS:
             session.last_send_at = time.monotonic()
             if isinstance(answer, dict) and answer.get("ok") and args.get("uid"):
                 session.sent_uids[str(answer.get("id"))] = str(args["uid"])
@@ -484,6 +534,37 @@ class Driver:
             )
         commands.command_reply(command=command, answer=answer if isinstance(answer, dict) else {"ok": False})
         return True
+
+    def _file_prepare(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """The file of a send_file command as a data URL for the page, or {"error", "permanent"} when it
+        cannot be sent: read from the upload folder or fetched from its link, never past
+        WHATSAPP_WEB_SEND_MAX_BYTES, and of a type that fits its kind."""
+        kind, cap = str(args.get("kind") or ""), settings.WHATSAPP_WEB_SEND_MAX_BYTES
+        try:
+            if args.get("media_id"):
+                file = outbox_read(
+                    channel_id=session.channel.pk, media_id=str(args["media_id"]), max_bytes=cap
+                )
+            else:
+                file = link_fetch(
+                    link=str(args.get("link") or ""),
+                    max_bytes=cap,
+                    timeout=settings.WHATSAPP_WEB_MEDIA_TIMEOUT,
+                )
+            base = file.mime_type.split(";")[0].strip().lower()
+            families = KIND_FAMILIES.get(kind) if kind in ("image", "video", "audio", "document") else None
+            if families is None or not base or not base.startswith(families):
+                raise MediaRefused(f"a {kind} message with a file of type {base or 'unknown'}")
+        except MediaRefused as exc:
+            return {"error": f"the file cannot be sent: {exc}", "permanent": True, "refused": True}
+        except LinkFailed as exc:
+            return {"error": str(exc)}
+        data = base64.b64encode(file.content).decode("ascii")
+        prepared = {key: value for key, value in args.items() if key not in ("media_id", "link")}
+        prepared.update(data_url=f"data:{base};base64,{data}", mimetype=base, size=len(file.content))
+        if kind == "document":
+            prepared["filename"] = str(args.get("filename") or file.filename or "document")
+        return prepared
 
 
 _driver: Driver | None = None

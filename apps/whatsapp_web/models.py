@@ -31,6 +31,10 @@ class WebSession(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     whatsapp_version = models.CharField(max_length=32, blank=True)
     reconnects = models.PositiveIntegerField(default=0)
+    # Which worker-web process drives the channel, until when (database time): renewed every few seconds
+    # by its owner, taken by another process once it has passed (services.web_leases_hold).
+    owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"web session of channel {self.channel_id}: {self.state}"

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,6 +24,7 @@ from apps.whatsapp.services import channel_health_set, channel_webhook_seen
 from apps.whatsapp_web import commands
 from apps.whatsapp_web.inbound import inbound_messages, status_updates
 from apps.whatsapp_web.models import WebSession
+from apps.whatsapp_web.selectors import web_channels_to_run
 from chatbot.exceptions import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -160,3 +167,57 @@ def web_session_pairing_set(*, channel: Channel, code: str = "", error: str = ""
             kind="web_session",
             payload={"channel_id": channel.pk, "state": S.QR},
         )
+
+
+# --- which worker-web process drives which channel ---------------------------------------------------
+# A lease per channel on its session row: `owner` (a process) and `lease_until`, both compared with the
+# database's clock (Now()), so processes on machines whose clocks differ still agree on who holds what.
+def _db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+def web_leases_hold(*, owner: str, has_profile: Callable[[int], bool]) -> list[Channel]:
+    """Renew `owner`'s leases, give back those of channels no longer to run, and take the channels that
+    are free (never held, released, or whose owner stopped renewing), up to
+    WHATSAPP_WEB_MAX_CHANNELS_PER_WORKER; the channels `owner` now holds, which it alone may open.
+
+    A process without a channel's browser profile on its disk (`has_profile`) waits
+    WHATSAPP_WEB_PROFILE_PREFERENCE_SECONDS longer before taking it: the process that has the profile
+    reopens the linked session, another would have to show a new QR code."""
+    lease = settings.WHATSAPP_WEB_LEASE_SECONDS
+    channels = {channel.pk: channel for channel in web_channels_to_run()}
+    existing = set(WebSession.objects.filter(channel_id__in=channels).values_list("channel_id", flat=True))
+    WebSession.objects.bulk_create(
+        [WebSession(channel_id=pk) for pk in channels if pk not in existing], ignore_conflicts=True
+    )
+    mine = WebSession.objects.filter(owner=owner)
+    mine.exclude(channel_id__in=channels).update(owner="", lease_until=Now())
+    # Renewed before it is read: a lease that has not run out cannot be taken in between.
+    mine.filter(channel_id__in=channels).update(lease_until=_db_now_plus(lease))
+    held = set(mine.filter(channel_id__in=channels).values_list("channel_id", flat=True))
+    cap = settings.WHATSAPP_WEB_MAX_CHANNELS_PER_WORKER
+    for pk in sorted(set(channels) - held):
+        if cap and len(held) >= cap:
+            break
+        wait = 0.0 if has_profile(pk) else settings.WHATSAPP_WEB_PROFILE_PREFERENCE_SECONDS
+        free = Q(lease_until__isnull=True) | Q(lease_until__lte=_db_now_plus(-wait))
+        # One conditional UPDATE: of two processes trying at once, one changes the row.
+        if WebSession.objects.filter(free, channel_id=pk).update(
+            owner=owner, lease_until=_db_now_plus(lease)
+        ):
+            logger.info("WhatsApp Web channel %s: now driven by %s", pk, owner)
+            held.add(pk)
+    return [channels[pk] for pk in sorted(held)]
+
+
+def web_leases_release(*, owner: str) -> int:
+    """Give back every channel `owner` holds (a clean stop): another process may take them at once
+    (or after the profile preference, when it lacks their profiles). How many."""
+    return WebSession.objects.filter(owner=owner).update(owner="", lease_until=Now())
+
+
+def web_session_stopped(*, channel: Channel, owner: str) -> None:
+    """The page of a channel `owner` no longer drives was closed: recorded as stopped, unless another
+    process holds the channel now (its state is that process's to report)."""
+    if not WebSession.objects.filter(channel=channel).exclude(owner="").exclude(owner=owner).exists():
+        web_session_state_set(channel=channel, state=S.STOPPED)

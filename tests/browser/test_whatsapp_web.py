@@ -58,6 +58,7 @@ class DriverThread:
 
     def __init__(self) -> None:
         self.driver = web_browser.Driver()
+        self.release = True  # False: stopped as a killed process would be, its leases left to expire
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -69,7 +70,7 @@ class DriverThread:
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
         finally:
-            self.driver.stop()
+            self.driver.stop(release=self.release)
             connection.close()
 
     def stop(self) -> None:
@@ -346,6 +347,116 @@ def test_a_burst_is_answered_once_by_the_bot_seen_then_typing_then_sent(
     wait_for(lambda: Message.objects.get(pk=reply.pk).status == "read", timeout=30)
     time.sleep(1)  # the late "delivered" has been read by the driver
     assert Message.objects.get(pk=reply.pk).status == "read"
+
+
+def test_staff_send_a_picture_with_a_caption_and_a_pdf_to_a_customer_who_wrote(
+    web_standin: WhatsAppWebStandIn, run_driver: DriverThread, worker: None, settings: Any, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from apps.conversations.models import Conversation
+    from apps.conversations.services.desk import conversation_file_send
+
+    # The upload is kept where this process (the web) and the driver (worker-web) both read it.
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path / "media"
+    web_standin.link()
+    channel = web_channel()
+    agent = MembershipFactory.create(workspace=channel.workspace, role=Role.AGENT).user
+    wait_state(channel, "connected")
+    web_standin.incoming(CUSTOMER, "¿Me mandas la carta?", name="Ana")
+    wait_for(lambda: Conversation.objects.filter(channel=channel).exists(), timeout=60)
+    conversation = Conversation.objects.get(channel=channel)
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    pdf = b"%PDF-1.4\n" + b"carta " * 2000
+
+    [image] = conversation_file_send(
+        conversation=conversation,
+        user=agent,
+        content=picture,
+        mime_type="image/png",
+        filename="plato.png",
+        caption="El plato del día",
+    )
+    [document] = conversation_file_send(
+        conversation=conversation, user=agent, content=pdf, mime_type="application/pdf", filename="carta.pdf"
+    )
+
+    wait_for(
+        lambda: (
+            set(Message.objects.filter(pk__in=[image.pk, document.pk]).values_list("send_state", flat=True))
+            == {"sent"}
+        ),
+        timeout=90,
+    )
+    chat = f"{CUSTOMER}@c.us"
+    sent_image, sent_pdf = sorted(web_standin.sent_files, key=lambda f: f["at"])
+    assert {k: sent_image[k] for k in ("chat", "type", "mimetype", "caption", "size", "sha256")} == {
+        "chat": chat,
+        "type": "image",
+        "mimetype": "image/png",
+        "caption": "El plato del día",
+        "size": len(picture),
+        "sha256": hashlib.sha256(picture).hexdigest(),
+    }
+    assert {k: sent_pdf[k] for k in ("type", "mimetype", "filename", "caption", "size", "sha256")} == {
+        "type": "document",
+        "mimetype": "application/pdf",
+        "filename": "carta.pdf",
+        "caption": "",
+        "size": len(pdf),
+        "sha256": hashlib.sha256(pdf).hexdigest(),
+    }
+    assert Message.objects.get(pk=image.pk).wamid == sent_image["id"]
+    assert Message.objects.get(pk=document.pk).wamid == sent_pdf["id"]
+    # Paced as a text: seen, then "typing", then the file, with the gap between the two sends.
+    assert chat in web_standin.seen
+    composing = [p for p in web_standin.presence if p["state"] == "composing"]
+    assert len(composing) >= 2 and sent_image["at"] - composing[0]["at"] >= 0.25
+    assert sent_pdf["at"] - sent_image["at"] >= settings.WHATSAPP_WEB_MIN_GAP
+
+
+def test_a_channel_whose_worker_web_died_is_taken_over_once_its_lease_runs_out(
+    web_standin: WhatsAppWebStandIn, redis_url: str, settings: Any
+) -> None:
+    settings.REDIS_URL = redis_url
+    settings.WHATSAPP_WEB_LEASE_SECONDS = 4
+    web_standin.link()
+    channel = web_channel()
+    first, second = DriverThread(), DriverThread()
+    first.thread.start()
+    try:
+        wait_state(channel, "connected")
+        assert WebSession.objects.get(channel=channel).owner == first.driver.owner
+        second.thread.start()
+        time.sleep(3)  # the second process reads the channels and renews nothing: it holds none
+        assert list(second.driver.sessions) == []
+        assert WebSession.objects.get(channel=channel).owner == first.driver.owner
+
+        first.release = False
+        first.stop()  # killed: its lease stays until it runs out
+        stopped_at = time.monotonic()
+        early = web_standin.incoming(CUSTOMER, "¿hay alguien?", name="Ana")  # while nobody drives
+
+        wait_for(lambda: WebSession.objects.get(channel=channel).owner == second.driver.owner, timeout=30)
+        assert time.monotonic() - stopped_at >= 2  # not before the lease ran out
+        wait_for(
+            lambda: (s := second.driver.sessions.get(channel.pk)) is not None and s.state == "connected",
+            timeout=60,
+        )
+        late = web_standin.incoming(CUSTOMER, "hola otra vez", name="Ana")
+        wait_for(lambda: Message.objects.filter(channel=channel).count() == 2, timeout=30)
+        time.sleep(2)  # anything stored twice would show by now
+        assert sorted(Message.objects.filter(channel=channel).values_list("wamid", flat=True)) == sorted(
+            [early, late]
+        )
+        assert WebSession.objects.get(channel=channel).state == "connected"
+    finally:
+        if first.thread.is_alive():
+            first.stop()
+        if second.thread.is_alive():
+            second.stop()
+    # The second stopped cleanly: the channel is free for the next process at once.
+    assert WebSession.objects.get(channel=channel).owner == ""
 
 
 def _browser_pid(profile: Path) -> int:

@@ -111,6 +111,24 @@
       await WPP.chat.markIsPaused(chat);
       return { ok: true, id: wid(sent.id) };
     },
+    // A file (image, video, audio, document) from its data URL: seen, then typing (recording for audio)
+    // as for a text, then the file with its caption (and name, for a document).
+    async send_file({ chat, kind, data_url, mimetype, caption, filename, typing_ms }, progress) {
+      if (!WPP.conn.isMainReady()) return { ok: false, error: "not connected" };
+      progress.stage = "seen";
+      await WPP.chat.markIsRead(chat);
+      progress.stage = "typing";
+      if (kind === "audio") await WPP.chat.markIsRecording(chat, typing_ms);
+      else await WPP.chat.markIsComposing(chat, typing_ms);
+      await sleep(typing_ms);
+      progress.stage = "sending";
+      const options = { type: kind, mimetype, createChat: false };
+      if (caption) options.caption = caption;
+      if (kind === "document") options.filename = filename;
+      const sent = await WPP.chat.sendFileMessage(chat, data_url, options);
+      await WPP.chat.markIsPaused(chat);
+      return { ok: true, id: wid(sent.id) };
+    },
     // A received message's file, base64 (it crosses to worker-web as text), refused above `max_bytes`.
     async media({ id, max_bytes }) {
       const blob = await WPP.chat.downloadMedia(id);

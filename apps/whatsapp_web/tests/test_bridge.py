@@ -33,6 +33,8 @@ def test_the_adapter_uses_the_wa_js_surface_we_expect() -> None:
         "markIsComposing",
         "markIsPaused",
         "markIsRead",
+        "markIsRecording",
+        "sendFileMessage",
         "sendTextMessage",
     ]
     assert "chat.new_message" in EVENTS

@@ -10,27 +10,30 @@ from apps.whatsapp_web.browser import typing_ms, version_supported
 pytestmark = pytest.mark.django_db
 
 
-def test_one_driver_at_a_time_in_the_installation(
-    command_redis: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_kick_while_this_processs_chain_runs_does_nothing_and_the_chain_goes_on(
+    command_redis: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    assert tasks._lease(10) is True
-    assert tasks._lease(10) is True  # the same process renews it
+    settings.WHATSAPP_WEB_SLICE = 0.0
+    runs: list[float] = []
 
-    monkeypatch.setattr(tasks, "_owner", lambda: "other-host:1")
-    assert tasks._lease(10) is False
-    assert command_redis.get(tasks.LEASE_KEY) != b"other-host:1"
+    class FakeDriver:
+        def run(self, seconds: float) -> None:
+            runs.append(seconds)
 
+    monkeypatch.setattr(tasks, "driver", FakeDriver)
+    monkeypatch.setattr(tasks._Chain, "alive_until", float("-inf"))
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.web_sessions_drive, "apply_async", lambda **options: queued.append(options))
 
-def test_the_task_does_nothing_while_another_process_drives(
-    command_redis: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    command_redis.set(tasks.LEASE_KEY, "other-host:1", ex=60)
-    started: list[float] = []
-    monkeypatch.setattr(tasks, "driver", lambda: started.append(1.0))
+    tasks.web_sessions_drive()  # beat's kick: no chain yet, so it drives and starts one
+    [next_slice] = queued
+    assert next_slice["kwargs"] == {"chain": True, "token": tasks._Chain.token}
 
-    tasks.web_sessions_drive(chain=False)
+    tasks.web_sessions_drive()  # another kick while the chain lives: nothing
+    assert (len(runs), len(queued)) == (1, 1)
 
-    assert started == []
+    tasks.web_sessions_drive(**next_slice["kwargs"])  # the chain's own next slice
+    assert (len(runs), len(queued)) == (2, 2)
 
 
 def test_without_redis_the_task_refuses(

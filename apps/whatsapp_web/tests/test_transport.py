@@ -108,13 +108,98 @@ def test_a_customer_of_another_channel_does_not_count(
         WebTransport().send(web_channel, text())
 
 
-def test_templates_and_media_are_refused_for_good(web_channel: Channel, wrote: None) -> None:
-    request = OutboundRequest(message_uid="u", to=CUSTOMER, type="template", content={"name": "promo"})
+@pytest.mark.parametrize(
+    ("kind", "content", "why"),
+    [
+        ("template", {"name": "promo", "language": {"code": "es"}}, "Cloud API only"),
+        ("interactive", {"type": "button", "body": {"text": "?"}}, "reply buttons or lists"),
+        ("sticker", {"id": "web-upload:" + "a" * 32}, "stickers are not sent"),
+        ("location", {"latitude": 1, "longitude": 2}, "locations are not sent"),
+        ("reaction", {"message_id": "x", "emoji": "👍"}, "reactions are not sent"),
+        ("order", {}, "send text, images, video, audio and documents"),
+        ("image", {"link": "https://example.com/a.png", "id": "web-upload:" + "a" * 32}, "exactly one of"),
+        ("image", {}, "exactly one of"),
+        ("image", {"id": "1234567890"}, "Cloud API cannot be sent"),
+        ("document", {"link": "http://example.com/a.pdf"}, "https:// link only"),
+        ("audio", {"link": "https://example.com/a.ogg", "caption": "hi"}, "no caption on audio"),
+    ],
+)
+def test_what_whatsapp_web_cannot_send_is_refused_for_good_saying_why(
+    web_channel: Channel, wrote: None, command_redis: Any, kind: str, content: dict[str, Any], why: str
+) -> None:
+    request = OutboundRequest(message_uid="u", to=CUSTOMER, type=kind, content=content)
 
-    with pytest.raises(SendError) as caught:
+    with pytest.raises(SendError, match=why) as caught:
         WebTransport().send(web_channel, request)
 
+    assert (caught.value.permanent, caught.value.reason) == (True, "invalid_request")
+    assert caught.value.outcome_unknown is False
+    # Nothing was handed to the browser.
+    assert commands.command_take(channel_id=web_channel.pk) is None
+
+
+def test_a_file_goes_to_the_browser_by_its_upload_id_with_caption_and_name(
+    web_channel: Channel, wrote: None, command_redis: Any, settings: Any, tmp_path: Any
+) -> None:
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path
+    media_id = WebTransport().upload_media(
+        web_channel, content=b"%PDF-1.4 menu", mime_type="application/pdf", filename="menu.pdf"
+    )
+    seen: list[commands.Command] = []
+
+    def answer(command: commands.Command) -> dict[str, Any]:
+        seen.append(command)
+        return {"ok": True, "id": "true_5215512345678@c.us_3EB0FF"}
+
+    thread = browser(web_channel, answer)
+    request = OutboundRequest(
+        message_uid="uid-9",
+        to=CUSTOMER,
+        type="document",
+        content={"id": media_id, "caption": "la carta", "filename": "menu.pdf"},
+    )
+    result = WebTransport().send(web_channel, request)
+    thread.join()
+
+    assert result.wamids == ["true_5215512345678@c.us_3EB0FF"]
+    [command] = seen
+    assert command.op == "send_file"
+    assert command.args == {
+        "kind": "document",
+        "caption": "la carta",
+        "media_id": media_id,
+        "filename": "menu.pdf",
+        "chat": "5215512345678@c.us",
+        "uid": "uid-9",
+    }
+
+
+def test_an_upload_over_the_cap_is_refused_and_not_kept(
+    web_channel: Channel, settings: Any, tmp_path: Any
+) -> None:
+    settings.WHATSAPP_WEB_MEDIA_DIR = tmp_path
+    settings.WHATSAPP_WEB_SEND_MAX_BYTES = 10
+
+    with pytest.raises(SendError, match="up to 0 KB") as caught:
+        WebTransport().upload_media(web_channel, content=b"x" * 11, mime_type="image/png", filename="a.png")
+
     assert caught.value.permanent is True
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_the_browsers_refusal_of_a_file_is_permanent_and_names_the_request(
+    web_channel: Channel, wrote: None, command_redis: Any
+) -> None:
+    answer = {"ok": False, "error": "the file cannot be sent: too big", "permanent": True, "refused": True}
+    thread = browser(web_channel, lambda command: answer)
+    request = OutboundRequest(
+        message_uid="u", to=CUSTOMER, type="image", content={"link": "https://x.test/a.png"}
+    )
+    with pytest.raises(SendError, match="too big") as caught:
+        WebTransport().send(web_channel, request)
+    thread.join()
+
+    assert (caught.value.permanent, caught.value.reason) == (True, "invalid_request")
 
 
 def test_a_browser_that_never_takes_the_command_means_nothing_was_sent(
