@@ -133,11 +133,12 @@ def test_worker_web_keeps_each_pods_browser_profiles_on_its_own_volume():
     assert mounts["profiles"] == "/app/data/whatsapp_web"
     assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["profiles"]
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "whatsapp-ai-platform-web"
-    # Received media: written by worker-web, served read-only by web, from one ReadWriteMany claim.
+    # WhatsApp Web's files, on one ReadWriteMany claim: received media written by worker-web and served
+    # by web; files staff upload to send written by web (its outbox) and sent by worker-web.
     assert mounts["web-media"] == "/app/data/whatsapp_web_media"
     web = _pod(_kind("Deployment")["web"])
     [media] = [m for m in web["containers"][0]["volumeMounts"] if m["name"] == "web-media"]
-    assert media == {"name": "web-media", "mountPath": "/app/data/whatsapp_web_media", "readOnly": True}
+    assert media == {"name": "web-media", "mountPath": "/app/data/whatsapp_web_media"}
     assert _kind("PersistentVolumeClaim")["whatsapp-web-media"]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
