@@ -34,6 +34,7 @@ from apps.whatsapp_web.media import (
     media_check,
     media_save,
     outbox_read,
+    outbox_remove,
     size_label,
 )
 from apps.whatsapp_web.models import WebSession
@@ -521,6 +522,9 @@ class Driver:
             self._lose(session, f"the browser failed during {command.op}")
         if command.op in SEND_OPS:
             session.last_send_at = time.monotonic()
+            if isinstance(answer, dict) and answer.get("ok") and command.args.get("media_id"):
+                # Sent: the upload is not needed again (kept when the outcome is unknown, for staff).
+                outbox_remove(channel_id=session.channel.pk, media_id=str(command.args["media_id"]))
             if isinstance(answer, dict) and answer.get("ok") and args.get("uid"):
                 session.sent_uids[str(answer.get("id"))] = str(args["uid"])
                 while len(session.sent_uids) > SENT_KEPT:

@@ -158,6 +158,16 @@ def outbox_read(*, channel_id: int, media_id: str, max_bytes: int) -> MediaFile:
     )
 
 
+def outbox_remove(*, channel_id: int, media_id: str) -> None:
+    """Forget a kept file once it was sent (each upload names one message); unknown ids are ignored."""
+    token = media_id.removeprefix(UPLOAD_PREFIX)
+    if not media_id.startswith(UPLOAD_PREFIX) or not _TOKEN.match(token):
+        return
+    path = Path(settings.WHATSAPP_WEB_MEDIA_DIR) / f"channel-{channel_id}" / "outbox" / token
+    for kept in (path, path.with_name(token + ".json")):
+        kept.unlink(missing_ok=True)
+
+
 class LinkFailed(RuntimeError):
     """The link could not be fetched now (network, 5xx): trying again later may work."""
 

@@ -413,6 +413,8 @@ def test_staff_send_a_picture_with_a_caption_and_a_pdf_to_a_customer_who_wrote(
     composing = [p for p in web_standin.presence if p["state"] == "composing"]
     assert len(composing) >= 2 and sent_image["at"] - composing[0]["at"] >= 0.25
     assert sent_pdf["at"] - sent_image["at"] >= settings.WHATSAPP_WEB_MIN_GAP
+    # Sent: the uploads are not kept (each names one message).
+    assert list((tmp_path / "media" / f"channel-{channel.pk}" / "outbox").iterdir()) == []
 
 
 def test_a_channel_whose_worker_web_died_is_taken_over_once_its_lease_runs_out(
