@@ -1,12 +1,17 @@
 """Two "hosts" on one box (issue 18 item 6): each host is its own process group with its own DATA_DIR,
-running the compose layout's worker set (worker-inbound, worker-llm, worker-outbound, and `worker` for
-campaigns + default) and a gunicorn web process for the webhook; host B also runs the single beat.
+running the compose layout's worker queue groups (inbound, llm, outbound, campaigns + default) in one
+Celery worker (see WORKER_SET for why) and a gunicorn web process for the webhook; host B also runs the
+single beat.
 Both share one PostgreSQL database and one broker (Redis, or RabbitMQ with quorum queues).
 
 Customers write through signed webhooks spread over both hosts' web processes while a slow LLM
 stand-in answers; mid-load host A's whole process group is SIGKILLed. Then every inbound message is
 stored once, every customer turn is answered once at the Graph stand-in (none lost, none doubled), and
-the tasks host A had taken but not finished were finished by host B.
+the tasks host A had taken but not finished were finished by host B. Two things are let through, as
+designed and documented in docs/operations.md ("When a host dies"): sends host A had claimed but not
+handed to Meta are held as `unknown_outcome` for a person (never re-sent blindly), and work host A lost
+between a commit and its publish waits for the beat's sweep (60 s / 2 minutes; run here with the
+clock moved on).
 
 Left out of each host: worker-local (local models, not on a customer's path) and worker-web (the
 WhatsApp Web browser: one StatefulSet replica per session, never on two hosts). Needs PostgreSQL,
@@ -209,7 +214,7 @@ class Customers:
         self.hosts = hosts
         self.graph = graph_standin
         self.redelivered = 0
-        self.unanswered: list[tuple[str, str]] = []  # turns a customer gave up waiting for
+        self.unanswered: list[tuple[str, str]] = []  # turns a customer stopped waiting for (30 s, or held)
         self.killed_at: datetime | None = None
         self._lock = threading.Lock()
 
@@ -316,12 +321,12 @@ def test_a_host_killed_mid_load_loses_nothing_and_doubles_nothing(
     inbound = Message.objects.filter(channel=channel, direction=Message.Direction.INBOUND)
 
     def settled() -> bool:
-        """no message waits to be processed or sent, and host B finished the tasks host A held"""
+        """no reply waits to be sent, and host B finished the tasks host A held"""
         waiting = bot_rows.filter(send_state__in=["pending", "retry", "processing"]).exists()
-        unprocessed = inbound.filter(processed_at__isnull=True).exists()
-        return not waiting and not unprocessed and taken_by_a <= host_b.tasks("succeeded")
+        return not waiting and taken_by_a <= host_b.tasks("succeeded")
 
     wait_for(settled, timeout=90, interval=0.5)
+    settle(2)
     # Work host A took down with it between a commit and its publish (a webhook stored the message,
     # or an inbound task processed it, and the task that comes next was never sent: a re-delivery
     # then finds the row already there) is re-queued by the sweep once it is old enough (60 s for a
@@ -331,8 +336,9 @@ def test_a_host_killed_mid_load_loses_nothing_and_doubles_nothing(
         swept = sweep(processing_timeout=timedelta(0))
 
     def answered() -> bool:
-        """every turn has its reply row and nothing waits"""
-        return settled() and bot_rows.count() >= total
+        """every message is processed, every turn has its reply row and nothing waits"""
+        unprocessed = inbound.filter(processed_at__isnull=True).exists()
+        return not unprocessed and settled() and bot_rows.count() >= total
 
     wait_for(answered, timeout=90, interval=0.5)
     recovered_in = time.monotonic() - killed_at
@@ -370,7 +376,7 @@ def test_a_host_killed_mid_load_loses_nothing_and_doubles_nothing(
     print(
         f"two hosts ({broker_name}): {total} turns in {time.monotonic() - started:.1f} s,"
         f" {sent_at_kill} answered before the kill, {len(taken_by_a)} tasks taken over by host B,"
-        f" {customers.redelivered} webhook re-deliveries, {len(customers.unanswered)} turns waited over 30 s,"
+        f" {customers.redelivered} webhook re-deliveries, {len(customers.unanswered)} turns the customer stopped waiting for,"
         f" lost with host A and re-queued by the later sweep: {swept['inbound']} messages, {swept['turns']} turns,"
         f" {len(unsent)} unsent and {unknown} held as"
         f" unknown outcome, settled {recovered_in:.1f} s after the kill"
