@@ -246,8 +246,12 @@ else:
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)
     }
     if _restore_every := env.int("CELERY_UNACKED_RESTORE_SECONDS", default=0):
+        # A worker killed during a look leaves kombu's lock on it for `unacked_mutex_expire` (300 s):
+        # looking every second makes that likely, so the lock lapses sooner too.
         CELERY_BROKER_TRANSPORT_OPTIONS.update(
-            unacked_restore_interval=_restore_every, unacked_restore_throttle=1
+            unacked_restore_interval=_restore_every,
+            unacked_restore_throttle=1,
+            unacked_mutex_expire=10 * _restore_every,
         )
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
