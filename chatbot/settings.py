@@ -238,9 +238,21 @@ else:
     # Redis re-delivers an unacknowledged message after the visibility timeout: it must be
     # longer than any countdown or ETA we use (retry backoff is capped at 10 minutes).
     # CELERY_VISIBILITY_TIMEOUT (seconds) exists for the fault tests, which kill workers on purpose.
+    # kombu looks for such messages every `unacked_restore_interval` x `unacked_restore_throttle`
+    # seconds (10 x 10 by default): with a short timeout that look comes too rarely for a test, so
+    # CELERY_UNACKED_RESTORE_SECONDS, when set, is the period itself. Production keeps kombu's ~100 s:
+    # the sweeper (beat, every 30 s) brings back a dead worker's work long before a 2-hour timeout.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)
     }
+    if _restore_every := env.int("CELERY_UNACKED_RESTORE_SECONDS", default=0):
+        # A worker killed during a look leaves kombu's lock on it for `unacked_mutex_expire` (300 s):
+        # looking every second makes that likely, so the lock lapses sooner too.
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(
+            unacked_restore_interval=_restore_every,
+            unacked_restore_throttle=1,
+            unacked_mutex_expire=10 * _restore_every,
+        )
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth ---------------------------------------------------------------------------------

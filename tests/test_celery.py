@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -145,3 +146,33 @@ def test_a_task_retries_a_transient_failure_by_default_but_not_a_bug():
     assert retried.get() == "done"
     assert failed.failed() and isinstance(failed.result, ValueError)
     assert calls == ["bug"]  # a bug is not retried: it would only happen again
+
+
+def _transport_options(redis_url: str, **env_overrides: str) -> dict[str, object]:
+    show = "from django.conf import settings; print(sorted(settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_VISIBILITY", "CELERY_UNACKED"))}
+    env = {**env, "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url, **env_overrides}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", f"import django; django.setup(); {show}"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**env, "DJANGO_SETTINGS_MODULE": "chatbot.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+
+
+def test_unacknowledged_messages_are_looked_for_at_kombus_pace_unless_a_period_is_set(redis_url):
+    # Production: kombu's own look (every ~100 s) and lock; the sweeper brings work back sooner.
+    assert _transport_options(redis_url) == {"visibility_timeout": 7200}
+    # The two-host test: every second, with a lock that lapses after 10 s when its holder is killed.
+    assert _transport_options(
+        redis_url, CELERY_VISIBILITY_TIMEOUT="5", CELERY_UNACKED_RESTORE_SECONDS="1"
+    ) == {
+        "visibility_timeout": 5,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 10,
+    }
