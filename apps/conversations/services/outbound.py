@@ -457,16 +457,12 @@ def sent_record_many(sent: Sequence[tuple[Message, str]]) -> None:
         f"FROM v WHERE {attempts_table}.message_id = v.mid AND {attempts_table}.outcome = %s"
     )
     attempts_params = [A.ACCEPTED, now, A.IN_FLIGHT]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"{values}, m AS ({messages_update}) {attempts_update}",
-                [*values_params, *messages_params, *attempts_params],
-            )
-        else:  # SQLite: no UPDATE inside a WITH; the same two statements in one transaction
-            with transaction.atomic():
-                cursor.execute(f"{values} {messages_update}", [*values_params, *messages_params])
-                cursor.execute(f"{values} {attempts_update}", [*values_params, *attempts_params])
+    # Two statements, messages first: a status webhook reconciling the same rows locks the message,
+    # then its attempt. One statement with the messages' UPDATE in a WITH (as this was) leaves the order
+    # to PostgreSQL, which could lock the attempts first: the two-host test saw deadlocks.
+    with connection.cursor() as cursor, transaction.atomic():
+        cursor.execute(f"{values} {messages_update}", [*values_params, *messages_params])
+        cursor.execute(f"{values} {attempts_update}", [*values_params, *attempts_params])
     # After the rows' own commit, not in one transaction with them: the event never tells of a change
     # that did not happen, and a crash between the two only costs the screen one wake-up.
     live_publish_many(
