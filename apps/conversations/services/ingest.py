@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -27,6 +28,10 @@ STATUS_RANK: dict[str, int] = {
     Message.Status.DELIVERED: 3,
     Message.Status.READ: 4,
 }
+# A message delivered again that is stored but still unprocessed this long after it was stored lost its
+# task (its process died between the commit and the publish): the re-delivery queues it again, sooner
+# than the sweeper would (60 s after, every 30 s). Younger ones have a task on its way.
+REDELIVERY_GRACE = timedelta(seconds=10)
 # Message types that change an earlier message rather than being one.
 AMENDMENTS = frozenset({"edit", "revoke"})
 META_STATUS = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
@@ -68,16 +73,40 @@ def inbound_store(*, channel: ChannelRef, messages: list[InboundMessage]) -> lis
     if not rows:
         return []
     created = _insert_new(rows)
+    stalled: list[int] = []
     if len(created) < len(rows):
         logger.info(
             "%d duplicate inbound message(s) on channel %s ignored", len(rows) - len(created), channel.pk
         )
-    if created:
+        stalled = _stalled(channel=channel, wamids=[row.wamid for row in rows], created=created)
+    if queued := created + stalled:
         # robust: the rows are committed; an unreachable broker must not turn that into an error
         # answer (the sweeper enqueues what never reached the broker). One callback per delivery, and
-        # concurrent deliveries of this process share one broker message.
-        transaction.on_commit(lambda: inbound_enqueue(created), robust=True)
+        # concurrent deliveries of this process share one broker message. A duplicate processing task
+        # does nothing: processing claims the row (processed_at).
+        transaction.on_commit(lambda: inbound_enqueue(queued), robust=True)
     return created
+
+
+def _stalled(*, channel: ChannelRef, wamids: list[str], created: list[int]) -> list[int]:
+    """The already stored messages of a delivery whose processing never started (REDELIVERY_GRACE)."""
+    found = list(
+        Message.objects.filter(
+            channel_id=channel.pk,
+            direction=Message.Direction.INBOUND,
+            wamid__in=wamids,
+            processed_at__isnull=True,
+            created_at__lt=timezone.now() - REDELIVERY_GRACE,
+        )
+        .exclude(pk__in=created)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if found:
+        logger.info(
+            "re-delivered message(s) %s on channel %s never processed: queued again", found, channel.pk
+        )
+    return found
 
 
 def message_amend(*, channel: ChannelRef, item: InboundMessage) -> bool:

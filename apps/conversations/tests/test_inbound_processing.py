@@ -273,3 +273,42 @@ def test_a_returning_customers_message_costs_a_pinned_number_of_statements(
     conversation = Conversation.objects.get()
     assert conversation.unread_count == 2
     assert conversation.last_inbound_at == first_at + timedelta(minutes=1)
+
+
+def test_a_redelivered_message_whose_task_was_lost_is_queued_again_once_it_is_not_fresh(
+    channel, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A process that died between storing a message and publishing its task leaves the row
+    unprocessed: Meta's re-delivery (the webhook was never answered) queues it again. A re-delivery
+    of a fresh row (its task is on its way) or of a processed one queues nothing."""
+    from apps.conversations import tasks
+
+    queued: list[list[int]] = []
+    monkeypatch.setattr(tasks, "inbound_enqueue", lambda ids: queued.append(list(ids)))
+    lost, done = (
+        InboundMessage(
+            wamid=f"wamid.{name}",
+            type="text",
+            timestamp=timezone.now(),
+            from_wa_id=wa_id,
+            from_name=name,
+            body="hola",
+            raw={"type": "text", "text": {"body": "hola"}},
+        )
+        for name, wa_id in (("LOST", "34600000001"), ("DONE", "34600000002"))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        [lost_id, done_id] = inbound_store(channel=channel, messages=[lost, done])
+    inbound_message_process(message_id=done_id)
+    queued.clear()  # the first delivery's task, lost with its process
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound_store(channel=channel, messages=[lost, done]) == []
+    assert queued == []  # fresh: its task may still be on its way
+    Message.objects.filter(pk__in=[lost_id, done_id]).update(
+        created_at=timezone.now() - timedelta(seconds=30)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound_store(channel=channel, messages=[lost, done]) == []
+
+    assert queued == [[lost_id]]
