@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from apps.whatsapp.models import Channel
 from apps.whatsapp.tests.factories import ChannelFactory
@@ -36,8 +35,7 @@ def held(owner: str, has_profile: Any = everywhere) -> list[int]:
 
 
 @pytest.fixture
-def channels(web_channel: Channel, settings: Any) -> list[Channel]:
-    assert connection.vendor == "postgresql"
+def channels(postgres: None, web_channel: Channel, settings: Any) -> list[Channel]:
     settings.WHATSAPP_WEB_LEASE_SECONDS = 60
     settings.WHATSAPP_WEB_PROFILE_PREFERENCE_SECONDS = 60
     settings.WHATSAPP_WEB_MAX_CHANNELS_PER_WORKER = 0
