@@ -128,7 +128,11 @@ def test_counters_sum_every_worker_and_only_rise(mode, request):
         _drive(url, 20)
         seen.append(_healthz_count(_scrape(url)))
 
-    assert seen == [start + 20 * i for i in range(1, 7)]  # every request counted once, whichever worker
+    # Every request counted once, whichever worker: each round adds exactly its 20. The first round may
+    # also count a start-up probe the server answered after `start` was read (a probe the waiting loop
+    # gave up on under load, answered late): at most one.
+    assert [after - before for before, after in zip(seen, seen[1:], strict=False)] == [20] * 5
+    assert seen[0] - start in (20, 21)
     assert len(_worker_pids(metrics_dir, proc.pid)) == 2  # both workers served and wrote their counters
     assert not (metrics_dir / "counter_1.db").exists()
 
